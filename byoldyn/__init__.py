@@ -1,0 +1,19 @@
+"""byoldyn: a laboratory for the learning dynamics of non-contrastive self-supervised learning.
+
+Linear BYOL / SimSiam / DirectPred after Tian, Chen & Ganguli (ICML 2021). The maths is
+specified in THEORY.md; equation numbers in docstrings follow the paper (arXiv 2102.06810).
+"""
+
+from . import observables
+from .flows.matrix import autodiff_field, expected_loss, vector_field
+from .integrate import DIVERGED, FAILED, MAX_STEPS, STATUS_NAMES, SUCCEEDED, Solution, simulate
+from .model import Data, Hyper, State
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Hyper", "Data", "State",
+    "vector_field", "autodiff_field", "expected_loss",
+    "simulate", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "STATUS_NAMES",
+    "observables",
+]

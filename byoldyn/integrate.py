@@ -1,0 +1,223 @@
+"""`simulate`: integrate the Lemma 1 flow (or a variant) with diffrax or as discrete gradient descent.
+
+Two modes:
+
+- adaptive (default): a diffrax solver (Tsit5) with a PID step-size controller;
+- fixed step (`dt=...`): explicit Euler, where one step is exactly one full-batch
+  gradient-descent step of size dt, `y <- y + dt * f(y)`, run as a `lax` loop.
+
+A member whose state becomes non-finite or exceeds `max_norm` is stopped and marked
+`DIVERGED`; its saved values after the stopping time are NaN, and `status` says why.
+Nothing here raises inside `jit`/`vmap`, so one diverging member never stops a batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .flows.matrix import check_variant, vector_field
+from .model import Data, Hyper, State, _check_finite, _concrete
+
+__all__ = ["simulate", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "STATUS_NAMES"]
+
+SUCCEEDED, DIVERGED, MAX_STEPS, FAILED = 0, 1, 2, 3
+STATUS_NAMES = ("succeeded", "diverged", "max_steps", "failed")
+
+
+class Solution(eqx.Module):
+    """Result of `simulate`.
+
+    - `ts`: save times, shape (T,).
+    - `states`: a `State` with a leading time axis (None when `observe` was given).
+    - `observed`: the pytree returned by `observe(t, state)` at each save time (else None).
+    - `status`: int, one of `SUCCEEDED`, `DIVERGED`, `MAX_STEPS`, `FAILED`.
+    - `t_final`: the time the solve reached; saves after it are NaN.
+    - `num_steps`: accepted steps.
+    """
+
+    ts: jax.Array
+    states: State | None
+    observed: Any
+    status: jax.Array
+    t_final: jax.Array
+    num_steps: jax.Array
+
+    @property
+    def succeeded(self) -> jax.Array:
+        return self.status == SUCCEEDED
+
+    def status_names(self) -> np.ndarray:
+        """The status as strings (same shape as `status`)."""
+        return np.asarray(STATUS_NAMES, dtype=object)[np.asarray(self.status)]
+
+
+def _blown(y, max_norm) -> jax.Array:
+    """True if any entry of the pytree `y` is non-finite or larger than `max_norm` in magnitude."""
+    leaves = jax.tree.leaves(y)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
+    big = jnp.max(jnp.stack([jnp.max(jnp.abs(a)) for a in leaves]))
+    return ~finite | (big > max_norm)
+
+
+def _mask_after(ts, t_final, tree):
+    """NaN for every save time after `t_final` (the solve never got there)."""
+    keep = ts <= t_final
+
+    def f(a):
+        shape = keep.shape + (1,) * (a.ndim - 1)
+        return jnp.where(keep.reshape(shape), a, jnp.nan)
+
+    return jax.tree.map(f, tree)
+
+
+def _prepare(state0: State, ema: bool, predictor: str) -> State:
+    """Initial state made consistent with the variant (DESIGN.md semantics)."""
+    Wp = state0.Wp
+    if predictor == "identity":
+        Wp = jnp.broadcast_to(jnp.eye(state0.n2, dtype=Wp.dtype), Wp.shape)
+    elif predictor == "symmetric":
+        Wp = 0.5 * (Wp + jnp.swapaxes(Wp, -1, -2))
+    return State.unchecked(state0.W, Wp, state0.Wa if ema else state0.W)
+
+
+@eqx.filter_jit
+def _solve_adaptive(state0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, max_steps, observe, max_norm):
+    ema, stop_grad, predictor = flags
+    term = diffrax.ODETerm(lambda t, y, args: vector_field(y, args[0], args[1], ema=ema, stop_grad=stop_grad, predictor=predictor))
+    fn = (lambda t, y, args: y) if observe is None else (lambda t, y, args: observe(t, y))
+    event = diffrax.Event(lambda t, y, args, **kw: _blown(y, max_norm))
+    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts, fn=fn), diffrax.SubSaveAt(t1=True, fn=lambda t, y, args: t)])
+    sol = diffrax.diffeqsolve(
+        term, solver, t0, t1, dt0=None, y0=state0, args=(hyper, data), saveat=saveat,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps, throw=False, event=event,
+    )
+    R = diffrax.RESULTS
+    status = jnp.where(
+        sol.result == R.successful, SUCCEEDED,
+        jnp.where(sol.result == R.event_occurred, DIVERGED,
+                  jnp.where(sol.result == R.max_steps_reached, MAX_STEPS, FAILED)),
+    )
+    t_final = sol.ts[1][-1]  # the time the solve stopped at: t1, the event time, or the last step
+    ys = _mask_after(ts, jnp.where(status == SUCCEEDED, jnp.inf, t_final), sol.ys[0])
+    return ys, status.astype(jnp.int32), t_final, sol.stats["num_accepted_steps"]
+
+
+@eqx.filter_jit
+def _solve_fixed(state0, hyper, data, t0, ts, dt, flags, observe, max_norm):
+    ema, stop_grad, predictor = flags
+    ks = jnp.round((ts - t0) / dt).astype(jnp.int32)
+    counts = jnp.diff(ks, prepend=jnp.zeros((1,), ks.dtype))
+
+    def gd_step(_, carry):
+        y, k, alive = carry
+        dy = vector_field(y, hyper, data, ema=ema, stop_grad=stop_grad, predictor=predictor)
+        y_new = jax.tree.map(lambda a, b: a + dt * b, y, dy)
+        ok = alive & ~_blown(y_new, max_norm)
+        y = jax.tree.map(lambda a, b: jnp.where(ok, a, b), y_new, y)
+        return y, k + ok.astype(k.dtype), ok
+
+    def interval(carry, n):
+        carry = jax.lax.fori_loop(0, n, gd_step, carry)
+        y = carry[0]
+        return carry, y
+
+    init = (state0, jnp.zeros((), jnp.int32), jnp.ones((), bool))
+    (y, k, alive), ys = jax.lax.scan(interval, init, counts)
+    t_final = t0 + k.astype(ts.dtype) * dt
+    if observe is not None:
+        ys = jax.vmap(observe)(ts, ys)
+    # saves at or before the last good step are valid; later ones were never reached
+    ys = _mask_after(ks, jnp.where(alive, jnp.iinfo(jnp.int32).max, k), ys)
+    status = jnp.where(alive, SUCCEEDED, DIVERGED).astype(jnp.int32)
+    return ys, status, jnp.where(alive, ts[-1], t_final), k
+
+
+def simulate(
+    state0: State,
+    hyper: Hyper,
+    data: Data,
+    t1: float,
+    *,
+    ts=None,
+    t0: float = 0.0,
+    ema: bool = True,
+    stop_grad: bool = True,
+    predictor: str = "learned",
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    dt: float | None = None,
+    max_steps: int = 100_000,
+    observe: Callable[[jax.Array, State], Any] | None = None,
+    max_norm: float = 1e8,
+) -> Solution:
+    """Integrate the flow of `vector_field` from `state0` at time `t0` to `t1`.
+
+    **Arguments:**
+
+    - `state0`, `hyper`, `data`: unbatched model objects (wrap in `jax.vmap` for batches).
+    - `t1`: final time (flow-time units: learning rate x iterations, THEORY.md section 1).
+    - `ts`: save times in [t0, t1]; default 101 evenly spaced points.
+    - `ema`, `stop_grad`, `predictor`: the variant, as in `vector_field`. With `ema=False` the
+      target starts (and stays) equal to W; with `predictor="identity"` Wp is set to I; with
+      `"symmetric"` the initial Wp is replaced by its symmetric part.
+    - `solver`: a diffrax solver for the adaptive mode (default `diffrax.Tsit5()`).
+    - `rtol`, `atol`: tolerances of the PID step-size controller.
+    - `dt`: if given, fixed-step mode: explicit Euler, one step = one full-batch gradient
+      step of size `dt` (then every save time must be t0 + k dt).
+    - `max_steps`: adaptive-mode step budget; exceeding it gives status `MAX_STEPS`.
+    - `observe`: if given, `observe(t, state) -> pytree` is saved instead of the state.
+    - `max_norm`: a member whose largest entry exceeds this (or is non-finite) is `DIVERGED`.
+
+    Precision follows the inputs: float32 by default, float64 after
+    `jax.config.update("jax_enable_x64", True)`.
+
+    **Returns:** a `Solution`.
+    """
+    check_variant(ema, stop_grad, predictor)
+    if not isinstance(state0, State) or not isinstance(hyper, Hyper) or not isinstance(data, Data):
+        raise ValueError("simulate takes (State, Hyper, Data) as its first three arguments")
+    if state0.n1 != data.n1:
+        raise ValueError(f"W has n1 = {state0.n1} columns but the data are {data.n1}-dimensional")
+    dtype = state0.W.dtype
+    t0 = jnp.asarray(t0, dtype)
+    t1 = jnp.asarray(t1, dtype)
+    _check_finite("t1", t1)
+    if _concrete(t1) and _concrete(t0) and not float(t1) > float(t0):
+        raise ValueError(f"t1 must be > t0 = {float(t0)}, got {float(t1)}")
+    ts = jnp.linspace(t0, t1, 101) if ts is None else jnp.asarray(ts, dtype)
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise ValueError(f"ts must be a non-empty 1-D array of times, got shape {ts.shape}")
+    if _concrete(ts) and _concrete(t1):
+        v = np.asarray(ts, np.float64)
+        if np.any(np.diff(v) < 0) or v[0] < float(t0) or v[-1] > float(t1) * (1 + 1e-12):
+            raise ValueError(f"ts must be non-decreasing within [t0, t1] = [{float(t0)}, {float(t1)}]")
+    if not (float(max_norm) > 0):
+        raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
+    flags = (bool(ema), bool(stop_grad), predictor)
+    y0 = _prepare(state0, ema, predictor)
+    if dt is None:
+        if not (float(rtol) > 0 and float(atol) > 0):
+            raise ValueError(f"rtol and atol must be > 0, got rtol={rtol!r}, atol={atol!r}")
+        if int(max_steps) < 1:
+            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+        solver = diffrax.Tsit5() if solver is None else solver
+        ys, status, t_final, n = _solve_adaptive(
+            y0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, int(max_steps), observe, max_norm)
+    else:
+        if not (np.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        if _concrete(ts):
+            k = (np.asarray(ts, np.float64) - float(t0)) / dt
+            if np.max(np.abs(k - np.round(k))) > 1e-6:
+                raise ValueError(f"in fixed-step mode every save time must be t0 + k*dt; ts is not on the dt = {dt} grid")
+        ys, status, t_final, n = _solve_fixed(y0, hyper, data, t0, ts, jnp.asarray(dt, dtype), flags, observe, max_norm)
+    states, observed = (ys, None) if observe is None else (None, ys)
+    return Solution(ts=ts, states=states, observed=observed, status=status, t_final=t_final, num_steps=n)

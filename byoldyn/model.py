@@ -1,0 +1,229 @@
+"""Model objects: hyperparameters, data moments and the state (W, Wp, Wa).
+
+All three are frozen pytrees (`equinox.Module`), so they pass through `jit`, `vmap`
+and diffrax unchanged, and every field may carry leading batch axes. Construction
+with concrete values is validated; under a transformation (tracers) nothing is
+checked, since the values are not known yet.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["Hyper", "Data", "State"]
+
+
+def _concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _array(name: str, x):
+    """`x` as a floating jnp array; `ValueError` naming `name` if it is not numeric."""
+    try:
+        a = jnp.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be numeric, got {x!r}") from e
+    if not jnp.issubdtype(a.dtype, jnp.number) or jnp.issubdtype(a.dtype, jnp.complexfloating):
+        raise ValueError(f"{name} must be real, got dtype {a.dtype}")
+    if not jnp.issubdtype(a.dtype, jnp.floating):
+        a = a.astype(jnp.result_type(float))
+    return a
+
+
+def _show(x) -> str:
+    a = np.asarray(x)
+    return repr(a.item()) if a.size == 1 else f"array of shape {a.shape}"
+
+
+def _check_finite(name: str, a) -> None:
+    if _concrete(a) and not np.all(np.isfinite(np.asarray(a))):
+        raise ValueError(f"{name} must be finite, got {_show(a)} with non-finite entries")
+
+
+def _check_sign(name: str, a, *, strict: bool) -> None:
+    if not _concrete(a):
+        return
+    v = np.asarray(a)
+    bad = v <= 0 if strict else v < 0
+    if np.any(bad):
+        rel = "> 0" if strict else ">= 0"
+        shown = v if v.size == 1 else v[bad].ravel()[0]
+        raise ValueError(f"{name} must be {rel}, got {_show(shown)}")
+
+
+def _check_psd(name: str, a, rtol: float = 1e-6) -> None:
+    """Symmetric positive semi-definite, up to a relative rounding tolerance."""
+    if not _concrete(a):
+        return
+    m = np.asarray(a, dtype=np.float64)
+    if m.ndim < 2 or m.shape[-1] != m.shape[-2]:
+        raise ValueError(f"{name} must be a square matrix (..., n1, n1), got shape {m.shape}")
+    scale = max(np.max(np.abs(m)), np.finfo(np.float64).tiny)
+    tol = rtol * scale if np.asarray(a).dtype == np.float64 else max(rtol, 1e-5) * scale
+    asym = np.max(np.abs(m - np.swapaxes(m, -1, -2)))
+    if asym > tol:
+        raise ValueError(f"{name} must be symmetric, got max |{name} - {name}^T| = {asym:.3g}")
+    lmin = np.min(np.linalg.eigvalsh(m))
+    if lmin < -tol:
+        raise ValueError(f"{name} must be positive semi-definite, got smallest eigenvalue {lmin:.6g}")
+
+
+class Hyper(eqx.Module):
+    """Hyperparameters of the flow, as ratios to the online learning rate (THEORY.md section 1).
+
+    **Arguments:**
+
+    - `alpha_p`: relative predictor learning rate, > 0.
+    - `eta`: weight decay of the online encoder W, >= 0.
+    - `beta`: EMA rate of the target Wa (Eq. 4), >= 0.
+    - `eta_p`: weight decay of the predictor Wp, >= 0; defaults to `eta` (Lemma 1).
+
+    Fields may be arrays with leading batch axes, e.g. for `vmap` over a sweep.
+    """
+
+    alpha_p: jax.Array
+    eta: jax.Array
+    beta: jax.Array
+    eta_p: jax.Array
+
+    def __init__(self, alpha_p=1.0, eta=0.0, beta=1.0, eta_p=None):
+        self.alpha_p = _array("alpha_p", alpha_p)
+        self.eta = _array("eta", eta)
+        self.beta = _array("beta", beta)
+        self.eta_p = self.eta if eta_p is None else _array("eta_p", eta_p)
+        for name in ("alpha_p", "eta", "beta", "eta_p"):
+            _check_finite(name, getattr(self, name))
+        _check_sign("alpha_p", self.alpha_p, strict=True)
+        _check_sign("eta", self.eta, strict=False)
+        _check_sign("beta", self.beta, strict=False)
+        _check_sign("eta_p", self.eta_p, strict=False)
+
+
+class Data(eqx.Module):
+    """Second moments of the data: X = E[x̄ x̄ᵀ] and X' = E[Var(x'|x)] (THEORY.md section 1).
+
+    `Data(X, Xp)` takes two symmetric PSD (n1, n1) matrices. `Data.isotropic(n1, sigma2)`
+    is X = I, X' = sigma2 I (Assumption 2); it stores the two scalars only, so the flows
+    use scalar products instead of products with identity matrices.
+    """
+
+    X: jax.Array
+    Xp: jax.Array
+    n1: int = eqx.field(static=True)
+    isotropic_: bool = eqx.field(static=True)
+
+    def __init__(self, X, Xp, *, n1: int | None = None, _isotropic: bool = False):
+        self.X = _array("X", X)
+        self.Xp = _array("Xp", Xp)
+        self.isotropic_ = bool(_isotropic)
+        _check_finite("X", self.X)
+        _check_finite("Xp", self.Xp)
+        if self.isotropic_:
+            if n1 is None or int(n1) < 1:
+                raise ValueError(f"n1 must be a positive integer, got {n1!r}")
+            self.n1 = int(n1)
+            _check_sign("X", self.X, strict=False)
+            _check_sign("sigma2", self.Xp, strict=False)
+            return
+        if self.X.ndim < 2 or self.X.shape[-1] != self.X.shape[-2]:
+            raise ValueError(f"X must have shape (..., n1, n1), got {self.X.shape}")
+        if self.Xp.shape[-2:] != self.X.shape[-2:]:
+            raise ValueError(f"Xp must have the shape of X {self.X.shape[-2:]}, got {self.Xp.shape}")
+        self.n1 = int(self.X.shape[-1])
+        _check_psd("X", self.X)
+        _check_psd("Xp", self.Xp)
+
+    @classmethod
+    def isotropic(cls, n1: int, sigma2=0.0, x=1.0) -> "Data":
+        """X = x I and X' = sigma2 I in n1 dimensions (Assumption 2 has x = 1)."""
+        if isinstance(n1, bool) or not isinstance(n1, (int, np.integer)) or n1 < 1:
+            raise ValueError(f"n1 must be a positive integer, got {n1!r}")
+        return cls(x, sigma2, n1=int(n1), _isotropic=True)
+
+    @property
+    def is_isotropic(self) -> bool:
+        return self.isotropic_
+
+    @property
+    def kappa(self) -> jax.Array:
+        """κ = 1 + σ² for isotropic data (THEORY.md section 5); only defined there."""
+        if not self.isotropic_:
+            raise ValueError("kappa is defined for isotropic data only")
+        return self.X + self.Xp
+
+    def matrices(self) -> tuple[jax.Array, jax.Array]:
+        """(X, X') as full matrices, whatever the storage."""
+        if not self.isotropic_:
+            return self.X, self.Xp
+        eye = jnp.eye(self.n1, dtype=self.X.dtype)
+        return self.X[..., None, None] * eye, self.Xp[..., None, None] * eye
+
+    def right(self, W: jax.Array, which: str) -> jax.Array:
+        """W X, W X' or W (X + X') for `which` in {"X", "Xp", "S"}, exploiting isotropy."""
+        m = {"X": self.X, "Xp": self.Xp, "S": self.X + self.Xp}[which]
+        return m * W if self.isotropic_ else W @ m
+
+
+class State(eqx.Module):
+    """The linear BYOL state: online encoder W (n2, n1), predictor Wp (n2, n2), target Wa (n2, n1).
+
+    Fields may carry the same leading batch axes (time, members, ...).
+    """
+
+    W: jax.Array
+    Wp: jax.Array
+    Wa: jax.Array
+
+    def __init__(self, W, Wp, Wa=None):
+        self.W = _array("W", W)
+        self.Wp = _array("Wp", Wp)
+        self.Wa = jnp.zeros_like(self.W) if Wa is None else _array("Wa", Wa)
+        if self.W.ndim < 2:
+            raise ValueError(f"W must have shape (..., n2, n1), got {self.W.shape}")
+        n2 = self.W.shape[-2]
+        if self.Wp.ndim < 2 or self.Wp.shape[-2:] != (n2, n2):
+            raise ValueError(f"Wp must have shape (..., {n2}, {n2}) to match W {self.W.shape}, got {self.Wp.shape}")
+        if self.Wa.shape[-2:] != self.W.shape[-2:]:
+            raise ValueError(f"Wa must have the shape of W {self.W.shape[-2:]}, got {self.Wa.shape}")
+        for name in ("W", "Wp", "Wa"):
+            _check_finite(name, getattr(self, name))
+
+    @classmethod
+    def unchecked(cls, W, Wp, Wa) -> "State":
+        """A `State` from arrays as they are, without validation (for traced code)."""
+        s = object.__new__(cls)
+        for name, v in (("W", W), ("Wp", Wp), ("Wa", Wa)):
+            object.__setattr__(s, name, v)
+        return s
+
+    @property
+    def n1(self) -> int:
+        return self.W.shape[-1]
+
+    @property
+    def n2(self) -> int:
+        return self.W.shape[-2]
+
+    @classmethod
+    def random(cls, key, n1: int, n2: int, *, scale=0.1, wp_scale=None, target: str = "zero", dtype=None) -> "State":
+        """Gaussian initial state: W, Wp with i.i.d. N(0, scale²/n) entries (n = fan-in).
+
+        `target="zero"` starts Wa = 0 (the paper's choice, Fig. 7); `"copy"` starts Wa = W.
+        `wp_scale` defaults to `scale`.
+        """
+        for name, v in (("n1", n1), ("n2", n2)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if target not in ("zero", "copy"):
+            raise ValueError(f"target must be 'zero' or 'copy', got {target!r}")
+        _check_sign("scale", _array("scale", scale), strict=False)
+        wp_scale = scale if wp_scale is None else wp_scale
+        _check_sign("wp_scale", _array("wp_scale", wp_scale), strict=False)
+        dtype = dtype or jnp.result_type(float)
+        k1, k2 = jax.random.split(key)
+        W = scale / np.sqrt(n1) * jax.random.normal(k1, (n2, n1), dtype)
+        Wp = wp_scale / np.sqrt(n2) * jax.random.normal(k2, (n2, n2), dtype)
+        return cls(W, Wp, jnp.zeros_like(W) if target == "zero" else W)
