@@ -87,7 +87,7 @@ def _prepare(state0: State, ema: bool, predictor: str) -> State:
 
 
 @eqx.filter_jit
-def _solve_adaptive(state0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, max_steps, observe, max_norm):
+def _solve_adaptive(state0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, max_steps, observe, max_norm, meter):
     ema, stop_grad, predictor = flags
     term = diffrax.ODETerm(lambda t, y, args: vector_field(y, args[0], args[1], ema=ema, stop_grad=stop_grad, predictor=predictor))
     fn = (lambda t, y, args: y) if observe is None else (lambda t, y, args: observe(t, y))
@@ -96,7 +96,7 @@ def _solve_adaptive(state0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, 
     sol = diffrax.diffeqsolve(
         term, solver, t0, t1, dt0=None, y0=state0, args=(hyper, data), saveat=saveat,
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=max_steps, throw=False, event=event,
+        max_steps=max_steps, throw=False, event=event, progress_meter=meter,
     )
     R = diffrax.RESULTS
     status = jnp.where(
@@ -157,6 +157,7 @@ def simulate(
     max_steps: int = 100_000,
     observe: Callable[[jax.Array, State], Any] | None = None,
     max_norm: float = 1e8,
+    progress: bool = False,
 ) -> Solution:
     """Integrate the flow of `vector_field` from `state0` at time `t0` to `t1`.
 
@@ -175,6 +176,7 @@ def simulate(
     - `max_steps`: adaptive-mode step budget; exceeding it gives status `MAX_STEPS`.
     - `observe`: if given, `observe(t, state) -> pytree` is saved instead of the state.
     - `max_norm`: a member whose largest entry exceeds this (or is non-finite) is `DIVERGED`.
+    - `progress`: show a progress bar (adaptive mode, outside `vmap`).
 
     Precision follows the inputs: float32 by default, float64 after
     `jax.config.update("jax_enable_x64", True)`.
@@ -210,7 +212,8 @@ def simulate(
             raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
         solver = diffrax.Tsit5() if solver is None else solver
         ys, status, t_final, n = _solve_adaptive(
-            y0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, int(max_steps), observe, max_norm)
+            y0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, int(max_steps), observe, max_norm,
+            diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter())
     else:
         if not (np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a finite number > 0, got {dt!r}")

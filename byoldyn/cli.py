@@ -1,0 +1,123 @@
+"""The `byoldyn` command. Bad flags or values print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage too by default)
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _positive_int(s: str) -> int:
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
+    return v
+
+
+def _float(s: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="integrate the Lemma 1 matrix flow (Eqs. 2-4) and save observables",
+        description="Integrate the full-matrix linear BYOL flow (Lemma 1, Eqs. 2-4 of Tian, Chen & Ganguli "
+        "2021) from a random initial state with Wa(0) = 0 on isotropic data (X = I, X' = sigma2 I). "
+        "Writes a netCDF file of the observables over time and a summary PNG beside it.",
+    )
+    g = p.add_argument_group("hyperparameters (ratios to the online learning rate)")
+    g.add_argument("--alpha-p", type=_float, default=1.0, help="predictor relative learning rate alpha_p > 0 (default 1)")
+    g.add_argument("--eta", type=_float, default=0.01, help="weight decay eta >= 0 of W (default 0.01)")
+    g.add_argument("--eta-p", type=_float, default=None, help="separate predictor weight decay eta_p >= 0 (default: eta)")
+    g.add_argument("--beta", type=_float, default=0.5, help="EMA rate beta >= 0 of the target Wa (default 0.5)")
+    g = p.add_argument_group("data and model")
+    g.add_argument("--sigma2", type=_float, default=0.5, help="augmentation variance sigma^2 >= 0, X' = sigma2 I (default 0.5)")
+    g.add_argument("--n1", type=_positive_int, default=16, help="input dimension n1 (default 16)")
+    g.add_argument("--n2", type=_positive_int, default=16, help="output dimension n2 (default 16)")
+    g.add_argument("--scale", type=_float, default=0.5, help="initial scale: W, Wp entries ~ N(0, scale^2/fan_in) (default 0.5)")
+    g.add_argument("--seed", type=int, default=0, help="PRNG seed of the initial state (default 0)")
+    g = p.add_argument_group("variant")
+    g.add_argument("--no-ema", action="store_true", help="SimSiam: the target is W itself (no EMA)")
+    g.add_argument("--no-stop-grad", action="store_true", help="gradient through the target branch too (Theorem 2; implies --no-ema)")
+    g.add_argument("--predictor", choices=("learned", "symmetric", "identity"), default="learned",
+                   help="learned Wp (Eq. 2), symmetrized flow (Assumption 3), or Wp = I (default learned)")
+    g = p.add_argument_group("integration")
+    g.add_argument("--t1", type=_float, default=200.0, help="final time in flow units (default 200)")
+    g.add_argument("--n-save", type=_positive_int, default=201, help="number of evenly spaced save times (default 201)")
+    g.add_argument("--rtol", type=_float, default=1e-6, help="relative tolerance of the adaptive solver (default 1e-6)")
+    g.add_argument("--atol", type=_float, default=1e-9, help="absolute tolerance of the adaptive solver (default 1e-9)")
+    g.add_argument("--dt", type=_float, default=None, help="fixed-step mode: Euler = full-batch GD with step dt")
+    g.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
+    g.add_argument("--out", type=Path, default=Path("byoldyn-simulate.nc"),
+                   help="result file (netCDF); the PNG is written beside it (default byoldyn-simulate.nc)")
+    p.set_defaults(func=_simulate)
+
+
+def _simulate(a) -> int:
+    import jax
+
+    if a.x64:
+        jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    from . import Data, Hyper, State, simulate
+    from .observables import standard
+    from .report import simulation_dataset, summary_figure
+    from .io import save_figure, save_netcdf
+
+    if a.out.suffix != ".nc":
+        raise ValueError(f"--out must end in .nc, got {str(a.out)!r}")
+    hyper = Hyper(alpha_p=a.alpha_p, eta=a.eta, beta=a.beta, eta_p=a.eta_p)
+    data = Data.isotropic(a.n1, a.sigma2)
+    state0 = State.random(jax.random.PRNGKey(a.seed), a.n1, a.n2, scale=a.scale)
+    ema = not (a.no_ema or a.no_stop_grad)
+    flags = dict(ema=ema, stop_grad=not a.no_stop_grad, predictor=a.predictor)
+    ts = jnp.linspace(0.0, a.t1, a.n_save)
+    sol = simulate(state0, hyper, data, a.t1, ts=ts, rtol=a.rtol, atol=a.atol, dt=a.dt,
+                   observe=standard(hyper, data, state0), progress=a.dt is None, **flags)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "func"}
+    ds = simulation_dataset(sol, config)
+    save_netcdf(ds, a.out)
+    png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
+    status = str(ds.attrs["status"])
+    print(f"{status}: t = {float(sol.t_final):g}, {int(sol.num_steps)} steps; "
+          f"|W| = {float(ds.norm_W[-1]):.4g}, modes = {int(ds.n_modes[-1])}; wrote {a.out} and {png}")
+    return 0 if status == "succeeded" else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="byoldyn", description="Learning dynamics of linear BYOL / SimSiam (Tian, Chen & Ganguli 2021).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_simulate(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        return args.func(args)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"byoldyn: error: {e}".splitlines()[0], file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
