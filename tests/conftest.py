@@ -1,0 +1,19 @@
+"""Strict settings for every test: float64 (accuracy is asserted) and no implicit rank promotion."""
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def random_psd(rng: np.random.Generator, n: int, *, floor: float = 0.1) -> np.ndarray:
+    """A random symmetric positive-definite n x n matrix with eigenvalues >= floor."""
+    A = rng.standard_normal((n, n))
+    return A @ A.T / n + floor * np.eye(n)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
