@@ -5,6 +5,7 @@ specified in THEORY.md; equation numbers in docstrings follow the paper (arXiv 2
 """
 
 from . import observables
+from .batch import simulate_batch
 from .flows.matrix import autodiff_field, expected_loss, vector_field
 from .integrate import DIVERGED, FAILED, MAX_STEPS, STATUS_NAMES, SUCCEEDED, Solution, simulate
 from .model import Data, Hyper, State
@@ -14,6 +15,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Hyper", "Data", "State",
     "vector_field", "autodiff_field", "expected_loss",
-    "simulate", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "STATUS_NAMES",
+    "simulate", "simulate_batch", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "STATUS_NAMES",
     "observables",
 ]

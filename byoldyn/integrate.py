@@ -163,7 +163,8 @@ def simulate(
 
     **Arguments:**
 
-    - `state0`, `hyper`, `data`: unbatched model objects (wrap in `jax.vmap` for batches).
+    - `state0`, `hyper`, `data`: unbatched model objects (for batches wrap in `jax.vmap`,
+      or use `simulate_batch`, which is faster for adaptive solves).
     - `t1`: final time (flow-time units: learning rate x iterations, THEORY.md section 1).
     - `ts`: save times in [t0, t1]; default 101 evenly spaced points.
     - `ema`, `stop_grad`, `predictor`: the variant, as in `vector_field`. With `ema=False` the
@@ -183,6 +184,27 @@ def simulate(
 
     **Returns:** a `Solution`.
     """
+    args = _checked(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt,
+                    max_steps, observe, max_norm)
+    return _solve(*args, meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter())
+
+
+class _Options(eqx.Module):
+    """The static part of a solve (hashable, so jitted drivers cache on it)."""
+
+    flags: tuple = eqx.field(static=True)
+    solver: Any = eqx.field(static=True)
+    rtol: float = eqx.field(static=True)
+    atol: float = eqx.field(static=True)
+    dt: float | None = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    observe: Any = eqx.field(static=True)
+    max_norm: float = eqx.field(static=True)
+
+
+def _checked(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt, max_steps,
+             observe, max_norm):
+    """Validate the arguments of `simulate` (batched objects allowed) -> (y0, hyper, data, t0, t1, ts, options)."""
     check_variant(ema, stop_grad, predictor)
     if not isinstance(state0, State) or not isinstance(hyper, Hyper) or not isinstance(data, Data):
         raise ValueError("simulate takes (State, Hyper, Data) as its first three arguments")
@@ -203,17 +225,12 @@ def simulate(
             raise ValueError(f"ts must be non-decreasing within [t0, t1] = [{float(t0)}, {float(t1)}]")
     if not (float(max_norm) > 0):
         raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
-    flags = (bool(ema), bool(stop_grad), predictor)
-    y0 = _prepare(state0, ema, predictor)
     if dt is None:
         if not (float(rtol) > 0 and float(atol) > 0):
             raise ValueError(f"rtol and atol must be > 0, got rtol={rtol!r}, atol={atol!r}")
         if int(max_steps) < 1:
             raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
         solver = diffrax.Tsit5() if solver is None else solver
-        ys, status, t_final, n = _solve_adaptive(
-            y0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, int(max_steps), observe, max_norm,
-            diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter())
     else:
         if not (np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
@@ -221,6 +238,18 @@ def simulate(
             k = (np.asarray(ts, np.float64) - float(t0)) / dt
             if np.max(np.abs(k - np.round(k))) > 1e-6:
                 raise ValueError(f"in fixed-step mode every save time must be t0 + k*dt; ts is not on the dt = {dt} grid")
-        ys, status, t_final, n = _solve_fixed(y0, hyper, data, t0, ts, jnp.asarray(dt, dtype), flags, observe, max_norm)
-    states, observed = (ys, None) if observe is None else (None, ys)
+    options = _Options((bool(ema), bool(stop_grad), predictor), solver, float(rtol), float(atol),
+                       None if dt is None else float(dt), int(max_steps), observe, float(max_norm))
+    return _prepare(state0, ema, predictor), hyper, data, t0, t1, ts, options
+
+
+def _solve(y0, hyper, data, t0, t1, ts, o: _Options, meter=diffrax.NoProgressMeter()) -> Solution:
+    """One member: the adaptive or the fixed-step solve of validated arguments."""
+    if o.dt is None:
+        ys, status, t_final, n = _solve_adaptive(y0, hyper, data, t0, t1, ts, o.flags, o.solver, o.rtol, o.atol,
+                                                 o.max_steps, o.observe, o.max_norm, meter)
+    else:
+        dt = jnp.asarray(o.dt, y0.W.dtype)
+        ys, status, t_final, n = _solve_fixed(y0, hyper, data, t0, ts, dt, o.flags, o.observe, o.max_norm)
+    states, observed = (ys, None) if o.observe is None else (None, ys)
     return Solution(ts=ts, states=states, observed=observed, status=status, t_final=t_final, num_steps=n)

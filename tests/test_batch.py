@@ -1,0 +1,93 @@
+"""`simulate_batch`: each member equals its own `simulate`, on one device or sharded over several."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import byoldyn as bd
+
+TS = np.linspace(0.0, 4.0, 5)
+
+
+def _members(B=5):
+    r = np.random.default_rng(2)
+    keys = jax.random.split(jax.random.PRNGKey(0), B)
+    states = jax.vmap(lambda k: bd.State.random(k, 3, 2, scale=0.6))(keys)
+    hypers = bd.Hyper(alpha_p=r.uniform(0.5, 2, B), eta=0.02, beta=r.uniform(0.2, 2, B))  # eta shared
+    return states, hypers, bd.Data.isotropic(3, 0.4)
+
+
+def _member(tree, i):
+    return jax.tree.map(lambda a: a[i] if a.ndim and a.shape[0] == 5 else a, tree)
+
+
+def test_members_equal_single_solves():
+    states, hypers, data = _members()
+    sol = bd.simulate_batch(states, hypers, data, 4.0, ts=TS, rtol=1e-9, atol=1e-12)
+    assert sol.states.W.shape == (5, 5, 2, 3) and sol.ts.shape == (5, 5)
+    for i in range(5):
+        h = bd.Hyper(alpha_p=hypers.alpha_p[i], eta=0.02, beta=hypers.beta[i])
+        one = bd.simulate(jax.tree.map(lambda a: a[i], states), h, data, 4.0, ts=TS, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sol.states.W[i], one.states.W, rtol=0, atol=1e-14)
+        assert int(sol.num_steps[i]) == int(one.num_steps)
+    assert np.all(np.asarray(sol.status) == bd.SUCCEEDED)
+
+
+def test_diverging_member_marked_others_complete():
+    states, _, data = _members()
+    hypers = bd.Hyper(alpha_p=jnp.array([1.0, 1.0, 1e4, 1.0, 1.0]), eta=0.0, beta=1.0)
+    sol = bd.simulate_batch(states, hypers, data, 4.0, ts=TS, dt=0.1)
+    assert list(sol.status_names()) == ["succeeded"] * 2 + ["diverged"] + ["succeeded"] * 2
+    W = np.asarray(sol.states.W)
+    assert np.all(np.isfinite(W[[0, 1, 3, 4]])) and np.isnan(W[2, -1]).all()
+
+
+def test_observe_and_shared_state():
+    _, hypers, data = _members()
+    s0 = bd.State.random(jax.random.PRNGKey(1), 3, 2)  # shared by all members
+    sol = bd.simulate_batch(s0, hypers, data, 4.0, ts=TS, observe=lambda t, s: bd.observables.norm_W(s.W))
+    assert sol.states is None and sol.observed.shape == (5, 5)
+    np.testing.assert_allclose(sol.observed[:, 0], float(bd.observables.norm_W(s0.W)), rtol=1e-14)
+    assert np.std(np.asarray(sol.observed[:, -1])) > 1e-4
+
+
+def test_batch_rejects():
+    states, hypers, data = _members()
+    with pytest.raises(ValueError, match=r"batched fields disagree on the number of members: \[4, 5\]"):
+        bd.simulate_batch(states, bd.Hyper(alpha_p=np.ones(4)), data, 1.0)
+    with pytest.raises(ValueError, match=r"needs at least one field with a leading member axis"):
+        bd.simulate_batch(jax.tree.map(lambda a: a[0], states), bd.Hyper(), data, 1.0)
+    with pytest.raises(ValueError, match=r"every field must have 0 \(shared\) or 1 \(one member axis\) dimensions"):
+        bd.simulate_batch(states, bd.Hyper(alpha_p=np.ones((5, 2))), data, 1.0)
+    with pytest.raises(ValueError, match=r"t1 must be > t0"):
+        bd.simulate_batch(states, hypers, data, -1.0)
+
+
+def test_sharded_over_four_cpu_devices_equals_one_device():
+    """Members split over 4 forced CPU devices (B = 7, padded) give the single-device results."""
+    code = textwrap.dedent("""
+        import jax, numpy as np
+        jax.config.update("jax_enable_x64", True)
+        import byoldyn as bd
+        assert jax.device_count() == 4
+        keys = jax.random.split(jax.random.PRNGKey(0), 7)
+        states = jax.vmap(lambda k: bd.State.random(k, 3, 3, scale=0.6))(keys)
+        h = bd.Hyper(alpha_p=np.linspace(0.5, 2, 7), eta=0.01, beta=0.5)
+        d = bd.Data.isotropic(3, 0.3)
+        a = bd.simulate_batch(states, h, d, 3.0, ts=[0.0, 3.0], rtol=1e-9, atol=1e-12)
+        b = bd.simulate_batch(states, h, d, 3.0, ts=[0.0, 3.0], rtol=1e-9, atol=1e-12, devices=jax.devices()[:1])
+        assert a.states.W.sharding.num_devices == 4
+        print(float(np.max(np.abs(np.asarray(a.states.W) - np.asarray(b.states.W)))),
+              int(np.sum(np.asarray(a.num_steps) != np.asarray(b.num_steps))))
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    diff, steps = r.stdout.split()
+    assert float(diff) == 0.0 and int(steps) == 0
