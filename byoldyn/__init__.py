@@ -4,9 +4,11 @@ Linear BYOL / SimSiam / DirectPred after Tian, Chen & Ganguli (ICML 2021). The m
 specified in THEORY.md; equation numbers in docstrings follow the paper (arXiv 2102.06810).
 """
 
-from . import observables
+from . import observables, phase, theory
 from .batch import simulate_batch
 from .flows.matrix import autodiff_field, expected_loss, vector_field
+from .flows.modes import ModePST, ModeState, ParabolaState, cubic_field, mode_field, parabola_field, pst_field, solve_modes
+from .flows.symmetric import SymState, reduced_field, symmetric_field
 from .integrate import DIVERGED, FAILED, MAX_STEPS, STATUS_NAMES, SUCCEEDED, Solution, simulate
 from .model import Data, Hyper, State
 
@@ -16,5 +18,7 @@ __all__ = [
     "Hyper", "Data", "State",
     "vector_field", "autodiff_field", "expected_loss",
     "simulate", "simulate_batch", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "STATUS_NAMES",
-    "observables",
+    "ModeState", "ModePST", "ParabolaState", "mode_field", "pst_field", "cubic_field", "parabola_field",
+    "solve_modes", "SymState", "symmetric_field", "reduced_field",
+    "observables", "theory", "phase",
 ]

@@ -65,6 +65,14 @@ def _blown(y, max_norm) -> jax.Array:
     return ~finite | (big > max_norm)
 
 
+def status_of(result) -> jax.Array:
+    """A diffrax `RESULTS` value as a byoldyn status code (the `Event` on blow-up means DIVERGED)."""
+    R = diffrax.RESULTS
+    return jnp.where(result == R.successful, SUCCEEDED,
+                     jnp.where(result == R.event_occurred, DIVERGED,
+                               jnp.where(result == R.max_steps_reached, MAX_STEPS, FAILED))).astype(jnp.int32)
+
+
 def _mask_after(ts, t_final, tree):
     """NaN for every save time after `t_final` (the solve never got there)."""
     keep = ts <= t_final
@@ -98,15 +106,10 @@ def _solve_adaptive(state0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, 
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps, throw=False, event=event, progress_meter=meter,
     )
-    R = diffrax.RESULTS
-    status = jnp.where(
-        sol.result == R.successful, SUCCEEDED,
-        jnp.where(sol.result == R.event_occurred, DIVERGED,
-                  jnp.where(sol.result == R.max_steps_reached, MAX_STEPS, FAILED)),
-    )
+    status = status_of(sol.result)
     t_final = sol.ts[1][-1]  # the time the solve stopped at: t1, the event time, or the last step
     ys = _mask_after(ts, jnp.where(status == SUCCEEDED, jnp.inf, t_final), sol.ys[0])
-    return ys, status.astype(jnp.int32), t_final, sol.stats["num_accepted_steps"]
+    return ys, status, t_final, sol.stats["num_accepted_steps"]
 
 
 @eqx.filter_jit
@@ -189,6 +192,33 @@ def simulate(
     return _solve(*args, meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter())
 
 
+def check_times(t0, t1, ts, dtype):
+    """`ValueError` unless t0 < t1 are finite and `ts` is a non-decreasing 1-D grid in [t0, t1].
+
+    **Returns:** `(t0, t1, ts)` as arrays of `dtype`; `ts` defaults to 101 evenly spaced points.
+    """
+    t0, t1 = jnp.asarray(t0, dtype), jnp.asarray(t1, dtype)
+    _check_finite("t1", t1)
+    if _concrete(t1) and _concrete(t0) and not float(t1) > float(t0):
+        raise ValueError(f"t1 must be > t0 = {float(t0)}, got {float(t1)}")
+    ts = jnp.linspace(t0, t1, 101) if ts is None else jnp.asarray(ts, dtype)
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise ValueError(f"ts must be a non-empty 1-D array of times, got shape {ts.shape}")
+    if _concrete(ts) and _concrete(t1) and _concrete(t0):
+        v = np.asarray(ts, np.float64)
+        if np.any(np.diff(v) < 0) or v[0] < float(t0) or v[-1] > float(t1) * (1 + 1e-12):
+            raise ValueError(f"ts must be non-decreasing within [t0, t1] = [{float(t0)}, {float(t1)}]")
+    return t0, t1, ts
+
+
+def check_tolerances(rtol, atol, max_steps) -> None:
+    """`ValueError` unless rtol, atol > 0 and max_steps is a positive integer."""
+    if not (float(rtol) > 0 and float(atol) > 0):
+        raise ValueError(f"rtol and atol must be > 0, got rtol={rtol!r}, atol={atol!r}")
+    if int(max_steps) < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+
+
 class _Options(eqx.Module):
     """The static part of a solve (hashable, so jitted drivers cache on it)."""
 
@@ -210,26 +240,11 @@ def _checked(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver,
         raise ValueError("simulate takes (State, Hyper, Data) as its first three arguments")
     if state0.n1 != data.n1:
         raise ValueError(f"W has n1 = {state0.n1} columns but the data are {data.n1}-dimensional")
-    dtype = state0.W.dtype
-    t0 = jnp.asarray(t0, dtype)
-    t1 = jnp.asarray(t1, dtype)
-    _check_finite("t1", t1)
-    if _concrete(t1) and _concrete(t0) and not float(t1) > float(t0):
-        raise ValueError(f"t1 must be > t0 = {float(t0)}, got {float(t1)}")
-    ts = jnp.linspace(t0, t1, 101) if ts is None else jnp.asarray(ts, dtype)
-    if ts.ndim != 1 or ts.shape[0] < 1:
-        raise ValueError(f"ts must be a non-empty 1-D array of times, got shape {ts.shape}")
-    if _concrete(ts) and _concrete(t1):
-        v = np.asarray(ts, np.float64)
-        if np.any(np.diff(v) < 0) or v[0] < float(t0) or v[-1] > float(t1) * (1 + 1e-12):
-            raise ValueError(f"ts must be non-decreasing within [t0, t1] = [{float(t0)}, {float(t1)}]")
+    t0, t1, ts = check_times(t0, t1, ts, state0.W.dtype)
     if not (float(max_norm) > 0):
         raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
     if dt is None:
-        if not (float(rtol) > 0 and float(atol) > 0):
-            raise ValueError(f"rtol and atol must be > 0, got rtol={rtol!r}, atol={atol!r}")
-        if int(max_steps) < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+        check_tolerances(rtol, atol, max_steps)
         solver = diffrax.Tsit5() if solver is None else solver
     else:
         if not (np.isfinite(dt) and dt > 0):

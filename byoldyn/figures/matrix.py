@@ -1,47 +1,17 @@
-"""The paper's figures, one function each, and the claims they check.
-
-Every figure function takes a `size` ("full" or "small": small is for tests and quick looks)
-and returns `(fig, checks)`, where `checks` is a list of `Check` rows for `figures/REPORT.md`:
-the claim, the number measured, the number the theory predicts and whether they agree.
-Settings the paper leaves unstated (UNCONFIRMED in THEORY.md) are chosen here, printed on
-the figure and listed in the README.
-"""
+"""Figures from full-matrix Lemma 1 runs: Fig. 7 (Assumption 1), Theorem 2, Theorem 3."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import jax
-import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .. import observables as ob
+from ..batch import simulate_batch
+from ..model import Data, Hyper, State
+from .common import Check, note
 
-from . import observables as ob  # noqa: E402
-from .batch import simulate_batch  # noqa: E402
-from .model import Data, Hyper, State  # noqa: E402
-
-__all__ = ["Check", "FIGURES", "reproduce", "fig7_assumption1", "fig_theorem2", "fig_theorem3_full"]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One row of REPORT.md."""
-
-    claim: str        # the theorem or observation, with its THEORY.md reference
-    measured: str     # what the figure's runs measured
-    predicted: str    # what the theory says
-    agrees: bool
-
-    def row(self) -> str:
-        return f"| {self.claim} | {self.measured} | {self.predicted} | {'yes' if self.agrees else '**NO**'} |"
-
-
-def _note(fig, text: str) -> None:
-    """Print the settings (chosen ones marked) at the bottom of a figure."""
-    fig.text(0.01, 0.005, text, fontsize=7, color="0.3", ha="left", va="bottom", wrap=True)
+__all__ = ["fig7_assumption1", "fig_theorem2", "fig_theorem3_full"]
 
 
 def _states(n_members: int, n1: int, n2: int, scale: float, seed: int = 0) -> State:
@@ -83,7 +53,7 @@ def fig7_assumption1(size: str = "full"):
     axes[0].set_ylabel("⟨Wa, W⟩ / (‖Wa‖ ‖W‖)")
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle("Fig. 7: Assumption 1 holds in full-matrix BYOL (Lemma 1), Wa(0) = 0, mean ± std over seeds")
-    _note(fig, f"X = I, X' = σ²I, σ = 0.03, α_p = 1, {seeds} seeds. Chosen (UNCONFIRMED): n1 = n2 = {n}, "
+    note(fig, f"X = I, X' = σ²I, σ = 0.03, α_p = 1, {seeds} seeds. Chosen (UNCONFIRMED): n1 = n2 = {n}, "
                f"W, Wp ~ N(0, {scale:g}²/n), lr = {lr} for γ_a -> β, horizon t = {t1:g}.")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
 
@@ -131,7 +101,7 @@ def fig_theorem2(size: str = "full"):
     ax.set_ylabel("‖W(t)‖ / ‖W(0)‖ (median, range over seeds)")
     ax.set_title("Theorem 2: no stop-gradient or no predictor → collapse")
     ax.legend(fontsize=7, loc="lower left")
-    _note(fig, f"Lemma 1, X = I, X' = σ²I, σ² = {sigma2}, α_p = 1, η = {eta}, β = {beta}; chosen: n1 = n2 = {n}, "
+    note(fig, f"Lemma 1, X = I, X' = σ²I, σ² = {sigma2}, α_p = 1, η = {eta}, β = {beta}; chosen: n1 = n2 = {n}, "
                f"W, Wp ~ N(0, {scale:g}²/n), Wa(0) = 0, {seeds} seeds.")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
 
@@ -195,7 +165,7 @@ def fig_theorem3_full(size: str = "full"):
     for ax in axes:
         ax.set_xlabel("t")
     fig.suptitle("Theorem 3 in full Lemma 1 runs: eigenspace alignment of Wp with F (non-symmetric Wp, EMA)")
-    _note(fig, f"Lemma 1, X = I, X' = σ²I; chosen: σ² = {sigma2}, α_p = {alpha_p}, η = {eta}, β = {beta}, "
+    note(fig, f"Lemma 1, X = I, X' = σ²I; chosen: σ² = {sigma2}, α_p = {alpha_p}, η = {eta}, β = {beta}, "
                f"n1 = n2 = {n}, W, Wp ~ N(0, {scale}²/n), Wa(0) = 0, {seeds} seeds.")
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
 
@@ -213,53 +183,3 @@ def fig_theorem3_full(size: str = "full"):
               f"{r:.1e}", "0 (solver tolerance 1e-10)", r < 1e-7),
     ]
     return fig, checks
-
-
-def reproduce(out_dir="figures", *, size: str = "full", only=None, progress: bool = True) -> list[Check]:
-    """Build every figure of `FIGURES` (or those named in `only`) into `out_dir` and write REPORT.md.
-
-    PNGs and the report are written atomically. **Returns:** all `Check` rows.
-    """
-    from pathlib import Path
-
-    from tqdm.auto import tqdm
-
-    from .io import atomic_write, save_figure
-
-    if size not in ("full", "small"):
-        raise ValueError(f"size must be 'full' or 'small', got {size!r}")
-    names = list(FIGURES) if not only else list(only)
-    unknown = [n for n in names if n not in FIGURES]
-    if unknown:
-        raise ValueError(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}")
-    out = Path(out_dir)
-    checks, lines = [], []
-    bar = tqdm(names, desc="figures", unit="fig", disable=not progress)
-    for name in bar:
-        bar.set_postfix_str(name)
-        fig, rows = FIGURES[name](size)
-        save_figure(fig, out / f"{name}.png", dpi=110)
-        plt.close(fig)
-        checks += rows
-        lines += [r.row().replace("| ", f"| [{name}]({name}.png): ", 1) for r in rows]
-    agree = sum(c.agrees for c in checks)
-    report = "\n".join([
-        "# byoldyn reproduce: theory checks",
-        "",
-        f"Generated by `byoldyn reproduce` (size {size}); {agree} of {len(checks)} checks agree with the theory.",
-        "Claims are referenced to THEORY.md sections and the paper's equations; each row links its figure.",
-        "",
-        "| claim | measured | theory | agrees |",
-        "|---|---|---|---|",
-        *lines,
-        "",
-    ])
-    atomic_write(out / "REPORT.md", lambda tmp: Path(tmp).write_text(report, encoding="utf-8"))
-    return checks
-
-
-FIGURES = {
-    "fig7_assumption1": fig7_assumption1,
-    "theorem2_collapse": fig_theorem2,
-    "theorem3_alignment_full": fig_theorem3_full,
-}

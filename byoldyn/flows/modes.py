@@ -1,0 +1,267 @@
+"""The decoupled per-mode dynamics (Eqs. 11-13) and their reductions on the invariant parabola (Eqs. 14-16).
+
+Every field is elementwise, so any number of modes (or members of a sweep) is one array
+axis: fields take arrays of any common shape, and `solve_modes` integrates them together.
+
+- `mode_field`: the primary form, the scalar flow (w, w_p, w_a) of Eqs. 2-4 (THEORY.md
+  section 7.1, App. D.4). It stays finite in collapse, where τ = w_a / w is 0/0 (section 7.5).
+- `pst_field`: Eqs. 11-13 literally, in (p, s, τ); with `evolve_tau=False` the 2-D (p, s) plane of Fig. 3.
+- `cubic_field`: the 1-D flow of p on the invariant parabola at fixed τ (Eq. 16).
+- `parabola_field`: the 2-D flow on the parabola with τ from Eq. 15, in (p, q = τ p).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..integrate import SUCCEEDED, Solution, _blown, check_times, check_tolerances, status_of
+from ..model import Hyper, _check_finite, _check_sign, _concrete
+from .symmetric import kappa_of
+
+__all__ = [
+    "ModeState", "ModePST", "ParabolaState",
+    "mode_field", "pst_field", "cubic_field", "parabola_field", "solve_modes",
+]
+
+
+class ModeState(NamedTuple):
+    """Per-mode scalar weights (w, w_p, w_a) (THEORY.md section 7.1); arrays of one shape (..., modes).
+
+    The paper's variables are derived: p = w_p, s = w², τ = w_a / w (NaN or ±inf at w = 0).
+    """
+
+    w: jax.Array
+    w_p: jax.Array
+    w_a: jax.Array
+
+    @property
+    def p(self) -> jax.Array:
+        return self.w_p
+
+    @property
+    def s(self) -> jax.Array:
+        return self.w * self.w
+
+    @property
+    def tau(self) -> jax.Array:
+        return self.w_a / self.w
+
+    @classmethod
+    def from_pst(cls, p, s, tau) -> "ModeState":
+        """(w, w_p, w_a) = (√s, p, τ√s): the change of variables of section 7.1 (s >= 0)."""
+        p, s, tau = (_float(n, v) for n, v in (("p", p), ("s", s), ("tau", tau)))
+        _check_sign("s", s, strict=False)
+        w = jnp.sqrt(s)
+        return cls(*jnp.broadcast_arrays(w, p, tau * w))
+
+
+class ModePST(NamedTuple):
+    """Eigenvalues of Wp and F and the EMA ratio, (p, s, τ) (Eqs. 11-13); arrays of one shape."""
+
+    p: jax.Array
+    s: jax.Array
+    tau: jax.Array
+
+
+class ParabolaState(NamedTuple):
+    """(p, q) on the invariant parabola s = p²/α_p, with q = τ p (Eq. 15: τ(0) = 0 is q(0) = 0)."""
+
+    p: jax.Array
+    q: jax.Array
+
+    @property
+    def tau(self) -> jax.Array:
+        return self.q / self.p
+
+
+def _float(name, x):
+    a = jnp.asarray(x)
+    if not jnp.issubdtype(a.dtype, jnp.floating):
+        a = a.astype(jnp.result_type(float))
+    _check_finite(name, a)
+    return a
+
+
+def _params(hyper, kappa):
+    if not isinstance(hyper, Hyper):
+        raise ValueError(f"hyper must be a Hyper, got {type(hyper).__name__}")
+    return hyper.alpha_p, hyper.eta, hyper.eta_p, hyper.beta, kappa_of(kappa)
+
+
+def _fields(state, cls):
+    if not isinstance(state, cls):
+        raise ValueError(f"state must be a {cls.__name__}, got {type(state).__name__}")
+    for name, v in zip(cls._fields, state):
+        _check_finite(name, v)
+
+
+def mode_field(state: ModeState, hyper: Hyper, kappa, tau=None, lambda_d=1.0) -> ModeState:
+    """Eqs. 11-13 in the scalar form of Eqs. 2-4 (THEORY.md section 7.1; App. D.4 for λ_d ≠ 1):
+
+        ẇ_p = α_p (λ_d w_a − κ w_p w) w − η_p w_p
+        ẇ   = w_p (λ_d w_a − κ w_p w) − η w
+        ẇ_a = β (w − w_a)
+
+    With p = w_p, s = w², τ = w_a / w this is exactly Eqs. 11-13, but it stays finite
+    when the mode collapses (w, w_a → 0; section 7.5).
+
+    **Arguments:**
+
+    - `state`: a `ModeState`; each field an array over modes (any common shape).
+    - `hyper`: a `Hyper` (α_p, η, β; η_p, default η).
+    - `kappa`: κ = 1 + σ² (λ_s of App. D.4), or an isotropic `Data`.
+    - `tau`: None evolves w_a by Eq. 4 (BYOL). A number fixes τ: w_a is replaced by τ w and
+      ẇ_a = τ ẇ (τ = 1 is SimSiam).
+    - `lambda_d`: λ_d of App. D.4 (1 for the main model).
+
+    **Returns:** the time derivative, a `ModeState`.
+    """
+    _fields(state, ModeState)
+    alpha_p, eta, eta_p, beta, k = _params(hyper, kappa)
+    w, w_p = state.w, state.w_p
+    w_a = state.w_a if tau is None else tau * w
+    r = lambda_d * w_a - k * w_p * w
+    dw_p = alpha_p * r * w - eta_p * w_p
+    dw = w_p * r - eta * w
+    dw_a = beta * (w - w_a) if tau is None else tau * dw
+    return ModeState(dw, dw_p, dw_a)
+
+
+def pst_field(state: ModePST, hyper: Hyper, kappa, evolve_tau: bool = True) -> ModePST:
+    """Eqs. 11-13 in the paper's variables (THEORY.md section 7.1):
+
+        ṗ = α_p s (τ − κ p) − η_p p                       (11)
+        ṡ = 2 p s (τ − κ p) − 2η s                        (12)
+        τ̇ = β (1 − τ) − τ ṡ / (2s) = β (1 − τ) − τ [p (τ − κ p) − η]     (13)
+
+    Eq. 13 is used in the simplified form on the right, defined at s = 0 too. In collapse
+    τ still runs off to β/(β − η), or to infinity if η >= β (section 7.5): prefer `mode_field`.
+
+    **Arguments:** `state` a `ModePST`; `hyper`, `kappa` as `mode_field`; `evolve_tau=False`
+    holds τ fixed, giving the 2-D (p, s) system of Fig. 3.
+
+    **Returns:** the time derivative, a `ModePST`.
+    """
+    _fields(state, ModePST)
+    alpha_p, eta, eta_p, beta, k = _params(hyper, kappa)
+    p, s, tau = state
+    g = tau - k * p
+    dp = alpha_p * s * g - eta_p * p
+    growth = p * g - eta  # ṡ / (2s)
+    ds = 2.0 * s * growth
+    dtau = jnp.where(evolve_tau, beta * (1.0 - tau) - tau * growth, 0.0)
+    return ModePST(dp, ds, dtau)
+
+
+def cubic_field(p, hyper: Hyper, kappa, tau) -> jax.Array:
+    """The 1-D flow on the invariant parabola s = p²/α_p at fixed τ, Eq. 16 (THEORY.md section 7.4):
+
+        ṗ = p² (τ − κ p) − η p = −κ p (p − p*_−)(p − p*_+)
+
+    **Arguments:** `p` an array over modes; `hyper`, `kappa` as `mode_field` (η only: the parabola
+    is invariant when η_p = η); `tau` the fixed τ.
+
+    **Returns:** ṗ, an array like `p`.
+    """
+    p = _float("p", p)
+    _, eta, _, _, k = _params(hyper, kappa)
+    return p * p * (tau - k * p) - eta * p
+
+
+def parabola_field(state: ParabolaState, hyper: Hyper, kappa) -> ParabolaState:
+    """The 2-D flow on the invariant parabola with τ from Eq. 15 (THEORY.md section 7.4).
+
+    Eq. 15, τ(t) = p(t)⁻¹ β e^{−βt} ∫_0^t p(t') e^{βt'} dt', says q = τ p obeys q̇ = β (p − q),
+    q(0) = 0. With Eq. 16 (p² τ = p q):
+
+        ṗ = p q − κ p³ − η p,      q̇ = β (p − q)
+
+    Finite in collapse (p, q → 0), unlike τ itself.
+
+    **Arguments:** `state` a `ParabolaState`; `hyper`, `kappa` as `mode_field` (η only, as `cubic_field`).
+
+    **Returns:** the time derivative, a `ParabolaState`.
+    """
+    _fields(state, ParabolaState)
+    _, eta, _, beta, k = _params(hyper, kappa)
+    p, q = state
+    return ParabolaState(p * q - k * p * p * p - eta * p, beta * (p - q))
+
+
+# ---------------------------------------------------------------------------------------------
+# integration
+
+
+@eqx.filter_jit
+def _solve(field, y0, args, t0, t1, ts, solver, rtol, atol, max_steps, max_norm):
+    term = diffrax.ODETerm(lambda t, y, a: field(y, *a))
+    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True, fn=lambda t, y, a: t)])
+    sol = diffrax.diffeqsolve(
+        term, solver, t0, t1, dt0=None, y0=y0, args=args, saveat=saveat,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=max_steps,
+        throw=False, event=diffrax.Event(lambda t, y, a, **kw: _blown(y, max_norm)),
+    )
+    status = status_of(sol.result)
+    t_final = sol.ts[1][-1]
+    keep = (ts <= t_final) | (status == SUCCEEDED)
+    ys = jax.tree.map(lambda a: jnp.where(keep.reshape(keep.shape + (1,) * (a.ndim - 1)), a, jnp.nan), sol.ys[0])
+    return Solution(ts=ts, states=ys, observed=None, status=status, t_final=t_final,
+                    num_steps=sol.stats["num_accepted_steps"])
+
+
+def solve_modes(
+    field: Callable,
+    y0,
+    t1: float,
+    *,
+    args: tuple = (),
+    ts=None,
+    t0: float = 0.0,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 100_000,
+    max_norm: float = 1e8,
+) -> Solution:
+    """Integrate a mode system `dy/dt = field(y, *args)` from `t0` to `t1` (diffrax Tsit5, PID steps).
+
+    All modes in `y0` share one adaptive solve; `jit`-compiled and `vmap`-able over `y0` and `args`.
+    A run whose state turns non-finite or exceeds `max_norm` stops with status `DIVERGED`
+    and NaN saves after it, as in `byoldyn.simulate`.
+
+    **Arguments:**
+
+    - `field`: one of `mode_field`, `pst_field`, `cubic_field`, `parabola_field` (or any
+      module-level function of the same kind; a new lambda per call recompiles).
+    - `y0`: initial state, e.g. a `ModeState`; float64 if its arrays are float64.
+    - `t1`, `t0`: final and initial time; `ts`: save times in [t0, t1] (default 101 points).
+    - `args`: the remaining arguments of `field`, e.g. `(hyper, kappa)` or `(hyper, kappa, tau)`;
+      Python numbers and bools become arrays, so changing them does not recompile.
+    - `solver`, `rtol`, `atol`, `max_steps`, `max_norm`: as `byoldyn.simulate`.
+
+    **Returns:** a `byoldyn.Solution` whose `states` is a pytree like `y0` with a leading time axis.
+    """
+    if not callable(field):
+        raise ValueError(f"field must be callable, got {field!r}")
+    leaves = jax.tree.leaves(y0)
+    if not leaves:
+        raise ValueError("y0 must contain arrays")
+    y0 = jax.tree.map(lambda a: _float("y0", a), y0)
+    t0, t1, ts = check_times(t0, t1, ts, jax.tree.leaves(y0)[0].dtype)
+    check_tolerances(rtol, atol, max_steps)
+    if not float(max_norm) > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
+    dtype = t1.dtype
+    args = tuple(jnp.asarray(a) if isinstance(a, bool) else
+                 jnp.asarray(a, dtype) if isinstance(a, (int, float)) else a for a in args)
+    field(y0, *args)  # validates the arguments once, outside jit
+    # strong types everywhere, so that equal shapes and dtypes share one compiled solve
+    y0, args = jax.tree.map(lambda a: jnp.asarray(a, a.dtype) if isinstance(a, jax.Array) else a, (y0, args))
+    solver = diffrax.Tsit5() if solver is None else solver
+    return _solve(field, y0, args, t0, t1, ts, solver, float(rtol), float(atol), int(max_steps), float(max_norm))

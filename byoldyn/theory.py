@@ -1,0 +1,256 @@
+"""Closed forms of the reduced dynamics (THEORY.md sections 6-8).
+
+Scalar functions broadcast over arrays of parameters and modes; `kappa` is κ = 1 + σ² or an
+isotropic `Data` throughout. Conventions: c_j has the corrected sign of section 7.2
+(c_j = s_j(0) − p_j(0)²/α_p); Theorem 3 uses the infimum of λ_min(K) (section 15, item 10);
+Eq. 16 keeps the κ factor that the Fig. 4 caption drops (section 15, item 11).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .flows.symmetric import SymState, kappa_of
+from .model import Hyper, State, _array, _check_finite, _check_psd, _check_sign, _concrete
+
+__all__ = [
+    "eta_c", "p_star", "parabola", "parabola_c", "delta", "margin_17", "K", "lambda_min_K",
+    "jacobian_ps", "classify", "fixed_points_ps", "final_s_eta0", "appendix_d_fixed_point",
+    "appendix_d_residual", "STABILITY_NAMES", "NO_POINT", "STABLE_NODE", "STABLE_FOCUS",
+    "UNSTABLE_NODE", "UNSTABLE_FOCUS", "SADDLE", "NON_HYPERBOLIC",
+]
+
+NO_POINT, STABLE_NODE, STABLE_FOCUS, UNSTABLE_NODE, UNSTABLE_FOCUS, SADDLE, NON_HYPERBOLIC = -1, 0, 1, 2, 3, 4, 5
+STABILITY_NAMES = ("stable node", "stable focus", "unstable node", "unstable focus", "saddle", "non-hyperbolic")
+
+
+def _num(name, x, sign=None):
+    """A finite real array; sign "+" (> 0) or "0+" (>= 0) checked when concrete."""
+    a = _array(name, x)
+    _check_finite(name, a)
+    if sign is not None:
+        _check_sign(name, a, strict=sign == "+")
+    return a
+
+
+def eta_c(tau, kappa) -> jax.Array:
+    """The saddle-node bifurcation η_c = τ²/(4κ) (Eq. 16; THEORY.md section 7.4, Obs#5).
+
+    For η > η_c the only fixed point on the parabola is p = 0: collapse is certain.
+    """
+    tau, kappa = _num("tau", tau), kappa_of(kappa)
+    return tau * tau / (4.0 * kappa)
+
+
+def p_star(tau, kappa, eta) -> tuple[jax.Array, jax.Array]:
+    """Non-zero fixed points of Eq. 16 (THEORY.md section 7.4): p*_± = [τ ± √(τ² − 4ηκ)] / (2κ).
+
+    p*_− (unstable) bounds the collapse basin p < p*_−; p*_+ is stable. At η = 0,
+    (p*_−, p*_+) = (0, τ/κ).
+
+    **Returns:** `(p_minus, p_plus)`, NaN where η > η_c (no real fixed point).
+    """
+    tau, kappa, eta = _num("tau", tau), kappa_of(kappa), _num("eta", eta, "0+")
+    disc = tau * tau - 4.0 * eta * kappa
+    root = jnp.where(disc >= 0, jnp.sqrt(jnp.where(disc >= 0, disc, 0.0)), jnp.nan)
+    return (tau - root) / (2.0 * kappa), (tau + root) / (2.0 * kappa)
+
+
+def parabola(p, alpha_p, c=0.0, eta=0.0, t=0.0) -> jax.Array:
+    """The exact integral Eq. 14 (THEORY.md section 7.2): s(t) = p(t)²/α_p + e^{−2ηt} c.
+
+    With c = 0 it is the invariant parabola s = p²/α_p (all non-collapsed fixed points for η > 0).
+    """
+    p, alpha_p = _num("p", p), _num("alpha_p", alpha_p, "+")
+    c, eta, t = _num("c", c), _num("eta", eta, "0+"), _num("t", t)
+    return p * p / alpha_p + jnp.exp(-2.0 * eta * t) * c
+
+
+def parabola_c(p, s, alpha_p) -> jax.Array:
+    """c_j = s_j − p_j²/α_p, with the corrected sign of THEORY.md section 7.2 (Eq. 14).
+
+    At t = 0 this is c_j; at time t it equals c_j e^{−2ηt}. c_j > 0 (start above the
+    parabola) is sufficient to avoid collapse when η = 0 (section 7.3).
+    """
+    p, s, alpha_p = _num("p", p), _num("s", s, "0+"), _num("alpha_p", alpha_p, "+")
+    return s - p * p / alpha_p
+
+
+def delta(p, tau, kappa, eta) -> jax.Array:
+    """Δ_j = p_j (τ − κ p_j) − η, the growth rate ṗ_j / p_j on the parabola (THEORY.md section 7.5)."""
+    p, tau = _num("p", p), _num("tau", tau)
+    kappa, eta = kappa_of(kappa), _num("eta", eta, "0+")
+    return p * (tau - kappa * p) - eta
+
+
+def margin_17(p, s, tau, kappa, alpha_p, eta) -> jax.Array:
+    """The Eq. 17 margin ½(α_p κ s_j + η) − Δ_j (THEORY.md sections 7.5, 14).
+
+    It equals the per-mode K_j = κ α_p s_j/2 + κ p_j² − τ p_j + 3η/2 of Theorem 3, so
+    alignment is stable for the mode iff the margin is > 0.
+    """
+    s, alpha_p = _num("s", s, "0+"), _num("alpha_p", alpha_p, "+")
+    return 0.5 * (alpha_p * kappa_of(kappa) * s + eta) - delta(p, tau, kappa, eta)
+
+
+def K(state: SymState, hyper: Hyper, kappa) -> jax.Array:
+    """K(t) of Theorem 3, Eq. 10 (THEORY.md section 6), for the symmetrized flow Eq. 7:
+
+        K = κ [ (α_p/2) F + Wp² − (τ/κ) Wp ] + ((2η + η_p)/2) I       (= ... + (3/2) η I when η_p = η)
+
+    so that d[F, Wp]/dt = −[F, Wp] K − K [F, Wp].
+
+    **Arguments:** `state` a `SymState` (symmetric Wp, F; batch axes allowed), `hyper`, `kappa`.
+
+    **Returns:** K, shape (..., n2, n2).
+    """
+    if not isinstance(state, SymState) or not isinstance(hyper, Hyper):
+        raise ValueError("K takes (SymState, Hyper, kappa)")
+    m = lambda x: x if jnp.ndim(x) == 0 else jnp.asarray(x)[..., None, None]
+    k = m(kappa_of(kappa))
+    Wp, F = state.Wp, state.F
+    eye = jnp.broadcast_to(jnp.eye(Wp.shape[-1], dtype=Wp.dtype), Wp.shape)
+    return k * (0.5 * m(hyper.alpha_p) * F + Wp @ Wp) - m(state.tau) * Wp + 0.5 * m(2.0 * hyper.eta + hyper.eta_p) * eye
+
+
+def lambda_min_K(state: SymState, hyper: Hyper, kappa) -> jax.Array:
+    """λ_min(K(t)) of Theorem 3 (THEORY.md section 6). If it stays >= λ0 > 0 along a run,
+    ‖[F, Wp](t)‖_F <= e^{−2 λ0 t} ‖[F, Wp](0)‖_F."""
+    Km = K(state, hyper, kappa)
+    return jnp.linalg.eigvalsh(0.5 * (Km + jnp.swapaxes(Km, -1, -2)))[..., 0]
+
+
+def jacobian_ps(p, s, tau, kappa, alpha_p, eta, eta_p=None) -> jax.Array:
+    """Jacobian of Eqs. 11-12 in (p, s) at fixed τ (THEORY.md sections 7.3-7.4):
+
+        [[ −α_p κ s − η_p,     α_p (τ − κ p)         ],
+         [ 2 s (τ − 2κ p),     2 p (τ − κ p) − 2η    ]]
+
+    **Returns:** shape (..., 2, 2), broadcast over the arguments.
+    """
+    p, s, tau = _num("p", p), _num("s", s), _num("tau", tau)
+    kappa, alpha_p = kappa_of(kappa), _num("alpha_p", alpha_p, "+")
+    eta = _num("eta", eta, "0+")
+    eta_p = eta if eta_p is None else _num("eta_p", eta_p, "0+")
+    return _jacobian(p, s, tau, kappa, alpha_p, eta, eta_p)
+
+
+@jax.jit
+def _jacobian(p, s, tau, kappa, alpha_p, eta, eta_p):
+    g = tau - kappa * p
+    row0 = jnp.stack(jnp.broadcast_arrays(-alpha_p * kappa * s - eta_p, alpha_p * g), -1)
+    row1 = jnp.stack(jnp.broadcast_arrays(2.0 * s * (tau - 2.0 * kappa * p), 2.0 * p * g - 2.0 * eta), -1)
+    return jnp.stack(jnp.broadcast_arrays(row0, row1), -2)
+
+
+def classify(J, rtol: float = 1e-9) -> jax.Array:
+    """Stability class of a fixed point from its 2x2 Jacobian (THEORY.md section 7.4), by trace and determinant.
+
+    **Arguments:** `J` of shape (..., 2, 2); `rtol`: |det| <= rtol ‖J‖² (or a zero trace at
+    det > 0) counts as non-hyperbolic.
+
+    **Returns:** int codes (...,): `STABLE_NODE`, `STABLE_FOCUS`, `UNSTABLE_NODE`,
+    `UNSTABLE_FOCUS`, `SADDLE`, `NON_HYPERBOLIC` (names in `STABILITY_NAMES`), or `NO_POINT` for NaN input.
+    """
+    J = _array("J", J)
+    if J.shape[-2:] != (2, 2):
+        raise ValueError(f"J must have shape (..., 2, 2), got {J.shape}")
+    return _classify(J, rtol)
+
+
+@jax.jit
+def _classify(J, rtol):
+    tr = J[..., 0, 0] + J[..., 1, 1]
+    det = J[..., 0, 0] * J[..., 1, 1] - J[..., 0, 1] * J[..., 1, 0]
+    scale = jnp.sum(J * J, axis=(-2, -1))
+    zero_det = jnp.abs(det) <= rtol * scale
+    zero_tr = jnp.abs(tr) <= rtol * jnp.sqrt(scale)
+    node = tr * tr - 4.0 * det >= 0
+    code = jnp.where(tr < 0, jnp.where(node, STABLE_NODE, STABLE_FOCUS), jnp.where(node, UNSTABLE_NODE, UNSTABLE_FOCUS))
+    code = jnp.where(det < 0, SADDLE, code)
+    code = jnp.where(zero_det | ((det > 0) & zero_tr), NON_HYPERBOLIC, code)
+    return jnp.where(jnp.isnan(tr) | jnp.isnan(det), NO_POINT, code).astype(jnp.int32)
+
+
+def fixed_points_ps(tau, kappa, alpha_p, eta) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Fixed points of Eqs. 11-12 at fixed τ with their stability (THEORY.md section 7.4).
+
+    For 0 < η <= η_c: the origin (stable node), (p*_−, p*_−²/α_p) (saddle) and
+    (p*_+, p*_+²/α_p) (stable node). For η > η_c the last two are NaN (`NO_POINT`). At
+    η = 0 the fixed points are whole lines (section 7.3); the points returned are those on
+    the parabola, and the origin is non-hyperbolic.
+
+    **Returns:** `(p, s, code)`, each of shape (..., 3) in the order origin, p*_−, p*_+.
+    """
+    kappa = kappa_of(kappa)
+    pm, pp = p_star(tau, kappa, eta)
+    p = jnp.stack(jnp.broadcast_arrays(jnp.zeros_like(pm), pm, pp), -1)
+    alpha_p = _num("alpha_p", alpha_p, "+")
+    s = p * p / jnp.asarray(alpha_p)[..., None]
+    x = lambda a: jnp.asarray(a)[..., None]
+    code = classify(_jacobian(p, s, x(tau), x(kappa), x(alpha_p), x(eta), x(eta)))  # NaN rows -> NO_POINT
+    return p, s, code
+
+
+def final_s_eta0(p0, s0, tau, kappa, alpha_p) -> jax.Array:
+    """η = 0 final value (THEORY.md section 7.3): s(∞) = s(0) + α_p⁻¹ (p(∞)² − p(0)²), p(∞) = τ/κ.
+
+    Valid for runs that reach the non-collapsed branch, e.g. any start with c_j > 0 and τ > 0
+    (c_j is conserved at η = 0).
+    """
+    p0, s0 = _num("p0", p0), _num("s0", s0, "0+")
+    tau, kappa, alpha_p = _num("tau", tau), kappa_of(kappa), _num("alpha_p", alpha_p, "+")
+    p_inf = tau / kappa
+    return s0 + (p_inf * p_inf - p0 * p0) / alpha_p
+
+
+def _sym_inv_sqrt(S):
+    lam, U = jnp.linalg.eigh(S)
+    return (U / jnp.sqrt(lam)[..., None, :]) @ jnp.swapaxes(U, -1, -2)
+
+
+def appendix_d_fixed_point(Sigma_s, Sigma_d, n2: int, mix=None) -> State:
+    """A non-collapsed fixed point of Lemma 1 at η = 0 for general data (Appendix D, Eq. 103; THEORY.md section 8).
+
+    Wp W = W Σ^d (Σ^s)⁻¹ and Wa = W. The special solution: the rows of W are the n2
+    leading left eigenvectors of Σ^d (Σ^s)⁻¹ (normalized so that v Σ^s vᵀ = 1) and Wp is the
+    diagonal of their eigenvalues. `mix` = S (invertible n2 x n2) maps it to W → S W,
+    Wp → S Wp S⁻¹, covering the rest of the manifold. Σ^s, Σ^d need not commute.
+
+    In Lemma 1 terms, X = Σ^d and X' = Σ^s − Σ^d.
+
+    **Arguments:** `Sigma_s` (n1, n1) symmetric positive definite; `Sigma_d` (n1, n1) symmetric;
+    `n2` <= n1; `mix` optional (n2, n2).
+
+    **Returns:** a `State(W, Wp, Wa=W)`.
+    """
+    S, D = _num("Sigma_s", Sigma_s), _num("Sigma_d", Sigma_d)
+    _check_psd("Sigma_s", S)
+    if S.ndim != 2 or D.shape != S.shape:
+        raise ValueError(f"Sigma_s and Sigma_d must be (n1, n1) matrices of one shape, got {S.shape} and {D.shape}")
+    if _concrete(S) and float(jnp.linalg.eigvalsh(S)[0]) <= 0:
+        raise ValueError("Sigma_s must be positive definite (Eq. 103 needs its inverse)")
+    if _concrete(D) and float(jnp.max(jnp.abs(D - D.T))) > 1e-6 * float(jnp.max(jnp.abs(D))):
+        raise ValueError("Sigma_d must be symmetric")
+    n1 = S.shape[-1]
+    if isinstance(n2, bool) or not isinstance(n2, int) or not 1 <= n2 <= n1:
+        raise ValueError(f"n2 must be an integer in [1, n1 = {n1}], got {n2!r}")
+    R = _sym_inv_sqrt(S)
+    lam, Q = jnp.linalg.eigh(R @ D @ R)   # S^{-1/2} D S^{-1/2} is similar to (Σ^s)⁻¹ Σ^d
+    lam, Q = lam[::-1][:n2], Q[:, ::-1][:, :n2]
+    W = (R @ Q).T                          # rows v: (Σ^s)⁻¹ Σ^d v = λ v, i.e. vᵀ Σ^d (Σ^s)⁻¹ = λ vᵀ
+    Wp = jnp.diag(lam)
+    if mix is not None:
+        M = _num("mix", mix)
+        if M.shape != (n2, n2):
+            raise ValueError(f"mix must have shape ({n2}, {n2}), got {M.shape}")
+        W, Wp = M @ W, M @ Wp @ jnp.linalg.inv(M)
+    return State(W, Wp, W)
+
+
+def appendix_d_residual(state: State, Sigma_s, Sigma_d) -> jax.Array:
+    """‖Wp W Σ^s − Wa Σ^d‖_F + ‖W − Wa‖_F: zero exactly on the fixed points of Eq. 103 (THEORY.md section 8)."""
+    S, D = _num("Sigma_s", Sigma_s), _num("Sigma_d", Sigma_d)
+    fro = lambda A: jnp.sqrt(jnp.sum(A * A, axis=(-2, -1)))
+    return fro(state.Wp @ state.W @ S - state.Wa @ D) + fro(state.W - state.Wa)
