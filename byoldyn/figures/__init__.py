@@ -16,13 +16,21 @@ import matplotlib.pyplot as plt
 from ..io import atomic_write, save_figure
 from .common import Check
 from .matrix import fig7_assumption1, fig_theorem2, fig_theorem3_full
+from .modes import fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d
+from .reduced import fig8_antisymmetric, fig9_commutator
 
 __all__ = ["Check", "FIGURES", "reproduce"]
 
 FIGURES = {
+    "fig3_phase_portraits": fig3_phase_portraits,
+    "fig4_cubic": fig4_cubic,
+    "fig5_decoupled": fig5_decoupled,
     "fig7_assumption1": fig7_assumption1,
     "theorem2_collapse": fig_theorem2,
+    "fig8_antisymmetric": fig8_antisymmetric,
+    "fig9_commutator": fig9_commutator,
     "theorem3_alignment_full": fig_theorem3_full,
+    "fig10_appendix_d": fig10_appendix_d,
 }
 
 

@@ -1,0 +1,139 @@
+"""Figures of the reduced (Wp, F) flows (THEORY.md sections 5-6): Fig. 8 (Eq. 62) and Fig. 9 (Eq. 7)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .. import observables as ob
+from .. import theory
+from ..flows.modes import solve_modes
+from ..flows.symmetric import SymState, reduced_field, symmetric_field
+from ..model import Hyper
+from .common import Check, note
+
+__all__ = ["fig8_antisymmetric", "fig9_commutator"]
+
+
+def _wp_only(Wp, hyper, kappa, tau):
+    """Eq. 62 closed in Wp by F = WpᵀWp (Theorem 1 with C = 0, α_p = 1; THEORY.md section 9, Fig. 8)."""
+    return reduced_field(SymState(Wp, jnp.swapaxes(Wp, -1, -2) @ Wp, tau), hyper, kappa).Wp
+
+
+def fig8_antisymmetric(size: str = "full"):
+    """Fig. 8: under the non-symmetrized Eq. 62 with constant τ, the antisymmetric part B of Wp decays;
+    the symmetric part A can also vanish for large η or small τ (exactly when η > η_c = τ²/4κ)."""
+    n, seeds, t1 = (10, 4, 600.0) if size == "full" else (4, 2, 600.0)
+    sigma2, scale = 0.5, 1.0  # UNCONFIRMED: σ², dimension and initialization
+    kappa = 1.0 + sigma2
+    etas, taus = (0.001, 0.01, 0.05), (0.3, 0.6, 1.0)
+    hyper_of = lambda eta: Hyper(alpha_p=1.0, eta=eta)  # noqa: E731
+    keys = jax.random.split(jax.random.PRNGKey(8), seeds)
+    Wp0 = jax.vmap(lambda k: scale / np.sqrt(n) * jax.random.normal(k, (n, n)))(keys)
+    ts = np.linspace(0.0, t1, 301)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
+    finals = {}
+    for ax, eta in zip(axes, etas):
+        for j, tau in enumerate(taus):
+            run = jax.vmap(lambda W: solve_modes(_wp_only, W, t1, args=(hyper_of(eta), kappa, tau), ts=ts,
+                                                 rtol=1e-9, atol=1e-12))
+            sol = run(Wp0)
+            Wp = np.asarray(sol.states)
+            A, B = 0.5 * (Wp + np.swapaxes(Wp, -1, -2)), 0.5 * (Wp - np.swapaxes(Wp, -1, -2))
+            nA, nB = np.linalg.norm(A, axis=(-2, -1)), np.linalg.norm(B, axis=(-2, -1))
+            finals[(eta, tau)] = (nA, nB, np.asarray(sol.status))
+            ax.semilogy(ts, np.maximum(nA.T, 1e-16), color=f"C{j}", lw=1)
+            ax.semilogy(ts, np.maximum(nB.T, 1e-16), color=f"C{j}", lw=1, ls="--")
+        ax.set_title(f"η = {eta}")
+        ax.set_xlabel("t")
+        ax.set_ylim(1e-12, 10)
+    handles = [plt.Line2D([], [], color=f"C{j}") for j in range(len(taus))] + [
+        plt.Line2D([], [], color="k"), plt.Line2D([], [], color="k", ls="--")]
+    axes[0].legend(handles, [f"τ = {t}" for t in taus] + ["‖A‖_F (symmetric part)", "‖B‖_F (antisymmetric part)"],
+                   fontsize=7, loc="lower left")
+    fig.suptitle("Fig. 8: Eq. 62 with constant τ and F = WpᵀWp: the antisymmetric part B of Wp always decays")
+    note(fig, f"α_p = 1, C = 0. Chosen (UNCONFIRMED): σ² = {sigma2} (κ = {kappa}), n2 = {n}, Wp(0) entries ~ N(0, {scale}²/n), "
+              f"{seeds} seeds per curve, τ ∈ {taus}.")
+    fig.tight_layout(rect=(0, 0.05, 1, 0.93))
+
+    ok = all(np.all(st == 0) for _, _, st in finals.values())
+    b_ratio = max(float(np.max(nB[:, -1] / nB[:, 0])) for nA, nB, _ in finals.values())
+    agree = []
+    for (eta, tau), (nA, _, _) in finals.items():
+        dead = bool(np.all(nA[:, -1] < 1e-3))
+        agree.append(dead == (eta > float(theory.eta_c(tau, kappa))))
+    checks = [
+        Check("Fig. 8: ‖B(t1)‖/‖B(0)‖ under Eq. 62, max over η, τ and seeds (slowest: collapsing runs, rate ~η)",
+              f"{b_ratio:.1e} ({'all' if ok else 'NOT all'} solves succeeded)", "→ 0 (B always decays)",
+              ok and b_ratio < 1e-2),
+        Check("Fig. 8: η > η_c = τ²/4κ ⇒ A → 0 in every run; η < η_c ⇒ some runs keep A ≠ 0 (9 (η, τ) settings)",
+              f"{sum(agree)}/{len(agree)} settings agree", "A vanishes for every start iff η > τ²/4κ", all(agree)),
+    ]
+    return fig, checks
+
+
+def fig9_commutator(size: str = "full"):
+    """Fig. 9: ‖[F, Wp]‖_F under the symmetrized Eq. 7 (= Eq. 67) with constant τ and several η.
+
+    Theorem 3: d[F, Wp]/dt = −[F, Wp]K − K[F, Wp], so the commutator shrinks at least as
+    e^{−2λ0 t} while λ_min(K) >= λ0 > 0, and can grow while K has negative eigenvalues
+    (small η and/or large τ)."""
+    n, seeds, t1 = (8, 3, 100.0) if size == "full" else (4, 2, 100.0)
+    sigma2, alpha_p, scale = 0.5, 1.0, 0.1  # UNCONFIRMED
+    kappa = 1.0 + sigma2
+    etas, taus = (0.0, 0.01, 0.1), (0.5, 1.0, 2.0)
+    rng = np.random.default_rng(9)
+    G = rng.standard_normal((seeds, 2, n, n)) * scale / np.sqrt(n)
+    Wp0 = 0.5 * (G[:, 0] + np.swapaxes(G[:, 0], -1, -2))
+    F0 = G[:, 1] @ np.swapaxes(G[:, 1], -1, -2)
+    ts = np.linspace(0.0, t1, 401)
+    fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), sharex=True)
+    rows = {}
+    for i, eta in enumerate(etas):
+        h = Hyper(alpha_p=alpha_p, eta=eta)
+        for j, tau in enumerate(taus):
+            y0 = SymState(jnp.asarray(Wp0), jnp.asarray(F0), jnp.full((seeds,), tau))
+            sol = jax.vmap(lambda y: solve_modes(symmetric_field, y, t1, args=(h, kappa, False), ts=ts, rtol=1e-10,
+                                                 atol=1e-14))(y0)
+            st = sol.states
+            L = np.asarray(ob.commutator(st.F, st.Wp))
+            lam = np.asarray(theory.lambda_min_K(st, h, kappa))
+            rows[(eta, tau)] = (L, lam)
+            axes[0, i].semilogy(ts, (L / L[:, :1]).T, color=f"C{j}", lw=1)
+            axes[1, i].plot(ts, lam.T, color=f"C{j}", lw=1)
+        axes[0, i].set_title(f"η = {eta}")
+        axes[0, i].axhline(1, color="k", lw=0.5)
+        axes[1, i].axhline(0, color="k", lw=0.5)
+        axes[1, i].set_xlabel("t")
+    axes[0, 0].set_ylabel("‖[F, Wp](t)‖_F / ‖[F, Wp](0)‖_F")
+    axes[1, 0].set_ylabel("λ_min(K(t))")
+    axes[0, 0].legend([plt.Line2D([], [], color=f"C{j}") for j in range(len(taus))], [f"τ = {t}" for t in taus], fontsize=8)
+    fig.suptitle("Fig. 9: commutator under the symmetrized flow Eq. 7 with constant τ: it grows while λ_min(K) < 0 "
+                 "(small η, large τ)")
+    note(fig, f"Chosen (UNCONFIRMED): σ² = {sigma2}, α_p = {alpha_p}, n2 = {n}, Wp(0) symmetric and F(0) = GGᵀ with "
+              f"N(0, {scale}²/n) entries, {seeds} seeds, η ∈ {etas}, τ ∈ {taus}.")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.94))
+
+    bound_ok, grew, grew_negK = [], [], []
+    for (eta, tau), (L, lam) in rows.items():
+        lam0 = lam.min(axis=1)
+        pos = lam0 > 0
+        if np.any(pos):
+            ratio = L[pos] / (np.exp(-2 * lam0[pos, None] * ts) * L[pos, :1])
+            bound_ok.append(float(np.max(ratio)))
+        g = np.max(L / L[:, :1], axis=1) > 1.0 + 1e-9
+        grew.append(((eta, tau), float(np.max(L / L[:, :1]))))
+        grew_negK += list(~g | ~pos)  # growth only where λ_min(K) went negative
+    worst = max(grew, key=lambda x: x[1])
+    checks = [
+        Check("Theorem 3 (Eq. 7, constant τ): max_t ‖L(t)‖ / (e^{−2λ0 t}‖L(0)‖) over runs with λ0 = inf_t λ_min(K) > 0",
+              f"{max(bound_ok):.3f} ({len(bound_ok)} settings)" if bound_ok else "no run with λ0 > 0",
+              "<= 1", bool(bound_ok) and max(bound_ok) <= 1 + 1e-6),
+        Check("Fig. 9: the commutator grows only in runs where λ_min(K) < 0; largest growth at (η, τ)",
+              f"{all(grew_negK)}; max growth {worst[1]:.3g}x at η = {worst[0][0]}, τ = {worst[0][1]}",
+              "growth needs λ_min(K) < 0; largest for small η, large τ",
+              bool(all(grew_negK) and worst[0][0] == min(etas) and worst[0][1] == max(taus))),
+    ]
+    return fig, checks
