@@ -112,7 +112,7 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("figures"), help="output directory (default figures)")
     p.add_argument("--size", choices=("full", "small"), default="full",
                    help="full (the committed figures) or small (a quick look, seconds)")
-    p.add_argument("--only", nargs="+", metavar="NAME", help="build only these figures")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="build only these figures (REPORT.md is left as it is)")
     p.set_defaults(func=_reproduce)
 
 
@@ -127,8 +127,9 @@ def _reproduce(a) -> int:
     t = time.perf_counter()
     checks = reproduce(a.out, size=a.size, only=a.only)
     bad = [c for c in checks if not c.agrees]
-    print(f"{len(checks) - len(bad)}/{len(checks)} checks agree; wrote {a.out}/REPORT.md and "
-          f"{len(a.only or []) or 'all'} figure(s) in {time.perf_counter() - t:.0f} s")
+    wrote = f"{len(a.only)} figure(s)" if a.only else "all figures and REPORT.md"
+    print(f"{len(checks) - len(bad)}/{len(checks)} checks agree; wrote {wrote} in {a.out} "
+          f"in {time.perf_counter() - t:.0f} s")
     for c in bad:
         print(f"  DISAGREES: {c.claim}: measured {c.measured}, theory {c.predicted}")
     return 1 if bad else 0

@@ -132,7 +132,7 @@ def fig_theorem3_full(size: str = "full"):
     hyper = Hyper(alpha_p=alpha_p, eta=eta, beta=beta)
     data = Data.isotropic(n, sigma2)
     states = _states(seeds, n, n, scale, seed=2)
-    ts = np.linspace(0.0, t1, 301)
+    ts = np.unique(np.r_[np.geomspace(1e-2, t1, 200), np.linspace(0.0, t1, 151)])  # log-spaced early, for panel 1
 
     def observe(t, s):
         F_ = ob.F(s.W, data)
