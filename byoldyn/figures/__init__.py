@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from ..io import atomic_write, save_figure
 from .common import Check
 from .matrix import fig7_assumption1, fig_theorem2, fig_theorem3_full
-from .modes import fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d
+from .modes import fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d, fig_alpha_p
 from .reduced import fig8_antisymmetric, fig9_commutator
 
 __all__ = ["Check", "FIGURES", "reproduce"]
@@ -25,6 +25,7 @@ FIGURES = {
     "fig3_phase_portraits": fig3_phase_portraits,
     "fig4_cubic": fig4_cubic,
     "fig5_decoupled": fig5_decoupled,
+    "obs_alpha_p": fig_alpha_p,
     "fig7_assumption1": fig7_assumption1,
     "theorem2_collapse": fig_theorem2,
     "fig8_antisymmetric": fig8_antisymmetric,

@@ -14,7 +14,7 @@ from ..phase import STABLE_COLOR, UNSTABLE_COLOR, basin_map, portrait, rk4
 from ..theory import STABLE_FOCUS, STABLE_NODE
 from .common import Check, note
 
-__all__ = ["fig3_phase_portraits", "fig4_cubic", "fig5_decoupled", "fig10_appendix_d"]
+__all__ = ["fig3_phase_portraits", "fig4_cubic", "fig5_decoupled", "fig10_appendix_d", "fig_alpha_p"]
 
 
 def _ps(P, S, hyper, kappa, tau):
@@ -276,5 +276,71 @@ def fig10_appendix_d(size: str = "full"):
         Check("App. D (Fig. 10 left, right): origin eigenvalues with w_a = 1 fixed / without predictor",
               f"{np.round(ev_left, 3)} / {np.round(ev_right, 3)}", "saddle (signs differ) / stable (both < 0)",
               bool(ev_left.min() < 0 < ev_left.max() and np.all(ev_right < 0))),
+    ]
+    return fig, checks
+
+
+def fig_alpha_p(size: str = "full"):
+    """The roles of α_p (THEORY.md sections 7.3, 7.5): Obs#1 (a larger α_p shrinks the collapse basin at
+    η = 0), Obs#2 (s_j barely grows for large α_p; s(∞) = s(0) + (p(∞)² − p(0)²)/α_p) and Obs#6 (a larger
+    α_p loosens the alignment bound Eq. 17, i.e. raises min_t λ_min(K))."""
+    tau, sigma2 = 1.0, 0.5  # UNCONFIRMED
+    kappa = 1.0 + sigma2
+    alphas = np.array([0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
+    grid = 256 if size == "full" else 64
+    P, S = np.meshgrid(np.linspace(-0.4, 1.2, grid), np.linspace(0.0, 1.0, grid))
+    frac = []
+    for a in alphas:
+        y0 = ModePST(jnp.asarray(P), jnp.asarray(S), jnp.full(P.shape, tau))
+        _, col = basin_map(pst_field, y0, 400.0, args=(Hyper(alpha_p=a), kappa, False), dt=0.05)
+        frac.append(float(col.mean()))
+    # Obs#2: one start (p0, s0), τ fixed, η = 0
+    p0, s0 = 0.1, 0.05
+    s_end, s_theory = [], []
+    for a in alphas:
+        sol = solve_modes(pst_field, ModePST(jnp.asarray(p0), jnp.asarray(s0), jnp.asarray(tau)), 4000.0,
+                          args=(Hyper(alpha_p=a), kappa, False), ts=[4000.0], rtol=1e-10, atol=1e-12)
+        s_end.append(float(sol.states.s[-1]))
+        s_theory.append(float(theory.final_s_eta0(p0, s0, tau, kappa, a)))
+    # Obs#6: BYOL modes (τ evolving from 0), η = 0.01, β = 0.4: min over t of min_j K_j
+    rng = np.random.default_rng(6)
+    pj = rng.uniform(0.05, 0.5, 6)
+    y0 = ModeState(jnp.asarray(pj), jnp.asarray(pj), jnp.zeros(6))  # s = p², c_j = (1 − 1/α_p) p²
+    lmin = []
+    for a in alphas:
+        sol = solve_modes(mode_field, y0, 300.0, args=(Hyper(alpha_p=a, eta=0.01, beta=0.4), kappa),
+                          ts=np.linspace(0, 300, 601), rtol=1e-9, atol=1e-12)
+        w, wp, wa = (np.asarray(v) for v in sol.states)
+        s = w * w
+        Kj = kappa * a * s / 2 + kappa * wp * wp - np.where(s > 0, wa * w / np.where(s > 0, s, 1), 0) * wp + 1.5 * 0.01
+        lmin.append(float(Kj.min()))
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    axes[0].semilogx(alphas, frac, "o-")
+    axes[0].set_title("Obs#1 (η = 0):\ncollapsed fraction of the (p, s) grid", fontsize=10)
+    axes[1].loglog(alphas, np.array(s_end) - s0, "o", label="measured s(∞) − s(0)")
+    axes[1].loglog(alphas, np.array(s_theory) - s0, "k--", label="(τ²/κ² − p0²)/α_p (section 7.3)")
+    axes[1].set_title(f"Obs#2 (η = 0):\ngrowth of s from (p0, s0) = ({p0}, {s0})", fontsize=10)
+    axes[1].legend(fontsize=8)
+    axes[2].semilogx(alphas, lmin, "o-")
+    axes[2].axhline(0, color="k", lw=0.6)
+    axes[2].set_title("Obs#6:\nmin over t of λ_min(K) (η = 0.01, β = 0.4)", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("α_p")
+        ax.minorticks_off()
+        ax.set_xticks(alphas, [f"{a:g}" for a in alphas])
+    fig.suptitle("The relative predictor learning rate α_p (THEORY.md section 7.5, Obs#1, #2, #6)")
+    note(fig, f"Chosen (UNCONFIRMED): τ = {tau} fixed for Obs#1-#2, σ² = {sigma2}; grid p ∈ [−0.4, 1.2] x s ∈ [0, 1], "
+              f"{grid}²; Obs#6: 6 modes with s_j(0) = p_j(0)², p_j(0) ~ U(0.05, 0.5), τ(0) = 0.")
+    fig.tight_layout(rect=(0, 0.05, 1, 0.92))
+    err = float(np.max(np.abs(np.array(s_end) - np.array(s_theory))))
+    checks = [
+        Check("Obs#1: collapsed fraction of the (p, s) grid at η = 0 for α_p = 0.25 ... 8",
+              ", ".join(f"{v:.3f}" for v in frac), "decreasing in α_p", bool(np.all(np.diff(frac) < 0))),
+        Check("Obs#2 / section 7.3: s(∞) at η = 0 vs s(0) + (p(∞)² − p(0)²)/α_p, max error over α_p",
+              f"{err:.1e}; growth {s_end[0] - s0:.3f} → {s_end[-1] - s0:.4f}", "0; growth ∝ 1/α_p",
+              bool(err < 1e-6 and np.all(np.diff(s_end) < 0))),
+        Check("Obs#6: min_t λ_min(K) for α_p = 0.25 ... 8 (Eq. 17 margin)", ", ".join(f"{v:.3f}" for v in lmin),
+              "increasing in α_p", bool(np.all(np.diff(lmin) > 0))),
     ]
     return fig, checks

@@ -1,0 +1,802 @@
+"""`sweep`: hyperparameter sweeps at scale: chunked, sharded over devices, resumable, labelled.
+
+A sweep is the Cartesian grid (or an explicit list) of any of alpha_p, eta, eta_p, beta, sigma2,
+the widths n1/n2 and the initialisation scale, times a set of seeds, at one level of the model
+ladder (THEORY.md sections 1, 5, 7):
+
+- `"modes"`: the decoupled per-mode system (Eqs. 11-13) in the finite scalar form (w, w_p, w_a)
+  of `flows.modes.mode_field` (THEORY.md section 7.1), one lane per mode and member;
+- `"symmetric"`: the (Wp, F, tau) flow, Eq. 7 (`predictor="symmetric"`) or Eq. 62 (`"learned"`),
+  with tau evolved by Assumption 1 (THEORY.md section 5);
+- `"matrix"`: the full Lemma 1 flow (Eqs. 2-4) and its variants.
+
+Every member starts from `State.random(PRNGKey(seed), n1, n2, scale=scale)` with Wa(0) = 0 (the
+paper's tau(0) = 0), so a seed means the same start at every hyperparameter and at every level:
+the symmetric level takes F = W Wᵀ and Wp, the mode level the eigenvalues s_j of F and
+p_j = u_jᵀ sym(Wp) u_j on its eigenvectors (the aligned projection of the same start).
+
+Members are integrated in chunks of bounded size; a chunk is one XLA program whose member axis
+is sharded over all JAX devices (`jax.make_mesh` + `NamedSharding`), with the fixed-step Euler
+(= full-batch gradient descent) or RK4 scheme, or (matrix level) the adaptive per-member solves
+of `simulate_batch`. Only observables are kept, never trajectories. With `out=`, every finished
+chunk is written atomically to `OUT.parts/chunk-NNNNN.nc` beside a manifest with the
+configuration hash, so a killed sweep started again with the same arguments recomputes only the
+missing chunks and then writes `OUT` atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from . import observables as ob
+from .flows.matrix import check_variant, vector_field
+from .flows.modes import ModeState, mode_field
+from .flows.symmetric import SymState, reduced_field, symmetric_field
+from .integrate import DIVERGED, STATUS_NAMES, SUCCEEDED, _prepare
+from .io import atomic_write, save_netcdf
+from .model import Data, Hyper, State
+
+__all__ = ["sweep", "LEVELS", "METHODS", "PARAMS", "OBSERVABLES", "parts_dir", "config_hash"]
+
+LEVELS = ("modes", "symmetric", "matrix")
+METHODS = ("rk4", "euler", "adaptive")
+PARAMS = ("n1", "n2", "alpha_p", "eta", "eta_p", "beta", "sigma2", "scale")  # canonical dimension order
+_INT_PARAMS = ("n1", "n2")
+_SIGN = {"alpha_p": "+", "eta": "0+", "eta_p": "0+", "beta": "0+", "sigma2": "0+", "scale": "0+"}
+_AXIS = "members"
+
+#: observables recorded at each level: (name, per_mode, long name)
+OBSERVABLES = {
+    "modes": (
+        ("norm_W", False, "sqrt(sum_j s_j) = ||W||_F of the aligned modes"),
+        ("n_modes", False, "number of modes with s_j > threshold"),
+        ("collapsed", False, "1 if no mode has s_j > threshold (complete collapse), else 0"),
+        ("tau_hat", False, "sum_j w_a w / sum_j w^2 (Assumption 1 tau)"),
+        ("s", True, "s_j = w_j^2, eigenvalues of F (modes in the order of F(0)'s eigenvalues, decreasing)"),
+        ("p", True, "p_j = w_p, eigenvalues of Wp"),
+    ),
+    "symmetric": (
+        ("norm_W", False, "sqrt(tr F) = ||W||_F"),
+        ("n_modes", False, "number of eigenvalues of F above threshold"),
+        ("collapsed", False, "1 if no eigenvalue of F is above threshold (complete collapse), else 0"),
+        ("tau_hat", False, "tau of Assumption 1"),
+        ("alignment", False, "sum_j s_j cos_j / sum_j s_j, cos_j = u_j^T Wp u_j / ||Wp u_j|| (Theorem 3)"),
+        ("commutator_normalized", False, "||[F, Wp]||_F / (||F||_F ||Wp||_F)"),
+        ("s", True, "eigenvalues s_j of F, decreasing"),
+        ("p", True, "eigenvalues of (Wp + Wp^T)/2, decreasing"),
+    ),
+    "matrix": (
+        ("norm_W", False, "Frobenius norm of W"),
+        ("n_modes", False, "number of eigenvalues of F = W W^T above threshold"),
+        ("collapsed", False, "1 if no eigenvalue of F is above threshold (complete collapse), else 0"),
+        ("tau_hat", False, "<Wa, W> / ||W||^2 (Assumption 1)"),
+        ("wa_correlation", False, "<Wa, W> / (||Wa|| ||W||) (Fig. 7)"),
+        ("alignment", False, "sum_j s_j cos_j / sum_j s_j, cos_j = u_j^T Wp u_j / ||Wp u_j|| (Fig. 2, Theorem 3)"),
+        ("commutator_normalized", False, "||[F, Wp]||_F / (||F||_F ||Wp||_F)"),
+        ("asymmetry", False, "||Wp - Wp^T||_F / ||Wp||_F"),
+        ("s", True, "eigenvalues s_j of F = W W^T, decreasing"),
+        ("p", True, "eigenvalues of (Wp + Wp^T)/2, decreasing"),
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# validation and the member table
+
+
+def _values(name: str, v) -> tuple[np.ndarray, bool]:
+    """`(values, swept)`: a scalar (not swept) or a non-empty 1-D sequence of distinct values."""
+    is_int = name in _INT_PARAMS or name == "seeds"
+    if isinstance(v, (str, bytes)) or isinstance(v, bool):
+        raise ValueError(f"{name} must be a number or a 1-D sequence of numbers, got {v!r}")
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or a 1-D sequence of numbers, got {v!r}") from None
+    swept = a.ndim == 1
+    if a.ndim > 1 or a.size == 0:
+        raise ValueError(f"{name} must be a number or a non-empty 1-D sequence, got shape {a.shape}")
+    a = a.reshape(-1)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    if is_int:
+        if np.any(a != np.round(a)) or np.any(a < (0 if name == "seeds" else 1)):
+            kind = "non-negative integers" if name == "seeds" else "positive integers"
+            raise ValueError(f"{name} must be {kind}, got {v!r}")
+        a = a.astype(np.int64)
+    sign = _SIGN.get(name)
+    if sign == "+" and np.any(a <= 0):
+        raise ValueError(f"{name} must be > 0, got {a[a <= 0][0]!r}")
+    if sign == "0+" and np.any(a < 0):
+        raise ValueError(f"{name} must be >= 0, got {a[a < 0][0]!r}")
+    if swept and len(np.unique(a)) != len(a):
+        raise ValueError(f"{name} values must be distinct, got {v!r}")
+    return a, swept
+
+
+def _seeds(seeds) -> np.ndarray:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a positive count or a sequence of seeds, got {seeds!r}")
+        return np.arange(int(seeds), dtype=np.int64)
+    a, swept = _values("seeds", seeds)
+    return a
+
+
+def _plan(params: dict, points, seeds: np.ndarray):
+    """The flat member table and the labelled grid it reshapes to.
+
+    **Returns:** `(table, dims, coords, fixed)`: `table` maps every parameter to a (M,) array (M =
+    members, seed fastest); `dims` the grid dimensions (ending in "seed"); `coords` the dimension
+    coordinates; `fixed` the parameters that are not swept (scalars), with eta_p / n2 absent when tied.
+    """
+    tied = {k for k in ("eta_p", "n2") if params[k] is None}
+    vals, swept = {}, []
+    for k in PARAMS:
+        if k in tied:
+            continue
+        a, s = _values(k, params[k])
+        vals[k] = a
+        if s:
+            swept.append(k)
+    S = len(seeds)
+    if points is not None:
+        if swept:
+            raise ValueError(f"with points, the other parameters must be scalars; {swept[0]} is a sequence")
+        if not isinstance(points, dict) or not points:
+            raise ValueError(f"points must be a non-empty dict of parameter name -> 1-D sequence, got {points!r}")
+        lens = set()
+        for k, v in points.items():
+            if k not in PARAMS:
+                raise ValueError(f"points: unknown parameter {k!r}; choose from {', '.join(PARAMS)}")
+            a = np.atleast_1d(_values(k, v)[0])
+            lens.add(len(a))
+            vals[k] = a
+        if len(lens) != 1:
+            raise ValueError(f"points: every parameter needs the same number of values, got lengths {sorted(lens)}")
+        npts = lens.pop()
+        tied -= set(points)
+        table = {k: np.repeat(np.broadcast_to(vals[k], (npts,)) if k in points else np.full(npts, vals[k][0]), S)
+                 for k in vals}
+        dims = ["point", "seed"]
+        coords = {"point": np.arange(npts), "seed": seeds}
+        fixed = {k: vals[k][0].item() for k in vals if k not in points}
+        point_coords = {k: np.asarray(vals[k]) for k in points}
+    else:
+        shape = [len(vals[k]) for k in swept] + [S]
+        idx = np.indices(shape).reshape(len(shape), -1)
+        table = {}
+        for k in vals:
+            table[k] = vals[k][idx[swept.index(k)]] if k in swept else np.full(idx.shape[1], vals[k][0])
+        dims = swept + ["seed"]
+        coords = {k: vals[k] for k in swept} | {"seed": seeds}
+        fixed = {k: vals[k][0].item() for k in vals if k not in swept}
+        point_coords = {}
+    M = len(table["n1"])
+    seed_col = np.tile(seeds, M // S)
+    table["seed"] = seed_col
+    if "eta_p" in tied:
+        table["eta_p"] = table["eta"]
+    if "n2" in tied:
+        table["n2"] = table["n1"]
+    return table, dims, coords, fixed, point_coords, sorted(tied)
+
+
+def _chunks(table, chunk: int) -> list[tuple[int, int]]:
+    """Member ranges [start, stop): at most `chunk` members, never spanning two widths (n1, n2)."""
+    w = table["n1"] * 1_000_003 + table["n2"]
+    cuts = np.r_[0, np.flatnonzero(np.diff(w)) + 1, len(w)]
+    out = []
+    for a, b in zip(cuts[:-1], cuts[1:]):  # a few width groups: not a hot path
+        out += [(int(s), int(min(s + chunk, b))) for s in range(int(a), int(b), chunk)]
+    return out
+
+
+def _auto_chunk(level: str, n1: int, n2: int, method: str) -> int:
+    """A power of two of members whose state is about 32 MB (level and widths given)."""
+    if level == "modes":
+        per = 3 * n2 * 8
+    elif level == "symmetric":
+        per = (2 * n2 * n2 + 1) * 8
+    else:
+        per = (2 * n2 * n1 + n2 * n2) * 8
+    target = 8 << 20 if method == "adaptive" else 32 << 20
+    return int(2 ** max(4, min(16, math.floor(math.log2(max(target // per, 1))))))
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of the canonical JSON of a sweep configuration (the resume key)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def parts_dir(out) -> Path:
+    """The sidecar directory of the chunk files of `out`: `OUT.parts` (the suffix replaced)."""
+    out = Path(out)
+    return out.with_suffix(".parts")
+
+
+# ---------------------------------------------------------------------------------------------
+# fields and observables (batched: every array carries a leading member axis)
+
+
+def _modes_rhs(y: ModeState, hyper: Hyper, sigma2, flags) -> ModeState:
+    """Per-mode flow, elementwise (THEORY.md section 7.1): `mode_field` with tau = w_a / w (BYOL) or
+    tau = 1 (SimSiam, `ema=False`); Wp = I fixes w_p = 1; no stop-gradient is the scalar Eq. 6."""
+    ema, stop_grad, predictor = flags
+    dw, dwp, dwa = mode_field(y, hyper, 1.0 + sigma2, tau=None if ema else 1.0)
+    if not stop_grad:  # Theorem 2 (Eq. 6) with X = 1, X' = sigma2, one mode
+        w, wp = y.w, y.w_p
+        dw = -(wp * wp + 1.0) * w * sigma2 - (wp - 1.0) * (wp - 1.0) * w - hyper.eta * w
+        dwa = dw
+    if predictor == "identity":
+        dwp = jnp.zeros_like(dwp)
+    return ModeState(dw, dwp, dwa)
+
+
+def _sym_rhs(y: SymState, hyper: Hyper, sigma2, flags) -> SymState:
+    """Eq. 7 (`predictor="symmetric"`) or Eq. 62 (`"learned"`) with tau by Assumption 1 (BYOL) or
+    tau = 1 (SimSiam); Wp = I fixed for `"identity"` (THEORY.md section 5)."""
+    ema, _, predictor = flags
+    f = symmetric_field if predictor == "symmetric" else reduced_field
+    d = f(y, hyper, 1.0 + sigma2, evolve_tau=ema)
+    if predictor == "identity":
+        d = SymState(jnp.zeros_like(d.Wp), d.F, d.tau)
+    return d
+
+
+def _matrix_rhs(y: State, hyper: Hyper, sigma2, flags) -> State:
+    """Lemma 1 (Eqs. 2-4) or a variant (`vector_field`), per member."""
+    ema, stop_grad, predictor = flags
+    n1 = y.W.shape[-1]
+
+    def one(y, h, s2):
+        return vector_field(y, h, Data(jnp.ones_like(s2), s2, n1=n1, _isotropic=True),
+                            ema=ema, stop_grad=stop_grad, predictor=predictor)
+
+    return jax.vmap(one)(y, hyper, sigma2)
+
+
+def _wmean(s, c):
+    s = jnp.clip(s, 0.0, None)
+    tot = jnp.sum(s, axis=-1)
+    return jnp.where(tot > 0, jnp.sum(s * c, axis=-1) / jnp.where(tot > 0, tot, 1.0), jnp.nan)
+
+
+def _obs_modes(y: ModeState, threshold: float) -> dict:
+    s = y.w * y.w
+    n = jnp.sum(s > threshold, axis=-1).astype(s.dtype)
+    ww = jnp.sum(s, axis=-1)
+    return {"norm_W": jnp.sqrt(ww), "n_modes": n, "collapsed": (n == 0).astype(s.dtype),
+            "tau_hat": ob._safe_div(jnp.sum(y.w_a * y.w, axis=-1), ww), "s": s, "p": y.w_p}
+
+
+def _obs_sym(y: SymState, threshold: float) -> dict:
+    s, cos = ob.eigen_alignment(y.F, y.Wp)
+    n = jnp.sum(s > threshold, axis=-1).astype(s.dtype)
+    trF = jnp.trace(y.F, axis1=-2, axis2=-1)
+    return {"norm_W": jnp.sqrt(jnp.clip(trF, 0.0, None)), "n_modes": n, "collapsed": (n == 0).astype(s.dtype),
+            "tau_hat": y.tau, "alignment": _wmean(s, cos),
+            "commutator_normalized": ob.commutator_normalized(y.F, y.Wp), "s": s, "p": ob.spectrum_Wp(y.Wp)}
+
+
+def _obs_matrix(y: State, threshold: float) -> dict:
+    F_ = ob.F(y.W)
+    s, cos = ob.eigen_alignment(F_, y.Wp)
+    n = jnp.sum(s > threshold, axis=-1).astype(s.dtype)
+    return {"norm_W": ob.norm_W(y.W), "n_modes": n, "collapsed": (n == 0).astype(s.dtype),
+            "tau_hat": ob.tau_hat(y.W, y.Wa), "wa_correlation": ob.wa_correlation(y.W, y.Wa),
+            "alignment": _wmean(s, cos), "commutator_normalized": ob.commutator_normalized(F_, y.Wp),
+            "asymmetry": ob.asymmetry(y.Wp), "s": s, "p": ob.spectrum_Wp(y.Wp)}
+
+
+_RHS = {"modes": _modes_rhs, "symmetric": _sym_rhs, "matrix": _matrix_rhs}
+_OBS = {"modes": _obs_modes, "symmetric": _obs_sym, "matrix": _obs_matrix}
+
+
+class _Observe:
+    """`observe(t, state)` for `simulate_batch` (hashable by value, so chunks share one compile)."""
+
+    def __init__(self, threshold):
+        self.threshold = float(threshold)
+
+    def __call__(self, t, y):
+        return jax.tree.map(lambda a: a[0], _obs_matrix(jax.tree.map(lambda a: a[None], y), self.threshold))
+
+    def __hash__(self):
+        return hash(("sweep-observe", self.threshold))
+
+    def __eq__(self, other):
+        return isinstance(other, _Observe) and other.threshold == self.threshold
+
+
+def _initial(level: str, flags, seeds, scale, n1: int, n2: int, dtype):
+    """The start of every member from its seed: `State.random` with Wa(0) = 0, prepared for the variant,
+    then reduced to the level (THEORY.md sections 5 and 7.1)."""
+    ema, _, predictor = flags
+    keys = jax.vmap(jax.random.PRNGKey)(seeds)
+    s0 = jax.vmap(lambda k, c: State.random(k, n1, n2, scale=c, dtype=dtype))(keys, scale)
+    s0 = _prepare(s0, ema, predictor)
+    if level == "matrix":
+        return s0
+    if level == "symmetric":
+        Wp = 0.5 * (s0.Wp + jnp.swapaxes(s0.Wp, -1, -2)) if predictor == "symmetric" else s0.Wp
+        tau = jnp.ones(seeds.shape, dtype) if not ema else jnp.zeros(seeds.shape, dtype)
+        return SymState(Wp, ob.F(s0.W), tau)
+    F_ = ob.F(s0.W)
+    s, U = jnp.linalg.eigh(F_)
+    s, U = s[..., ::-1], U[..., ::-1]
+    A = 0.5 * (s0.Wp + jnp.swapaxes(s0.Wp, -1, -2))
+    p = jnp.sum(U * (A @ U), axis=-2)  # u_j^T sym(Wp) u_j
+    w = jnp.sqrt(jnp.clip(s, 0.0, None))
+    if predictor == "identity":
+        p = jnp.ones_like(p)
+    w_a = w if not ema else jnp.zeros_like(w)
+    return ModeState(w, p, w_a)
+
+
+# ---------------------------------------------------------------------------------------------
+# the chunk programs
+
+
+def _blown_members(y, max_norm):
+    """Per member: any entry non-finite or above `max_norm` in magnitude."""
+    bad = None
+    for a in jax.tree.leaves(y):
+        r = tuple(range(1, a.ndim))
+        b = ~jnp.all(jnp.isfinite(a), axis=r) | (jnp.max(jnp.abs(a), axis=r) > max_norm)
+        bad = b if bad is None else bad | b
+    return bad
+
+
+def _mask(tree, ok):
+    return {k: jnp.where(ok.reshape(ok.shape + (1,) * (v.ndim - ok.ndim)), v, jnp.nan) for k, v in tree.items()}
+
+
+def _fixed_program(level, flags, method, n_int, n_per, with_path, threshold, max_norm):
+    """A jitted chunk program: fixed-step Euler (one GD step per step) or RK4 from the members' seeds,
+    observables at the n_int + 1 save times (or at the end only); a member whose state blows up is frozen
+    at its last good state, marked DIVERGED and its later saves are NaN (as `simulate` in fixed-step mode)."""
+    rhs, obs = _RHS[level], _OBS[level]
+
+    def program(seeds, scale, alpha_p, eta, eta_p, beta, sigma2, n1, n2, dt):
+        dtype = dt.dtype
+        y0 = _initial(level, flags, seeds, scale, n1, n2, dtype)
+        col = (lambda a: a[:, None]) if level == "modes" else (lambda a: a)
+        hyper = Hyper(col(alpha_p), col(eta), col(beta), col(eta_p))
+        s2 = col(sigma2)
+        f = lambda y: rhs(y, hyper, s2, flags)  # noqa: E731
+        add = lambda y, k, c: jax.tree.map(lambda a, b: a + c * b, y, k)  # noqa: E731
+
+        if level == "modes" and method == "rk4":
+            # the fast path: elementwise lanes, byoldyn.phase's RK4 loop, divergence checked at the saves
+            from .phase import _rk4
+            y1, path = _rk4(lambda y, h, s: rhs(y, h, s, flags), y0, (hyper, s2), n_int, n_per, dt)
+            bad = jax.vmap(lambda y: _blown_members(y, max_norm))(path)
+            alive_t = jnp.cumprod(~bad, axis=0).astype(bool)
+            alive0 = ~_blown_members(y0, max_norm)
+            final = _mask(obs(y1, threshold), alive_t[-1] & alive0)
+            if not with_path:
+                return final, None, alive_t[-1] & alive0
+            traj = jax.vmap(lambda y, ok: _mask(obs(y, threshold), ok & alive0))(path, alive_t)
+            first = _mask(obs(y0, threshold), alive0)
+            traj = {k: jnp.concatenate([first[k][None], v]) for k, v in traj.items()}
+            return final, traj, alive_t[-1] & alive0
+
+        def step(_, carry):
+            y, alive = carry
+            if method == "euler":
+                y_new = add(y, f(y), dt)
+            else:  # classical RK4, as phase.rk4
+                k1 = f(y)
+                k2 = f(add(y, k1, dt / 2))
+                k3 = f(add(y, k2, dt / 2))
+                k4 = f(add(y, k3, dt))
+                y_new = jax.tree.map(lambda a, b1, b2, b3, b4: a + dt / 6 * (b1 + 2 * b2 + 2 * b3 + b4),
+                                     y, k1, k2, k3, k4)
+            ok = alive & ~_blown_members(y_new, max_norm)
+            y = jax.tree.map(lambda a, b: jnp.where(ok.reshape(ok.shape + (1,) * (a.ndim - 1)), a, b), y_new, y)
+            return y, ok
+
+        def interval(carry, _):
+            carry = jax.lax.fori_loop(0, n_per, step, carry)
+            return carry, (_mask(obs(carry[0], threshold), carry[1]) if with_path else None)
+
+        alive0 = ~_blown_members(y0, max_norm)
+        (y1, alive), path = jax.lax.scan(interval, (y0, alive0), None, length=n_int)
+        final = _mask(obs(y1, threshold), alive)
+        if with_path:
+            first = _mask(obs(y0, threshold), alive0)
+            path = {k: jnp.concatenate([first[k][None], v]) for k, v in path.items()}
+        return final, path, alive
+
+    return jax.jit(program, static_argnames=("n1", "n2"))
+
+
+_PROGRAMS: dict = {}
+
+
+def _program(*key):
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = _fixed_program(*key)
+    return _PROGRAMS[key]
+
+
+def _mesh(devices):
+    devices = list(jax.devices() if devices is None else devices)
+    return jax.make_mesh((len(devices),), (_AXIS,), devices=devices)
+
+
+def _global(x: np.ndarray, mesh):
+    """A host array as a global array sharded over the member axis (every process passes the same array)."""
+    sharding = NamedSharding(mesh, P(_AXIS, *([None] * (x.ndim - 1))))
+    if jax.process_count() == 1:
+        return jax.device_put(x, sharding)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def _host(tree):
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int) -> dict:
+    """Integrate the members `rows` (dict of (B,) arrays) of one width; numpy results with a leading member axis."""
+    B = len(rows["seed"])
+    dtype = jnp.result_type(float)
+    npdt = np.dtype(dtype)
+    pad = pad_to - B
+    take = np.r_[np.arange(B), np.full(pad, B - 1)]  # repeat the last member to fill the program's shape
+    cols = {k: np.asarray(rows[k])[take] for k in ("seed", "scale", "alpha_p", "eta", "eta_p", "beta", "sigma2")}
+    flags = (cfg["ema"], cfg["stop_grad"], cfg["predictor"])
+    with_path = cfg["n_save"] is not None
+    if cfg["method"] == "adaptive":
+        from .batch import simulate_batch
+        s0 = _initial("matrix", flags, jnp.asarray(cols["seed"]), jnp.asarray(cols["scale"], dtype), n1, n2, dtype)
+        ts = np.linspace(0.0, cfg["t1"], cfg["n_save"] + 1) if with_path else np.asarray([cfg["t1"]])
+        sol = simulate_batch(
+            s0, Hyper(cols["alpha_p"].astype(npdt), cols["eta"].astype(npdt), cols["beta"].astype(npdt),
+                      cols["eta_p"].astype(npdt)),
+            Data.isotropic(n1, cols["sigma2"].astype(npdt)), cfg["t1"], ts=jnp.asarray(ts, dtype),
+            ema=cfg["ema"], stop_grad=cfg["stop_grad"], predictor=cfg["predictor"], rtol=cfg["rtol"],
+            atol=cfg["atol"], max_steps=cfg["max_steps"], max_norm=cfg["max_norm"],
+            observe=_Observe(cfg["threshold"]), devices=mesh.devices.ravel().tolist())
+        obs = _host(sol.observed)
+        status = np.asarray(sol.status)[:B].astype(np.int8)
+        path = {k: np.asarray(v)[:B] for k, v in obs.items()}  # (B, T, ...)
+        final = {k: v[:, -1] for k, v in path.items()}
+        return _pack(final, path if with_path else None, status)
+    prog = _program(cfg["level"], flags, cfg["method"], cfg["n_int"], cfg["n_per"], with_path,
+                    cfg["threshold"], cfg["max_norm"])
+    args = [_global(cols["seed"].astype(np.int32), mesh)]
+    args += [_global(cols[k].astype(npdt), mesh) for k in ("scale", "alpha_p", "eta", "eta_p", "beta", "sigma2")]
+    final, path, alive = prog(*args, n1=n1, n2=n2, dt=jnp.asarray(cfg["dt_eff"], dtype))
+    final, path, alive = _host((final, path, alive))
+    status = np.where(np.asarray(alive)[:B], SUCCEEDED, DIVERGED).astype(np.int8)
+    final = {k: np.asarray(v)[:B] for k, v in final.items()}
+    path = None if path is None else {k: np.moveaxis(np.asarray(v)[:, :B], 0, 1) for k, v in path.items()}
+    return _pack(final, path, status)
+
+
+def _pack(final, path, status) -> dict:
+    res = {"status": status}
+    src = final if path is None else path
+    for k, v in src.items():
+        res[k] = np.asarray(v)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# chunk files
+
+
+def _chunk_name(k: int) -> str:
+    return f"chunk-{k:05d}.nc"
+
+
+def _dims(level: str, name: str, with_time: bool) -> list[str]:
+    """The trailing dimensions of an observable (after the member or grid dimensions)."""
+    if name == "status":
+        return []
+    return (["time"] if with_time else []) + (["mode"] if _per_mode(level, name) else [])
+
+
+def _write_chunk(path: Path, k: int, start: int, res: dict, h: str, level: str, with_time: bool) -> None:
+    data = {name: (["member"] + _dims(level, name, with_time), v) for name, v in res.items()}
+    ds = xr.Dataset(data, coords={"member": np.arange(start, start + len(res["status"]))},
+                    attrs={"config_hash": h, "chunk": k})
+    save_netcdf(ds, path / _chunk_name(k))
+
+
+def _read_chunk(path: Path, k: int, h: str, start: int, stop: int) -> dict | None:
+    f = path / _chunk_name(k)
+    try:
+        with xr.open_dataset(f, engine="h5netcdf") as ds:
+            if ds.attrs.get("config_hash") != h or int(ds.attrs.get("chunk", -1)) != k:
+                return None
+            if ds.sizes["member"] != stop - start or int(ds.member[0]) != start:
+                return None
+            return {name: ds[name].values for name in ds.data_vars}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the public function
+
+
+def sweep(
+    level: str = "modes",
+    *,
+    alpha_p=1.0,
+    eta=0.0,
+    eta_p=None,
+    beta=1.0,
+    sigma2=0.0,
+    n1=8,
+    n2=None,
+    scale=0.5,
+    seeds=1,
+    points: dict | None = None,
+    ema: bool = True,
+    stop_grad: bool = True,
+    predictor: str = "learned",
+    t1: float = 100.0,
+    dt: float | None = 0.05,
+    method: str = "rk4",
+    n_save: int | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    max_steps: int = 100_000,
+    threshold: float = 1e-4,
+    max_norm: float = 1e8,
+    chunk: int | None = None,
+    out=None,
+    resume: bool = True,
+    keep_parts: bool = False,
+    progress: bool = True,
+    devices=None,
+) -> xr.Dataset:
+    """Integrate every member of a hyperparameter grid and return their observables, labelled.
+
+    Members: the Cartesian product of the swept parameters (those given as 1-D sequences) times
+    `seeds`, or with `points` an explicit list. Each starts from `State.random(PRNGKey(seed), n1, n2,
+    scale=scale)` with Wa(0) = 0 (tau(0) = 0, THEORY.md section 5), reduced to the `level`
+    (see the module docstring), and is integrated on isotropic data X = I, X' = sigma2 I (Assumption 2).
+
+    **Arguments:**
+
+    - `level`: `"modes"` (Eqs. 11-13 per mode, THEORY.md section 7.1), `"symmetric"` (Eq. 7, or
+      Eq. 62 with `predictor="learned"`; section 5) or `"matrix"` (Lemma 1, Eqs. 2-4; section 2).
+    - `alpha_p`, `eta`, `eta_p`, `beta`, `sigma2`, `scale`: a number (fixed) or a 1-D sequence of
+      distinct values (swept, one dimension each). `eta_p=None` ties eta_p to eta (Lemma 1).
+    - `n1`, `n2`: widths, an integer or a sequence (each width is its own compiled program, run one
+      after another); `n2=None` ties n2 to n1. At the mode level there are n2 modes.
+    - `seeds`: a count k (seeds 0..k-1) or a sequence of non-negative integers; always a dimension.
+    - `points`: instead of a grid, a dict name -> 1-D sequence of equal lengths (dimension `point`);
+      the other parameters must then be numbers.
+    - `ema`, `stop_grad`, `predictor`: the variant, as in `simulate` (`stop_grad=False` needs
+      `ema=False` and is not defined at the symmetric level).
+    - `t1`: final time (flow units, section 1). `method`: `"rk4"` or `"euler"` (fixed steps of about
+      `dt`: t1 / (intervals * ceil(t1 / (dt * intervals))); with Euler one step is one full-batch GD
+      step) or `"adaptive"` (matrix level only: Tsit5 per member via `simulate_batch`, `rtol`, `atol`,
+      `max_steps`).
+    - `n_save`: None records the final values only; an integer records observables at the n_save + 1
+      times linspace(0, t1, n_save + 1) (a `time` dimension).
+    - `threshold`: a mode counts as alive if s_j > threshold; `max_norm`: a member whose state exceeds it
+      (or turns non-finite) stops and is marked `diverged`.
+    - `chunk`: members per program (default: about 32 MB of state per chunk). Part of the resume key.
+    - `out`: a `.nc` path: chunks go to `OUT.parts/` as they finish and the result to `out` (atomic
+      writes). `resume=True` reuses finished chunks of the same configuration (a different one raises
+      `ValueError`) and returns an existing complete `out` of the same configuration as is;
+      `resume=False` discards them and starts afresh. `keep_parts` keeps `OUT.parts/` at the end.
+    - `progress`: a progress bar over chunks (with ETA) and a summary line on stderr.
+    - `devices`: the devices the member axis is sharded over (default all of `jax.devices()`).
+
+    **Returns:** an `xarray.Dataset` with one dimension per swept parameter (or `point`), `seed`,
+    then `time` (with `n_save`) and `mode` for per-mode observables; data variables: the level's
+    observables (`OBSERVABLES[level]`; failed members are NaN) and `status` (0 succeeded, 1 diverged,
+    2 max_steps, 3 failed); attributes: `config` (JSON), `config_hash`, `run` (JSON: members, failed,
+    chunks computed and reused, wall time, devices).
+    """
+    t_start = time.perf_counter()
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_variant(ema, stop_grad, predictor)
+    if level == "symmetric" and not stop_grad:
+        raise ValueError("stop_grad=False is not defined at the symmetric level (the reduced flows assume stop-gradient)")
+    if method == "adaptive" and level != "matrix":
+        raise ValueError(f"method='adaptive' is available at the matrix level only, got level={level!r}")
+    if not (np.isfinite(t1) and t1 > 0):
+        raise ValueError(f"t1 must be a finite number > 0, got {t1!r}")
+    if method != "adaptive" and (dt is None or not (np.isfinite(dt) and dt > 0)):
+        raise ValueError(f"dt must be a finite number > 0 for method={method!r}, got {dt!r}")
+    if n_save is not None and (isinstance(n_save, bool) or not isinstance(n_save, (int, np.integer)) or n_save < 1):
+        raise ValueError(f"n_save must be None or a positive integer, got {n_save!r}")
+    if not (np.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"threshold must be a finite number > 0, got {threshold!r}")
+    if not (max_norm > 0):
+        raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
+    if method == "adaptive" and not (rtol > 0 and atol > 0 and int(max_steps) >= 1):
+        raise ValueError(f"rtol, atol must be > 0 and max_steps >= 1, got {rtol!r}, {atol!r}, {max_steps!r}")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1):
+        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    if out is not None and Path(out).suffix != ".nc":
+        raise ValueError(f"out must end in .nc, got {str(out)!r}")
+    seeds = _seeds(seeds)
+    params = dict(n1=n1, n2=n2, alpha_p=alpha_p, eta=eta, eta_p=eta_p, beta=beta, sigma2=sigma2, scale=scale)
+    table, dims, coords, fixed, point_coords, tied = _plan(params, points, seeds)
+    M = len(table["seed"])
+    if chunk is None:
+        chunk = _auto_chunk(level, int(table["n1"].max()), int(table["n2"].max()), method)
+    n_int = 1 if n_save is None else int(n_save)
+    n_per = None if method == "adaptive" else max(1, int(np.ceil(t1 / dt / n_int)))
+    dt_eff = None if method == "adaptive" else t1 / (n_int * n_per)
+    dtype = str(np.dtype(jnp.result_type(float)))
+
+    from . import __version__
+    config = {
+        "level": level, "method": method, "t1": float(t1), "dt": None if dt is None else float(dt),
+        "dt_eff": dt_eff, "n_int": n_int, "n_per": n_per, "n_save": None if n_save is None else int(n_save),
+        "ema": bool(ema), "stop_grad": bool(stop_grad), "predictor": predictor,
+        "rtol": float(rtol), "atol": float(atol), "max_steps": int(max_steps),
+        "threshold": float(threshold), "max_norm": float(max_norm), "chunk": int(chunk), "dtype": dtype,
+        "dims": dims, "fixed": fixed, "tied": {k: ("eta" if k == "eta_p" else "n1") for k in tied},
+        "grid": {k: np.asarray(v).tolist() for k, v in coords.items()},
+        "points": {k: v.tolist() for k, v in point_coords.items()} or None,
+        "data": "isotropic: X = I, X' = sigma2 I (Assumption 2)",
+        "init": "State.random(PRNGKey(seed), n1, n2, scale) with Wa(0) = 0",
+        "version": __version__,
+    }
+    h = config_hash(config)
+    ranges = _chunks(table, chunk)
+
+    # ---- resume bookkeeping
+    parts = None
+    if out is not None:
+        out = Path(out)
+        parts = parts_dir(out)
+        if resume and out.exists():
+            with xr.open_dataset(out, engine="h5netcdf") as old:
+                if old.attrs.get("config_hash") == h:
+                    ds = old.load()
+                    if progress:
+                        print(f"sweep: {out} is complete ({M} members); nothing to do", file=sys.stderr)
+                    return ds
+            raise ValueError(f"resume: {out} holds a sweep with a different configuration "
+                             f"(config_hash {old.attrs.get('config_hash')!r}, this one {h!r}); change out or pass resume=False")
+        manifest = parts / "manifest.json"
+        if parts.exists():
+            if resume and manifest.exists():
+                old = json.loads(manifest.read_text())
+                if old.get("config_hash") != h:
+                    diff = sorted(k for k in set(old.get("config", {})) | set(config)
+                                  if old.get("config", {}).get(k) != json.loads(json.dumps(config, default=str)).get(k))
+                    raise ValueError(f"resume: {parts} holds chunks of a different sweep configuration "
+                                     f"(differs in {', '.join(diff) or 'version'}); use the same arguments, "
+                                     "another out, or resume=False")
+            elif not resume:
+                for f in list(parts.glob("chunk-*.nc")) + [manifest]:
+                    if f.exists():
+                        f.unlink()
+            for f in parts.glob(".*.tmp"):  # temporaries of a killed writer: never complete files
+                f.unlink()
+        parts.mkdir(parents=True, exist_ok=True)
+        atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(
+            {"config_hash": h, "config": config, "chunks": len(ranges), "members": M}, sort_keys=True, default=str)))
+
+    # ---- run the chunks
+    mesh = _mesh(devices)
+    ndev = mesh.devices.size
+    is_writer = jax.process_index() == 0
+    results: dict[str, np.ndarray] = {}
+    n_modes_max = int(table["n2"].max())
+
+    def store(res, a, b):  # into full (M, ...) arrays; per-mode ones padded with NaN to the widest n2
+        for k, v in res.items():
+            pm = _per_mode(level, k)
+            if k not in results:
+                shape = (M,) + v.shape[1:-1] + (n_modes_max,) if pm else (M,) + v.shape[1:]
+                results[k] = np.full(shape, -1 if k == "status" else np.nan, dtype=v.dtype)
+            if pm:
+                results[k][a:b, ..., :v.shape[-1]] = v
+            else:
+                results[k][a:b] = v
+
+    from tqdm.auto import tqdm
+
+    computed = reused = 0
+    todo = []
+    for k, (a, b) in enumerate(ranges):
+        res = _read_chunk(parts, k, h, a, b) if parts is not None and resume else None
+        if res is not None:
+            store(res, a, b)
+            reused += 1
+        else:
+            todo.append(k)
+    bar = tqdm(total=len(ranges), initial=reused, desc=f"sweep {level}", unit="chunk", disable=not progress,
+               dynamic_ncols=True)
+    for k in todo:
+        a, b = ranges[k]
+        rows = {c: table[c][a:b] for c in table}
+        w1, w2 = int(rows["n1"][0]), int(rows["n2"][0])
+        group = int(np.sum((table["n1"] == w1) & (table["n2"] == w2)))
+        size = min(chunk, group)
+        pad_to = -(-size // ndev) * ndev
+        bar.set_postfix_str(f"n1={w1} n2={w2} members {a}-{b - 1}")
+        res = _run_chunk(config, rows, w1, w2, mesh, pad_to)
+        if parts is not None and is_writer:
+            _write_chunk(parts, k, a, res, h, level, n_save is not None)
+        store(res, a, b)
+        computed += 1
+        bar.update(1)
+    bar.close()
+
+    # ---- assemble
+    grid_shape = [len(coords[d]) for d in dims]
+    data_vars = {}
+    long = {name: text for name, _, text in OBSERVABLES[level]}
+    for k, v in results.items():
+        extra = _dims(level, k, n_save is not None)
+        arr = v.reshape(grid_shape + list(v.shape[1:]))
+        attrs = {"long_name": long.get(k, k)}
+        if k == "status":
+            attrs = {"long_name": "solver status per member", "flag_values": np.arange(len(STATUS_NAMES), dtype=np.int8),
+                     "flag_meanings": " ".join(STATUS_NAMES)}
+        data_vars[k] = xr.Variable(dims + extra, arr, attrs=attrs)
+    all_coords = {d: coords[d] for d in dims}
+    for k, v in point_coords.items():
+        all_coords[k] = ("point", v)
+    for k, v in fixed.items():
+        all_coords[k] = v
+    if n_save is not None:
+        all_coords["time"] = np.linspace(0.0, t1, n_save + 1)
+    if any(_per_mode(level, k) for k in results):
+        all_coords["mode"] = np.arange(n_modes_max)
+    failed = int(np.sum(results["status"] != SUCCEEDED))
+    wall = time.perf_counter() - t_start
+    run = {"members": M, "failed": failed, "chunks": len(ranges), "computed": computed, "reused": reused,
+           "wall_s": round(wall, 3), "devices": ndev, "processes": jax.process_count()}
+    ds = xr.Dataset(data_vars, coords=all_coords, attrs={
+        "config": json.dumps(config, sort_keys=True, default=str), "config_hash": h, "run": json.dumps(run),
+        "source": f"byoldyn.sweep, level {level}: linear BYOL dynamics of Tian, Chen & Ganguli (2021)",
+    })
+    if out is not None and is_writer:
+        save_netcdf(ds, out)
+        if not keep_parts:
+            for f in list(parts.glob("chunk-*.nc")) + [parts / "manifest.json"]:
+                f.unlink(missing_ok=True)
+            try:
+                parts.rmdir()
+            except OSError:
+                pass
+    if progress:
+        print(f"sweep: {M} members, {failed} failed, {len(ranges)} chunks ({computed} computed, {reused} reused) "
+              f"on {ndev} device(s), wall {wall:.1f} s" + (f"; wrote {out}" if out is not None else ""),
+              file=sys.stderr)
+    return ds
+
+
+def _per_mode(level: str, name: str) -> bool:
+    return any(n == name and pm for n, pm, _ in OBSERVABLES[level])
+
+
+def summary(ds: xr.Dataset) -> dict:
+    """The run statistics stored by `sweep` (members, failed, chunks computed and reused, wall time)."""
+    return json.loads(ds.attrs["run"])
