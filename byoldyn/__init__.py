@@ -4,7 +4,7 @@ Linear BYOL / SimSiam / DirectPred after Tian, Chen & Ganguli (ICML 2021). The m
 specified in THEORY.md; equation numbers in docstrings follow the paper (arXiv 2102.06810).
 """
 
-from . import observables, phase, theory
+from . import observables, phase, sampled, theory
 from .batch import simulate_batch
 from .flows.matrix import autodiff_field, expected_loss, vector_field
 from .flows.modes import ModePST, ModeState, ParabolaState, cubic_field, mode_field, parabola_field, pst_field, solve_modes
@@ -20,5 +20,5 @@ __all__ = [
     "simulate", "simulate_batch", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "STATUS_NAMES",
     "ModeState", "ModePST", "ParabolaState", "mode_field", "pst_field", "cubic_field", "parabola_field",
     "solve_modes", "SymState", "symmetric_field", "reduced_field",
-    "observables", "theory", "phase",
+    "observables", "theory", "phase", "sampled",
 ]

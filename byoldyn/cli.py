@@ -147,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_simulate(sub)
     _add_reproduce(sub)
+    from .sampled_cli import add_parsers as _add_sampled
+
+    _add_sampled(sub)
     return p
 
 

@@ -91,7 +91,7 @@ def fig3_phase_portraits(size: str = "full"):
                         "0.6565: {−0.64, −0.02}; 0.0102: {−0.02, +0.0098}",
                         bool(np.allclose(ev[1], [-0.64, -0.02], atol=0.005) and np.allclose(ev[0], [-0.02, 0.0098], atol=5e-4))))
     fig.suptitle("Fig. 3: (p_j, s_j) phase portraits of Eqs. 11-12, τ = 1, α_p = 1 "
-                 f"(red stable, green unstable fixed points; grey shading: starts that collapse)")
+                 "(red stable, green unstable fixed points; grey shading: starts that collapse)")
     note(fig, f"Chosen (UNCONFIRMED): σ² = {sigma2} (κ = {kappa}); axes p ∈ {xlim}, s ∈ {ylim}. Dashed: s = p²/α_p. "
               "Nullclines: ṗ = 0 solid grey, ṡ = 0 dotted grey. Basin map: RK4 dt = 0.05 to t = 400, collapsed if s < 1e-4.")
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))

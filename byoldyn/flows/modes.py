@@ -18,10 +18,9 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ..integrate import SUCCEEDED, Solution, _blown, check_times, check_tolerances, status_of
-from ..model import Hyper, _check_finite, _check_sign, _concrete
+from ..solution import SUCCEEDED, Solution, _blown, check_times, check_tolerances, status_of
+from ..model import Hyper, _check_finite, _check_sign
 from .symmetric import kappa_of
 
 __all__ = [

@@ -1,0 +1,311 @@
+"""Minibatch SGD of the linear BYOL model on sampled data (DESIGN.md level 3; THEORY.md sections 1, 10, 11).
+
+One step k (a practitioner's iteration, the order of the official code, THEORY.md section 10.2):
+
+1. draw a batch of inputs and two views (or, with `batch=None`, use the exact moments);
+2. DirectPred / DirectCopy: F̂ <- rho F̂ + (1 - rho) E_B[f fᵀ] over the online features (Eq. 19);
+3. loss with the current predictor and target T = stop_grad(Wa) (EMA) or stop_grad(W) (no EMA):
+   - Euclidean, one view: ½ E_B‖Wp W x1 − T x2‖² (Eq. 1); symmetric: ¼ E_B[‖Wp W x1 − T x2‖² + ‖Wp W x2 − T x1‖²];
+   - cosine, one view: E_B[1 − cos(Wp W x1, T x2)]; symmetric: the mean of both directions
+     (the official loss −2cos − 2cos is 4x the symmetric one, i.e. 4x the learning rate);
+4. SGD with momentum and coupled weight decay on W and Wp, written in flow units (`to_flow`):
+   d = −∇ − eta θ (W), d = alpha_p(−∇) − eta_p Wp (Wp); v <- momentum v + d; θ <- θ + lr v;
+   predictor `"symmetric"`: Wp <- (Wp + Wpᵀ)/2 after the step; `"identity"`: Wp = I;
+   `"directpred"` / `"directcopy"`: Wp set from F̂ when k % freq == 0 (SGD steps in between);
+5. target: `ema_form="practice"` Wa <- gamma_a Wa + (1 − gamma_a) W_new (BYOL's code);
+   `"flow"` Wa <- Wa + dt beta (W_old − Wa), the Euler step of Eq. 4. No EMA: Wa <- W_new.
+
+With the Euclidean loss, `batch=None`, momentum 0, `ema_form="flow"` and a learned or identity
+predictor, one step is exactly one Euler step of Lemma 1 (`simulate(..., dt=lr)`), bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..solution import DIVERGED, STATUS_NAMES, SUCCEEDED, _blown
+from ..model import Data, State
+from .data import Source
+from .dictionary import SGD, to_flow
+from .directpred import FORMS, directcopy_predictor, directpred_predictor, fhat_update
+
+__all__ = ["Setup", "TrainState", "Run", "train", "init_train_state", "sgd_step", "euclidean_direction",
+           "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS"]
+
+LOSSES = ("euclidean", "cosine")
+VIEWS = ("one", "symmetric")
+PREDICTORS = ("learned", "symmetric", "identity", "directpred", "directcopy")
+EMA_FORMS = ("practice", "flow")
+
+
+class Setup(eqx.Module):
+    """The static choices of a sampled run (hashable; changing them recompiles).
+
+    - `loss`: `"euclidean"` (Eq. 1) or `"cosine"` (ℓ2-normalized, as real BYOL).
+    - `views`: `"one"` (x1 online, x2 target) or `"symmetric"` (both directions averaged).
+    - `predictor`: `"learned"`, `"symmetric"`, `"identity"`, `"directpred"` (Eq. 18), `"directcopy"`.
+    - `ema`: EMA target (BYOL) or target = W (SimSiam, "no EMA").
+    - `ema_form`: `"practice"` or `"flow"` (see the module docstring).
+    - `batch`: minibatch size, or None for exact expectations (Euclidean loss only).
+    - `freq`: DirectPred/DirectCopy sets Wp every `freq` steps.
+    - `directpred_form`: `"boost_scale"` (official code) or `"paper"` (Eq. 18).
+    """
+
+    loss: str = eqx.field(static=True, default="euclidean")
+    views: str = eqx.field(static=True, default="one")
+    predictor: str = eqx.field(static=True, default="learned")
+    ema: bool = eqx.field(static=True, default=True)
+    ema_form: str = eqx.field(static=True, default="practice")
+    batch: int | None = eqx.field(static=True, default=128)
+    freq: int = eqx.field(static=True, default=1)
+    directpred_form: str = eqx.field(static=True, default="boost_scale")
+
+    def __check_init__(self):
+        for name, allowed in (("loss", LOSSES), ("views", VIEWS), ("predictor", PREDICTORS),
+                              ("ema_form", EMA_FORMS), ("directpred_form", FORMS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not isinstance(self.ema, bool):
+            raise ValueError(f"ema must be True or False, got {self.ema!r}")
+        b = self.batch
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1):
+            raise ValueError(f"batch must be a positive integer or None (exact expectations), got {b!r}")
+        if b is None and self.loss != "euclidean":
+            raise ValueError("batch=None (exact expectations) needs loss='euclidean': the cosine loss has no "
+                             "closed form in the second moments")
+        f = self.freq
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 1:
+            raise ValueError(f"freq must be a positive integer, got {f!r}")
+
+
+class TrainState(eqx.Module):
+    """Weights, SGD momentum buffers (in flow units), DirectPred's F̂ and the step counter."""
+
+    W: jax.Array
+    Wp: jax.Array
+    Wa: jax.Array
+    vW: jax.Array
+    vWp: jax.Array
+    Fhat: jax.Array
+    step: jax.Array
+
+    @property
+    def state(self) -> State:
+        return State.unchecked(self.W, self.Wp, self.Wa)
+
+
+class Run(eqx.Module):
+    """Result of `train`.
+
+    - `steps`: the SGD step index of each save, (T,); `ts`: their flow times steps x dt.
+    - `states`: a `State` with a leading save axis (None when `observe` was given).
+    - `observed`: the pytree of `observe(t, state)` at each save (else None).
+    - `final`: the `TrainState` after the last good step.
+    - `status`: `SUCCEEDED` or `DIVERGED` (state non-finite or above `max_norm`; later saves NaN).
+    - `num_steps`: good steps taken.
+    """
+
+    steps: jax.Array
+    ts: jax.Array
+    states: State | None
+    observed: Any
+    final: TrainState
+    status: jax.Array
+    num_steps: jax.Array
+
+    def status_names(self) -> np.ndarray:
+        return np.asarray(STATUS_NAMES, dtype=object)[np.asarray(self.status)]
+
+
+def _T(A):
+    return jnp.swapaxes(A, -1, -2)
+
+
+def _sym(A):
+    return 0.5 * (A + _T(A))
+
+
+def init_train_state(state0: State, setup: Setup) -> TrainState:
+    """The initial `TrainState`: the variant's initial Wp (I for identity, symmetrized for symmetric),
+    Wa = W without EMA, zero momentum buffers, F̂ = 0 (the first step sets F̂ = E_B[ffᵀ])."""
+    W, Wp, Wa = state0.W, state0.Wp, state0.Wa
+    if setup.predictor == "identity":
+        Wp = jnp.broadcast_to(jnp.eye(Wp.shape[-1], dtype=Wp.dtype), Wp.shape)
+    elif setup.predictor == "symmetric":
+        Wp = _sym(Wp)
+    if not setup.ema:
+        Wa = W
+    return TrainState(W, Wp, Wa, jnp.zeros_like(W), jnp.zeros_like(Wp), jnp.zeros_like(Wp),
+                      jnp.zeros(W.shape[:-2], jnp.int32))
+
+
+def euclidean_direction(W, Wp, T, right_S: Callable, right_X: Callable, hyper):
+    """Flow-unit descent directions of the Euclidean loss from second moments (Lemma 1 form).
+
+    G = −Wp W S^s + T S^d with S^s = E[x_on x_onᵀ], S^d = E[x_tg x_onᵀ] (given as `right_S(A) = A S^s`,
+    `right_X(A) = A S^d`); dW = Wpᵀ G − eta W (Eq. 3), dWp = alpha_p G Wᵀ − eta_p Wp (Eq. 2).
+    The expression order is that of `byoldyn.vector_field`, so exact moments give its bits.
+    """
+    PW = Wp @ W
+    G = -right_S(PW) + right_X(T)
+    dW = _T(Wp) @ G - hyper.eta * W
+    dWp = hyper.alpha_p * (G @ _T(W)) - hyper.eta_p * Wp
+    return dW, dWp
+
+
+def _normalize(v):
+    n = jnp.sqrt(jnp.sum(v * v, axis=-1, keepdims=True))
+    return v / jnp.maximum(n, 1e-12)  # torch F.normalize
+
+
+def _cosine_loss(W, Wp, T, x1, x2, views):
+    def one(xa, xb):
+        p = _normalize(xa @ _T(Wp @ W))
+        z = _normalize(xb @ _T(T))
+        return jnp.mean(1.0 - jnp.sum(p * z, axis=-1))
+
+    return one(x1, x2) if views == "one" else 0.5 * (one(x1, x2) + one(x2, x1))
+
+
+def _directions(ts: TrainState, Wp, T, hyper, key, source: Source, data: Data, setup: Setup):
+    """(dW, dWp, d) where d = E[f fᵀ] of the online features (for F̂)."""
+    W = ts.W
+    if setup.batch is None:
+        d = data.right(W, "S") @ _T(W)
+        dW, dWp = euclidean_direction(W, Wp, T, lambda A: data.right(A, "S"), lambda A: data.right(A, "X"), hyper)
+        return dW, dWp, d
+    x1, x2 = source.sample(key, setup.batch)
+    B = setup.batch
+    if setup.views == "one":
+        Sd = _T(x2) @ x1 / B
+        Ss = _T(x1) @ x1 / B
+        Son = Ss
+    else:
+        S11, S22 = _T(x1) @ x1 / B, _T(x2) @ x2 / B
+        Ss = 0.5 * (S11 + S22)
+        Sd = 0.5 * (_T(x2) @ x1 + _T(x1) @ x2) / B
+        Son = Ss
+    d = W @ Son @ _T(W)
+    if setup.loss == "euclidean":
+        dW, dWp = euclidean_direction(W, Wp, T, lambda A: A @ Ss, lambda A: A @ Sd, hyper)
+        return dW, dWp, d
+    gW, gWp = jax.grad(_cosine_loss, argnums=(0, 1))(W, Wp, jax.lax.stop_gradient(T), x1, x2, setup.views)
+    return -gW - hyper.eta * W, hyper.alpha_p * (-gWp) - hyper.eta_p * Wp, d
+
+
+def sgd_step(ts: TrainState, sgd: SGD, source: Source, data: Data, key, setup: Setup) -> TrainState:
+    """One SGD iteration (module docstring, steps 1-5). Unbatched; traced-safe; no validation."""
+    hyper, dt = to_flow(sgd)
+    eye = jnp.eye(ts.Wp.shape[-1], dtype=ts.Wp.dtype)
+    Wp = eye if setup.predictor == "identity" else ts.Wp
+    T = ts.Wa if setup.ema else ts.W
+    dW, dWp, d = _directions(ts, Wp, T, hyper, key, source, data, setup)
+    direct = setup.predictor in ("directpred", "directcopy")
+    Fhat = fhat_update(ts.Fhat, d, sgd.rho, ts.step == 0) if direct else ts.Fhat
+    vW = sgd.momentum * ts.vW + dW
+    W = ts.W + sgd.lr * vW
+    if setup.predictor == "identity":
+        vWp, Wp_new = ts.vWp, ts.Wp
+    else:
+        vWp = sgd.momentum * ts.vWp + dWp
+        Wp_new = ts.Wp + sgd.lr * vWp
+        if setup.predictor == "symmetric":
+            Wp_new = _sym(Wp_new)
+        elif direct:
+            if setup.predictor == "directpred":
+                Wset = directpred_predictor(Fhat, sgd.eps, setup.directpred_form)
+            else:
+                Wset = directcopy_predictor(Fhat, sgd.eps)
+            Wp_new = jnp.where(ts.step % setup.freq == 0, Wset, Wp_new)
+    if not setup.ema:
+        Wa = W
+    elif setup.ema_form == "flow":
+        Wa = ts.Wa + dt * (hyper.beta * (ts.W - ts.Wa))
+    else:
+        Wa = sgd.gamma_a * ts.Wa + (1.0 - sgd.gamma_a) * W
+    return TrainState(W, Wp_new, Wa, vW, vWp, Fhat, ts.step + 1)
+
+
+@eqx.filter_jit
+def _train(ts0, sgd, source, data, key, n_save, save_every, setup, observe, max_norm):
+    _, dt = to_flow(sgd)
+
+    def one(_, carry):
+        ts, alive = carry
+        new = sgd_step(ts, sgd, source, data, jax.random.fold_in(key, ts.step), setup)
+        ok = alive & ~_blown((new.W, new.Wp, new.Wa), max_norm)
+        ts = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, ts)
+        return ts, ok
+
+    def obs(ts, alive):
+        y = ts.state if observe is None else observe(ts.step.astype(dt.dtype) * dt, ts.state)
+        return jax.tree.map(lambda a: jnp.where(alive, a, jnp.nan), y)
+
+    def interval(carry, _):
+        carry = jax.lax.fori_loop(0, save_every, one, carry)
+        return carry, obs(*carry)
+
+    alive0 = jnp.ones((), bool)
+    y0 = obs(ts0, alive0)
+    (ts, alive), ys = jax.lax.scan(interval, (ts0, alive0), None, length=n_save)
+    ys = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+    steps = ts0.step + jnp.arange(n_save + 1) * save_every
+    status = jnp.where(alive, SUCCEEDED, DIVERGED).astype(jnp.int32)
+    return steps, steps.astype(dt.dtype) * dt, ys, ts, status
+
+
+def train(
+    state0: State,
+    sgd: SGD,
+    source: Source,
+    key,
+    steps: int,
+    *,
+    setup: Setup | None = None,
+    save_every: int | None = None,
+    observe: Callable[[jax.Array, State], Any] | None = None,
+    max_norm: float = 1e8,
+    resume: TrainState | None = None,
+) -> Run:
+    """Train the linear model (W, Wp, Wa) by minibatch SGD on samples of `source` for `steps` steps.
+
+    **Arguments:**
+
+    - `state0`: initial `State` (unbatched; wrap `train` in `jax.vmap` for seeds/hyperparameters).
+    - `sgd`: discrete hyperparameters (`SGD`); `source`: the data and augmentation (`Source`).
+    - `key`: PRNG key; step k uses `fold_in(key, k)`.
+    - `setup`: the static choices (`Setup()`: Euclidean, one view, learned Wp, EMA, batch 128).
+    - `save_every`: saves at steps 0, save_every, ..., steps (must divide `steps`; default steps/100).
+    - `observe`: `observe(t, state) -> pytree` saved instead of the state, t = flow time (e.g.
+      `observables.standard(hyper, data, state0)` with `hyper, _ = to_flow(sgd)`).
+    - `max_norm`: a run whose weights exceed it or become non-finite stops, `status = DIVERGED`.
+    - `resume`: continue from a `Run.final` (momentum, F̂ and the step count carry over, and step k
+      still uses `fold_in(key, k)`), so chunked training with the same key equals one long run.
+
+    **Returns:** a `Run`. The whole loop is one jitted `lax.scan`.
+    """
+    setup = Setup() if setup is None else setup
+    if not isinstance(setup, Setup):
+        raise ValueError(f"setup must be a Setup, got {type(setup).__name__}")
+    if not isinstance(state0, State) or not isinstance(sgd, SGD) or not isinstance(source, Source):
+        raise ValueError("train takes (State, SGD, Source, key, steps) as its first arguments")
+    if state0.n1 != source.n1:
+        raise ValueError(f"W has n1 = {state0.n1} columns but the source is {source.n1}-dimensional")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    save_every = max(1, steps // 100) if save_every is None else save_every
+    if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1 \
+            or steps % save_every:
+        raise ValueError(f"save_every must be a positive integer dividing steps = {steps}, got {save_every!r}")
+    if not float(max_norm) > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
+    ts0 = init_train_state(state0, setup) if resume is None else resume
+    steps_, ts_, ys, final, status = _train(ts0, sgd, source, source.moments(), key, steps // save_every,
+                                            int(save_every), setup, observe, float(max_norm))
+    states, observed = (ys, None) if observe is None else (None, ys)
+    return Run(steps_, ts_, states, observed, final, status, final.step)

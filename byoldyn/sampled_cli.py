@@ -1,0 +1,126 @@
+"""`byoldyn train-linear`: minibatch SGD of the linear BYOL model on sampled data (byoldyn.sampled).
+
+Wire into `byoldyn.cli._parser` with `add_parsers(sub)`. Bad flags or values raise `_UsageError` /
+`ValueError`, which `byoldyn.cli.main` prints as one line with exit 2; a diverged run exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .cli import _float, _positive_int
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(sub) -> None:
+    """Add `train-linear` to the `byoldyn` subcommands `sub`."""
+    p = sub.add_parser(
+        "train-linear",
+        help="train the linear model by minibatch SGD on sampled data and save observables",
+        description="Train linear BYOL (W, Wp, Wa) by minibatch SGD on x ~ N(0, I) with additive augmentation "
+        "noise N(0, sigma2 I) (THEORY.md sections 1, 10, 11). Discrete hyperparameters as practitioners write "
+        "them; the equivalent flow (alpha_p, eta, beta, t) is stored too. Writes a netCDF file of the "
+        "observables over steps and a summary PNG beside it.",
+    )
+    g = p.add_argument_group("optimizer (discrete)")
+    g.add_argument("--lr", type=_float, default=0.05, help="learning rate of W (default 0.05)")
+    g.add_argument("--lr-p", type=_float, default=None, help="learning rate of Wp (default: --lr, alpha_p = 1)")
+    g.add_argument("--batch", type=_positive_int, default=128, help="minibatch size (default 128)")
+    g.add_argument("--exact", action="store_true", help="exact expectations instead of samples (Euclidean loss)")
+    g.add_argument("--momentum", type=_float, default=0.0, help="SGD momentum in [0, 1) (default 0)")
+    g.add_argument("--wd", type=_float, default=0.01, help="coupled weight decay (torch weight_decay) = eta (default 0.01)")
+    g.add_argument("--wd-p", type=_float, default=None, help="predictor weight decay (default: --wd)")
+    g.add_argument("--ema", type=_float, default=0.99, help="EMA momentum gamma_a in [0, 1] (default 0.99)")
+    g.add_argument("--no-ema", action="store_true", help="SimSiam: the target is W itself")
+    g = p.add_argument_group("model and loss")
+    g.add_argument("--predictor", choices=("learned", "symmetric", "identity", "directpred", "directcopy"),
+                   default="learned", help="predictor (default learned)")
+    g.add_argument("--loss", choices=("euclidean", "cosine"), default="euclidean", help="loss (default euclidean)")
+    g.add_argument("--views", choices=("one", "symmetric"), default="one", help="one-view or symmetric two-view loss")
+    g.add_argument("--rho", type=_float, default=0.3, help="DirectPred retention rho in [0, 1] (default 0.3)")
+    g.add_argument("--eps", type=_float, default=0.1, help="DirectPred/DirectCopy boost eps >= 0 (default 0.1)")
+    g.add_argument("--freq", type=_positive_int, default=1, help="DirectPred: set Wp every freq steps (default 1)")
+    g.add_argument("--directpred-form", choices=("boost_scale", "paper"), default="boost_scale",
+                   help="official code's p_j = sqrt(s_j/s_max) + eps, or Eq. 18 (default boost_scale)")
+    g.add_argument("--sigma2", type=_float, default=0.5, help="augmentation noise variance sigma^2 >= 0 (default 0.5)")
+    g.add_argument("--n1", type=_positive_int, default=16, help="input dimension n1 (default 16)")
+    g.add_argument("--n2", type=_positive_int, default=16, help="output dimension n2 (default 16)")
+    g.add_argument("--scale", type=_float, default=0.5, help="initial W, Wp entries ~ N(0, scale^2/fan_in) (default 0.5)")
+    g = p.add_argument_group("run")
+    g.add_argument("--steps", type=_positive_int, default=4000, help="SGD steps (default 4000)")
+    g.add_argument("--n-save", type=_positive_int, default=100, help="number of saves; must divide --steps (default 100)")
+    g.add_argument("--seed", type=int, default=0, help="PRNG seed of the initial state and the samples (default 0)")
+    g.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
+    g.add_argument("--out", type=Path, default=Path("byoldyn-train-linear.nc"),
+                   help="result file (netCDF); the PNG is written beside it (default byoldyn-train-linear.nc)")
+    p.set_defaults(func=_train_linear)
+
+
+def _train_linear(a) -> int:
+    import jax
+
+    if a.x64:
+        jax.config.update("jax_enable_x64", True)
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from .integrate import SUCCEEDED
+    from .io import save_figure, save_netcdf
+    from .model import State
+    from .observables import standard
+    from .report import simulation_dataset, summary_figure
+    from .sampled import SGD, Setup, Source, to_flow, train
+
+    if a.out.suffix != ".nc":
+        raise ValueError(f"--out must end in .nc, got {str(a.out)!r}")
+    if a.steps % a.n_save:
+        raise ValueError(f"--n-save must divide --steps = {a.steps}, got {a.n_save}")
+    sgd = SGD(lr=a.lr, lr_p=a.lr_p, wd=a.wd, wd_p=a.wd_p, gamma_a=a.ema, momentum=a.momentum, rho=a.rho, eps=a.eps)
+    setup = Setup(loss=a.loss, views=a.views, predictor=a.predictor, ema=not a.no_ema,
+                  batch=None if a.exact else a.batch, freq=a.freq, directpred_form=a.directpred_form)
+    source = Source.isotropic(a.n1, a.sigma2)
+    key = jax.random.PRNGKey(a.seed)
+    k0, k1 = jax.random.split(key)
+    state0 = State.random(k0, a.n1, a.n2, scale=a.scale)
+    hyper, dt = to_flow(sgd)
+    observe = standard(hyper, source.moments(), state0)
+    # progress: train in chunks (one compile; the state carries over exactly, keys fold in the global step)
+    chunks = min(a.n_save, 20)
+    while a.n_save % chunks:
+        chunks -= 1
+    per = a.steps // chunks
+    save_every = a.steps // a.n_save
+    obs, steps_all, status, resume = [], [], SUCCEEDED, None
+    for c in tqdm(range(chunks), desc="train-linear", unit="chunk"):
+        run = train(state0, sgd, source, k1, per, setup=setup, save_every=save_every, observe=observe, resume=resume)
+        sl = slice(0 if c == 0 else 1, None)
+        obs.append({k: np.asarray(v)[sl] for k, v in run.observed.items()})
+        steps_all.append(np.asarray(run.steps)[sl])
+        resume = run.final
+        if int(run.status) != SUCCEEDED:
+            status = int(run.status)
+            break
+    observed = {k: np.concatenate([o[k] for o in obs]) for k in obs[0]}
+    steps = np.concatenate(steps_all)
+    ts = steps * float(dt)
+
+    class _Sol:  # the fields simulation_dataset reads
+        pass
+
+    sol = _Sol()
+    sol.observed, sol.ts, sol.status, sol.t_final, sol.num_steps = observed, ts, status, ts[-1], steps[-1]
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "func"}
+    config["flow"] = {"alpha_p": float(hyper.alpha_p), "eta": float(hyper.eta), "eta_p": float(hyper.eta_p),
+                      "beta": float(hyper.beta), "dt_per_step": float(dt)}
+    ds = simulation_dataset(sol, config)
+    ds = ds.assign_coords(step=("time", steps))
+    ds.attrs["source"] = "byoldyn train-linear: minibatch SGD of linear BYOL on sampled data (Tian, Chen & Ganguli 2021)"
+    ds.attrs["flow"] = json.dumps(config["flow"])
+    save_netcdf(ds, a.out)
+    png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
+    print(f"{ds.attrs['status']}: {int(steps[-1])} steps (t = {ts[-1]:g}); |W| = {float(ds.norm_W[-1]):.4g}, "
+          f"modes = {int(ds.n_modes[-1])}; wrote {a.out} and {png}")
+    return 0 if status == SUCCEEDED else 1
+
