@@ -1,0 +1,180 @@
+#!/usr/bin/env python
+"""Training steps per second of one BYOL step on ResNet-18 (CIFAR stem), byoldyn vs PyTorch.
+
+    python benchmarks/bench_train.py [--width 0.25] [--batch 128] [--size 32] [--steps 5]
+        [--predictors linear directpred] [--no-torch] [--out benchmarks/results/train.json]
+
+Same step in both (THEORY.md sections 10.2 and 11): two views through the online ResNet-18 +
+projector (512-128, BN without affine) + linear predictor (128x128, no bias), target net (independent,
+EMA 0.996, BN in train mode) under no-grad, symmetric cosine loss, SGD lr 0.03 momentum 0.9 wd 4e-4
+on the online net and the predictor, EMA of the target parameters.
+
+* byoldyn: `byoldyn.nets.build(config).step`, jitted, including the on-device augmentation of both
+  views (crop, flip, jitter, grayscale, normalize) of a uint8 batch. Rows for each `--predictors`
+  (directpred adds F̂'s update and an eigh per step).
+* torch (optional: skipped when torch is missing): the same network written in plain torch
+  (torchvision does not import beside the CPU torch wheel here), fed pre-augmented random float32
+  views, so its row EXCLUDES augmentation, which favours torch. `torch.set_num_threads(os.cpu_count())`.
+
+Each row: the first call (compile + run) timed apart, then the median over `--steps` timed steps
+(after one more warm-up). Reports steps/s and images/s (= batch/s; each image is seen in two views).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def bench_byoldyn(width, batch, size, steps, predictor):
+    import jax
+    import numpy as np
+
+    from byoldyn.nets import Augment, Config, build
+
+    cfg = Config(width=width, batch_size=batch, augment=Augment.cifar10(size), predictor=predictor)
+    m = build(cfg)
+    s = m.init(jax.random.key(0, impl="rbg"))
+    x = jax.numpy.asarray(np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
+    t = time.perf_counter()
+    s, met = m.step(s, x, jax.random.key(1, impl="rbg"))
+    jax.block_until_ready(s)
+    first = time.perf_counter() - t
+    s, met = m.step(s, x, jax.random.key(2, impl="rbg"))
+    jax.block_until_ready(s)
+    times = []
+    for i in range(steps):
+        t = time.perf_counter()
+        s, met = m.step(s, x, jax.random.key(3 + i, impl="rbg"))
+        float(met["loss"])
+        times.append(time.perf_counter() - t)
+    return first, times
+
+
+def bench_torch(width, batch, size, steps):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    ch = lambda b: max(1, round(b * width))
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.b1 = nn.BatchNorm2d(cout)
+            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.b2 = nn.BatchNorm2d(cout)
+            self.sc = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                       if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x):
+            y = F.relu(self.b1(self.c1(x)))
+            return F.relu(self.b2(self.c2(y)) + self.sc(x))
+
+    class Net(nn.Module):  # torchvision resnet18 with the CIFAR stem, no fc, + projector
+        def __init__(self):
+            super().__init__()
+            c0 = ch(64)
+            layers = [nn.Conv2d(3, c0, 3, 1, 1, bias=False), nn.BatchNorm2d(c0), nn.ReLU()]
+            cin = c0
+            for i in range(4):
+                cout = ch(64 * 2**i)
+                for j in range(2):
+                    layers.append(Block(cin, cout, 2 if i > 0 and j == 0 else 1))
+                    cin = cout
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            self.enc = nn.Sequential(*layers)
+            self.proj = nn.Sequential(nn.Linear(cin, 512), nn.BatchNorm1d(512, affine=False), nn.ReLU(),
+                                      nn.Linear(512, 128))
+
+        def forward(self, x):
+            return self.proj(self.enc(x))
+
+    online, target, pred = Net(), Net(), nn.Linear(128, 128, bias=False)
+    opt = torch.optim.SGD(online.parameters(), lr=0.03, momentum=0.9, weight_decay=4e-4)
+    popt = torch.optim.SGD(pred.parameters(), lr=0.03, momentum=0.9, weight_decay=4e-4)
+    x1 = torch.randn(batch, 3, size, size)
+    x2 = torch.randn(batch, 3, size, size)
+
+    def loss_fn(y, z):
+        return 2 - 2 * (F.normalize(y, dim=1) * F.normalize(z, dim=1)).sum(dim=1)
+
+    def step():
+        p1, p2 = pred(online(x1)), pred(online(x2))
+        with torch.no_grad():
+            z1, z2 = target(x1), target(x2)
+        loss = (loss_fn(p1, z2) + loss_fn(p2, z1)).mean()
+        opt.zero_grad()
+        popt.zero_grad()
+        loss.backward()
+        opt.step()
+        popt.step()
+        with torch.no_grad():
+            for pt, po in zip(target.parameters(), online.parameters()):
+                pt.mul_(0.996).add_(po, alpha=0.004)
+        return float(loss.detach())
+
+    t = time.perf_counter()
+    step()
+    first = time.perf_counter() - t
+    step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return first, times, torch.__version__
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--predictors", nargs="+", default=["linear", "directpred"])
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--out", default="benchmarks/results/train.json")
+    a = p.parse_args()
+    import jax
+
+    rows = []
+    for pred in a.predictors:
+        first, times = bench_byoldyn(a.width, a.batch, a.size, a.steps, pred)
+        rows.append(dict(impl=f"byoldyn (jax {jax.__version__}), predictor={pred}, incl. augmentation",
+                         first_call_s=first, step_s=statistics.median(times), steps=times))
+    if not a.no_torch:
+        try:
+            first, times, tv = bench_torch(a.width, a.batch, a.size, a.steps)
+            rows.append(dict(impl=f"torch {tv}, predictor=linear, excl. augmentation",
+                             first_call_s=first, step_s=statistics.median(times), steps=times))
+        except ImportError:
+            print("torch not installed: torch row skipped", file=sys.stderr)
+    for r in rows:
+        r["steps_per_s"] = 1.0 / r["step_s"]
+        r["images_per_s"] = a.batch / r["step_s"]
+    print(f"ResNet-18 width {a.width}, batch {a.batch}, {a.size}x{a.size}, {os.cpu_count()} cores, "
+          f"median of {a.steps} steps")
+    print(f"| implementation | first call (s) | step (s) | steps/s | images/s |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['impl']} | {r['first_call_s']:.1f} | {r['step_s']:.3f} | {r['steps_per_s']:.2f} | "
+              f"{r['images_per_s']:.0f} |")
+    res = dict(width=a.width, batch=a.batch, size=a.size, cores=os.cpu_count(), machine=platform.machine(),
+               load_avg=os.getloadavg(), rows=rows)
+    from byoldyn.io import atomic_write
+
+    atomic_write(a.out, lambda tmp: Path(tmp).write_text(json.dumps(res, indent=1)))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

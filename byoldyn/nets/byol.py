@@ -1,0 +1,265 @@
+"""BYOL / SimSiam / DirectPred training step on a real network (THEORY.md sections 10.2 and 11).
+
+Style of deepmind-research/byol: the experiment state is a NamedTuple of pytrees (`TrainState`), the
+target update is one `tree_map` (`ema_update`), the loss has an explicit `stop_gradient`, and
+augmentations run on device inside the jitted step. Per step (official order, section 10.2):
+
+1. two augmented views x1, x2 of the batch; online projections f1, f2 (the predictor inputs);
+2. `F̂ <- rho F̂ + (1 - rho) E[f fᵀ]` over both views, detached (Eq. 19; the first step sets F̂);
+3. loss `mean_b [ℓ(Wp f1, z2) + ℓ(Wp f2, z1)]`, targets z from the target net (BN in train mode) under
+   `stop_gradient`; ℓ = 2 - 2 cos (cosine) or ‖y - z‖² (euclidean);
+4. SGD (momentum, weight decay as torch) on the online net and, separately, on the predictor;
+5. `symmetric`: Wp <- (Wp + Wpᵀ)/2; DirectPred / DirectCopy: every `freq` steps Wp <- f(F̂);
+6. target <- m target + (1 - m) online (parameters only, not BN statistics); m = 0: target = online.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from .augment import augment_batch, eval_transform
+from .config import Config
+from .directpred import directcopy_matrix, directpred_matrix, update_correlation
+from .heads import Projector, make_predictor, set_predictor_matrix, symmetrize_predictor
+from .resnet import ResNet
+
+__all__ = ["Siamese", "TrainState", "BYOL", "build", "ema_update", "pair_loss", "byol_loss", "make_optimizer"]
+
+
+class Siamese(nnx.Module):
+    """Backbone + projector: images -> (features h, projections f). Used for the online and target nets."""
+
+    def __init__(self, config: Config, *, rngs: nnx.Rngs):
+        self.encoder = ResNet(config.stage_sizes, width=config.width, stem=config.stem, rngs=rngs)
+        self.projector = Projector(self.encoder.dim, config.proj_hidden, config.proj_dim, rngs=rngs)
+
+    def __call__(self, x):
+        h = self.encoder(x)
+        return h, self.projector(h)
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training (a pytree; checkpointed whole).
+
+    `online`/`target`/`pred`: parameters (nnx.State); `*_bn`: BatchNorm running statistics;
+    `opt`/`pred_opt`: optax states; `corr`: F̂ (proj_dim, proj_dim); `step`: int32 scalar.
+    """
+
+    step: jax.Array
+    online: Any
+    online_bn: Any
+    target: Any
+    target_bn: Any
+    pred: Any
+    pred_bn: Any
+    opt: Any
+    pred_opt: Any
+    corr: jax.Array
+
+
+def ema_update(target, online, m):
+    """`target <- m target + (1 - m) online`, leaf by leaf (BYOL's EMA, THEORY.md section 11).
+
+    Called eagerly it equals the formula in the leaves' dtype bit for bit (coefficients `m` and `1 - m`
+    rounded once to that dtype). Inside the jitted step XLA's CPU backend may contract the multiply-add
+    into a fused multiply-add: then the result differs from the formula by less than the rounding
+    error of the two products, eps * (m |target| + (1 - m) |online|).
+    """
+    return jax.tree.map(lambda t, o: m * t + (1.0 - m) * o, target, online)
+
+
+def _normalize(x):
+    n = jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
+    return x / jnp.maximum(n, 1e-12)
+
+
+def pair_loss(y: jax.Array, z: jax.Array, kind: str = "cosine") -> jax.Array:
+    """Per-sample loss between predictions y and targets z, (B, d) -> (B,).
+
+    `"cosine"`: `2 - 2 cos(y, z)` (`F.normalize` with eps 1e-12); `"euclidean"`: `‖y - z‖²`.
+    The official code's `-2 cos` differs by a constant only (section 10.2).
+    """
+    if kind == "cosine":
+        return 2.0 - 2.0 * jnp.sum(_normalize(y) * _normalize(z), axis=-1)
+    return jnp.sum((y - z) ** 2, axis=-1)
+
+
+def byol_loss(y1, y2, z1, z2, kind: str = "cosine") -> jax.Array:
+    """The symmetric BYOL loss `mean_b [ℓ(y1, z2) + ℓ(y2, z1)]` (section 10.2, step 5)."""
+    return jnp.mean(pair_loss(y1, z2, kind) + pair_loss(y2, z1, kind))
+
+
+def make_optimizer(kind: str, lr: float, momentum: float, wd: float) -> optax.GradientTransformation:
+    """torch-style SGD (`wd * θ` added to the gradient before momentum) or optax's LARS."""
+    if kind == "lars":
+        return optax.lars(lr, weight_decay=wd, momentum=momentum)
+    return optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum=momentum or None))
+
+
+_BN_MOMENTUM = 0.9  # every BatchNorm of resnet.py and heads.py (torch's momentum 0.1)
+
+
+def _split(module):
+    return nnx.split(module, nnx.Param, nnx.BatchStat)
+
+
+class BYOL:
+    """The static half of a run: graph definitions, optimizers and jitted functions for one `Config`.
+
+    Use `build(config)` (cached, so equal configs share compiled code). `init(key)` gives a
+    `TrainState`; `step(state, images, key)` one training step on a uint8 batch (B, H, W, 3) returning
+    `(state, metrics)`; `loss(...)` the loss as a function of every parameter set (for tests);
+    `features(state, images)` frozen encoder features (eval-mode BN) for evaluation.
+    """
+
+    def __init__(self, config: Config):
+        self.config = config
+        c = config
+        net = nnx.eval_shape(lambda: Siamese(c, rngs=nnx.Rngs(0)))
+        self.net_def = _split(net)[0]
+        self.net_eval_def = _split(nnx.view(net, use_running_average=True))[0]
+        self.feature_dim = net.encoder.dim
+        pred = nnx.eval_shape(lambda: make_predictor(c.predictor, c.proj_dim, bias=c.bias,
+                                                     hidden=c.pred_hidden, rngs=nnx.Rngs(0)))
+        self.pred_def = _split(pred)[0]
+        self.opt = make_optimizer(c.optimizer, c.lr, c.momentum, c.wd)
+        self.pred_opt = make_optimizer(c.optimizer, c.alpha_p * c.lr, c.momentum, c.eta_p)
+        self.step = jax.jit(self._step)
+        self.features = jax.jit(self._features)
+
+    # ---- construction -------------------------------------------------------------------------
+    def init(self, key: jax.Array) -> TrainState:
+        """Fresh state: online, target (independent or copied, per `config.target_init`), predictor."""
+        return self._init(key)
+
+    @functools.cached_property
+    def _init(self):
+        c = self.config
+        net = jax.jit(lambda k: _split(Siamese(c, rngs=nnx.Rngs(k)))[1:])
+        prd = jax.jit(lambda k: _split(make_predictor(c.predictor, c.proj_dim, bias=c.bias, hidden=c.pred_hidden,
+                                                      rngs=nnx.Rngs(k)))[1:])
+
+        @jax.jit
+        def rest(online, pred):
+            if c.symmetric:
+                pred = symmetrize_predictor(pred)
+            corr = jnp.zeros((c.proj_dim, c.proj_dim), jnp.float32)
+            return pred, self.opt.init(online), self.pred_opt.init(pred), corr
+
+        def init(key):
+            ko, kt, kp = jax.random.split(key, 3)
+            online, online_bn = net(ko)
+            if c.target_init == "copy" or c.ema == 0:
+                target, target_bn = jax.tree.map(jnp.copy, (online, online_bn))
+            else:
+                target, target_bn = net(kt)
+            pred, pred_bn = prd(kp)
+            pred, opt, pred_opt, corr = rest(online, pred)
+            return TrainState(jnp.zeros((), jnp.int32), online, online_bn, target, target_bn, pred, pred_bn,
+                              opt, pred_opt, corr)
+
+        return init
+
+    # ---- forward passes -----------------------------------------------------------------------
+    def apply(self, params, bn, x, *, train: bool = True):
+        """Backbone + projector on images x: `(h, f, new_bn)`."""
+        net = nnx.merge(self.net_def if train else self.net_eval_def, params, bn, copy=True)
+        h, f = net(x)
+        return h, f, nnx.state(net, nnx.BatchStat)
+
+    def predict(self, pred, pred_bn, f):
+        """The predictor on projections f: `(y, new_pred_bn)`."""
+        p = nnx.merge(self.pred_def, pred, pred_bn, copy=True)
+        y = p(f)
+        return y, nnx.state(p, nnx.BatchStat)
+
+    def _two_views(self, fn, params, bn, xs):
+        """`fn(params, bn, x)` on both views `xs` (2, B, ...) in one vmapped pass.
+
+        Each view gets its own BatchNorm batch statistics, as the official code's two separate forward
+        passes; the running statistics are then combined exactly as two sequential updates:
+        `s <- m s1 + s2 - m s0` (with s_i = m s0 + (1 - m) mu_i, momentum m = 0.9 for every BN here).
+        """
+        *out, nbn = jax.vmap(fn, in_axes=(None, None, 0))(params, bn, xs)
+        seq = jax.tree.map(lambda s0, s: _BN_MOMENTUM * s[0] + s[1] - _BN_MOMENTUM * s0, bn, nbn)
+        return (*out, seq)
+
+    def loss(self, online, pred, target, online_bn, pred_bn, target_bn, xs):
+        """The BYOL loss as a function of the online, predictor and target parameters.
+
+        `xs` stacks the two views, (2, B, H, W, 3). **Returns:** `(loss, aux)` with aux holding the new BN
+        statistics, the projections `f` (2, B, d) and the backbone features `h` (2, B, D). With
+        `config.ema == 0` the target is the online net itself (its outputs are reused);
+        `config.stop_grad` wraps the targets in `stop_gradient`.
+        """
+        c = self.config
+        h, f, bn = self._two_views(self.apply, online, online_bn, xs)
+        y, pbn = self._two_views(self.predict, pred, pred_bn, f)
+        if c.ema == 0:
+            z, tbn = f, target_bn
+        else:
+            _, z, tbn = self._two_views(self.apply, target, target_bn, xs)
+        if c.stop_grad:
+            z = jax.lax.stop_gradient(z)
+        loss = byol_loss(y[0], y[1], z[0], z[1], c.loss)
+        return loss, dict(online_bn=bn, pred_bn=pbn, target_bn=tbn, f=f, h=h)
+
+    def views(self, images, key):
+        """Two independently augmented float32 views of a uint8 batch, stacked: (2, B, size, size, 3)."""
+        a = self.config.augment
+        return jax.vmap(lambda k: augment_batch(k, images, a))(jax.random.split(key))
+
+    # ---- one step -----------------------------------------------------------------------------
+    def _step(self, s: TrainState, images, key):
+        c = self.config
+        xs = self.views(images, key)
+        grad = jax.value_and_grad(self.loss, argnums=(0, 1), has_aux=True)
+        (loss, aux), (g_online, g_pred) = grad(s.online, s.pred, s.target, s.online_bn, s.pred_bn,
+                                               s.target_bn, xs)
+        d = aux["f"].shape[-1]
+        f = jax.lax.stop_gradient(aux["f"]).reshape(-1, d).astype(jnp.float32)
+        corr = update_correlation(s.corr, f, c.rho, s.step == 0)
+        upd, opt = self.opt.update(g_online, s.opt, s.online)
+        online = optax.apply_updates(s.online, upd)
+        upd, pred_opt = self.pred_opt.update(g_pred, s.pred_opt, s.pred)
+        pred = optax.apply_updates(s.pred, upd)
+        if c.symmetric:
+            pred = symmetrize_predictor(pred)
+        if c.predictor in ("directpred", "directcopy"):
+            Wp = (directpred_matrix(corr, c.eps, form=c.dp_form) if c.predictor == "directpred"
+                  else directcopy_matrix(corr, c.eps))
+            pred = jax.lax.cond(s.step % c.freq == 0, lambda: set_predictor_matrix(pred, Wp), lambda: pred)
+        if c.ema == 0:
+            target, target_bn = online, aux["online_bn"]
+        else:
+            target, target_bn = ema_update(s.target, online, c.ema), aux["target_bn"]
+        new = TrainState(s.step + 1, online, aux["online_bn"], target, target_bn, pred, aux["pred_bn"],
+                         opt, pred_opt, corr)
+        h = aux["h"].reshape(-1, aux["h"].shape[-1])
+        metrics = dict(loss=loss, z_std=_collapse_std(f), h_std=_collapse_std(h))
+        return new, metrics
+
+    # ---- evaluation ---------------------------------------------------------------------------
+    def _features(self, online, online_bn, images):
+        """Frozen online-encoder features (eval-mode BN) of uint8 images after the test transform."""
+        x = eval_transform(images, self.config.augment)
+        net = nnx.merge(self.net_eval_def, online, online_bn, copy=True)
+        return net.encoder(x)
+
+
+def _collapse_std(x):
+    """Mean over dimensions of the batch std of l2-normalized x: ≈ 1/√d when healthy, 0 when collapsed
+    (SimSiam's collapse indicator)."""
+    return jnp.mean(jnp.std(_normalize(x.astype(jnp.float32)), axis=0))
+
+
+@functools.lru_cache(maxsize=16)
+def build(config: Config) -> BYOL:
+    """The `BYOL` for `config`, cached so that equal configs share their compiled step."""
+    return BYOL(config)

@@ -1,0 +1,167 @@
+"""`byoldyn train`: real-network BYOL / DirectPred runs (THEORY.md sections 10-11).
+
+`add_parsers(sub)` adds the sub-command to the `byoldyn` parser; flax is imported only when the
+command runs, so `byoldyn --help` works without the `nets` extra. `main(argv)` runs the sub-command
+on its own (`python -m byoldyn.nets.cli train ...`) with the same conventions: bad flags or values
+print one line and exit 2; a NaN loss prints one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..cli import _Parser, _UsageError
+
+__all__ = ["add_parsers", "main"]
+
+
+def _pos_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
+    return v
+
+
+def _float(s):
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+
+
+def add_parsers(sub) -> None:
+    """Add `train` to an argparse sub-parser collection (from `byoldyn.cli._parser`)."""
+    p = sub.add_parser(
+        "train",
+        help="train ResNet-18 BYOL / DirectPred and log the theory's observables",
+        description="Train a ResNet-18 (CIFAR stem, width multiplier) with BYOL, SimSiam or DirectPred as in the "
+        "official code of Tian, Chen & Ganguli 2021, logging F̂, the predictor and the alignment/asymmetry/"
+        "spectra/collapse observables to OUT/log.nc, checkpointing to OUT/checkpoints (resumed automatically) "
+        "and writing kNN and linear-probe accuracies to OUT/eval.json. Defaults: the official CIFAR-10 settings.",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument("--data", type=Path, required=True,
+                   help="dataset folder: cifar-10-batches-py/, stl10_binary/ or train|test/<class>/*.png|jpg")
+    g.add_argument("--format", choices=("auto", "cifar10", "stl10", "folder"), default="auto", help="(default auto)")
+    g.add_argument("--download", action="store_true", help="download CIFAR-10 into --data first (MD5 checked)")
+    g.add_argument("--download-url", default=None, help=argparse.SUPPRESS)
+    g.add_argument("--download-md5", default=None, help=argparse.SUPPRESS)
+    g.add_argument("--train-split", default=None, help="training split (default train; STL-10: train+unlabeled)")
+    g.add_argument("--limit", type=_pos_int, default=None, help="use only the first N training images (smoke runs)")
+    g = p.add_argument_group("model")
+    g.add_argument("--width", type=_float, default=0.25, help="channel multiplier of ResNet-18 (default 0.25)")
+    g.add_argument("--depth", choices=("18", "10"), default="18", help="ResNet-18 (2,2,2,2) or -10 (1,1,1,1)")
+    g.add_argument("--stem", choices=("auto", "cifar", "imagenet"), default="auto",
+                   help="auto: cifar for images <= 64 px, imagenet (7x7 + max-pool) above")
+    g.add_argument("--proj-hidden", type=_pos_int, default=512, help="projector hidden width (default 512)")
+    g.add_argument("--proj-dim", type=_pos_int, default=128, help="projection / predictor dimension (default 128)")
+    g.add_argument("--predictor", choices=("linear", "mlp", "directpred", "directcopy", "none"), default="linear",
+                   help="predictor (default linear)")
+    g.add_argument("--pred-hidden", type=_pos_int, default=512, help="hidden width of --predictor mlp")
+    g.add_argument("--bias", action="store_true", help="predictor with bias")
+    g.add_argument("--symmetric", action="store_true", help="symmetrize Wp after every step (predictor_reg=symmetric)")
+    g = p.add_argument_group("BYOL / DirectPred")
+    g.add_argument("--ema", type=_float, default=0.996, help="target EMA retention m; 0 = no EMA, SimSiam (default 0.996)")
+    g.add_argument("--no-stop-grad", action="store_true", help="gradient through the target branch (needs --ema 0)")
+    g.add_argument("--loss", choices=("cosine", "euclidean"), default="cosine", help="(default cosine)")
+    g.add_argument("--target-init", choices=("independent", "copy"), default="independent",
+                   help="target initialised independently (official code) or as a copy (default independent)")
+    g.add_argument("--rho", type=_float, default=0.3, help="F̂ retention rho (Eq. 19; default 0.3)")
+    g.add_argument("--eps", type=_float, default=0.1, help="DirectPred/DirectCopy boost eps (default 0.1)")
+    g.add_argument("--freq", type=_pos_int, default=1, help="set Wp from F̂ every FREQ steps (default 1)")
+    g.add_argument("--dp-form", choices=("code", "paper"), default="code",
+                   help="DirectPred eigenvalue map: official code (boost_scale) or Eq. 18 (default code)")
+    g = p.add_argument_group("optimization")
+    g.add_argument("--optimizer", choices=("sgd", "lars"), default="sgd", help="(default sgd)")
+    g.add_argument("--lr", type=_float, default=0.03, help="learning rate (default 0.03)")
+    g.add_argument("--momentum", type=_float, default=0.9, help="(default 0.9)")
+    g.add_argument("--wd", type=_float, default=4e-4, help="weight decay (default 4e-4)")
+    g.add_argument("--alpha-p", type=_float, default=1.0, help="predictor lr = alpha_p * lr (default 1)")
+    g.add_argument("--predictor-wd", type=_float, default=None, help="predictor weight decay (default --wd)")
+    g.add_argument("--batch-size", type=_pos_int, default=128, help="(default 128)")
+    g.add_argument("--epochs", type=_pos_int, default=100, help="(default 100)")
+    g.add_argument("--seed", type=int, default=0, help="(default 0)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=Path, default=Path("runs/byol"), help="run folder (default runs/byol)")
+    g.add_argument("--log-every", type=_pos_int, default=50, help="steps between observable records (default 50)")
+    g.add_argument("--ckpt-every", type=_pos_int, default=None, help="steps between checkpoints (default 1 epoch)")
+    g.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/checkpoints exists")
+    g.add_argument("--eval", choices=("both", "knn", "linear", "none"), default="both",
+                   help="final evaluation on the test split (default both)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+
+def _train(a) -> int:
+    from .augment import Augment
+    from .config import Config
+    from .data import detect_format, download_cifar10, load
+    from .trainer import Diverged, train
+
+    import dataclasses
+
+    cfg = Config(width=a.width, stage_sizes=(2, 2, 2, 2) if a.depth == "18" else (1, 1, 1, 1),
+                 stem="cifar" if a.stem == "auto" else a.stem,
+                 proj_hidden=a.proj_hidden, proj_dim=a.proj_dim, predictor=a.predictor, pred_hidden=a.pred_hidden,
+                 bias=a.bias, symmetric=a.symmetric, ema=a.ema, stop_grad=not a.no_stop_grad, loss=a.loss,
+                 target_init=a.target_init, rho=a.rho, eps=a.eps, freq=a.freq, dp_form=a.dp_form,
+                 optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, wd=a.wd, alpha_p=a.alpha_p,
+                 predictor_wd=a.predictor_wd, batch_size=a.batch_size, seed=a.seed)  # validates the flags
+    if a.download:
+        kw = {}
+        if a.download_url:
+            kw["url"] = a.download_url
+        if a.download_md5:
+            kw["md5"] = a.download_md5
+        download_cifar10(a.data, progress=not a.no_progress, **kw)
+    fmt = detect_format(a.data) if a.format == "auto" else a.format
+    split = a.train_split or ("train+unlabeled" if fmt == "stl10" else "train")
+    tr = load(a.data, split, fmt)
+    if a.limit:
+        tr = tr._replace(images=tr.images[:a.limit], labels=tr.labels[:a.limit])
+    te = None if a.eval == "none" else load(a.data, "test", fmt)
+    size = tr.images.shape[1]
+    stem = a.stem if a.stem != "auto" else ("cifar" if size <= 64 else "imagenet")
+    aug = Augment.stl10(size) if fmt == "stl10" else Augment.cifar10(size)
+    cfg = dataclasses.replace(cfg, stem=stem, augment=aug)
+    kinds = {"both": ("knn", "linear"), "none": ()}.get(a.eval, (a.eval,))
+    try:
+        r = train(cfg, tr, te, a.out, epochs=a.epochs, log_every=a.log_every, ckpt_every=a.ckpt_every,
+                  resume=not a.no_resume, evaluate=kinds, progress=not a.no_progress)
+    except Diverged as e:
+        print(f"byoldyn train: stopped: {e}", file=sys.stderr)
+        return 1
+    what = f"resumed at step {r.resumed_from}, " if r.resumed_from is not None else ""
+    ev = ", ".join(f"{k} = {v:.4f}" for k, v in r.eval.items() if k.endswith("_acc"))
+    print(f"{what}{r.steps} steps in {r.seconds:.0f} s; {ev or 'no evaluation'}; wrote {r.log_path}"
+          + (f" and {Path(a.out) / 'eval.json'}" if r.eval else ""))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="byoldyn", description="Real-network BYOL / DirectPred (byoldyn.nets).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_parsers(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `byoldyn train ...` standalone: exit 0 on success, 1 on a NaN stop, 2 on bad flags/values/data."""
+    try:
+        a = _parser().parse_args(argv)
+        return a.func(a)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except ValueError as e:  # includes DataError and Config validation
+        print(f"byoldyn: error: {e}".splitlines()[0], file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

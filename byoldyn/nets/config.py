@@ -1,0 +1,125 @@
+"""`Config`: every setting of a real-network run, validated on construction (THEORY.md section 11).
+
+Defaults are the official CIFAR-10 settings: SGD lr 0.03, momentum 0.9, weight decay 4e-4, batch 128,
+EMA 0.996, projector 512-128 with BN(affine=False), linear predictor without bias, DirectPred
+rho = 0.3, eps = 0.1 (Table 8), freq = 1, the code's boost_scale form, an independently initialized
+target (section 15, item 4). Paper symbols: `ema` is the target's retention m (the theory's EMA rate
+beta relates to 1 - m); `alpha_p` the predictor's learning-rate ratio; `predictor_wd` its own weight
+decay (eta_p); `rho`, `eps`, `freq` DirectPred's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from .augment import Augment
+
+__all__ = ["Config"]
+
+PREDICTORS = ("linear", "mlp", "directpred", "directcopy", "none")
+
+
+@dataclass(frozen=True)
+class Config:
+    """All hyperparameters of one run; frozen and hashable (compiled steps are cached per `Config`).
+
+    **Model:** `width` (channel multiplier), `stage_sizes` ((2, 2, 2, 2) is ResNet-18), `stem`
+    ("cifar" | "imagenet"), `proj_hidden`, `proj_dim`, `predictor` ("linear" | "mlp" | "directpred" |
+    "directcopy" | "none"), `pred_hidden` (mlp), `bias`, `symmetric` (project Wp to (Wp+Wpᵀ)/2 after
+    each step, `predictor_reg=symmetric`).
+    **BYOL:** `ema` (target retention m in [0, 1); 0 = no EMA, the target is the online net, SimSiam),
+    `stop_grad`, `loss` ("cosine": 2 - 2 cos per view pair, | "euclidean": ‖y - z‖²), `target_init`
+    ("independent" as the official code | "copy" as BYOL).
+    **DirectPred:** `rho` (F̂ retention), `eps`, `freq`, `dp_form` ("code" | "paper").
+    **Optimizer:** `optimizer` ("sgd" | "lars"), `lr`, `momentum`, `wd`, `alpha_p` (predictor lr =
+    alpha_p lr), `predictor_wd` (None: `wd`), `batch_size`.
+    **Data:** `augment` (an `Augment`), `seed`.
+    """
+
+    width: float = 0.25
+    stage_sizes: tuple[int, ...] = (2, 2, 2, 2)
+    stem: str = "cifar"
+    proj_hidden: int = 512
+    proj_dim: int = 128
+    predictor: str = "linear"
+    pred_hidden: int = 512
+    bias: bool = False
+    symmetric: bool = False
+    ema: float = 0.996
+    stop_grad: bool = True
+    loss: str = "cosine"
+    target_init: str = "independent"
+    rho: float = 0.3
+    eps: float = 0.1
+    freq: int = 1
+    dp_form: str = "code"
+    optimizer: str = "sgd"
+    lr: float = 0.03
+    momentum: float = 0.9
+    wd: float = 4e-4
+    alpha_p: float = 1.0
+    predictor_wd: float | None = None
+    batch_size: int = 128
+    augment: Augment = dataclasses.field(default_factory=Augment.cifar10)
+    seed: int = 0
+
+    def __post_init__(self):
+        def bad(name, value, want):
+            raise ValueError(f"{name} must be {want}, got {value!r}")
+
+        def finite(name, lo=None, lo_open=False, hi=None, hi_open=False):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                bad(name, v, "a finite number")
+            if lo is not None and (v < lo or (lo_open and v == lo)):
+                bad(name, v, f"{'>' if lo_open else '>='} {lo}")
+            if hi is not None and (v > hi or (hi_open and v == hi)):
+                bad(name, v, f"{'<' if hi_open else '<='} {hi}")
+
+        finite("width", 0, True)
+        finite("ema", 0, False, 1, True)
+        finite("rho", 0, False, 1, True)
+        finite("eps", 0)
+        finite("lr", 0, True)
+        finite("momentum", 0, False, 1, True)
+        finite("wd", 0)
+        finite("alpha_p", 0, True)
+        if self.predictor_wd is not None:
+            finite("predictor_wd", 0)
+        for name in ("proj_hidden", "proj_dim", "pred_hidden", "batch_size", "freq"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                bad(name, v, "a positive integer")
+        if self.batch_size < 2:
+            bad("batch_size", self.batch_size, ">= 2 (BatchNorm needs a batch)")
+        if not self.stage_sizes or any((not isinstance(n, int)) or n < 1 for n in self.stage_sizes):
+            bad("stage_sizes", self.stage_sizes, "a non-empty tuple of positive integers")
+        for name, allowed in (("stem", ("cifar", "imagenet")), ("predictor", PREDICTORS),
+                              ("loss", ("cosine", "euclidean")), ("target_init", ("independent", "copy")),
+                              ("dp_form", ("code", "paper")), ("optimizer", ("sgd", "lars"))):
+            if getattr(self, name) not in allowed:
+                bad(name, getattr(self, name), "one of " + ", ".join(allowed))
+        if self.symmetric and self.predictor not in ("linear", "mlp"):
+            bad("symmetric", self.symmetric, "False unless predictor is linear or mlp")
+        if not self.stop_grad and self.ema != 0:
+            bad("stop_grad", self.stop_grad, "True when ema > 0 (no stop-gradient needs the target = online net, ema = 0)")
+
+    @property
+    def eta_p(self) -> float:
+        """The predictor's weight decay: `predictor_wd`, or `wd` when that is None."""
+        return self.wd if self.predictor_wd is None else self.predictor_wd
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (the augmentation nested), inverse of `Config.from_dict`."""
+        d = dataclasses.asdict(self)
+        d["stage_sizes"] = list(self.stage_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        d = dict(d)
+        a = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.pop("augment").items()}
+        d["stage_sizes"] = tuple(d["stage_sizes"])
+        return cls(augment=Augment(**a), **d)

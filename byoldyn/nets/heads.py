@@ -1,0 +1,133 @@
+"""Projector and predictor heads (THEORY.md sections 10.2 and 11).
+
+* `Projector`: `Linear(d, hidden) -> BatchNorm(affine=False) -> ReLU -> Linear(hidden, out)`, as in the
+  official code (its BN has no affine parameters, unlike BYOL's).
+* `LinearPredictor`: `y = Wp f (+ b)`, one `Linear(out, out)`. Also used by DirectPred / DirectCopy,
+  whose `Wp` is overwritten from F̂ (`byoldyn.nets.directpred`).
+* `MLPPredictor`: `Linear(out, hidden) -> BN(affine=False) -> ReLU -> Linear(hidden, out)`.
+* `IdentityPredictor`: no predictor (Wp = I, nothing to learn).
+
+Flax stores a Linear's kernel K with `y = f K`, so the paper's Wp (`y = Wp f`) is `Kᵀ`; use
+`predictor_matrix` / `set_predictor_matrix` rather than the kernel directly.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+__all__ = ["Projector", "LinearPredictor", "MLPPredictor", "IdentityPredictor", "make_predictor",
+           "predictor_matrix", "set_predictor_matrix", "symmetrize_predictor", "PREDICTORS"]
+
+PREDICTORS = ("linear", "mlp", "directpred", "directcopy", "none")
+
+# torch nn.Linear init: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)); bias likewise
+_lin_init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def _torch_bias_init(fan_in):
+    bound = 1.0 / jnp.sqrt(fan_in)
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _linear(cin, cout, *, bias=True, rngs):
+    return nnx.Linear(cin, cout, use_bias=bias, kernel_init=_lin_init,
+                      bias_init=_torch_bias_init(cin), rngs=rngs)
+
+
+_BN = partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5, use_bias=False, use_scale=False)
+
+
+class Projector(nnx.Module):
+    """`Linear(d, hidden) -> BN(hidden, affine=False) -> ReLU -> Linear(hidden, out)` (section 11)."""
+
+    def __init__(self, d: int, hidden: int = 512, out: int = 128, *, rngs: nnx.Rngs):
+        self.fc1 = _linear(d, hidden, rngs=rngs)
+        self.bn = _BN(hidden, rngs=rngs)
+        self.fc2 = _linear(hidden, out, rngs=rngs)
+
+    def __call__(self, x):
+        return self.fc2(nnx.relu(self.bn(self.fc1(x))))
+
+
+class LinearPredictor(nnx.Module):
+    """`y = Wp f (+ b)`: the one-layer linear predictor of the theory (Eq. 1) and of DirectPred."""
+
+    def __init__(self, d: int, *, bias: bool = False, rngs: nnx.Rngs):
+        self.fc = _linear(d, d, bias=bias, rngs=rngs)
+
+    def __call__(self, f):
+        return self.fc(f)
+
+
+class MLPPredictor(nnx.Module):
+    """`Linear(d, hidden) -> BN(affine=False) -> ReLU -> Linear(hidden, d)`, BYOL's default predictor."""
+
+    def __init__(self, d: int, hidden: int = 512, *, bias: bool = True, rngs: nnx.Rngs):
+        self.fc1 = _linear(d, hidden, bias=bias, rngs=rngs)
+        self.bn = _BN(hidden, rngs=rngs)
+        self.fc2 = _linear(hidden, d, bias=bias, rngs=rngs)
+
+    def __call__(self, f):
+        return self.fc2(nnx.relu(self.bn(self.fc1(f))))
+
+
+class IdentityPredictor(nnx.Module):
+    """No predictor: `y = f`."""
+
+    def __init__(self, d: int, *, rngs: nnx.Rngs | None = None):
+        self.d = d
+
+    def __call__(self, f):
+        return f
+
+
+def make_predictor(kind: str, d: int, *, bias: bool = False, hidden: int = 512, rngs: nnx.Rngs) -> nnx.Module:
+    """The predictor named `kind` (one of `PREDICTORS`) acting on `d`-dimensional projections."""
+    if kind in ("linear", "directpred", "directcopy"):
+        return LinearPredictor(d, bias=bias, rngs=rngs)
+    if kind == "mlp":
+        return MLPPredictor(d, hidden, bias=bias, rngs=rngs)
+    if kind == "none":
+        return IdentityPredictor(d)
+    raise ValueError(f"predictor must be one of {', '.join(PREDICTORS)}; got {kind!r}")
+
+
+def predictor_matrix(params) -> jax.Array | None:
+    """The paper's Wp (`y = Wp f`) from a linear predictor's parameter state; None for other predictors."""
+    try:
+        return params["fc"]["kernel"][...].T
+    except (KeyError, TypeError):
+        return None
+
+
+def set_predictor_matrix(params, Wp: jax.Array):
+    """A copy of a linear predictor's parameter state with Wp (`y = Wp f`) written into its kernel."""
+    return _replace(params, ("fc", "kernel"), Wp.T)
+
+
+def symmetrize_predictor(params):
+    """The official `predictor_reg=symmetric` projection after each step (THEORY.md section 11).
+
+    One layer: `W <- (W + Wᵀ)/2`. Two layers (torch weights W0: hidden x d, W1: d x hidden):
+    `W0 <- (W0 + W1ᵀ)/2`, `W1 <- W0ᵀ` (tied). Identity predictors are returned unchanged.
+    """
+    if "fc" in params:
+        K = params["fc"]["kernel"][...]
+        return _replace(params, ("fc", "kernel"), 0.5 * (K + K.T))
+    if "fc1" in params:
+        K0, K1 = params["fc1"]["kernel"][...], params["fc2"]["kernel"][...]
+        K0n = 0.5 * (K0 + K1.T)
+        return _replace(_replace(params, ("fc1", "kernel"), K0n), ("fc2", "kernel"), K0n.T)
+    return params
+
+
+def _replace(state, path, value):
+    """Copy of an nnx.State with the leaf at `path` (a tuple of keys) replaced by `value`."""
+    def f(p, leaf):
+        keys = tuple(k.key for k in p if isinstance(k, jax.tree_util.DictKey))
+        return value.astype(leaf.dtype) if keys == path else leaf
+    return jax.tree_util.tree_map_with_path(f, state)
