@@ -150,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     from .sampled_cli import add_parsers as _add_sampled
 
     _add_sampled(sub)
+    from .sweep_cli import add_parsers as _add_sweep
+
+    _add_sweep(sub)
     from .nets.cli import add_parsers as _add_nets
 
     _add_nets(sub)

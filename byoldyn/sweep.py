@@ -29,11 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -97,7 +95,7 @@ OBSERVABLES = {
 # validation and the member table
 
 
-def _values(name: str, v) -> tuple[np.ndarray, bool]:
+def _values(name: str, v, distinct: bool = True) -> tuple[np.ndarray, bool]:
     """`(values, swept)`: a scalar (not swept) or a non-empty 1-D sequence of distinct values."""
     is_int = name in _INT_PARAMS or name == "seeds"
     if isinstance(v, (str, bytes)) or isinstance(v, bool):
@@ -119,10 +117,10 @@ def _values(name: str, v) -> tuple[np.ndarray, bool]:
         a = a.astype(np.int64)
     sign = _SIGN.get(name)
     if sign == "+" and np.any(a <= 0):
-        raise ValueError(f"{name} must be > 0, got {a[a <= 0][0]!r}")
+        raise ValueError(f"{name} must be > 0, got {a[a <= 0][0].item()!r}")
     if sign == "0+" and np.any(a < 0):
-        raise ValueError(f"{name} must be >= 0, got {a[a < 0][0]!r}")
-    if swept and len(np.unique(a)) != len(a):
+        raise ValueError(f"{name} must be >= 0, got {a[a < 0][0].item()!r}")
+    if distinct and swept and len(np.unique(a)) != len(a):
         raise ValueError(f"{name} values must be distinct, got {v!r}")
     return a, swept
 
@@ -162,7 +160,7 @@ def _plan(params: dict, points, seeds: np.ndarray):
         for k, v in points.items():
             if k not in PARAMS:
                 raise ValueError(f"points: unknown parameter {k!r}; choose from {', '.join(PARAMS)}")
-            a = np.atleast_1d(_values(k, v)[0])
+            a = np.atleast_1d(_values(k, v, distinct=False)[0])
             lens.add(len(a))
             vals[k] = a
         if len(lens) != 1:
@@ -205,8 +203,8 @@ def _chunks(table, chunk: int) -> list[tuple[int, int]]:
     return out
 
 
-def _auto_chunk(level: str, n1: int, n2: int, method: str) -> int:
-    """A power of two of members whose state is about 32 MB (level and widths given)."""
+def _auto_chunk(level: str, n1: int, n2: int, method: str, n_save: int | None = None) -> int:
+    """A power of two of members whose state (times the saves, if any) is about 32 MB."""
     if level == "modes":
         per = 3 * n2 * 8
     elif level == "symmetric":
@@ -214,6 +212,7 @@ def _auto_chunk(level: str, n1: int, n2: int, method: str) -> int:
     else:
         per = (2 * n2 * n1 + n2 * n2) * 8
     target = 8 << 20 if method == "adaptive" else 32 << 20
+    per *= 1 if n_save is None else n_save + 1
     return int(2 ** max(4, min(16, math.floor(math.log2(max(target // per, 1))))))
 
 
@@ -365,35 +364,29 @@ def _mask(tree, ok):
     return {k: jnp.where(ok.reshape(ok.shape + (1,) * (v.ndim - ok.ndim)), v, jnp.nan) for k, v in tree.items()}
 
 
-def _fixed_program(level, flags, method, n_int, n_per, with_path, threshold, max_norm):
-    """A jitted chunk program: fixed-step Euler (one GD step per step) or RK4 from the members' seeds,
-    observables at the n_int + 1 save times (or at the end only); a member whose state blows up is frozen
-    at its last good state, marked DIVERGED and its later saves are NaN (as `simulate` in fixed-step mode)."""
-    rhs, obs = _RHS[level], _OBS[level]
+def _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh):
+    """The sharded chunk program: fixed-step Euler (one GD step per step) or RK4 from the states y0, with the
+    states at the n_int save times; a member whose state blows up is frozen at its last good state and flagged
+    (`alive` False), as `simulate` in fixed-step mode. Each device integrates its own block of members
+    (`shard_map`): no communication. The observables (eigendecompositions, i.e. LAPACK calls) are computed
+    outside, by `_observe` (concurrent LAPACK custom calls on several host devices were seen to deadlock)."""
+    rhs = _RHS[level]
 
-    def program(seeds, scale, alpha_p, eta, eta_p, beta, sigma2, n1, n2, dt):
-        dtype = dt.dtype
-        y0 = _initial(level, flags, seeds, scale, n1, n2, dtype)
+    def program(y0, alpha_p, eta, eta_p, beta, sigma2, dt):
         col = (lambda a: a[:, None]) if level == "modes" else (lambda a: a)
         hyper = Hyper(col(alpha_p), col(eta), col(beta), col(eta_p))
         s2 = col(sigma2)
-        f = lambda y: rhs(y, hyper, s2, flags)  # noqa: E731
-        add = lambda y, k, c: jax.tree.map(lambda a, b: a + c * b, y, k)  # noqa: E731
-
+        alive0 = ~_blown_members(y0, max_norm)
         if level == "modes" and method == "rk4":
-            # the fast path: elementwise lanes, byoldyn.phase's RK4 loop, divergence checked at the saves
+            # the fast path: elementwise lanes in byoldyn.phase's RK4 loop, divergence checked at the saves
             from .phase import _rk4
             y1, path = _rk4(lambda y, h, s: rhs(y, h, s, flags), y0, (hyper, s2), n_int, n_per, dt)
             bad = jax.vmap(lambda y: _blown_members(y, max_norm))(path)
-            alive_t = jnp.cumprod(~bad, axis=0).astype(bool)
-            alive0 = ~_blown_members(y0, max_norm)
-            final = _mask(obs(y1, threshold), alive_t[-1] & alive0)
-            if not with_path:
-                return final, None, alive_t[-1] & alive0
-            traj = jax.vmap(lambda y, ok: _mask(obs(y, threshold), ok & alive0))(path, alive_t)
-            first = _mask(obs(y0, threshold), alive0)
-            traj = {k: jnp.concatenate([first[k][None], v]) for k, v in traj.items()}
-            return final, traj, alive_t[-1] & alive0
+            alive_t = jnp.cumprod(~bad, axis=0).astype(bool) & alive0[None]
+            return y1, (path if with_path else ()), alive_t
+
+        f = lambda y: rhs(y, hyper, s2, flags)  # noqa: E731
+        add = lambda y, k, c: jax.tree.map(lambda a, b: a + c * b, y, k)  # noqa: E731
 
         def step(_, carry):
             y, alive = carry
@@ -412,17 +405,24 @@ def _fixed_program(level, flags, method, n_int, n_per, with_path, threshold, max
 
         def interval(carry, _):
             carry = jax.lax.fori_loop(0, n_per, step, carry)
-            return carry, (_mask(obs(carry[0], threshold), carry[1]) if with_path else None)
+            return carry, ((carry[0] if with_path else ()), carry[1])
 
-        alive0 = ~_blown_members(y0, max_norm)
-        (y1, alive), path = jax.lax.scan(interval, (y0, alive0), None, length=n_int)
-        final = _mask(obs(y1, threshold), alive)
-        if with_path:
-            first = _mask(obs(y0, threshold), alive0)
-            path = {k: jnp.concatenate([first[k][None], v]) for k, v in path.items()}
-        return final, path, alive
+        (y1, _), (path, alive_t) = jax.lax.scan(interval, (y0, alive0), None, length=n_int)
+        return y1, path, alive_t
 
-    return jax.jit(program, static_argnames=("n1", "n2"))
+    m, mt = P(_AXIS), P(None, _AXIS)
+    f = jax.shard_map(program, mesh=mesh, in_specs=(m,) * 6 + (P(),), out_specs=(m, mt, mt), check_vma=False)
+    return jax.jit(f)
+
+
+@jax.jit(static_argnames=("level", "flags", "n1", "n2"))
+def _start(level, flags, seeds, scale, n1, n2):
+    return _initial(level, flags, seeds, scale, n1, n2, scale.dtype)
+
+
+@jax.jit(static_argnames=("level", "threshold"))
+def _observe(level, y, ok, threshold):
+    return _mask(_OBS[level](y, threshold), ok)
 
 
 _PROGRAMS: dict = {}
@@ -480,15 +480,27 @@ def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int) -> dict:
         path = {k: np.asarray(v)[:B] for k, v in obs.items()}  # (B, T, ...)
         final = {k: v[:, -1] for k, v in path.items()}
         return _pack(final, path if with_path else None, status)
-    prog = _program(cfg["level"], flags, cfg["method"], cfg["n_int"], cfg["n_per"], with_path,
-                    cfg["threshold"], cfg["max_norm"])
-    args = [_global(cols["seed"].astype(np.int32), mesh)]
-    args += [_global(cols[k].astype(npdt), mesh) for k in ("scale", "alpha_p", "eta", "eta_p", "beta", "sigma2")]
-    final, path, alive = prog(*args, n1=n1, n2=n2, dt=jnp.asarray(cfg["dt_eff"], dtype))
-    final, path, alive = _host((final, path, alive))
-    status = np.where(np.asarray(alive)[:B], SUCCEEDED, DIVERGED).astype(np.int8)
-    final = {k: np.asarray(v)[:B] for k, v in final.items()}
-    path = None if path is None else {k: np.moveaxis(np.asarray(v)[:, :B], 0, 1) for k, v in path.items()}
+    prog = _program(cfg["level"], flags, cfg["method"], cfg["n_int"], cfg["n_per"], with_path, cfg["max_norm"], mesh)
+    one = mesh.devices.ravel()[0]
+    with jax.default_device(one):  # initial states and observables on one device (LAPACK: see _fixed_program)
+        y0 = _start(cfg["level"], flags, jnp.asarray(cols["seed"], jnp.int32), jnp.asarray(cols["scale"], dtype), n1, n2)
+    y0 = jax.tree.map(lambda a: _global(np.asarray(a), mesh), y0)
+    args = [_global(cols[k].astype(npdt), mesh) for k in ("alpha_p", "eta", "eta_p", "beta", "sigma2")]
+    y1, path, alive_t = prog(y0, *args, jnp.asarray(cfg["dt_eff"], dtype))
+    y1, path, alive_t = _host((y1, path, alive_t))
+    alive_t = np.asarray(alive_t)[:, :B]
+    alive0 = ~np.asarray(_host(_blown_members(y0, cfg["max_norm"])))[:B]
+    cut = lambda t: jax.tree.map(lambda a: np.asarray(a)[:B], t)  # noqa: E731
+    with jax.default_device(one):
+        final = _observe(cfg["level"], cut(y1), alive_t[-1], cfg["threshold"])
+        if with_path:
+            states = jax.tree.map(lambda a0, a: np.concatenate([a0[None], a]), cut(y0),
+                                  jax.tree.map(lambda a: np.asarray(a)[:, :B], path))
+            ok = np.concatenate([alive0[None], alive_t])
+            path = jax.vmap(lambda y, k: _observe(cfg["level"], y, k, cfg["threshold"]))(states, ok)
+    status = np.where(alive_t[-1], SUCCEEDED, DIVERGED).astype(np.int8)
+    final = {k: np.asarray(v) for k, v in final.items()}
+    path = {k: np.moveaxis(np.asarray(v), 0, 1) for k, v in path.items()} if with_path else None
     return _pack(final, path, status)
 
 
@@ -644,7 +656,7 @@ def sweep(
     table, dims, coords, fixed, point_coords, tied = _plan(params, points, seeds)
     M = len(table["seed"])
     if chunk is None:
-        chunk = _auto_chunk(level, int(table["n1"].max()), int(table["n2"].max()), method)
+        chunk = _auto_chunk(level, int(table["n1"].max()), int(table["n2"].max()), method, n_save)
     n_int = 1 if n_save is None else int(n_save)
     n_per = None if method == "adaptive" else max(1, int(np.ceil(t1 / dt / n_int)))
     dt_eff = None if method == "adaptive" else t1 / (n_int * n_per)
@@ -676,6 +688,9 @@ def sweep(
             with xr.open_dataset(out, engine="h5netcdf") as old:
                 if old.attrs.get("config_hash") == h:
                     ds = old.load()
+                    run = json.loads(ds.attrs["run"]) | {"computed": 0, "reused": len(ranges),
+                                                         "wall_s": round(time.perf_counter() - t_start, 3)}
+                    ds.attrs["run"] = json.dumps(run)
                     if progress:
                         print(f"sweep: {out} is complete ({M} members); nothing to do", file=sys.stderr)
                     return ds
@@ -752,7 +767,9 @@ def sweep(
     grid_shape = [len(coords[d]) for d in dims]
     data_vars = {}
     long = {name: text for name, _, text in OBSERVABLES[level]}
-    for k, v in results.items():
+    order = [n for n, _, _ in OBSERVABLES[level] if n in results] + ["status"]
+    for k in order:
+        v = results[k]
         extra = _dims(level, k, n_save is not None)
         arr = v.reshape(grid_shape + list(v.shape[1:]))
         attrs = {"long_name": long.get(k, k)}

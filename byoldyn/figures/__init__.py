@@ -18,6 +18,7 @@ from .common import Check
 from .matrix import fig7_assumption1, fig_theorem2, fig_theorem3_full
 from .modes import fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d, fig_alpha_p
 from .reduced import fig8_antisymmetric, fig9_commutator
+from .sweeps import fig_sweep
 from .sampled import fig_sampled_alpha_p, fig_sampled_directpred, fig_sampled_ode, fig_sampled_table3
 
 __all__ = ["Check", "FIGURES", "reproduce"]
@@ -33,6 +34,7 @@ FIGURES = {
     "fig9_commutator": fig9_commutator,
     "theorem3_alignment_full": fig_theorem3_full,
     "fig10_appendix_d": fig10_appendix_d,
+    "sweep_collapse_alpha_eta": fig_sweep,
     "sampled_ode": fig_sampled_ode,
     "sampled_table3": fig_sampled_table3,
     "sampled_alpha_p": fig_sampled_alpha_p,

@@ -1,0 +1,276 @@
+"""Sweep figures: heatmaps and line plots of a `byoldyn.sweep` dataset, and the acceptance figure
+of issue 4: the collapse boundary eta_c = tau²/(4 kappa) (THEORY.md section 7.4, Obs#5) in the
+decoupled model and the trends of Obs#1, #4 and #5 in the full-matrix model (section 7.5)."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+from ..sweep import sweep
+from .common import Check, note
+
+__all__ = ["plot_sweep", "plot_lines", "default_axes", "eta_c_of", "fig_sweep"]
+
+_LABEL = {"alpha_p": r"$\alpha_p$", "eta": r"$\eta$", "eta_p": r"$\eta_p$", "beta": r"$\beta$",
+          "sigma2": r"$\sigma^2$", "scale": "init scale", "n1": "$n_1$", "n2": "$n_2$", "point": "point"}
+
+
+def _swept(ds: xr.Dataset) -> list[str]:
+    return [d for d in ds.dims if d not in ("seed", "time", "mode")]
+
+
+def default_axes(ds: xr.Dataset) -> tuple[str, str | None]:
+    """(x, y) for a heatmap: alpha_p x eta if both are swept, else the first two swept dimensions."""
+    sw = _swept(ds)
+    if not sw:
+        raise ValueError("the sweep has no swept parameter to plot against")
+    if "alpha_p" in sw and "eta" in sw:
+        return "alpha_p", "eta"
+    if "sigma2" in sw and "eta" in sw:
+        return "sigma2", "eta"
+    return sw[0], (sw[1] if len(sw) > 1 else None)
+
+
+def _reduce(ds: xr.Dataset, var: str, keep: list[str]) -> tuple[xr.DataArray, xr.DataArray]:
+    """Mean and std over seeds (and every other swept dimension) of the final value of `var`."""
+    if var not in ds.data_vars:
+        raise ValueError(f"var must be one of {', '.join(ds.data_vars)}, got {var!r}")
+    da = ds[var]
+    if "time" in da.dims:
+        da = da.isel(time=-1)
+    if "mode" in da.dims:
+        raise ValueError(f"{var} is per mode; choose a scalar observable such as collapsed or n_modes")
+    for d in keep:
+        if d not in da.dims:
+            raise ValueError(f"{d!r} is not a swept dimension of the sweep; choose from {', '.join(_swept(ds))}")
+    other = [d for d in da.dims if d not in keep]
+    return da.mean(other, skipna=True), da.std(other, skipna=True)
+
+
+def _is_log(v: np.ndarray) -> bool:
+    v = np.asarray(v, float)
+    if len(v) < 3 or np.any(v <= 0):
+        return False
+    r = v[1:] / v[:-1]
+    return bool(np.allclose(r, r[0], rtol=1e-6) and not np.allclose(np.diff(v), np.diff(v)[0], rtol=1e-6))
+
+
+def _edges(v: np.ndarray, log: bool) -> np.ndarray:
+    v = np.asarray(v, float)
+    u = np.log(v) if log else v
+    if len(u) == 1:
+        e = np.array([u[0] - 0.5, u[0] + 0.5])
+    else:
+        mid = 0.5 * (u[1:] + u[:-1])
+        e = np.r_[u[0] - (mid[0] - u[0]), mid, u[-1] + (u[-1] - mid[-1])]
+    return np.exp(e) if log else e
+
+
+def eta_c_of(ds: xr.Dataset, tau: float = 1.0, sigma2=None):
+    """The saddle-node value eta_c = tau²/(4 kappa), kappa = 1 + sigma2 (THEORY.md section 7.4, Obs#5).
+
+    tau = 1 is the end value of BYOL's EMA ratio and SimSiam's constant (section 7.4). `sigma2`
+    defaults to the sweep's (a number, or its coordinate when swept).
+    """
+    s2 = ds["sigma2"].values if sigma2 is None else np.asarray(sigma2)
+    return tau * tau / (4.0 * (1.0 + s2))
+
+
+def plot_sweep(ds: xr.Dataset, var: str = "collapsed", x: str | None = None, y: str | None = None, *, ax=None,
+               eta_c: bool = True, cmap: str = "magma_r", title: str | None = None):
+    """Heatmap of the seed mean of `var` (its final value) over the swept parameters `x` and `y`.
+
+    When one axis is eta, the analytic collapse boundary eta_c = tau²/(4 kappa) with tau = 1
+    (THEORY.md section 7.4) is drawn over it (a curve when sigma2 is the other axis).
+
+    **Returns:** the axes.
+    """
+    dx, dy = default_axes(ds)
+    x = x or dx
+    y = y or dy
+    if y is None:
+        raise ValueError("a heatmap needs two swept parameters; use plot_lines for one")
+    mean, _ = _reduce(ds, var, [x, y])
+    mean = mean.transpose(y, x)
+    ax = ax or plt.subplots(figsize=(5.5, 4.4))[1]
+    xv, yv = ds[x].values, ds[y].values
+    lx, ly = _is_log(xv), _is_log(yv)
+    vmin, vmax = (0.0, 1.0) if var == "collapsed" else (None, None)
+    m = ax.pcolormesh(_edges(xv, lx), _edges(yv, ly), mean.values, cmap=cmap, vmin=vmin, vmax=vmax, shading="flat")
+    plt.colorbar(m, ax=ax, label=("collapse fraction over seeds" if var == "collapsed" else f"{var} (mean over seeds)"))
+    if lx:
+        ax.set_xscale("log")
+    if ly:
+        ax.set_yscale("log")
+    if eta_c and "eta" in (x, y) and "sigma2" in ds.coords:
+        other = y if x == "eta" else x
+        if other == "sigma2":
+            s2 = np.linspace(ds.sigma2.values.min(), ds.sigma2.values.max(), 200)
+            ec = eta_c_of(ds, sigma2=s2)
+            px, py = (ec, s2) if x == "eta" else (s2, ec)
+        else:
+            ec = float(np.atleast_1d(eta_c_of(ds))[0])
+            ov = ds[other].values
+            px, py = ([ec, ec], [ov.min(), ov.max()]) if x == "eta" else ([ov.min(), ov.max()], [ec, ec])
+            if "sigma2" in ds.dims:
+                px = py = None
+        if px is not None:
+            ax.plot(px, py, color="tab:cyan", lw=2.0, ls="--", label=r"$\eta_c = \tau^2/4\kappa$, $\tau = 1$")
+            ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
+    ax.set_xlabel(_LABEL.get(x, x))
+    ax.set_ylabel(_LABEL.get(y, y))
+    cfg = json.loads(ds.attrs.get("config", "{}"))
+    ax.set_title(title or f"{var}, level {cfg.get('level', '?')}", fontsize=10)
+    return ax
+
+
+def plot_lines(ds: xr.Dataset, var: str = "collapsed", x: str | None = None, hue: str | None = None, *, ax=None,
+               max_lines: int = 6, title: str | None = None):
+    """Line plot of the seed mean (± std) of `var` over the swept parameter `x`, one line per value
+    of `hue` (at most `max_lines` evenly chosen values; other swept dimensions averaged).
+
+    **Returns:** the axes.
+    """
+    dx, dy = default_axes(ds)
+    x = x or (dy if dy is not None else dx)
+    if hue is None:
+        rest = [d for d in _swept(ds) if d != x]
+        hue = rest[0] if rest else None
+    keep = [x] + ([hue] if hue else [])
+    mean, std = _reduce(ds, var, keep)
+    ax = ax or plt.subplots(figsize=(5.5, 4.0))[1]
+    xv = ds[x].values
+    hv = [None] if hue is None else ds[hue].values[np.unique(np.linspace(0, ds.sizes[hue] - 1, max_lines).round().astype(int))]
+    cmap = plt.get_cmap("viridis")
+    for i, h in enumerate(hv):
+        m = mean if h is None else mean.sel({hue: h})
+        s = std if h is None else std.sel({hue: h})
+        c = cmap(i / max(len(hv) - 1, 1))
+        lab = None if h is None else f"{_LABEL.get(hue, hue)} = {h:.3g}"
+        ax.plot(xv, m.values, "o-", ms=2.5, color=c, label=lab)
+        ax.fill_between(xv, (m - s).values, (m + s).values, color=c, alpha=0.15)
+    if _is_log(xv):
+        ax.set_xscale("log")
+    if x == "eta" and "sigma2" in ds.coords and "sigma2" not in ds.dims:
+        ax.axvline(float(eta_c_of(ds)), color="k", ls="--", lw=1, label=r"$\eta_c$ ($\tau = 1$)")
+    ax.set_xlabel(_LABEL.get(x, x))
+    ax.set_ylabel(f"{var} (mean ± std over seeds)")
+    if hue or x == "eta":
+        ax.legend(fontsize=7)
+    ax.set_title(title or f"{var} against {x}", fontsize=10)
+    return ax
+
+
+def _boundary(cf: np.ndarray, etas: np.ndarray) -> np.ndarray:
+    """Per column (rows = eta): the smallest eta from which every larger eta is fully collapsed (NaN if none)."""
+    full = cf >= 1.0 - 1e-12
+    tail = np.flip(np.cumprod(np.flip(full, 0), 0), 0).astype(bool)  # full at this eta and all above
+    idx = np.argmax(tail, axis=0)
+    return np.where(tail.any(axis=0), etas[idx], np.nan)
+
+
+def _spearman(a, b) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def fig_sweep(size: str = "full"):
+    """Issue 4 acceptance: sweeps that reproduce eta_c (THEORY.md 7.4) and Obs#1, #4, #5 (7.5).
+
+    (a) Decoupled model (`level="modes"`, BYOL, beta = 1, sigma2 = 0.5, n2 = 8 modes from random starts
+    of scale 1, 4 seeds): collapse fraction over alpha_p x eta with eta_c = 1/(4 kappa) (tau -> 1).
+    (b) The same over sigma2 x eta with the curve eta_c(sigma2) = 1/(4 (1 + sigma2)).
+    (c, d) Full-matrix Lemma 1 (`level="matrix"`, n1 = n2 = 8, scale 0.5): surviving modes against
+    alpha_p at eta = 0 (Obs#1) and against eta (Obs#4), and complete collapse above eta_c (Obs#5).
+    """
+    if size not in ("full", "small"):
+        raise ValueError(f"size must be 'full' or 'small', got {size!r}")
+    full = size == "full"
+    na, ne, seeds, n = (64, 64, 4, 8) if full else (12, 16, 2, 4)
+    sigma2, beta = 0.5, 1.0
+    kw = dict(beta=beta, seeds=seeds, n1=n, progress=False)
+    modes = sweep("modes", alpha_p=np.geomspace(0.1, 10.0, na), eta=np.linspace(0.0, 0.3, ne), sigma2=sigma2,
+                  scale=1.0, t1=600.0, dt=0.02, **kw)
+    ns = 32 if full else 8
+    modes_s = sweep("modes", alpha_p=1.0, sigma2=np.linspace(0.0, 2.0, ns), eta=np.linspace(0.0, 0.3, ne),
+                    scale=1.0, t1=600.0, dt=0.02, **kw)
+    ma, me, mseeds, mn = (9, 16, 4, 8) if full else (4, 8, 2, 4)
+    metas = np.r_[0.0, np.linspace(0.02, 0.3, me - 1)]
+    mat = sweep("matrix", alpha_p=np.geomspace(0.1, 10.0, ma), eta=metas, sigma2=sigma2, beta=beta, n1=mn,
+                scale=0.5, seeds=mseeds, t1=400.0, dt=0.05, progress=False)
+
+    fig, ax = plt.subplots(2, 2, figsize=(12, 9.5))
+    plot_sweep(modes, "collapsed", "alpha_p", "eta", ax=ax[0, 0],
+               title=f"(a) decoupled modes (Eqs. 11-13): {na}x{ne} grid, {seeds} seeds, $\\sigma^2$ = {sigma2}")
+    plot_sweep(modes_s, "collapsed", "sigma2", "eta", ax=ax[0, 1],
+               title=f"(b) decoupled modes: $\\sigma^2$ x $\\eta$, $\\alpha_p$ = 1, {seeds} seeds")
+    surv = mat.n_modes / mn
+    s0 = surv.sel(eta=0.0)
+    a = ax[1, 0]
+    a.errorbar(mat.alpha_p, s0.mean("seed"), yerr=s0.std("seed"), fmt="o-", capsize=2, label=r"$\eta = 0$")
+    a.set_xscale("log")
+    a.set(xlabel=r"$\alpha_p$", ylabel=f"surviving modes / {mn} ($s_j > 10^{{-4}}$)", ylim=(0, 1.05),
+          title=r"(c) full matrix (Lemma 1): Obs#1, larger $\alpha_p$ shrinks the collapse basin ($\eta = 0$)")
+    a.title.set_fontsize(9)
+    a.legend(fontsize=8)
+    a = ax[1, 1]
+    cmap = plt.get_cmap("viridis")
+    for i, ap in enumerate(mat.alpha_p.values[:: max(1, ma // 4)]):
+        m = surv.sel(alpha_p=ap).mean("seed")
+        a.plot(metas, m, "o-", ms=3, color=cmap(i / 4), label=fr"surviving modes, $\alpha_p$ = {ap:.2g}")
+    cf = mat.collapsed.mean(("seed", "alpha_p"))
+    a.plot(metas, cf, "k-s", ms=3, label="complete-collapse fraction (all $\\alpha_p$)")
+    ec = 1.0 / (4.0 * (1.0 + sigma2))
+    a.axvline(ec, color="tab:cyan", ls="--", lw=2, label=r"$\eta_c = 1/4\kappa$")
+    a.set(xlabel=r"$\eta$", ylabel="fraction", ylim=(-0.03, 1.05),
+          title="(d) full matrix: Obs#4 (basin grows with $\\eta$), Obs#5 (collapse certain for $\\eta > \\eta_c$)")
+    a.title.set_fontsize(9)
+    a.legend(fontsize=7, loc="center right")
+    fig.suptitle("byoldyn.sweep: the collapse boundary $\\eta_c = \\tau^2/(4\\kappa)$ (THEORY.md 7.4) and Obs#1, #4, #5 (7.5)")
+    note(fig, f"modes: BYOL (EMA, beta = {beta}), tau(0) = 0, starts = aligned projections of State.random(seed, n, n, scale = 1), "
+              f"n = {n}, RK4 dt = 0.02 to t = 600; collapsed = no s_j > 1e-4. Matrix: n1 = n2 = {mn}, scale 0.5, "
+              f"{mseeds} seeds, RK4 dt = 0.05 to t = 400, sigma2 = {sigma2}.")
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+
+    checks = []
+    etas = modes.eta.values
+    step = etas[1] - etas[0]
+    for ds, other, label in ((modes, "alpha_p", "alpha_p"), (modes_s, "sigma2", "sigma2")):
+        cfm = ds.collapsed.mean("seed").transpose("eta", other).values
+        eb = _boundary(cfm, etas)
+        ecs = eta_c_of(ds) * np.ones(ds.sizes[other])
+        hit = (eb - step < ecs + 1e-12) & (ecs <= eb + 1e-12)
+        err = np.nanmax(np.abs(eb - ecs))
+        ok_runs = int((ds.status == 0).sum())
+        checks.append(Check(
+            f"Obs#5 / Eq. 16 (THEORY.md 7.4): decoupled-model collapse boundary over {label} x eta equals "
+            f"eta_c = tau^2/(4 kappa), tau = 1",
+            f"boundary eta_b in eta_c's grid cell for {int(hit.sum())}/{len(hit)} {label} columns; max |eta_b - eta_c| = "
+            f"{err:.4f} (grid step {step:.4f}); {ok_runs}/{ds.status.size} runs succeeded",
+            "eta_b = the first grid eta above eta_c; one cell later allowed (at finite t1 the passage past the "
+            "saddle-node ghost slows as eta -> eta_c+): |eta_b - eta_c| < 2 grid steps",
+            bool(err < 2 * step and hit.mean() >= 0.9 and ok_runs == ds.status.size)))
+    r1 = _spearman(mat.alpha_p.values, s0.mean("seed").values)
+    lo, hi = float(s0.isel(alpha_p=0).mean()), float(s0.isel(alpha_p=-1).mean())
+    checks.append(Check("Obs#1 (THEORY.md 7.3, 7.5): at eta = 0 larger alpha_p shrinks the collapse basin (full matrix)",
+                        f"surviving-mode fraction {lo:.2f} at alpha_p = 0.1 -> {hi:.2f} at 10; Spearman rho = {r1:.2f}",
+                        "increasing in alpha_p (rho > 0)", bool(r1 > 0.8 and hi > lo)))
+    below = metas < ec
+    sm = surv.mean(("seed", "alpha_p")).values
+    r4 = _spearman(metas[below], sm[below])
+    checks.append(Check("Obs#4 (THEORY.md 7.4, 7.5): the collapse basin grows with eta (full matrix, eta < eta_c)",
+                        f"surviving-mode fraction {sm[0]:.2f} at eta = 0 -> {sm[below][-1]:.2f} at eta = "
+                        f"{metas[below][-1]:.3g}; Spearman rho = {r4:.2f}",
+                        "decreasing in eta (rho < 0)", bool(r4 < -0.8)))
+    above = metas > ec
+    cfa = float(mat.collapsed.sel(eta=metas[above]).mean())
+    cfb = float(mat.collapsed.sel(eta=metas[metas <= ec / 2]).mean())
+    checks.append(Check("Obs#5 (THEORY.md 7.4): eta > eta_c = 1/(4 kappa) = %.4f collapses every member (full matrix)" % ec,
+                        f"complete-collapse fraction {cfa:.3f} for eta > eta_c, {cfb:.3f} for eta <= eta_c/2 "
+                        f"({int((mat.status == 0).sum())}/{mat.status.size} runs succeeded)",
+                        "1 above eta_c; 0 well below", bool(cfa == 1.0 and cfb == 0.0)))
+    return fig, checks
