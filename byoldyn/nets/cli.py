@@ -12,26 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import _Parser, _UsageError
+from ..cli import _float, _Parser, _positive_int as _pos_int, _UsageError
 
 __all__ = ["add_parsers", "main"]
-
-
-def _pos_int(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
-    return v
-
-
-def _float(s):
-    try:
-        return float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
 
 
 def add_parsers(sub) -> None:
