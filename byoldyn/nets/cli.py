@@ -9,6 +9,7 @@ print one line and exit 2; a NaN loss prints one line and exits 1.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ __all__ = ["add_parsers", "main"]
 
 
 def add_parsers(sub) -> None:
-    """Add `train` to an argparse sub-parser collection (from `byoldyn.cli._parser`)."""
+    """Add `train` and `compare` to an argparse sub-parser collection (from `byoldyn.cli._parser`)."""
     p = sub.add_parser(
         "train",
         help="train ResNet-18 BYOL / DirectPred and log the theory's observables",
@@ -78,6 +79,7 @@ def add_parsers(sub) -> None:
                    help="final evaluation on the test split (default both)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
+    _add_compare(sub)
 
 
 def _train(a) -> int:
@@ -123,6 +125,42 @@ def _train(a) -> int:
     ev = ", ".join(f"{k} = {v:.4f}" for k, v in r.eval.items() if k.endswith("_acc"))
     print(f"{what}{r.steps} steps in {r.seconds:.0f} s; {ev or 'no evaluation'}; wrote {r.log_path}"
           + (f" and {Path(a.out) / 'eval.json'}" if r.eval else ""))
+    return 0
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="figures and a results table of byoldyn train runs",
+        description="Read RUN/log.nc and RUN/eval.json of each run directory and write, into --out, "
+        "runs.png (loss, collapse indicators, accuracies side by side), alignment_NAME.png for every run with "
+        "a predictor matrix (the Fig. 2 pattern) and RESULTS.md (one row per run). Needs no flax.",
+    )
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories (their names label the runs)")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: the first run's parent)")
+    p.set_defaults(func=_compare)
+
+
+def _compare(a) -> int:
+    import matplotlib.pyplot as plt
+
+    from ..figures.training import fig_alignment, fig_runs, load_run, results_table
+    from ..io import atomic_write, save_figure
+
+    runs = {d.resolve().name: load_run(d) for d in a.runs}
+    if len(runs) < len(a.runs):
+        raise ValueError("run directories must have distinct names")
+    out = a.out or a.runs[0].resolve().parent
+    wrote = [save_figure(fig_runs(runs), out / "runs.png", dpi=110)]
+    for name, (ds, _) in runs.items():
+        c = json.loads(ds.attrs["config"])
+        if c["predictor"] in ("linear", "directpred", "directcopy") and "F" in ds and "Wp" in ds:
+            wrote.append(save_figure(fig_alignment(ds, name), out / f"alignment_{name}.png", dpi=110))
+    plt.close("all")
+    text = "# Real-network runs\n\nWritten by `byoldyn compare " + " ".join(str(d) for d in a.runs) + "`.\n\n"
+    text += results_table(runs)
+    wrote.append(atomic_write(out / "RESULTS.md", lambda tmp: Path(tmp).write_text(text, encoding="utf-8")))
+    print("wrote " + ", ".join(str(w) for w in wrote))
     return 0
 
 

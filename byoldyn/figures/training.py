@@ -1,0 +1,165 @@
+"""Figures and a results table of real-network runs (`byoldyn train`; THEORY.md sections 9, 12, 14).
+
+A run directory holds `log.nc` (the instrumentation of `byoldyn.nets.instrument`) and `eval.json`
+(kNN and linear-probe accuracies). Reading them needs only xarray, so this works without the `nets`
+extra, for example on logs committed to the repository.
+
+- `fig_alignment`: the Fig. 2 pattern in one run with a predictor matrix: asymmetry of Wp falls, its
+  eigenvectors align with those of F̂, and its eigenvalues follow those of F̂;
+- `fig_runs`: several runs side by side: loss, collapse indicators, and accuracies;
+- `results_table`: one Markdown row per run with the measured numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .common import note
+
+__all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "fig_alignment", "fig_runs", "results_table"]
+
+
+def load_run(directory):
+    """`(log, eval)` of one run directory: the `log.nc` Dataset (loaded) and `eval.json` (or `{}`)."""
+    import xarray as xr
+
+    d = Path(directory)
+    log = d / "log.nc"
+    if not log.is_file():
+        raise ValueError(f"no training log {str(log)!r} (made by byoldyn train)")
+    try:
+        with xr.open_dataset(log, engine="h5netcdf") as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read {str(log)!r} as netCDF: {e}") from None
+    if "config" not in ds.attrs or "step" not in ds.dims:
+        raise ValueError(f"{str(log)!r} is not a byoldyn training log")
+    ev = d / "eval.json"
+    return ds, (json.loads(ev.read_text()) if ev.is_file() else {})
+
+
+def describe(ds) -> str:
+    """A short label of a run's method from its config: predictor, EMA, stop-gradient."""
+    c = json.loads(ds.attrs["config"])
+    pred = {"linear": "linear Wp", "directpred": "DirectPred", "directcopy": "DirectCopy", "mlp": "2-layer MLP",
+            "none": "no predictor"}[c["predictor"]]
+    if c["predictor"] == "linear" and c.get("symmetric"):
+        pred = "symmetric linear Wp"
+    if c.get("bias"):
+        pred += " + bias"
+    parts = [pred, f"EMA {c['ema']}" if c["ema"] > 0 else "no EMA"]
+    if not c.get("stop_grad", True):
+        parts.append("no stop-grad")
+    return ", ".join(parts)
+
+
+def aligned_fraction(ds, k: int = 10) -> np.ndarray:
+    """Mean over the top `k` eigenvectors u_j of F̂ of cos(Wp u_j, u_j), per record (Fig. 2, right)."""
+    return np.nanmean(ds.cos.values[:, :k], axis=1)
+
+
+def rayleigh_p(ds) -> np.ndarray:
+    """p_j = u_jᵀ Wp u_j for the eigenvectors u_j of sym(F̂), per record, decreasing s_j: (step, mode)."""
+    F = ds.F.values.astype(np.float64)
+    Wp = ds.Wp.values.astype(np.float64)
+    _, U = np.linalg.eigh(0.5 * (F + np.swapaxes(F, -1, -2)))
+    U = U[..., ::-1]
+    return np.einsum("tij,tik,tkj->tj", U, Wp, U)
+
+
+def fig_alignment(ds, name: str = "", k: int = 10):
+    """Four panels over training: asymmetry, per-eigenvector alignment, spectra of F̂, and p_j against s_j."""
+    ep = ds.epoch.values
+    k = min(k, ds.sizes["mode"])
+    fig, ax = plt.subplots(1, 4, figsize=(16, 3.8))
+    ax[0].plot(ep, ds.asymmetry, color="C1", label=r"$\|W_p - W_p^T\| / \|W_p\|$")
+    ax[0].plot(ep, ds.commutator_normalized, color="C0", label=r"$\|[\hat F, W_p]\| / \|\hat F\|\|W_p\|$")
+    ax[0].set(title="asymmetry and commutator", xlabel="epoch", ylim=(0, None))
+    ax[0].legend(fontsize=7)
+    cmap = plt.get_cmap("viridis")
+    for j in range(k):
+        ax[1].plot(ep, ds.cos.values[:, j], color=cmap(j / max(k - 1, 1)), lw=1)
+    ax[1].plot(ep, aligned_fraction(ds, k), "k--", lw=2, label=f"mean of top {k}")
+    ax[1].set(title=r"alignment $u_j^T W_p u_j / \|W_p u_j\|$, top modes of $\hat F$", xlabel="epoch",
+              ylim=(-1.05, 1.05))
+    ax[1].legend(fontsize=7)
+    s = np.clip(ds.s.values, 1e-12, None)
+    picks = sorted({0, len(ep) // 4, len(ep) // 2, len(ep) - 1})
+    for n, t in enumerate(picks):
+        ax[2].semilogy(s[t] / s[t, 0], color=cmap(n / max(len(picks) - 1, 1)), label=f"epoch {ep[t]:.1f}")
+    ax[2].set(title=r"eigenvalues of $\hat F$ / largest", xlabel="j", ylim=(1e-6, 2))
+    ax[2].legend(fontsize=7)
+    if "F" in ds and "Wp" in ds:
+        p = rayleigh_p(ds)[-1]
+        ok = p > 0
+        ax[3].loglog(s[-1][ok], p[ok], ".", ms=4, label=r"$p_j = u_j^T W_p u_j > 0$")
+        if ok.sum() >= 3:
+            slope, icpt = np.polyfit(np.log(s[-1][ok][:k]), np.log(p[ok][:k]), 1)
+            xs = np.geomspace(s[-1][ok].min(), s[-1][ok].max(), 20)
+            ax[3].loglog(xs, np.exp(icpt) * xs ** slope, "k--", lw=1, label=f"fit on top {k}: slope {slope:.2f}")
+            ax[3].loglog(xs, np.exp(icpt) * xs[0] ** (slope - 0.5) * xs ** 0.5, ":", color="0.5", lw=1,
+                         label="slope 1/2 (Eq. 18)")
+        ax[3].set(title=f"p_j against s_j at epoch {ep[-1]:.1f}", xlabel="$s_j$")
+        ax[3].legend(fontsize=7)
+    fig.suptitle(f"Real network{': ' + name if name else ''} ({describe(ds)}): the Fig. 2 pattern")
+    c = json.loads(ds.attrs["config"])
+    note(fig, f"ResNet-18 width {c['width']}, {ds.attrs.get('n_train', '?')} training images, batch {c['batch_size']}, "
+         f"lr {c['lr']}, wd {c['wd']}, loss {c['loss']}; F̂ = EMA of E[ffᵀ] over predictor inputs (ρ = {c['rho']})")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def fig_runs(runs: dict):
+    """Runs side by side over training: loss, feature spread, effective rank of F̂, and accuracies.
+
+    `runs` maps a name to `(log, eval)` from `load_run`.
+    """
+    fig, ax = plt.subplots(1, 4, figsize=(17, 3.9))
+    for n, (name, (ds, _)) in enumerate(runs.items()):
+        ep = ds.epoch.values
+        ax[0].plot(ep, ds.loss, color=f"C{n}", label=name)
+        ax[1].semilogy(ep, np.clip(ds.z_std.values, 1e-8, None), color=f"C{n}")
+        ax[2].plot(ep, ds.effective_rank, color=f"C{n}")
+    d = next(iter(runs.values()))[0].sizes["mode"]
+    ax[0].set(title="BYOL loss", xlabel="epoch")
+    ax[0].legend(fontsize=7)
+    ax[1].axhline(1 / np.sqrt(d), color="0.5", ls=":", lw=1)
+    ax[1].set(title=f"batch std of normalized projections ($1/\\sqrt{{{d}}}$ dotted)", xlabel="epoch")
+    ax[2].set(title=r"effective rank of $\hat F$", xlabel="epoch")
+    names = list(runs)
+    x = np.arange(len(names))
+    for off, key, label in ((-0.2, "knn_acc", "kNN (k = 200)"), (0.2, "linear_acc", "linear probe")):
+        acc = [100 * runs[k][1].get(key, np.nan) for k in names]
+        ax[3].bar(x + off, acc, width=0.4, label=label)
+    ax[3].axhline(10, color="0.5", ls=":", lw=1)
+    ax[3].set_xticks(x, names, rotation=30, ha="right", fontsize=7)
+    ax[3].set(title="test accuracy % (chance 10 dotted)", ylim=(0, None))
+    ax[3].legend(fontsize=7)
+    fig.suptitle("Real networks: which variants collapse")
+    fig.tight_layout()
+    return fig
+
+
+def results_table(runs: dict, k: int = 10) -> str:
+    """Markdown table, one row per run: method, epochs, accuracies, collapse and alignment indicators
+    (first → last record)."""
+    rows = ["| run | method | epochs | kNN % | linear % | eff. rank of F̂ | z std | asymmetry | "
+            f"alignment (top {k}) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(e, key):
+        return f"{100 * e[key]:.1f}" if key in e else "–"
+
+    def span(v):
+        v = np.asarray(v, float)
+        return "–" if not np.isfinite(v).all() else f"{v[0]:.2f} → {v[-1]:.2f}"
+
+    for name, (ds, ev) in runs.items():
+        rows.append(f"| {name} | {describe(ds)} | {ds.epoch.values[-1]:.0f} | {pct(ev, 'knn_acc')} | "
+                    f"{pct(ev, 'linear_acc')} | {span(ds.effective_rank.values)} | {span(ds.z_std.values)} | "
+                    f"{span(ds.asymmetry.values)} | {span(aligned_fraction(ds, k))} |")
+    return "\n".join(rows) + "\n"
