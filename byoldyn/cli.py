@@ -36,6 +36,16 @@ def _float(s: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
 
 
+def _begin(a) -> None:
+    """What every computing command does first: float64 on `--x64` (before arrays exist), `--out` ends in .nc."""
+    if a.out.suffix != ".nc":
+        raise ValueError(f"--out must end in .nc, got {str(a.out)!r}")
+    if a.x64:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
 def _add_simulate(sub) -> None:
     p = sub.add_parser(
         "simulate",
@@ -73,10 +83,8 @@ def _add_simulate(sub) -> None:
 
 
 def _simulate(a) -> int:
+    _begin(a)
     import jax
-
-    if a.x64:
-        jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
     from . import Data, Hyper, State, simulate
@@ -84,8 +92,6 @@ def _simulate(a) -> int:
     from .report import simulation_dataset, summary_figure
     from .io import save_figure, save_netcdf
 
-    if a.out.suffix != ".nc":
-        raise ValueError(f"--out must end in .nc, got {str(a.out)!r}")
     hyper = Hyper(alpha_p=a.alpha_p, eta=a.eta, beta=a.beta, eta_p=a.eta_p)
     data = Data.isotropic(a.n1, a.sigma2)
     state0 = State.random(jax.random.PRNGKey(a.seed), a.n1, a.n2, scale=a.scale)

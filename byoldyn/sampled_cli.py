@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli import _float, _positive_int
+from .cli import _begin, _float, _positive_int
 
 __all__ = ["add_parsers"]
 
@@ -59,10 +59,8 @@ def add_parsers(sub) -> None:
 
 
 def _train_linear(a) -> int:
+    _begin(a)
     import jax
-
-    if a.x64:
-        jax.config.update("jax_enable_x64", True)
     import numpy as np
     from tqdm.auto import tqdm
 
@@ -73,8 +71,6 @@ def _train_linear(a) -> int:
     from .report import simulation_dataset, summary_figure
     from .sampled import SGD, Setup, Source, to_flow, train
 
-    if a.out.suffix != ".nc":
-        raise ValueError(f"--out must end in .nc, got {str(a.out)!r}")
     if a.steps % a.n_save:
         raise ValueError(f"--n-save must divide --steps = {a.steps}, got {a.n_save}")
     sgd = SGD(lr=a.lr, lr_p=a.lr_p, wd=a.wd, wd_p=a.wd_p, gamma_a=a.ema, momentum=a.momentum, rho=a.rho, eps=a.eps)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import _float, _positive_int, _Parser, _UsageError  # noqa: F401  (_Parser: the subparser class)
+from .cli import _begin, _float, _positive_int, _Parser, _UsageError  # noqa: F401  (_Parser: the subparser class)
 
 __all__ = ["add_parsers", "parse_range", "parse_int_range"]
 
@@ -125,14 +125,9 @@ def _add_sweep(sub) -> None:
 
 
 def _sweep(a) -> int:
-    import jax
-
-    if a.x64:
-        jax.config.update("jax_enable_x64", True)
+    _begin(a)
     from .sweep import summary, sweep
 
-    if a.out.suffix != ".nc":
-        raise ValueError(f"--out must end in .nc, got {str(a.out)!r}")
     ema = not (a.no_ema or a.no_stop_grad)
     ds = sweep(a.level, alpha_p=a.alpha_p, eta=a.eta, eta_p=a.eta_p, beta=a.beta, sigma2=a.sigma2, n1=a.n1,
                n2=a.n2, scale=a.scale, seeds=a.seeds, ema=ema, stop_grad=not a.no_stop_grad, predictor=a.predictor,
