@@ -84,3 +84,20 @@ def test_compare_bad_log_exit_2(tmp_path, capsys, make):
     assert main(["compare", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "log.nc" in err
+
+
+def test_compare_export_slim(tmp_path, capsys):
+    run = tmp_path / "lin"
+    run.mkdir()
+    _log(run, acc=0.5)
+    out = tmp_path / "out"
+    assert main(["compare", str(run), "--out", str(out), "--export"]) == 0
+    full, ev = load_run(run)
+    small, ev2 = load_run(out / "lin")
+    assert ev2 == ev and "F" not in small and "Wp" not in small
+    np.testing.assert_allclose(rayleigh_p(small), rayleigh_p(full), rtol=1e-5)
+    np.testing.assert_array_equal(small.cos.values, full.cos.values)
+    assert (out / "alignment_lin.png").is_file()
+    # exporting onto the runs themselves is refused, and the run is left as it was
+    assert main(["compare", str(run), "--out", str(tmp_path), "--export"]) == 2
+    assert "F" in load_run(run)[0]

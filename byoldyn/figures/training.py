@@ -7,7 +7,8 @@ extra, for example on logs committed to the repository.
 - `fig_alignment`: the Fig. 2 pattern in one run with a predictor matrix: asymmetry of Wp falls, its
   eigenvectors align with those of F̂, and its eigenvalues follow those of F̂;
 - `fig_runs`: several runs side by side: loss, collapse indicators, and accuracies;
-- `results_table`: one Markdown row per run with the measured numbers.
+- `results_table`: one Markdown row per run with the measured numbers;
+- `slim`: a log without its matrices (a few kB a record instead of 130 kB), to share or commit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 
 from .common import note
 
-__all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "fig_alignment", "fig_runs", "results_table"]
+__all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "slim", "fig_alignment", "fig_runs",
+           "results_table"]
 
 
 def load_run(directory):
@@ -63,12 +65,26 @@ def aligned_fraction(ds, k: int = 10) -> np.ndarray:
 
 
 def rayleigh_p(ds) -> np.ndarray:
-    """p_j = u_jᵀ Wp u_j for the eigenvectors u_j of sym(F̂), per record, decreasing s_j: (step, mode)."""
+    """p_j = u_jᵀ Wp u_j for the eigenvectors u_j of sym(F̂), per record, decreasing s_j: (step, mode).
+
+    From the matrices F and Wp of the log, or its variable `p` if `slim` has replaced them.
+    """
+    if "p" in ds:
+        return ds.p.values
     F = ds.F.values.astype(np.float64)
     Wp = ds.Wp.values.astype(np.float64)
     _, U = np.linalg.eigh(0.5 * (F + np.swapaxes(F, -1, -2)))
     U = U[..., ::-1]
     return np.einsum("tij,tik,tkj->tj", U, Wp, U)
+
+
+def slim(ds):
+    """The log without the matrices F and Wp (the bulk of its size), keeping p_j = u_jᵀ Wp u_j as `p`."""
+    if "F" not in ds or "Wp" not in ds:
+        return ds
+    out = ds.drop_vars(["F", "Wp"]).assign(p=(("step", "mode"), rayleigh_p(ds).astype(np.float32)))
+    out.p.attrs["description"] = "u_jᵀ Wp u_j per eigenvector u_j of F̂ (decreasing s_j)"
+    return out
 
 
 def fig_alignment(ds, name: str = "", k: int = 10):
@@ -93,7 +109,7 @@ def fig_alignment(ds, name: str = "", k: int = 10):
         ax[2].semilogy(s[t] / s[t, 0], color=cmap(n / max(len(picks) - 1, 1)), label=f"epoch {ep[t]:.1f}")
     ax[2].set(title=r"eigenvalues of $\hat F$ / largest", xlabel="j", ylim=(1e-6, 2))
     ax[2].legend(fontsize=7)
-    if "F" in ds and "Wp" in ds:
+    if "p" in ds or ("F" in ds and "Wp" in ds):
         p = rayleigh_p(ds)[-1]
         ok = p > 0
         ax[3].loglog(s[-1][ok], p[ok], ".", ms=4, label=r"$p_j = u_j^T W_p u_j > 0$")

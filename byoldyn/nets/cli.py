@@ -138,24 +138,34 @@ def _add_compare(sub) -> None:
     )
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories (their names label the runs)")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: the first run's parent)")
+    p.add_argument("--export", action="store_true",
+                   help="also write OUT/NAME/log.nc without the matrices F̂, Wp (keeping p_j = u_jᵀ Wp u_j) and "
+                   "OUT/NAME/eval.json, small enough to commit")
     p.set_defaults(func=_compare)
 
 
 def _compare(a) -> int:
     import matplotlib.pyplot as plt
 
-    from ..figures.training import fig_alignment, fig_runs, load_run, results_table
-    from ..io import atomic_write, save_figure
+    from ..figures.training import fig_alignment, fig_runs, load_run, results_table, slim
+    from ..io import atomic_write, save_figure, save_netcdf
 
     runs = {d.resolve().name: load_run(d) for d in a.runs}
     if len(runs) < len(a.runs):
         raise ValueError("run directories must have distinct names")
     out = a.out or a.runs[0].resolve().parent
+    if a.export and any((out / d.resolve().name).resolve() == d.resolve() for d in a.runs):
+        raise ValueError("--export would overwrite a run's own log; choose another --out")
     wrote = [save_figure(fig_runs(runs), out / "runs.png", dpi=110)]
-    for name, (ds, _) in runs.items():
+    for name, (ds, ev) in runs.items():
         c = json.loads(ds.attrs["config"])
-        if c["predictor"] in ("linear", "directpred", "directcopy") and "F" in ds and "Wp" in ds:
+        if c["predictor"] in ("linear", "directpred", "directcopy") and "cos" in ds:
             wrote.append(save_figure(fig_alignment(ds, name), out / f"alignment_{name}.png", dpi=110))
+        if a.export:
+            wrote.append(save_netcdf(slim(ds), out / name / "log.nc"))
+            if ev:
+                text = json.dumps(ev, indent=1)
+                wrote.append(atomic_write(out / name / "eval.json", lambda tmp: Path(tmp).write_text(text)))
     plt.close("all")
     text = "# Real-network runs\n\nWritten by `byoldyn compare " + " ".join(str(d) for d in a.runs) + "`.\n\n"
     text += results_table(runs)
