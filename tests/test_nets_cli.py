@@ -31,7 +31,7 @@ def folder(tmp_path_factory):
 @pytest.mark.parametrize("argv, match", [
     (["train"], "the following arguments are required: --data"),
     (["train", "--data", "D", "--predictor", "deep"], "invalid choice: 'deep'"),
-    (["train", "--data", "D", "--epochs", "0"], "must be a positive integer"),
+    (["train", "--data", "D", "--epochs", "-1"], "must be a non-negative integer"),
     (["train", "--data", "D", "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "--data", "D", "--width", "-1"], "width must be > 0"),
     (["train", "--data", "D", "--ema", "1.5"], "ema must be < 1"),
@@ -79,6 +79,11 @@ def test_train_and_resume(folder, tmp_path, capsys):
     assert "3 steps" in msg and "knn_acc" in msg and (out / "log.nc").exists() and (out / "eval.json").exists()
     assert main(["train", "--data", str(folder), "--epochs", "2", "--out", str(out), "--eval", "none", *TINY_FLAGS]) == 0
     assert "resumed at step 3, 3 steps" in capsys.readouterr().out
+    # --epochs 0: the untrained network is evaluated (a baseline); no log is written
+    base = tmp_path / "init"
+    assert main(["train", "--data", str(folder), "--epochs", "0", "--out", str(base), "--eval", "knn", *TINY_FLAGS]) == 0
+    assert "0 steps" in capsys.readouterr().out
+    assert (base / "eval.json").exists() and not (base / "log.nc").exists()
 
 
 def test_cli_module_imports_without_flax():

@@ -68,7 +68,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--alpha-p", type=_float, default=1.0, help="predictor lr = alpha_p * lr (default 1)")
     g.add_argument("--predictor-wd", type=_float, default=None, help="predictor weight decay (default --wd)")
     g.add_argument("--batch-size", type=_pos_int, default=128, help="(default 128)")
-    g.add_argument("--epochs", type=_pos_int, default=100, help="(default 100)")
+    g.add_argument("--epochs", type=_nonneg_int, default=100,
+                   help="(default 100); 0 evaluates the untrained network (a baseline)")
     g.add_argument("--seed", type=int, default=0, help="(default 0)")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("runs/byol"), help="run folder (default runs/byol)")
@@ -123,9 +124,20 @@ def _train(a) -> int:
         return 1
     what = f"resumed at step {r.resumed_from}, " if r.resumed_from is not None else ""
     ev = ", ".join(f"{k} = {v:.4f}" for k, v in r.eval.items() if k.endswith("_acc"))
-    print(f"{what}{r.steps} steps in {r.seconds:.0f} s; {ev or 'no evaluation'}; wrote {r.log_path}"
-          + (f" and {Path(a.out) / 'eval.json'}" if r.eval else ""))
+    wrote = [str(f) for f in (r.log_path, Path(a.out) / "eval.json") if f.is_file()]
+    print(f"{what}{r.steps} steps in {r.seconds:.0f} s; {ev or 'no evaluation'}"
+          + (f"; wrote {' and '.join(wrote)}" if wrote else ""))
     return 0
+
+
+def _nonneg_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {s}")
+    return v
 
 
 def _add_compare(sub) -> None:

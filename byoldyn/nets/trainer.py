@@ -176,7 +176,7 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
         if bar is not None:
             bar.close()
         ckpt.close()
-    result = RunResult(state, model, total - start, resumed, out / "log.nc")
+    result = RunResult(state, model, max(total - start, 0), resumed, out / "log.nc")
     kinds = tuple(evaluate or ())
     if kinds and test_data is not None:
         result.eval = _evaluate(model, state, train_data, test_data, kinds)
