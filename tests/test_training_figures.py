@@ -67,14 +67,17 @@ def test_describe_and_table(tmp_path):
 
 
 def test_compare_cli(tmp_path, capsys):
-    for n in ("lin", "none"):
+    for n in ("lin", "none", "init"):
         (tmp_path / n).mkdir()
     _log(tmp_path / "lin", acc=0.5)
     _log(tmp_path / "none", predictor="none", acc=0.1)
+    (tmp_path / "init" / "eval.json").write_text(json.dumps({"knn_acc": 0.296}))  # byoldyn train --epochs 0
     out = tmp_path / "out"
-    assert main(["compare", str(tmp_path / "lin"), str(tmp_path / "none"), "--out", str(out)]) == 0
+    assert main(["compare", *(str(tmp_path / n) for n in ("lin", "none", "init")), "--out", str(out)]) == 0
     assert sorted(f.name for f in out.iterdir()) == ["RESULTS.md", "alignment_lin.png", "runs.png"]
-    assert "| none | no predictor, EMA 0.996 |" in (out / "RESULTS.md").read_text()
+    text = (out / "RESULTS.md").read_text()
+    assert "| none | no predictor, EMA 0.996 |" in text
+    assert "| init | untrained network (--epochs 0) | 0 | 29.6 | – |" in text
 
 
 @pytest.mark.parametrize("make", ["missing", "garbage"])

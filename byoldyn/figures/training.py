@@ -26,12 +26,17 @@ __all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "slim", "fi
 
 
 def load_run(directory):
-    """`(log, eval)` of one run directory: the `log.nc` Dataset (loaded) and `eval.json` (or `{}`)."""
+    """`(log, eval)` of one run directory: the `log.nc` Dataset (loaded) and `eval.json` (or `{}`).
+
+    A directory with only `eval.json` (`byoldyn train --epochs 0`, the untrained network) gives `(None, eval)`.
+    """
     import xarray as xr
 
     d = Path(directory)
-    log = d / "log.nc"
+    log, ev = d / "log.nc", d / "eval.json"
     if not log.is_file():
+        if ev.is_file():
+            return None, json.loads(ev.read_text())
         raise ValueError(f"no training log {str(log)!r} (made by byoldyn train)")
     try:
         with xr.open_dataset(log, engine="h5netcdf") as ds:
@@ -40,12 +45,13 @@ def load_run(directory):
         raise ValueError(f"cannot read {str(log)!r} as netCDF: {e}") from None
     if "config" not in ds.attrs or "step" not in ds.dims:
         raise ValueError(f"{str(log)!r} is not a byoldyn training log")
-    ev = d / "eval.json"
     return ds, (json.loads(ev.read_text()) if ev.is_file() else {})
 
 
 def describe(ds) -> str:
     """A short label of a run's method from its config: predictor, EMA, stop-gradient."""
+    if ds is None:
+        return "untrained network (--epochs 0)"
     c = json.loads(ds.attrs["config"])
     pred = {"linear": "linear Wp", "directpred": "DirectPred", "directcopy": "DirectCopy", "mlp": "2-layer MLP",
             "none": "no predictor"}[c["predictor"]]
@@ -132,18 +138,21 @@ def fig_alignment(ds, name: str = "", k: int = 10):
 def fig_runs(runs: dict):
     """Runs side by side over training: loss, feature spread, effective rank of F̂, and accuracies.
 
-    `runs` maps a name to `(log, eval)` from `load_run`.
+    `runs` maps a name to `(log, eval)` from `load_run`; runs without a log appear in the accuracies only.
     """
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.9))
+    d = None
     for n, (name, (ds, _)) in enumerate(runs.items()):
-        ep = ds.epoch.values
+        if ds is None:
+            continue
+        ep, d = ds.epoch.values, ds.sizes["mode"]
         ax[0].plot(ep, ds.loss, color=f"C{n}", label=name)
         ax[1].semilogy(ep, np.clip(ds.z_std.values, 1e-8, None), color=f"C{n}")
         ax[2].plot(ep, ds.effective_rank, color=f"C{n}")
-    d = next(iter(runs.values()))[0].sizes["mode"]
     ax[0].set(title="BYOL loss", xlabel="epoch")
     ax[0].legend(fontsize=7)
-    ax[1].axhline(1 / np.sqrt(d), color="0.5", ls=":", lw=1)
+    if d:
+        ax[1].axhline(1 / np.sqrt(d), color="0.5", ls=":", lw=1)
     ax[1].set(title=f"batch std of normalized projections ($1/\\sqrt{{{d}}}$ dotted)", xlabel="epoch")
     ax[2].set(title=r"effective rank of $\hat F$", xlabel="epoch")
     names = list(runs)
@@ -170,12 +179,16 @@ def results_table(runs: dict, k: int = 10) -> str:
     def pct(e, key):
         return f"{100 * e[key]:.1f}" if key in e else "–"
 
-    def span(v):
+    def span(v, f=".2f"):
         v = np.asarray(v, float)
-        return "–" if not np.isfinite(v).all() else f"{v[0]:.2f} → {v[-1]:.2f}"
+        return "–" if not np.isfinite(v).all() else f"{v[0]:{f}} → {v[-1]:{f}}"
 
     for name, (ds, ev) in runs.items():
+        if ds is None:
+            rows.append(f"| {name} | {describe(ds)} | 0 | {pct(ev, 'knn_acc')} | {pct(ev, 'linear_acc')} "
+                        "| – | – | – | – |")
+            continue
         rows.append(f"| {name} | {describe(ds)} | {ds.epoch.values[-1]:.0f} | {pct(ev, 'knn_acc')} | "
-                    f"{pct(ev, 'linear_acc')} | {span(ds.effective_rank.values)} | {span(ds.z_std.values)} | "
+                    f"{pct(ev, 'linear_acc')} | {span(ds.effective_rank.values)} | {span(ds.z_std.values, '.4f')} | "
                     f"{span(ds.asymmetry.values)} | {span(aligned_fraction(ds, k))} |")
     return "\n".join(rows) + "\n"

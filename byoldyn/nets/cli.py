@@ -144,7 +144,8 @@ def _add_compare(sub) -> None:
     p = sub.add_parser(
         "compare",
         help="figures and a results table of byoldyn train runs",
-        description="Read RUN/log.nc and RUN/eval.json of each run directory and write, into --out, "
+        description="Read RUN/log.nc and RUN/eval.json of each run directory (or only eval.json: the untrained "
+        "network of byoldyn train --epochs 0) and write, into --out, "
         "runs.png (loss, collapse indicators, accuracies side by side), alignment_NAME.png for every run with "
         "a predictor matrix (the Fig. 2 pattern) and RESULTS.md (one row per run). Needs no flax.",
     )
@@ -170,10 +171,10 @@ def _compare(a) -> int:
         raise ValueError("--export would overwrite a run's own log; choose another --out")
     wrote = [save_figure(fig_runs(runs), out / "runs.png", dpi=110)]
     for name, (ds, ev) in runs.items():
-        c = json.loads(ds.attrs["config"])
-        if c["predictor"] in ("linear", "directpred", "directcopy") and "cos" in ds:
+        pred = json.loads(ds.attrs["config"])["predictor"] if ds is not None else None
+        if pred in ("linear", "directpred", "directcopy") and "cos" in ds:
             wrote.append(save_figure(fig_alignment(ds, name), out / f"alignment_{name}.png", dpi=110))
-        if a.export:
+        if a.export and ds is not None:
             wrote.append(save_netcdf(slim(ds), out / name / "log.nc"))
             if ev:
                 text = json.dumps(ev, indent=1)
