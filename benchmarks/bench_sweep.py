@@ -78,7 +78,8 @@ import jax.numpy as jnp  # noqa: E402
 
 import byoldyn  # noqa: E402
 from byoldyn.io import atomic_write, save_figure  # noqa: E402
-from byoldyn.sweep import _initial, summary, sweep  # noqa: E402
+from byoldyn.sweep import summary, sweep  # noqa: E402
+from byoldyn.sweep_levels import initial as _initial  # noqa: E402
 
 SIGMA2, BETA, SCALE = 0.5, 1.0, 0.5
 FLAGS = (True, True, "learned")
