@@ -188,7 +188,8 @@ def results_table(runs: dict, k: int = 10) -> str:
             rows.append(f"| {name} | {describe(ds)} | 0 | {pct(ev, 'knn_acc')} | {pct(ev, 'linear_acc')} "
                         "| – | – | – | – |")
             continue
+        wp = json.loads(ds.attrs["config"])["predictor"] != "none"  # Wp = I: nothing to measure
         rows.append(f"| {name} | {describe(ds)} | {ds.epoch.values[-1]:.0f} | {pct(ev, 'knn_acc')} | "
                     f"{pct(ev, 'linear_acc')} | {span(ds.effective_rank.values)} | {span(ds.z_std.values, '.4f')} | "
-                    f"{span(ds.asymmetry.values)} | {span(aligned_fraction(ds, k))} |")
+                    f"{span(ds.asymmetry.values) if wp else '–'} | {span(aligned_fraction(ds, k)) if wp else '–'} |")
     return "\n".join(rows) + "\n"
