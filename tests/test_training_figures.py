@@ -104,3 +104,24 @@ def test_compare_export_slim(tmp_path, capsys):
     # exporting onto the runs themselves is refused, and the run is left as it was
     assert main(["compare", str(run), "--out", str(tmp_path), "--export"]) == 2
     assert "F" in load_run(run)[0]
+
+
+def test_atomic_write_permissions_and_failure(tmp_path):
+    import os
+
+    from byoldyn.io import atomic_write
+
+    mask = os.umask(0o022)
+    try:
+        f = atomic_write(tmp_path / "a.txt", lambda tmp: open(tmp, "w").write("x"))
+        assert f.stat().st_mode & 0o777 == 0o644 and f.read_text() == "x"
+
+        def boom(tmp):
+            open(tmp, "w").write("partial")
+            raise RuntimeError("interrupted")
+
+        with pytest.raises(RuntimeError):
+            atomic_write(tmp_path / "a.txt", boom)
+        assert f.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    finally:
+        os.umask(mask)
