@@ -19,14 +19,22 @@ class _UsageError(Exception):
     pass
 
 
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
-    return v
+def _int_from(lo: int, kind: str):
+    """An argparse type: an integer >= lo, else "must be a KIND integer"."""
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be a {kind} integer, got {s}")
+        return v
+
+    return parse
+
+
+_positive_int = _int_from(1, "positive")
+_nonneg_int = _int_from(0, "non-negative")
 
 
 def _float(s: str) -> float:

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import _float, _Parser, _positive_int as _pos_int, _UsageError
+from ..cli import _float, _nonneg_int, _Parser, _positive_int as _pos_int, _UsageError
 
 __all__ = ["add_parsers", "main"]
 
@@ -128,16 +128,6 @@ def _train(a) -> int:
     print(f"{what}{r.steps} steps in {r.seconds:.0f} s; {ev or 'no evaluation'}"
           + (f"; wrote {' and '.join(wrote)}" if wrote else ""))
     return 0
-
-
-def _nonneg_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {s}")
-    return v
 
 
 def _add_compare(sub) -> None:
