@@ -75,6 +75,8 @@ def test_compare_cli(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["compare", *(str(tmp_path / n) for n in ("lin", "none", "init")), "--out", str(out)]) == 0
     assert sorted(f.name for f in out.iterdir()) == ["RESULTS.md", "alignment_lin.png", "runs.png"]
+    assert main(["compare", *(str(tmp_path / n) for n in ("lin", "none", "init")), "--out", str(out), "--export"]) == 0
+    assert (out / "init" / "eval.json").is_file() and not (out / "init" / "log.nc").exists()
     text = (out / "RESULTS.md").read_text()
     assert "| none | no predictor, EMA 0.996 |" in text
     assert "| init | untrained network (--epochs 0) | 0 | 29.6 | – |" in text

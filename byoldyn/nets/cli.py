@@ -166,9 +166,9 @@ def _compare(a) -> int:
             wrote.append(save_figure(fig_alignment(ds, name), out / f"alignment_{name}.png", dpi=110))
         if a.export and ds is not None:
             wrote.append(save_netcdf(slim(ds), out / name / "log.nc"))
-            if ev:
-                text = json.dumps(ev, indent=1)
-                wrote.append(atomic_write(out / name / "eval.json", lambda tmp: Path(tmp).write_text(text)))
+        if a.export and ev:
+            text = json.dumps(ev, indent=1)
+            wrote.append(atomic_write(out / name / "eval.json", lambda tmp: Path(tmp).write_text(text)))
     plt.close("all")
     text = "# Real-network runs\n\nWritten by `byoldyn compare " + " ".join(str(d) for d in a.runs) + "`.\n\n"
     text += results_table(runs)
