@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import UsageError, run_command
+
 __all__ = ["main"]
 
 
@@ -15,8 +17,7 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message}")
 
 
-class _UsageError(Exception):
-    pass
+_UsageError = UsageError
 
 
 def _int_from(lo: int, kind: str):
@@ -177,16 +178,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`byoldyn ...`: exit 0 on success, 1 for a run that started and failed, 2 for bad input (one line)."""
     _host_devices()
-    try:
+
+    def go() -> int:
         args = _parser().parse_args(argv)
         return args.func(args)
-    except _UsageError as e:
-        print(e, file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"byoldyn: error: {e}".splitlines()[0], file=sys.stderr)
-        return 2
+
+    return run_command(go)
 
 
 if __name__ == "__main__":

@@ -200,23 +200,14 @@ def add_parsers(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     """`python -m byoldyn.sweep_cli sweep|plot ...`: the two subcommands on their own, as `byoldyn.cli.main`
     runs them once `add_parsers` is wired into its parser (one-line errors, exit status 2)."""
-    import sys
-
     from .cli import _host_devices
 
     _host_devices()
     p = _Parser(prog="byoldyn", description="Hyperparameter sweeps of linear BYOL / SimSiam dynamics.")
     add_parsers(p.add_subparsers(dest="command", required=True, parser_class=_Parser))
-    try:
-        args = p.parse_args(argv)
-        return args.func(args)
-    except _UsageError as e:
-        print(e, file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"byoldyn: error: {e}".splitlines()[0], file=sys.stderr)
-        return 2
+    from .errors import run_command
 
+    return run_command(lambda: (lambda args: args.func(args))(p.parse_args(argv)))
 
 if __name__ == "__main__":
     import sys

@@ -186,16 +186,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `byoldyn train ...` standalone: exit 0 on success, 1 on a NaN stop, 2 on bad flags/values/data."""
-    try:
-        a = _parser().parse_args(argv)
-        return a.func(a)
-    except _UsageError as e:
-        print(e, file=sys.stderr)
-        return 2
-    except ValueError as e:  # includes DataError and Config validation
-        print(f"byoldyn: error: {e}".splitlines()[0], file=sys.stderr)
-        return 2
+    from ..errors import run_command
 
+    return run_command(lambda: (lambda a: a.func(a))(_parser().parse_args(argv)))
 
 if __name__ == "__main__":
     sys.exit(main())
