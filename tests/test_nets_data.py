@@ -131,6 +131,47 @@ def test_cifar10_bad_files(tmp_path):
         read_cifar10(tmp_path, "test")
 
 
+@pytest.mark.parametrize("labels, got", [
+    ([0, 0.7], "got 0.7 (float64)"),          # was silently read as label 0
+    ([1.0, 2.0], "got 1.0 (float64)"),
+    ([True, False], "got True (bool)"),
+    ([0, 10], "got 10"),
+    ([-1, 3], "got -1"),
+    (["a", "b"], "got 'a' (<U1)"),
+    ([0, 1, 2], "got shape (3,)"),
+])
+def test_cifar10_labels_must_be_integers_in_range(tmp_path, labels, got):
+    d, _ = make_cifar(tmp_path, n=2)
+    bad = {b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}
+    (d / "test_batch").write_bytes(pickle.dumps(bad, protocol=2))
+    with pytest.raises(DataError) as e:
+        read_cifar10(tmp_path, "test")
+    assert str(e.value) == f"corrupt file {d / 'test_batch'}: labels must be 2 integers in [0, 10), {got}"
+
+
+def test_dataset_length_first_and_identity(tmp_path):
+    from byoldyn.nets.data import Dataset
+
+    make_folder(tmp_path, per_class=3)
+    ds = load(tmp_path, "train")
+    assert len(ds) == 6 and ds.source == {"path": str(tmp_path.absolute()), "format": "folder", "split": "train"}
+    for n in (1, 2, 4, 6, 64):  # --limit N used to fail for every N != 3 (a NamedTuple's _replace and its __len__)
+        sub = ds.first(n)
+        assert len(sub) == min(n, 6) and sub.images.shape[0] == min(n, 6) and sub.source["limit"] == n
+        assert len(ds._replace(images=ds.images[:n], labels=ds.labels[:n])) == min(n, 6)
+    idn = ds.identity()
+    assert idn["n"] == 6 and idn["shape"] == [8, 8, 3] and idn == load(tmp_path, "train").identity()
+    changed = ds.images.copy()
+    changed[5, 0, 0, 0] ^= 1
+    assert ds.replace(images=changed).fingerprint() != ds.fingerprint()
+    assert ds.replace(labels=ds.labels[::-1].copy()).fingerprint() != ds.fingerprint()
+    assert ds.first(5).fingerprint() != ds.fingerprint()
+    with pytest.raises(ValueError, match=r"labels must have shape \(6,\) like the images, got \(5,\)"):
+        Dataset(ds.images, ds.labels[:5], ds.classes)
+    with pytest.raises(ValueError, match=r"images must have shape \(N, H, W, 3\), got \(6, 8, 8\)"):
+        Dataset(ds.images[..., 0], ds.labels, ds.classes)
+
+
 def test_stl10_bad_files(tmp_path):
     d, _ = make_stl(tmp_path)
     raw = (d / "train_X.bin").read_bytes()

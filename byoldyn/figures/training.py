@@ -19,16 +19,29 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..errors import one_line, read_json
 from .common import note
 
 __all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "slim", "fig_alignment", "fig_runs",
            "results_table"]
 
 
+_LOG_VARS = ("epoch", "loss", "z_std", "effective_rank", "asymmetry", "commutator_normalized", "s", "cos")
+
+
+def _read_eval(path: Path) -> dict:
+    ev = read_json(path, "evaluation")
+    if not isinstance(ev, dict) or not all(isinstance(v, (int, float)) for k, v in ev.items() if k.endswith("_acc")):
+        raise ValueError(f"{str(path)!r} is not a byoldyn evaluation (a JSON object of accuracies)")
+    return ev
+
+
 def load_run(directory):
     """`(log, eval)` of one run directory: the `log.nc` Dataset (loaded) and `eval.json` (or `{}`).
 
     A directory with only `eval.json` (`byoldyn train --epochs 0`, the untrained network) gives `(None, eval)`.
+    A missing, corrupt or incomplete file (a variable of `_LOG_VARS` or the config missing) raises
+    `ValueError` naming it.
     """
     import xarray as xr
 
@@ -36,16 +49,27 @@ def load_run(directory):
     log, ev = d / "log.nc", d / "eval.json"
     if not log.is_file():
         if ev.is_file():
-            return None, json.loads(ev.read_text())
+            return None, _read_eval(ev)
         raise ValueError(f"no training log {str(log)!r} (made by byoldyn train)")
     try:
         with xr.open_dataset(log, engine="h5netcdf") as ds:
             ds = ds.load()
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read {str(log)!r} as netCDF: {e}") from None
+    except Exception as e:  # noqa: BLE001 - h5py / h5netcdf / xarray raise many types for a damaged file
+        raise ValueError(f"cannot read {str(log)!r} as netCDF: {one_line(e)}") from None
     if "config" not in ds.attrs or "step" not in ds.dims:
         raise ValueError(f"{str(log)!r} is not a byoldyn training log")
-    return ds, (json.loads(ev.read_text()) if ev.is_file() else {})
+    missing = [k for k in _LOG_VARS if k not in ds]
+    if missing:
+        raise ValueError(f"training log {str(log)!r} lacks variable{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(missing)}")
+    if ds.sizes["step"] == 0:
+        raise ValueError(f"training log {str(log)!r} has no records")
+    try:
+        c = json.loads(ds.attrs["config"])
+        c["predictor"], c["ema"]
+    except (TypeError, KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"training log {str(log)!r} has a corrupt config attribute ({one_line(e)})") from None
+    return ds, (_read_eval(ev) if ev.is_file() else {})
 
 
 def describe(ds) -> str:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..cli import _float, _nonneg_int, _Parser, _positive_int as _pos_int, _UsageError
+from ..errors import check_output_dir, started
 
 __all__ = ["add_parsers", "main"]
 
@@ -98,6 +99,7 @@ def _train(a) -> int:
                  target_init=a.target_init, rho=a.rho, eps=a.eps, freq=a.freq, dp_form=a.dp_form,
                  optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, wd=a.wd, alpha_p=a.alpha_p,
                  predictor_wd=a.predictor_wd, batch_size=a.batch_size, seed=a.seed)  # validates the flags
+    check_output_dir(a.out, "--out")  # before reading any data
     if a.download:
         kw = {}
         if a.download_url:
@@ -109,13 +111,14 @@ def _train(a) -> int:
     split = a.train_split or ("train+unlabeled" if fmt == "stl10" else "train")
     tr = load(a.data, split, fmt)
     if a.limit:
-        tr = tr._replace(images=tr.images[:a.limit], labels=tr.labels[:a.limit])
+        tr = tr.first(a.limit)
     te = None if a.eval == "none" else load(a.data, "test", fmt)
     size = tr.images.shape[1]
     stem = a.stem if a.stem != "auto" else ("cifar" if size <= 64 else "imagenet")
     aug = Augment.stl10(size) if fmt == "stl10" else Augment.cifar10(size)
     cfg = dataclasses.replace(cfg, stem=stem, augment=aug)
     kinds = {"both": ("knn", "linear"), "none": ()}.get(a.eval, (a.eval,))
+    started()  # an OSError from here on is a failed run (exit 1)
     try:
         r = train(cfg, tr, te, a.out, epochs=a.epochs, log_every=a.log_every, ckpt_every=a.ckpt_every,
                   resume=not a.no_resume, evaluate=kinds, progress=not a.no_progress)
@@ -153,10 +156,10 @@ def _compare(a) -> int:
     from ..figures.training import fig_alignment, fig_runs, load_run, results_table, slim
     from ..io import atomic_write, save_figure, save_netcdf
 
+    out = check_output_dir(a.out or a.runs[0].resolve().parent, "--out")
     runs = {d.resolve().name: load_run(d) for d in a.runs}
     if len(runs) < len(a.runs):
         raise ValueError("run directories must have distinct names")
-    out = a.out or a.runs[0].resolve().parent
     if a.export and any((out / d.resolve().name).resolve() == d.resolve() for d in a.runs):
         raise ValueError("--export would overwrite a run's own log; choose another --out")
     wrote = [save_figure(fig_runs(runs), out / "runs.png", dpi=110)]

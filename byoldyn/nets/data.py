@@ -17,6 +17,7 @@ Python containers, so a malicious file cannot run code.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -24,8 +25,8 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -42,15 +43,59 @@ class DataError(ValueError):
     """A data file is missing, truncated or corrupt; the message names the file."""
 
 
-class Dataset(NamedTuple):
-    """uint8 `images` (N, H, W, 3), int32 `labels` (N,) (-1 = unlabeled), `classes` (names, by label)."""
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """uint8 `images` (N, H, W, 3), int32 `labels` (N,) (-1 = unlabeled), `classes` (names, by label).
+
+    `len(ds)` is the number of images N. `source` says where the images were read (`{"path", "format",
+    "split"}`, set by `load`; None for arrays made in memory); `identity()` adds N, the image shape and a
+    cheap fingerprint, and is what a checkpoint records of its training data (`byoldyn.nets.train`).
+    """
 
     images: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
+    source: dict | None = None
+
+    def __post_init__(self):
+        x, y = np.asarray(self.images), np.asarray(self.labels)
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"images must have shape (N, H, W, 3), got {x.shape}")
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"labels must have shape ({x.shape[0]},) like the images, got {y.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def replace(self, **changes) -> "Dataset":
+        """A copy with some fields changed (`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+    _replace = replace  # the NamedTuple spelling of earlier versions
+
+    def first(self, n: int) -> "Dataset":
+        """The first `n` images (all when there are fewer); `source` records the limit."""
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"n must be a positive integer, got {n}")
+        src = None if self.source is None else dict(self.source, limit=n)
+        return self.replace(images=self.images[:n], labels=self.labels[:n], source=src)
+
+    def fingerprint(self, sample: int = 1024) -> str:
+        """A cheap content hash: the shape, all labels, the class names and up to `sample` evenly spaced images."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((self.images.shape, str(self.images.dtype), tuple(self.classes))).encode())
+        h.update(np.ascontiguousarray(self.labels, np.int32).tobytes())
+        n = len(self)
+        if n:
+            idx = np.unique(np.linspace(0, n - 1, min(n, sample)).round().astype(np.int64))
+            h.update(np.ascontiguousarray(np.asarray(self.images)[idx]).tobytes())
+        return h.hexdigest()
+
+    def identity(self) -> dict:
+        """JSON-ready: `source` (path, format, split; None in memory), `n`, `shape` of one image, `fingerprint`."""
+        return {"source": self.source, "n": len(self), "shape": list(self.images.shape[1:]),
+                "fingerprint": self.fingerprint()}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -79,6 +124,20 @@ def _unpickle(path: Path) -> dict:
     if not isinstance(d, dict):
         raise DataError(f"corrupt file {path}: expected a pickled dict, got {type(d).__name__}")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
+
+
+def _check_labels(y: np.ndarray, n: int, n_classes: int, path: Path) -> None:
+    """`y` holds `n` integer labels in [0, n_classes): no floats (0.7 would become 0), no bools, none out of range."""
+    want = f"labels must be {n} integers in [0, {n_classes})"
+    if y.shape != (n,):
+        raise DataError(f"corrupt file {path}: {want}, got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        vals = y.tolist()
+        bad = next((v for v in vals if not (isinstance(v, float) and v.is_integer())), vals[0] if vals else None)
+        raise DataError(f"corrupt file {path}: {want}, got {bad!r} ({y.dtype})")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        bad = y[(y < 0) | (y >= n_classes)][0]
+        raise DataError(f"corrupt file {path}: {want}, got {int(bad)}")
 
 
 def _cifar_dir(root: Path) -> Path:
@@ -111,8 +170,7 @@ def read_cifar10(root, split: str = "train") -> Dataset:
         y = np.asarray(b["labels"])
         if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
             raise DataError(f"corrupt file {path}: data must be uint8 (n, 3072), got {x.dtype} {x.shape}")
-        if y.shape != (x.shape[0],) or (y.size and (y.min() < 0 or y.max() >= len(classes))):
-            raise DataError(f"corrupt file {path}: labels must be {x.shape[0]} ints in [0, {len(classes)})")
+        _check_labels(y, x.shape[0], len(classes), path)
         images.append(x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         labels.append(y.astype(np.int32))
     return Dataset(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), classes)
@@ -239,7 +297,8 @@ def load(root, split: str, format: str = "auto") -> Dataset:
     readers = {"cifar10": read_cifar10, "stl10": read_stl10, "folder": read_image_folder}
     if fmt not in readers:
         raise ValueError(f"format must be auto, cifar10, stl10 or folder, got {format!r}")
-    return readers[fmt](root, split)
+    ds = readers[fmt](root, split)
+    return ds.replace(source={"path": str(Path(root).absolute()), "format": fmt, "split": split})
 
 
 def _md5(path: Path) -> str:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import observables as obs
+from ..errors import one_line
 from ..io import save_netcdf
 from .heads import predictor_matrix
 
@@ -129,8 +130,14 @@ class RunLog:
         path = Path(path)
         if not path.exists():
             return cls(path, attrs)
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            ds = ds.load()
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as ds:
+                ds = ds.load()
+        except Exception as e:  # noqa: BLE001 - h5py / h5netcdf / xarray raise many types for a damaged file
+            raise ValueError(f"cannot read the training log {str(path)!r} (truncated or corrupt: "
+                             f"{one_line(e)}); use another --out or --no-resume") from None
+        if "step" not in ds.dims or "epoch" not in ds:
+            raise ValueError(f"{str(path)!r} is not a byoldyn training log (no step / epoch)")
         recs = []
         for n in range(ds.sizes["step"]):
             step = int(ds.step[n])

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ..errors import check_output_dir, one_line
 from ..io import atomic_write
 from .byol import BYOL, TrainState, build
 from .checkpoint import Checkpoints
@@ -95,6 +98,98 @@ def _evaluate(model: BYOL, state: TrainState, train_data: Dataset, test_data: Da
     return out
 
 
+def _describe_data(d: dict) -> str:
+    src = d.get("source") or {}
+    where = (f"{src.get('path')!r} ({src.get('format')}, split {src.get('split')}"
+             + (f", first {src['limit']}" if src.get("limit") else "") + ")") if src else "in-memory data"
+    return f"{where}, {d.get('n')} images of {'x'.join(str(v) for v in d.get('shape', []))}"
+
+
+def _check_same_run(meta: dict, config: Config, data: dict, directory: Path) -> None:
+    """Refuse to resume from a checkpoint made with another config or on other training data."""
+    hint = "use another --out or --no-resume"
+    try:
+        saved = Config.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint in {directory} was made with a config this version cannot read "
+                         f"({one_line(e)}); {hint}") from None
+    if saved != config:
+        new, old = config.to_dict(), saved.to_dict()
+        diff = [k for k in new if new[k] != old.get(k)]
+        raise ValueError(f"checkpoint in {directory} was made with a different config "
+                         f"({', '.join(diff)}); {hint}")
+    was = meta.get("data")  # absent in checkpoints of earlier versions
+    if was is not None and [was.get(k) for k in ("n", "shape", "fingerprint")] != \
+            [data[k] for k in ("n", "shape", "fingerprint")]:
+        same = _describe_data(was) == _describe_data(data)
+        raise ValueError(f"checkpoint in {directory} was made on other training data: {_describe_data(was)}"
+                         f"{', fingerprint ' + str(was.get('fingerprint')) if same else ''}, not "
+                         f"{_describe_data(data)}{', fingerprint ' + data['fingerprint'] if same else ''}; {hint}")
+
+
+def _restore(ckpt: Checkpoints, like, config: Config, data: dict, out: Path):
+    """`(state, meta)` of the newest readable checkpoint (None if there is none).
+
+    An unreadable checkpoint (corrupt state or metadata) is moved into `out/checkpoints.bad/` and the
+    previous one is tried, said in one line on stderr; when none is readable, `ValueError` (one line).
+    A checkpoint of another config or other data is refused (`_check_same_run`), never skipped.
+    """
+    bad = []
+    for step in ckpt.steps():
+        try:
+            meta = ckpt.read_meta(step)
+        except Exception as e:  # noqa: BLE001 - any failure to read a checkpoint makes it unusable
+            bad.append((step, one_line(e)))
+            continue
+        _check_same_run(meta, config, data, ckpt.directory)
+        try:
+            state = ckpt.restore_state(step, like)
+        except Exception as e:  # noqa: BLE001 - orbax / tensorstore raise many types for a corrupt file
+            bad.append((step, one_line(e)))
+            continue
+        if bad:
+            where = [str(ckpt.set_aside(s, out / "checkpoints.bad")) for s, _ in bad]
+            print(f"byoldyn train: checkpoint {', '.join(str(s) for s, _ in bad)} in {ckpt.directory} is unreadable "
+                  f"({bad[0][1]}); moved to {', '.join(where)}; resuming from step {step}", file=sys.stderr)
+        return state, meta
+    if bad:
+        raise ValueError(f"no readable checkpoint in {ckpt.directory}: step {bad[0][0]} is unreadable ({bad[0][1]})"
+                         + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
+                         + "; use --no-resume to start afresh or another --out")
+    return None
+
+
+def _load_log(path: Path, start: int, meta: dict, attrs: dict, total: int) -> RunLog:
+    """The log of a resumed run: its records up to the checkpoint's step `start`, checked against the
+    checkpoint (which counts them); an end-of-run record is dropped when the run continues past it."""
+    hint = "use another --out or --no-resume"
+    want = meta.get("log")  # absent in checkpoints of earlier versions
+    if not path.exists():
+        if want and want["records"]:
+            raise ValueError(f"the training log {str(path)} is missing, but the checkpoint at step {start} follows "
+                             f"{want['records']} records; {hint}")
+        return RunLog(path, attrs)
+    log = RunLog.load(path, upto=start, attrs=attrs)
+    if want is not None:
+        got = [r["step"] for r in log.records]
+        if len(got) != want["records"] or (got[-1] if got else None) != want["last"]:
+            raise ValueError(f"the training log {str(path)} has {len(got)} records up to step {start} "
+                             f"(last {got[-1] if got else None}), but the checkpoint follows {want['records']} "
+                             f"(last {want['last']}); {hint}")
+        if want.get("end") and total > start:
+            log.records.pop()  # the record of the end of the shorter run; the longer run has none there
+    return log
+
+
+def _fresh(out: Path) -> None:
+    """Remove what a previous run left in `out` (checkpoints, log, evaluation) before a fresh start."""
+    for name in ("log.nc", "eval.json"):
+        if (out / name).is_file():
+            (out / name).unlink()
+    if (out / "checkpoints").is_dir():
+        shutil.rmtree(out / "checkpoints")
+
+
 def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *, epochs: int,
           log_every: int = 50, ckpt_every: int | None = None, resume: bool = True, evaluate=("knn", "linear"),
           progress: bool = True, max_steps: int | None = None) -> RunResult:
@@ -102,15 +197,20 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
 
     **Arguments:** `log_every` (steps between instrumentation records), `ckpt_every` (steps between
     checkpoints; default one epoch; one is always written at the end), `resume` (continue from the
-    newest checkpoint if there is one; its config must equal `config`), `evaluate` (any of "knn",
-    "linear"; needs `test_data`), `progress` (tqdm bar).
+    newest readable checkpoint if there is one; its config and training data must be those given;
+    False starts afresh and removes the previous run's checkpoints, log and evaluation), `evaluate`
+    (any of "knn", "linear"; needs `test_data`), `progress` (tqdm bar).
+
+    A resumed run writes the same log as an uninterrupted one: each checkpoint holds the running
+    means of the step metrics since the last record, and the number of records it follows.
 
     **Raises:** `Diverged` when the loss becomes NaN/inf (nothing after the last checkpoint is saved,
-    the log is written up to the last finite record); `ValueError` for a config mismatch on resume or a
-    training set smaller than one batch.
+    the log is written up to the last finite record); `ValueError` (one line) for an unwritable `out`,
+    a config or data mismatch on resume, no readable checkpoint, a log that does not match the
+    checkpoint, or a training set smaller than one batch.
     """
     t0 = time.perf_counter()
-    out = Path(out)
+    out = check_output_dir(out, "out")
     n, B = len(train_data), config.batch_size
     spe = steps_per_epoch(n, B)
     if spe < 1:
@@ -122,30 +222,39 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
     ckpt_every = spe if ckpt_every is None else max(1, int(ckpt_every))
     model = build(config)
     k_init, k_data = _keys(config.seed)
+    data_id = train_data.identity()
+    if not resume:
+        _fresh(out)
     ckpt = Checkpoints(out / "checkpoints")
     attrs = {"config": json.dumps(config.to_dict()), "steps_per_epoch": spe, "n_train": n}
     start, resumed = 0, None
-    latest = ckpt.latest() if resume else None
-    if latest is not None:
-        meta = ckpt.read_meta(latest)
-        saved = Config.from_dict(meta["config"])
-        if saved != config:
-            diff = [k for k in config.to_dict() if config.to_dict()[k] != saved.to_dict()[k]]
-            raise ValueError(f"checkpoint in {ckpt.directory} was made with a different config "
-                             f"({', '.join(diff)}); use another --out or --no-resume")
-        state, _ = ckpt.restore(latest, jax.eval_shape(model.init, k_init))
-        start = resumed = int(state.step)
-        log = RunLog.load(out / "log.nc", upto=start, attrs=attrs)
+    acc = {"loss": 0.0, "z_std": 0.0, "h_std": 0.0}
+    n_acc = 0
+    try:
+        found = _restore(ckpt, jax.eval_shape(model.init, k_init), config, data_id, out)
+        if found is not None:
+            log = _load_log(out / "log.nc", int(found[0].step), found[1], attrs, total)
+    except BaseException:
+        ckpt.close()
+        raise
+    latest = None
+    if found is not None:
+        state, meta = found
+        latest = start = resumed = int(state.step)
+        if "n_acc" in meta:  # the running means since the last record (exact: JSON keeps every float digit)
+            acc, n_acc = {k: float(meta["acc"][k]) for k in acc}, int(meta["n_acc"])
     else:
+        if (out / "log.nc").exists() or (out / "eval.json").exists():
+            ckpt.close()
+            _fresh(out)  # a log or evaluation without checkpoints is a previous run's
+            ckpt = Checkpoints(out / "checkpoints")
         state = model.init(k_init)
         log = RunLog(out / "log.nc", attrs)
     bar = None
     if progress and total > start:
         from tqdm import tqdm
         bar = tqdm(total=total, initial=start, unit="step", desc="train", dynamic_ncols=True)
-    acc = {"loss": 0.0, "z_std": 0.0, "h_std": 0.0}
-    n_acc = 0
-    last_ckpt = latest
+    last_ckpt, end_record = latest, False
     try:
         for step in range(start, total):
             idx = batch_indices(config.seed, n, B, step)
@@ -167,10 +276,16 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
                 rec.update({k: v / n_acc for k, v in acc.items()}, lr=config.lr)
                 log.append(done, done / spe, rec)
                 log.save()
-                acc = dict.fromkeys(acc, 0.0)
-                n_acc = 0
+                end_record = done % log_every != 0  # the end of this run only: the means go on after it
+                if not end_record:
+                    acc = dict.fromkeys(acc, 0.0)
+                    n_acc = 0
             if done % ckpt_every == 0 or done == total:
-                ckpt.save(done, state, {"config": config.to_dict(), "step": done, "epoch": done / spe})
+                last = log.records[-1]["step"] if log.records else None
+                ckpt.save(done, state, {"config": config.to_dict(), "step": done, "epoch": done / spe,
+                                        "data": data_id, "acc": acc, "n_acc": n_acc,
+                                        "log": {"records": len(log.records), "last": last, "end": end_record,
+                                                "every": log_every}})
                 last_ckpt = done
     finally:
         if bar is not None:
