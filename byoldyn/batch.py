@@ -1,12 +1,26 @@
-"""`simulate_batch`: many independent solves, one member at a time per device.
+"""`simulate_batch`: many independent solves, with the batching strategy chosen per backend.
 
-`jax.vmap(simulate)` runs an adaptive batch in lockstep: every member takes as many steps
-as the slowest one and every step moves the whole batch through memory. Here instead each
-member is integrated by its own solver loop (`lax.map`), so it takes only its own steps on
-a cache-resident state, and the members are split over all JAX devices with `shard_map`
-(on a CPU host, expose one device per core with
-`XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`). Results equal those of
-`simulate` member by member. See `benchmarks/bench_simulate.py` for the measured speed.
+Strategies (`strategy=`), applied on each device to its share of the members (the members are
+split over all JAX devices with `shard_map`; on a CPU host expose one device per core with
+`XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`):
+
+- `"map"`: each member in its own solver loop (`lax.map`), one after another. It takes only its
+  own steps on a cache-resident state: the fastest on a CPU.
+- `"vmap"`: all the device's members in lockstep (`jax.vmap` of the solver loop): one program
+  whose every kernel works on the whole batch. The loop runs until the slowest member is done
+  and every step moves the whole batch through memory: right for a GPU/TPU, slow on a CPU.
+- `"map-vmap"`: blocks of `block` members, each block in lockstep, the blocks one after another
+  (`lax.map(..., batch_size=block)`): a block waits only for its own slowest member and its state
+  can fit in memory (or cache) however many members there are.
+- `"auto"` (default): `"map"` on a CPU; on a GPU/TPU `"vmap"` when the device's members fit one
+  block (`auto_block`), else `"map-vmap"`.
+
+Step control is per member in every strategy: under `vmap`, diffrax's while loop keeps each
+lane's own time, step size and controller state, and a finished lane is masked, not stepped.
+So the accepted steps and results of a member are the same whichever strategy is used; the
+only difference is rounding, because batched kernels may sum in another order (fixed-step
+results are bit-identical on CPU; see `tests/test_batch.py` for the adaptive tolerance).
+See `benchmarks/bench_simulate.py` and `benchmarks/device.py` for the measured speed.
 """
 
 from __future__ import annotations
@@ -20,9 +34,12 @@ from jax.sharding import Mesh, PartitionSpec as P
 from .integrate import Solution, _checked, _solve
 from .model import Data, Hyper, State
 
-__all__ = ["simulate_batch", "member_count"]
+__all__ = ["simulate_batch", "member_count", "STRATEGIES", "resolve_strategy", "auto_block"]
 
 _AXIS = "members"
+STRATEGIES = ("auto", "map", "vmap", "map-vmap")
+_SIMULATE_KEYWORDS = ("ts", "t0", "ema", "stop_grad", "predictor", "solver", "rtol", "atol", "dt", "max_steps",
+                      "observe", "max_norm")
 
 
 def _batched_mask(state: State, hyper: Hyper, data: Data):
@@ -50,16 +67,63 @@ def member_count(state: State, hyper: Hyper, data: Data) -> int:
         raise ValueError(f"batched fields disagree on the number of members: {sorted(sizes)}")
     if not sizes:
         raise ValueError("simulate_batch needs at least one field with a leading member axis")
-    return sizes.pop()
+    B = sizes.pop()
+    if B < 1:
+        raise ValueError(f"simulate_batch needs at least one member: the member axis (B) has length {B}")
+    return B
+
+
+def auto_block(per_member_bytes: int, device=None) -> int:
+    """Members per lockstep block on an accelerator: about 1/16 of the device's memory (4 GiB if
+    the device does not say) divided by a member's working set (`per_member_bytes`), at least 1."""
+    limit = None
+    try:
+        stats = (device or jax.devices()[0]).memory_stats() or {}
+        limit = stats.get("bytes_limit")
+    except Exception:  # noqa: BLE001 - CPU devices and some plugins have no memory stats
+        limit = None
+    budget = (int(limit) // 16) if limit else 4 << 30
+    return max(1, budget // max(1, int(per_member_bytes)))
+
+
+def resolve_strategy(strategy: str, platform: str, members_per_device: int, per_member_bytes: int,
+                     block: int | None = None, device=None) -> tuple[str, int | None]:
+    """The strategy actually run, `("map" | "vmap" | "map-vmap", block)`, for `strategy` on a device of
+    `platform` ("cpu", "gpu", "tpu", ...) holding `members_per_device` members."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1):
+        raise ValueError(f"block must be None or a positive integer, got {block!r}")
+    if strategy == "auto":
+        if platform == "cpu":
+            return "map", None
+        cap = int(block) if block is not None else auto_block(per_member_bytes, device)
+        return ("vmap", None) if members_per_device <= cap else ("map-vmap", cap)
+    if strategy == "map-vmap":
+        b = int(block) if block is not None else (
+            auto_block(per_member_bytes, device) if platform != "cpu" else 8)
+        return "map-vmap", max(1, min(b, members_per_device))
+    return strategy, None
+
+
+def _working_set(y0: State, n_save: int) -> int:
+    """Bytes a member's solve keeps in flight: its state times (saves + about 12 solver copies)."""
+    per_state = sum(int(np.prod(a.shape[1:] if a.ndim == 3 else a.shape)) * a.dtype.itemsize
+                    for a in (y0.W, y0.Wp, y0.Wa))
+    return per_state * (int(n_save) + 12)
 
 
 @eqx.filter_jit
-def _run(batched, shared, t0, t1, ts, options, mesh):
+def _run(batched, shared, t0, t1, ts, options, mesh, kind, block):
     def per_device(batched, shared, t0, t1, ts):
         def one(member):
             y0, hyper, data = eqx.combine(member, shared)
             return _solve(y0, hyper, data, t0, t1, ts, options)
 
+        if kind == "vmap":
+            return jax.vmap(one)(batched)
+        if kind == "map-vmap":
+            return jax.lax.map(one, batched, batch_size=block)
         return jax.lax.map(one, batched)
 
     spec_b = jax.tree.map(lambda _: P(_AXIS), batched)
@@ -69,31 +133,48 @@ def _run(batched, shared, t0, t1, ts, options, mesh):
     return f(batched, shared, t0, t1, ts)
 
 
-def simulate_batch(state0: State, hyper: Hyper, data: Data, t1: float, *, devices=None, **kwargs) -> Solution:
-    """`simulate` for B independent members, sharded over devices.
+def simulate_batch(state0: State, hyper: Hyper, data: Data, t1: float, *, devices=None, strategy: str = "auto",
+                   block: int | None = None, **kwargs) -> Solution:
+    """`simulate` for B independent members, sharded over devices, batched by `strategy`.
 
     **Arguments:**
 
     - `state0`, `hyper`, `data`: model objects in which any field may carry a leading member
-      axis of length B (the others are shared by all members), e.g. `Hyper(alpha_p=array_of_B)`.
+      axis of length B >= 1 (the others are shared by all members), e.g. `Hyper(alpha_p=array_of_B)`.
     - `t1` and every keyword of `simulate` (`ts`, `ema`, `predictor`, `rtol`, `dt`, `observe`, ...),
       shared by all members.
-    - `devices`: the devices to split the members over (default: all of `jax.devices()`).
+    - `devices`: a non-empty list of devices to split the members over (default: all of `jax.devices()`).
+    - `strategy`: `"auto"`, `"map"`, `"vmap"` or `"map-vmap"` (module docstring); `block`: members
+      per lockstep block of `"map-vmap"` (and the largest lockstep batch of `"auto"` on an accelerator;
+      default from the device's memory, 8 on a CPU).
 
     **Returns:** a `Solution` whose every field has a leading member axis of length B (`ts` too).
     A member that diverges or runs out of steps is marked in `status`; the others are unaffected.
     """
     if kwargs.pop("progress", False):
         raise ValueError("progress is not available in simulate_batch (members run inside one program)")
+    unknown = sorted(set(kwargs) - set(_SIMULATE_KEYWORDS))
+    if unknown:
+        raise ValueError(f"simulate_batch got unknown keyword(s) {', '.join(unknown)}; "
+                         f"choose from devices, strategy, block, {', '.join(_SIMULATE_KEYWORDS)}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     y0, hyper, data, t0, t1, ts, options = _checked(state0, hyper, data, t1, **{
         "ts": None, "t0": 0.0, "ema": True, "stop_grad": True, "predictor": "learned", "solver": None,
         "rtol": 1e-6, "atol": 1e-9, "dt": None, "max_steps": 100_000, "observe": None, "max_norm": 1e8, **kwargs})
     B = member_count(y0, hyper, data)
+    if devices is not None:
+        devices = list(devices) if not isinstance(devices, jax.Device) else [devices]
+        if not devices or not all(isinstance(d, jax.Device) for d in devices):
+            raise ValueError(f"devices must be a non-empty list of JAX devices, got {devices!r}")
     batched, shared = eqx.partition((y0, hyper, data), _batched_mask(y0, hyper, data))
     devices = list(jax.devices() if devices is None else devices)[:B]
+    per_device = -(-B // len(devices))
+    kind, blk = resolve_strategy(strategy, devices[0].platform, per_device, _working_set(y0, len(ts)), block,
+                                 devices[0])
     pad = (-B) % len(devices)
     if pad:  # repeat the last member so that every device gets the same number
         batched = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), batched)
     mesh = Mesh(np.asarray(devices), (_AXIS,))
-    sol = _run(batched, shared, t0, t1, ts, options, mesh)
+    sol = _run(batched, shared, t0, t1, ts, options, mesh, kind, blk)
     return jax.tree.map(lambda a: a[:B], sol)

@@ -91,3 +91,69 @@ def test_sharded_over_four_cpu_devices_equals_one_device():
     assert r.returncode == 0, r.stderr[-2000:]
     diff, steps = r.stdout.split()
     assert float(diff) == 0.0 and int(steps) == 0
+
+
+# ---- strategies (issue 16): the same members, member by member, whichever way they are batched
+
+def _four():
+    r = np.random.default_rng(5)
+    keys = jax.random.split(jax.random.PRNGKey(3), 4)
+    states = jax.vmap(lambda k: bd.State.random(k, 3, 2, scale=0.6))(keys)
+    return states, bd.Hyper(alpha_p=r.uniform(0.5, 2, 4), eta=0.02, beta=r.uniform(0.2, 2, 4)), \
+        bd.Data.isotropic(3, r.uniform(0.1, 1.0, 4))
+
+
+def test_strategies_adaptive_same_steps_and_states():
+    """Step control is per member under vmap too (diffrax keeps each lane's t, h and controller state), so every
+    strategy takes the same accepted steps; the states differ only by the rounding of batched kernels. Bound:
+    1e-13, i.e. a few hundred ulps of |W| ~ 1 after ~100 steps, 7 orders below rtol (an accept/reject flip
+    would show as a difference in num_steps and of order rtol * |W|)."""
+    states, hypers, data = _four()
+    kw = dict(ts=TS, rtol=1e-7, atol=1e-10)
+    ref = bd.simulate_batch(states, hypers, data, 4.0, strategy="map", **kw)
+    for strategy, block in (("vmap", None), ("map-vmap", 2), ("auto", None)):
+        sol = bd.simulate_batch(states, hypers, data, 4.0, strategy=strategy, block=block, **kw)
+        np.testing.assert_array_equal(sol.num_steps, ref.num_steps, err_msg=strategy)
+        np.testing.assert_array_equal(sol.status, ref.status)
+        np.testing.assert_allclose(sol.states.W, ref.states.W, rtol=0, atol=1e-13, err_msg=strategy)
+        np.testing.assert_allclose(sol.states.Wp, ref.states.Wp, rtol=0, atol=1e-13, err_msg=strategy)
+    assert int(ref.num_steps.min()) > 5
+
+
+def test_strategies_fixed_step_bit_identical():
+    """Fixed steps (Euler = gradient descent): every strategy gives bit-identical members, including a block
+    size that does not divide B (the remainder block) and a diverging member."""
+    states, hypers, data = _members()
+    hypers = bd.Hyper(alpha_p=jnp.array([1.0, 1.5, 1e4, 0.7, 1.2]), eta=0.02, beta=hypers.beta)
+    ref = bd.simulate_batch(states, hypers, data, 4.0, ts=TS, dt=0.05, strategy="map")
+    assert list(ref.status_names()).count("diverged") == 1
+    for strategy, block in (("vmap", None), ("map-vmap", 2), ("map-vmap", 64)):
+        sol = bd.simulate_batch(states, hypers, data, 4.0, ts=TS, dt=0.05, strategy=strategy, block=block)
+        for a, b in zip(jax.tree.leaves(sol), jax.tree.leaves(ref)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{strategy} {block}")
+
+
+def test_auto_strategy_per_backend():
+    from byoldyn.batch import resolve_strategy
+    assert resolve_strategy("auto", "cpu", 10_000, 1000) == ("map", None)
+    assert resolve_strategy("auto", "gpu", 500, 1000, block=1000) == ("vmap", None)
+    assert resolve_strategy("auto", "tpu", 5000, 1000, block=1000) == ("map-vmap", 1000)
+    assert resolve_strategy("map-vmap", "cpu", 5, 1000) == ("map-vmap", 5)  # a block never exceeds the members
+    assert resolve_strategy("map-vmap", "cpu", 100, 1000) == ("map-vmap", 8)
+    assert resolve_strategy("vmap", "cpu", 100, 1000) == ("vmap", None)
+
+
+def test_batch_rejects_strategy_block_empty_and_unknown():
+    states, hypers, data = _members()
+    with pytest.raises(ValueError, match=r"strategy must be one of \('auto', 'map', 'vmap', 'map-vmap'\), got 'pmap'"):
+        bd.simulate_batch(states, hypers, data, 1.0, strategy="pmap")
+    with pytest.raises(ValueError, match=r"block must be None or a positive integer, got 0"):
+        bd.simulate_batch(states, hypers, data, 1.0, strategy="map-vmap", block=0)
+    with pytest.raises(ValueError, match=r"needs at least one member: the member axis \(B\) has length 0"):
+        bd.simulate_batch(jax.tree.map(lambda a: a[:0], states), bd.Hyper(alpha_p=np.ones(0)), data, 1.0)
+    with pytest.raises(ValueError, match=r"devices must be a non-empty list of JAX devices, got \[\]"):
+        bd.simulate_batch(states, hypers, data, 1.0, devices=[])
+    with pytest.raises(ValueError, match=r"devices must be a non-empty list of JAX devices, got \['cpu'\]"):
+        bd.simulate_batch(states, hypers, data, 1.0, devices=["cpu"])
+    with pytest.raises(ValueError, match=r"simulate_batch got unknown keyword\(s\) rtl; choose from devices, "):
+        bd.simulate_batch(states, hypers, data, 1.0, rtl=1e-3)
