@@ -1,13 +1,15 @@
-"""The `byoldyn` command. Bad flags or values print one line and exit with status 2."""
+"""The `byoldyn` command: one line on stderr for every error; exit 2 for bad input (nothing computed), 1 for a
+run that started and failed (it diverged; its result file is still written). See `byoldyn.errors`."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
-from .errors import UsageError, run_command
+from .errors import RunFailed, UsageError, as_flags, check_output_file, check_output_dir, run_command, started
 
 __all__ = ["main"]
 
@@ -20,22 +22,24 @@ class _Parser(argparse.ArgumentParser):
 _UsageError = UsageError
 
 
-def _int_from(lo: int, kind: str):
-    """An argparse type: an integer >= lo, else "must be a KIND integer"."""
+def _int_from(lo: int, kind: str, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi], else "must be KIND, got ..."."""
     def parse(s: str) -> int:
         try:
             v = int(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"must be a {kind} integer, got {s}")
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {s}")
         return v
 
     return parse
 
 
-_positive_int = _int_from(1, "positive")
-_nonneg_int = _int_from(0, "non-negative")
+_positive_int = _int_from(1, "a positive integer")
+_nonneg_int = _int_from(0, "a non-negative integer")
+# PRNG seeds: jax.random.PRNGKey keeps 32 bits in float32 mode, so 2**32 would silently equal 0
+_seed = _int_from(0, "an integer in [0, 2**32 - 1]", 2**32 - 1)
 
 
 def _float(s: str) -> float:
@@ -45,10 +49,12 @@ def _float(s: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
 
 
-def _begin(a) -> None:
-    """What every computing command does first: float64 on `--x64` (before arrays exist), `--out` ends in .nc."""
-    if a.out.suffix != ".nc":
-        raise ValueError(f"--out must end in .nc, got {str(a.out)!r}")
+def _begin(a, png: bool = False) -> None:
+    """What every computing command does first: `--out` ends in .nc and can be written (and the PNG beside it,
+    with `png`), checked before any work; float64 on `--x64` (before arrays exist)."""
+    check_output_file(a.out, "--out", suffix=".nc")
+    if png:
+        check_output_file(a.out.with_suffix(".png"), "the PNG beside --out")
     if a.x64:
         import jax
 
@@ -73,7 +79,7 @@ def _add_simulate(sub) -> None:
     g.add_argument("--n1", type=_positive_int, default=16, help="input dimension n1 (default 16)")
     g.add_argument("--n2", type=_positive_int, default=16, help="output dimension n2 (default 16)")
     g.add_argument("--scale", type=_float, default=0.5, help="initial scale: W, Wp entries ~ N(0, scale^2/fan_in) (default 0.5)")
-    g.add_argument("--seed", type=int, default=0, help="PRNG seed of the initial state (default 0)")
+    g.add_argument("--seed", type=_seed, default=0, help="PRNG seed of the initial state, 0 <= seed < 2**32 (default 0)")
     g = p.add_argument_group("variant")
     g.add_argument("--no-ema", action="store_true", help="SimSiam: the target is W itself (no EMA)")
     g.add_argument("--no-stop-grad", action="store_true", help="gradient through the target branch too (Theorem 2; implies --no-ema)")
@@ -81,7 +87,8 @@ def _add_simulate(sub) -> None:
                    help="learned Wp (Eq. 2), symmetrized flow (Assumption 3), or Wp = I (default learned)")
     g = p.add_argument_group("integration")
     g.add_argument("--t1", type=_float, default=200.0, help="final time in flow units (default 200)")
-    g.add_argument("--n-save", type=_positive_int, default=201, help="number of evenly spaced save times (default 201)")
+    g.add_argument("--n-save", type=_int_from(2, "an integer >= 2 (the saves include t = 0 and t1)"), default=201,
+                   help="number of evenly spaced save times from 0 to t1, >= 2 (default 201)")
     g.add_argument("--rtol", type=_float, default=1e-6, help="relative tolerance of the adaptive solver (default 1e-6)")
     g.add_argument("--atol", type=_float, default=1e-9, help="absolute tolerance of the adaptive solver (default 1e-9)")
     g.add_argument("--dt", type=_float, default=None, help="fixed-step mode: Euler = full-batch GD with step dt")
@@ -91,8 +98,32 @@ def _add_simulate(sub) -> None:
     p.set_defaults(func=_simulate)
 
 
+_SIMULATE_FLAGS = {k: "--" + k.replace("_", "-") for k in
+                   ("alpha_p", "eta", "eta_p", "beta", "sigma2", "n1", "n2", "scale", "t1", "rtol", "atol", "dt")}
+
+
+def _last_finite(ds):
+    """Index of the last save whose observables are all finite (None if there is none)."""
+    import numpy as np
+
+    ok = np.ones(ds.sizes["time"], bool)
+    for v in ds.data_vars.values():
+        x = np.asarray(v.values, dtype=float)
+        ok &= np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+    idx = np.flatnonzero(ok)
+    return int(idx[-1]) if idx.size else None
+
+
+def _state_line(ds, label: str) -> str:
+    """`|W| = ..., modes = ...` at the last finite save (never int() of a NaN)."""
+    i = _last_finite(ds)
+    if i is None:
+        return "no finite save"
+    return f"{label(i)}|W| = {float(ds.norm_W[i]):.4g}, modes = {int(ds.n_modes[i])}"
+
+
 def _simulate(a) -> int:
-    _begin(a)
+    _begin(a, png=True)
     import jax
     import jax.numpy as jnp
 
@@ -101,22 +132,32 @@ def _simulate(a) -> int:
     from .report import simulation_dataset, summary_figure
     from .io import save_figure, save_netcdf
 
-    hyper = Hyper(alpha_p=a.alpha_p, eta=a.eta, beta=a.beta, eta_p=a.eta_p)
-    data = Data.isotropic(a.n1, a.sigma2)
-    state0 = State.random(jax.random.PRNGKey(a.seed), a.n1, a.n2, scale=a.scale)
-    ema = not (a.no_ema or a.no_stop_grad)
-    flags = dict(ema=ema, stop_grad=not a.no_stop_grad, predictor=a.predictor)
-    ts = jnp.linspace(0.0, a.t1, a.n_save)
-    sol = simulate(state0, hyper, data, a.t1, ts=ts, rtol=a.rtol, atol=a.atol, dt=a.dt,
-                   observe=standard(hyper, data, state0), progress=a.dt is None, **flags)
+    finite = [math.isfinite(x) and x > 0 for x in (a.t1, a.dt or 1.0)]
+    if a.dt is not None and all(finite):  # the save times 0, t1/(n-1), ... must be whole numbers of steps
+        k = a.t1 / (a.n_save - 1) / a.dt
+        if abs(k - round(k)) > 1e-9 * max(1.0, k) or round(k) < 1:
+            raise ValueError(f"--dt must divide the save interval --t1/(--n-save - 1) = {a.t1 / (a.n_save - 1):g}, "
+                             f"got --dt {a.dt:g}")
+    with as_flags(_SIMULATE_FLAGS):
+        hyper = Hyper(alpha_p=a.alpha_p, eta=a.eta, beta=a.beta, eta_p=a.eta_p)
+        data = Data.isotropic(a.n1, a.sigma2)
+        state0 = State.random(jax.random.PRNGKey(a.seed), a.n1, a.n2, scale=a.scale)
+        ema = not (a.no_ema or a.no_stop_grad)
+        flags = dict(ema=ema, stop_grad=not a.no_stop_grad, predictor=a.predictor)
+        ts = jnp.linspace(0.0, a.t1, a.n_save)
+        started()
+        sol = simulate(state0, hyper, data, a.t1, ts=ts, rtol=a.rtol, atol=a.atol, dt=a.dt,
+                       observe=standard(hyper, data, state0), progress=a.dt is None and sys.stderr.isatty(), **flags)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "func"}
     ds = simulation_dataset(sol, config)
     save_netcdf(ds, a.out)
     png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
-    status = str(ds.attrs["status"])
-    print(f"{status}: t = {float(sol.t_final):g}, {int(sol.num_steps)} steps; "
-          f"|W| = {float(ds.norm_W[-1]):.4g}, modes = {int(ds.n_modes[-1])}; wrote {a.out} and {png}")
-    return 0 if status == "succeeded" else 1
+    status, t_final, n = str(ds.attrs["status"]), float(ds.attrs["t_final"]), int(ds.attrs["num_steps"])
+    if status == "succeeded":
+        print(f"succeeded: t = {t_final:g}, {n} steps; {_state_line(ds, lambda i: '')}; wrote {a.out} and {png}")
+        return 0
+    last = _state_line(ds, lambda i: f"last finite save t = {float(ds.time[i]):g}: ")
+    raise RunFailed(f"simulate {status} after t = {t_final:g} ({n} steps); {last}; wrote {a.out} and {png}")
 
 
 def _add_reproduce(sub) -> None:
@@ -139,10 +180,12 @@ def _reproduce(a) -> int:
 
     import jax
 
+    check_output_dir(a.out, "--out")
     jax.config.update("jax_enable_x64", True)
     from .figures import reproduce
 
     t = time.perf_counter()
+    started()
     checks = reproduce(a.out, size=a.size, only=a.only)
     bad = [c for c in checks if not c.agrees]
     wrote = f"{len(a.only)} figure(s)" if a.only else "all figures and REPORT.md"

@@ -1,15 +1,18 @@
 """`byoldyn train-linear`: minibatch SGD of the linear BYOL model on sampled data (byoldyn.sampled).
 
 Wire into `byoldyn.cli._parser` with `add_parsers(sub)`. Bad flags or values raise `_UsageError` /
-`ValueError`, which `byoldyn.cli.main` prints as one line with exit 2; a diverged run exits 1.
+`ValueError`, which `byoldyn.cli.main` prints as one line with exit 2; a diverged run writes its result
+file (the saves up to the divergence, the status in its attributes) and exits 1 with one line.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from .cli import _begin, _float, _positive_int
+from .cli import _begin, _float, _positive_int, _seed, _state_line
+from .errors import RunFailed, as_flags, started
 
 __all__ = ["add_parsers"]
 
@@ -51,15 +54,21 @@ def add_parsers(sub) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--steps", type=_positive_int, default=4000, help="SGD steps (default 4000)")
     g.add_argument("--n-save", type=_positive_int, default=100, help="number of saves; must divide --steps (default 100)")
-    g.add_argument("--seed", type=int, default=0, help="PRNG seed of the initial state and the samples (default 0)")
+    g.add_argument("--seed", type=_seed, default=0,
+                   help="PRNG seed of the initial state and the samples, 0 <= seed < 2**32 (default 0)")
     g.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
     g.add_argument("--out", type=Path, default=Path("byoldyn-train-linear.nc"),
                    help="result file (netCDF); the PNG is written beside it (default byoldyn-train-linear.nc)")
     p.set_defaults(func=_train_linear)
 
 
+_FLAGS = {"lr": "--lr", "lr_p": "--lr-p", "wd": "--wd", "wd_p": "--wd-p", "gamma_a": "--ema", "momentum": "--momentum",
+          "rho": "--rho", "eps": "--eps", "freq": "--freq", "batch": "--batch", "sigma2": "--sigma2", "n1": "--n1",
+          "n2": "--n2", "scale": "--scale"}
+
+
 def _train_linear(a) -> int:
-    _begin(a)
+    _begin(a, png=True)
     import jax
     import numpy as np
     from tqdm.auto import tqdm
@@ -73,14 +82,16 @@ def _train_linear(a) -> int:
 
     if a.steps % a.n_save:
         raise ValueError(f"--n-save must divide --steps = {a.steps}, got {a.n_save}")
-    sgd = SGD(lr=a.lr, lr_p=a.lr_p, wd=a.wd, wd_p=a.wd_p, gamma_a=a.ema, momentum=a.momentum, rho=a.rho, eps=a.eps)
-    setup = Setup(loss=a.loss, views=a.views, predictor=a.predictor, ema=not a.no_ema,
-                  batch=None if a.exact else a.batch, freq=a.freq, directpred_form=a.directpred_form)
-    source = Source.isotropic(a.n1, a.sigma2)
-    key = jax.random.PRNGKey(a.seed)
-    k0, k1 = jax.random.split(key)
-    state0 = State.random(k0, a.n1, a.n2, scale=a.scale)
-    hyper, dt = to_flow(sgd)
+    with as_flags(_FLAGS):
+        sgd = SGD(lr=a.lr, lr_p=a.lr_p, wd=a.wd, wd_p=a.wd_p, gamma_a=a.ema, momentum=a.momentum, rho=a.rho,
+                  eps=a.eps)
+        setup = Setup(loss=a.loss, views=a.views, predictor=a.predictor, ema=not a.no_ema,
+                      batch=None if a.exact else a.batch, freq=a.freq, directpred_form=a.directpred_form)
+        source = Source.isotropic(a.n1, a.sigma2)
+        key = jax.random.PRNGKey(a.seed)
+        k0, k1 = jax.random.split(key)
+        state0 = State.random(k0, a.n1, a.n2, scale=a.scale)
+        hyper, dt = to_flow(sgd)
     observe = standard(hyper, source.moments(), state0)
     # progress: train in chunks (one compile; the state carries over exactly, keys fold in the global step)
     chunks = min(a.n_save, 20)
@@ -89,7 +100,8 @@ def _train_linear(a) -> int:
     per = a.steps // chunks
     save_every = a.steps // a.n_save
     obs, steps_all, status, resume = [], [], SUCCEEDED, None
-    for c in tqdm(range(chunks), desc="train-linear", unit="chunk"):
+    started()
+    for c in tqdm(range(chunks), desc="train-linear", unit="chunk", disable=not sys.stderr.isatty()):
         run = train(state0, sgd, source, k1, per, setup=setup, save_every=save_every, observe=observe, resume=resume)
         sl = slice(0 if c == 0 else 1, None)
         obs.append({k: np.asarray(v)[sl] for k, v in run.observed.items()})
@@ -101,12 +113,13 @@ def _train_linear(a) -> int:
     observed = {k: np.concatenate([o[k] for o in obs]) for k in obs[0]}
     steps = np.concatenate(steps_all)
     ts = steps * float(dt)
+    done = int(resume.step)  # steps taken (after a divergence: the last good one)
 
     class _Sol:  # the fields simulation_dataset reads
         pass
 
     sol = _Sol()
-    sol.observed, sol.ts, sol.status, sol.t_final, sol.num_steps = observed, ts, status, ts[-1], steps[-1]
+    sol.observed, sol.ts, sol.status, sol.t_final, sol.num_steps = observed, ts, status, done * float(dt), done
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "func"}
     config["flow"] = {"alpha_p": float(hyper.alpha_p), "eta": float(hyper.eta), "eta_p": float(hyper.eta_p),
                       "beta": float(hyper.beta), "dt_per_step": float(dt)}
@@ -116,7 +129,11 @@ def _train_linear(a) -> int:
     ds.attrs["flow"] = json.dumps(config["flow"])
     save_netcdf(ds, a.out)
     png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
-    print(f"{ds.attrs['status']}: {int(steps[-1])} steps (t = {ts[-1]:g}); |W| = {float(ds.norm_W[-1]):.4g}, "
-          f"modes = {int(ds.n_modes[-1])}; wrote {a.out} and {png}")
-    return 0 if status == SUCCEEDED else 1
+    if status == SUCCEEDED:
+        print(f"succeeded: {done} steps (t = {done * float(dt):g}); {_state_line(ds, lambda i: '')}; "
+              f"wrote {a.out} and {png}")
+        return 0
+    last = _state_line(ds, lambda i: f"last finite save step {int(ds.step[i])}: ")
+    raise RunFailed(f"train-linear {ds.attrs['status']} after step {done} (t = {done * float(dt):g}); {last}; "
+                    f"wrote {a.out} and {png}")
 
