@@ -187,12 +187,12 @@ def _reproduce(a) -> int:
     t = time.perf_counter()
     started()
     checks = reproduce(a.out, size=a.size, only=a.only)
-    bad = [c for c in checks if not c.agrees]
+    bad = checks.failed  # a claim that disagrees or a negative control that agrees
     wrote = f"{len(a.only)} figure(s)" if a.only else "all figures and REPORT.md"
-    print(f"{len(checks) - len(bad)}/{len(checks)} checks agree; wrote {wrote} in {a.out} "
-          f"in {time.perf_counter() - t:.0f} s")
+    print(f"{checks.headline}; wrote {wrote} in {a.out} in {time.perf_counter() - t:.0f} s")
     for c in bad:
-        print(f"  DISAGREES: {c.claim}: measured {c.measured}, theory {c.predicted}")
+        what = "DISAGREES" if not c.agrees else "CONTROL AGREES"
+        print(f"  {what}: {c.claim}: measured {c.measured}, theory {c.predicted}; control {c.control}")
     return 1 if bad else 0
 
 

@@ -12,17 +12,21 @@ THEORY = [name for name in FIGURES if not name.startswith("sampled_")]
 
 def test_reproduce_small_all_checks_agree(tmp_path):
     checks = reproduce(tmp_path, size="small", only=THEORY, report=True, progress=False)
-    assert len(checks) >= 25 and all(c.agrees for c in checks), [c for c in checks if not c.agrees]
+    assert len(checks) >= 25 and not checks.failed, checks.failed
+    assert all(c.control and c.control_agrees is False for c in checks)
     for name in THEORY:
         assert (tmp_path / f"{name}.png").stat().st_size > 20_000
     report = (tmp_path / "REPORT.md").read_text()
     rows = [ln for ln in report.splitlines() if ln.startswith("| [")]
-    assert len(rows) == len(checks) and all(ln.endswith("| yes |") for ln in rows)
+    claims = rows[:len(checks)]
+    assert all("| yes |" in ln and ln.endswith("→ disagrees |") for ln in claims)
+    assert len(rows) == len(checks) + len(checks.findings) and checks.findings
+    assert f"**{checks.headline}**" in report and "## Findings: where the model and the paper differ" in report
 
 
 def test_reproduce_cli_only_leaves_report_alone(tmp_path, capsys):
     assert main(["reproduce", "--size", "small", "--only", "fig4_cubic", "--out", str(tmp_path)]) == 0
-    assert "3/3 checks agree" in capsys.readouterr().out
+    assert "3 claims agree, 3 controls fail as they must, 0 findings" in capsys.readouterr().out
     assert (tmp_path / "fig4_cubic.png").exists() and not (tmp_path / "REPORT.md").exists()
 
 

@@ -1,28 +1,90 @@
-"""What every figure shares: the report row `Check`, the settings note, the stability colours."""
+"""What every figure shares: the report rows `Check` and `Finding`, the statistics, the settings note.
+
+A `Check` is a claim with a criterion fixed before the run (its derivation is a comment in the
+figure's code) and a negative control: the same measurement on an input where the claim must
+not hold (mechanism removed, dynamics off, a wrong theory value, another regime). A check
+passes only if the claim agrees and its control disagrees. A `Finding` is a measured difference
+between the model and the paper: reported with its number and explanation, never counted as an
+agreement.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # figures are files; never open a window
 
-__all__ = ["Check", "note"]
+__all__ = ["Check", "Finding", "Z", "mean_se", "diff_ci", "fmt_ms", "note"]
+
+# Stochastic verdicts are decided on intervals mean ± Z·SE. Z = 3 (a two-sided 99.7% normal
+# interval): with the few claims of the report, a chance verdict (a null control that "agrees",
+# or a flip between two disjoint seed sets) then has probability < 0.3% per interval.
+Z = 3.0
 
 
 @dataclass(frozen=True)
 class Check:
-    """One row of REPORT.md: a claim, the number measured, the number the theory predicts."""
+    """One row of REPORT.md: a claim, the number measured, the number the theory predicts, and the
+    negative control (`control`: what it is and what the same criterion measured on it)."""
 
     claim: str        # the theorem or observation, with its THEORY.md reference
     measured: str     # what the figure's runs measured
-    predicted: str    # what the theory says
+    predicted: str    # what the theory says (the criterion)
     agrees: bool
+    control: str = ""                   # the input where the claim must not hold, and its measurement
+    control_agrees: bool | None = None  # the same criterion on the control; must be False
+
+    @property
+    def passed(self) -> bool:
+        """The claim agrees and its control disagrees, as it must."""
+        return bool(self.agrees) and self.control_agrees is False
 
     def row(self, figure: str = "") -> str:
         link = f"[{figure}]({figure}.png): " if figure else ""
-        return f"| {link}{self.claim} | {self.measured} | {self.predicted} | {'yes' if self.agrees else '**NO**'} |"
+        ctl = ("(no control)" if self.control_agrees is None
+               else f"{self.control} → {'**AGREES** (it must not)' if self.control_agrees else 'disagrees'}")
+        return (f"| {link}{self.claim} | {self.measured} | {self.predicted} | {'yes' if self.agrees else '**NO**'} "
+                f"| {ctl} |")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A measured difference between the model and the paper (not an agreement)."""
+
+    title: str        # what is compared, with its THEORY.md reference
+    measured: str     # the model's number
+    paper: str        # the paper's number or claim
+    explanation: str  # why they differ
+
+    def row(self, figure: str = "") -> str:
+        link = f"[{figure}]({figure}.png): " if figure else ""
+        return f"| {link}{self.title} | {self.measured} | {self.paper} | {self.explanation} |"
+
+
+def mean_se(x) -> tuple[float, float]:
+    """Mean and standard error of the mean of a 1-D sample (ddof = 1)."""
+    x = np.asarray(x, float).ravel()
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("inf")
+
+
+def diff_ci(a, b, z: float = Z) -> tuple[float, float, float]:
+    """mean(a) − mean(b) and its interval ± z·SE (Welch: independent samples).
+
+    **Returns:** (difference, low, high).
+    """
+    ma, sa = mean_se(a)
+    mb, sb = mean_se(b)
+    d, se = ma - mb, float(np.hypot(sa, sb))
+    return d, d - z * se, d + z * se
+
+
+def fmt_ms(x, digits: int = 2) -> str:
+    """'mean ± SE' of a sample."""
+    m, s = mean_se(x)
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
 def note(fig, text: str) -> None:

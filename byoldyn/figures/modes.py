@@ -12,7 +12,7 @@ from ..flows.modes import ModePST, ModeState, cubic_field, mode_field, pst_field
 from ..model import Hyper
 from ..phase import STABLE_COLOR, UNSTABLE_COLOR, basin_map, portrait, rk4
 from ..theory import STABLE_FOCUS, STABLE_NODE
-from .common import Check, note
+from .common import Check, Finding, note
 
 __all__ = ["fig3_phase_portraits", "fig4_cubic", "fig5_decoupled", "fig10_appendix_d", "fig_alpha_p"]
 
@@ -35,7 +35,7 @@ def fig3_phase_portraits(size: str = "full"):
     grid = 512 if size == "full" else 128
     xlim, ylim = (-0.4, 1.2), (0.0, 1.0)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
-    checks = []
+    checks, cols = [], {}
     for ax, eta in zip(axes, etas):
         hyper = Hyper(alpha_p=alpha_p, eta=eta)
         # basin map: each pixel a start, integrated together (RK4, dt = 0.05) to t = 400
@@ -62,34 +62,65 @@ def fig3_phase_portraits(size: str = "full"):
                  trajectories=trajs, parabola_alpha_p=alpha_p)
         kind = {0.0: "no weight decay", 0.01: "weak weight decay", 1.0: "strong weight decay"}[eta]
         ax.set_title(f"η = {eta:g} ({kind})")
+        cols[eta] = col
         if eta > 0:
             pm, pp = (float(v) for v in theory.p_star(tau, kappa, eta))
             if np.isfinite(pm):
-                # the basin boundary along the parabola: first surviving grid cell vs p*_-
+                # the basin boundary along the parabola (invariant, Eq. 14): first surviving grid start vs p*_-.
+                # Criterion (a priori): a start has collapsed if p(t1) < 1e-3 p_c, p_c = τ/2κ (three decades
+                # below the saddle-node point; the only attractor there is 0). t1 = 2000 >> the escape time
+                # from a cell next to the saddle, ln(p*_-/cell)/|λ(p*_-)| ≈ 200 (λ = 0.0098), plus the decay
+                # to 1e-3 p_c at rate η, ln(1e3)/η ≈ 700. The first survivor must then lie in the grid cell
+                # above p*_-: 0 <= edge − p*_- <= cell. Survivors converge along the parabola at the rate
+                # 0.64 of p*_+ (Jacobian row) for > 1000 time units, so they sit at p*_+ to rounding:
+                # |p(t1) − p*_+| < 1e-12 (10^4 float64 epsilons). Control: the same runs with the
+                # dynamics off (t1 = 0.05): starts stay where they are.
                 pg = np.linspace(0.0, 1.0, grid + 1)
-                y0 = ModePST(jnp.asarray(pg), jnp.asarray(pg ** 2 / alpha_p), jnp.full(pg.shape, tau))
-                yf, colp = basin_map(pst_field, y0, 2000.0, args=(hyper, kappa, False), dt=0.05)
-                edge = pg[np.argmax(~colp)]
                 cell = pg[1] - pg[0]
-                checks.append(Check(f"Section 7.4: collapse basin boundary along the parabola (η = {eta:g}, basin map "
-                                    f"{grid + 1} cells) vs p*_−", f"{edge:.5f} (cell {cell:.4f})", f"p*_− = {pm:.5f}",
-                                    abs(edge - pm) <= cell))
-                end = np.asarray(yf.p)[~colp]
+                pc = tau / (2 * kappa)
+                y0 = ModePST(jnp.asarray(pg), jnp.asarray(pg ** 2 / alpha_p), jnp.full(pg.shape, tau))
+
+                def edge_end(t1):
+                    yf = rk4(pst_field, y0, t1, args=(hyper, kappa, False), dt=0.05)
+                    pf = np.asarray(yf.p)
+                    dead = np.abs(pf) < 1e-3 * pc
+                    return pg[np.argmax(~dead)], float(np.max(np.abs(pf[~dead] - pp)))
+
+                (edge, err), (edge0, err0) = edge_end(2000.0), edge_end(0.05)
+                ok_edge = lambda e: bool(0.0 <= e - pm <= cell + 1e-12)  # noqa: E731
+                checks.append(Check(f"Section 7.4: collapse basin boundary along the parabola (η = {eta:g}, "
+                                    f"{grid + 1} starts) vs p*_−", f"first survivor {edge:.5f} (cell {cell:.4f})",
+                                    f"p*_− = {pm:.5f}: first survivor in the cell above, 0 ≤ edge − p*_− ≤ cell",
+                                    ok_edge(edge), f"dynamics off (t1 = 0.05): first survivor {edge0:.5f}",
+                                    ok_edge(edge0)))
                 checks.append(Check(f"Section 7.4: end point of surviving starts on the parabola (η = {eta:g}) vs p*_+",
-                                    f"max |p(∞) − p*_+| = {np.max(np.abs(end - pp)):.1e}", f"p*_+ = {pp:.5f}",
-                                    np.max(np.abs(end - pp)) < 1e-6))
+                                    f"max |p(t1) − p*_+| = {err:.1e}", f"p*_+ = {pp:.5f} (to < 1e-12)", err < 1e-12,
+                                    f"dynamics off (t1 = 0.05): {err0:.2f}", err0 < 1e-12))
             else:
+                # η > η_c: s decays at least at rate 2(η − η_c) = 1.67 (Eq. 12 with p(τ − κp) <= η_c), so
+                # s(400) < 1e-4 for every start of the grid: the fraction must be exactly 1.
+                # Control: the η = 0.01 < η_c panel (another regime, where starts survive).
+                frac_lo = float(cols[0.01].mean())
                 checks.append(Check(f"Obs#5: η = {eta:g} > η_c = {float(theory.eta_c(tau, kappa)):.4f}: fraction of "
                                     f"the (p, s) grid that collapses", f"{col.mean():.4f}", "1 (collapse is certain)",
-                                    bool(col.all())))
-    # the paper's numerical Jacobian check (section 7.4): σ² = 0.5, τ = 1, α_p = 1, η = 0.01
-    p, s, _ = theory.fixed_points_ps(1.0, 1.5, 1.0, 0.01)
-    J = theory.jacobian_ps(p[1:], s[1:], 1.0, 1.5, 1.0, 0.01)
-    ev = np.sort(np.linalg.eigvals(np.asarray(J)).real, axis=-1)
+                                    bool(col.all()), f"η = 0.01 < η_c: {frac_lo:.4f}", bool(cols[0.01].all())))
+    # the paper's numerical Jacobian check (section 7.4): σ² = 0.5, τ = 1, α_p = 1, η = 0.01. The paper prints
+    # {−0.64, −0.02} at p*_+ and {−0.02, +0.0098} at p*_−: each must match to half a unit of its last printed
+    # digit. Control: the same at η = 0.02 (another setting; the transversal eigenvalue −2η moves to −0.04).
+    paper = (np.array([-0.64, -0.02]), np.array([0.005, 0.005]), np.array([-0.02, 0.0098]), np.array([0.005, 0.00005]))
+
+    def jac(eta):
+        p, s, _ = theory.fixed_points_ps(1.0, 1.5, 1.0, eta)
+        ev = np.sort(np.linalg.eigvals(np.asarray(theory.jacobian_ps(p[1:], s[1:], 1.0, 1.5, 1.0, eta))).real, axis=-1)
+        ok = bool(np.all(np.abs(ev[1] - paper[0]) <= paper[1]) and np.all(np.abs(ev[0] - paper[2]) <= paper[3]))
+        return p, ev, ok
+
+    p, ev, ok = jac(0.01)
+    _, ev2, ok2 = jac(0.02)
     checks.append(Check("Section 7.4: Jacobian eigenvalues at p*_+ and p*_− (σ² = 0.5, τ = 1, α_p = 1, η = 0.01)",
                         f"p*_+ = {float(p[2]):.4f}: {np.round(ev[1], 4)}; p*_− = {float(p[1]):.4f}: {np.round(ev[0], 4)}",
-                        "0.6565: {−0.64, −0.02}; 0.0102: {−0.02, +0.0098}",
-                        bool(np.allclose(ev[1], [-0.64, -0.02], atol=0.005) and np.allclose(ev[0], [-0.02, 0.0098], atol=5e-4))))
+                        "0.6565: {−0.64, −0.02}; 0.0102: {−0.02, +0.0098} (to half a unit of the last digit)", ok,
+                        f"η = 0.02: {np.round(ev2[1], 4)}; {np.round(ev2[0], 4)}", ok2))
     fig.suptitle("Fig. 3: (p_j, s_j) phase portraits of Eqs. 11-12, τ = 1, α_p = 1 "
                  "(red stable, green unstable fixed points; grey shading: starts that collapse)")
     note(fig, f"Chosen (UNCONFIRMED): σ² = {sigma2} (κ = {kappa}); axes p ∈ {xlim}, s ∈ {ylim}. Dashed: s = p²/α_p. "
@@ -127,27 +158,69 @@ def fig4_cubic(size: str = "full"):
     note(fig, f"Chosen: σ² = {sigma2}; (b) uses η = 0.6 η_c, (c) η = 1.5 η_c. Red: stable, green: unstable, grey: semi-stable.")
     fig.tight_layout(rect=(0, 0.04, 1, 0.93))
 
-    # bifurcation at η_c (Obs#5): integrate many starts of the 1-D cubic together
+    # A start "has collapsed" if p(t1) < 1e-3 p_c, p_c = τ/2κ: three decades below the saddle-node point,
+    # where the only attractor is 0 (used by every row below). Just above η_c, ε = η − η_c, the flow passes
+    # the ghost of the saddle node at p_c in T = π/(p_c √(κε)) = 2π√(κ/ε)/τ (Eq. 16 near p_c:
+    # ṗ ≈ −p_c(ε + κ(p − p_c)²)), then decays at rate >= ε; t1 must exceed T by far.
     n = 2001 if size == "full" else 201
+    t1 = 3000.0
+    pc = tau / (2 * kappa)
     p0 = jnp.linspace(1e-3, 2.0, n)
-    above = np.asarray(rk4(cubic_field, p0, 3000.0, args=(Hyper(eta=1.01 * ec), kappa, tau), dt=0.05))
+    eps = 0.01 * ec
+    T = 2 * np.pi * np.sqrt(kappa / eps) / tau
+    assert t1 > 10 * T, "the horizon must exceed the ghost passage time by far"
+    h_above = (Hyper(eta=1.01 * ec), kappa, tau)
+    above = np.asarray(rk4(cubic_field, p0, t1, args=h_above, dt=0.05))
+    early = np.asarray(rk4(cubic_field, p0, T / 4, args=h_above, dt=0.05))  # control: before the passage
+    all_dead = lambda p: bool(np.max(np.abs(p)) < 1e-3 * pc)  # noqa: E731
+    # Just below η_c, starts p*_− ∓ 0.01 leave the saddle at rate κp*_−(p*_+ − p*_−) = 0.03 (about 40 time
+    # units) and converge at rate κp*_+(p*_+ − p*_−) = 0.037: after t1 the survivor is at p*_+ to rounding
+    # (< 1e-12, 10^4 float64 epsilons). Control: dynamics off (t1 = 0.05).
     pm, pp = (float(v) for v in theory.p_star(tau, kappa, 0.99 * ec))
     starts = jnp.asarray([pm - 0.01, pm + 0.01])
-    below = np.asarray(rk4(cubic_field, starts, 3000.0, args=(Hyper(eta=0.99 * ec), kappa, tau), dt=0.05))
-    # Obs#4: p*_- grows with η; Obs#10: p*_- falls with τ
-    etas = np.linspace(0.0, ec, 50)
-    pms = np.asarray(theory.p_star(tau, kappa, etas)[0])
-    taus = np.linspace(0.5, 1.0, 50)
-    pmt = np.asarray(theory.p_star(taus, kappa, 0.2 * 0.25 / kappa)[0])
+    h_below = (Hyper(eta=0.99 * ec), kappa, tau)
+    below = np.asarray(rk4(cubic_field, starts, t1, args=h_below, dt=0.05))
+    below0 = np.asarray(rk4(cubic_field, starts, 0.05, args=h_below, dt=0.05))
+    split = lambda b: bool(abs(b[0]) < 1e-3 * pc and abs(b[1] - pp) < 1e-12)  # noqa: E731
+    # Obs#4 (p*_− grows with η) and Obs#10 (p*_− falls with τ), measured by the dynamics: the first surviving
+    # start of a grid of G starts in (0, p_c] for each (η, τ). The slowest escape from a cell next to p*_−
+    # (rate κp*_−(p*_+ − p*_−) >= 0.02 for these settings) takes < 300 and the decay to 1e-3 p_c at rate
+    # η >= 0.033 < 250, both << t1, so the first survivor lies in the grid cell above p*_−. Claim: the edges
+    # are strictly monotone (increasing in η, decreasing in τ) and each in its cell. Control: dynamics off.
+    G = 400 if size == "full" else 100
+    eta_r = np.array([0.2, 0.4, 0.6, 0.8]) * ec
+    tau_r = np.array([0.5, 0.625, 0.75, 0.875, 1.0])
+    eta_t = 0.2 * 0.25 / kappa  # below η_c(τ = 0.5) = 0.0417
+    E = np.r_[eta_r, np.full(tau_r.size, eta_t)][:, None]
+    Tt = np.r_[np.full(eta_r.size, tau), tau_r][:, None]
+    PC = Tt / (2 * kappa)
+    grid = PC * np.arange(1, G + 1)[None, :] / G
+    pms = np.asarray(theory.p_star(Tt[:, 0], kappa, E[:, 0])[0])
+
+    def edges(t):
+        pf = np.asarray(rk4(cubic_field, jnp.asarray(grid), t, args=(Hyper(eta=jnp.asarray(E)), kappa,
+                                                                         jnp.asarray(Tt)), dt=0.05))
+        return grid[np.arange(grid.shape[0]), np.argmax(np.abs(pf) >= 1e-3 * PC, axis=1)]
+
+    def mono(e):
+        cell = PC[:, 0] / G
+        in_cell = np.all((e - pms >= 0) & (e - pms <= cell + 1e-12))
+        return bool(np.all(np.diff(e[:eta_r.size]) > 0) and np.all(np.diff(e[eta_r.size:]) < 0) and in_cell)
+
+    e1, e0 = edges(t1), edges(0.05)
+    fmt = lambda e: f"η: {', '.join(f'{v:.4f}' for v in e[:eta_r.size])}; τ: {', '.join(f'{v:.4f}' for v in e[eta_r.size:])}"  # noqa: E731
     checks = [
-        Check(f"Obs#5 / Eq. 16: just above η_c (η = 1.01 η_c), max p(t = 3000) over {n} starts in (0, 2]",
-              f"{np.max(np.abs(above)):.1e}", "0 (every start collapses)", bool(np.max(np.abs(above)) < 1e-2)),
+        Check(f"Obs#5 / Eq. 16: just above η_c (η = 1.01 η_c), max p(t1 = {t1:g}) over {n} starts in (0, 2]",
+              f"{np.max(np.abs(above)):.1e}", f"every start collapses: < 1e-3 p_c = {1e-3 * pc:.1e} "
+              f"(ghost passage 2π√(κ/ε)/τ = {T:.0f} << t1)", all_dead(above),
+              f"t1 = T/4 = {T / 4:.0f} (before the passage past the ghost): {np.max(np.abs(early)):.2f}", all_dead(early)),
         Check("Section 7.4: just below η_c (η = 0.99 η_c), starts p*_− ∓ 0.01 end at",
-              f"{below[0]:.2e}, {below[1]:.6f}", f"0 and p*_+ = {pp:.6f}",
-              bool(abs(below[0]) < 1e-2 and abs(below[1] - pp) < 1e-6)),
-        Check("Obs#4 / Obs#10: p*_− increases with η (0 → η_c) and decreases with τ (0.5 → 1)",
-              f"monotone in η: {bool(np.all(np.diff(pms) > 0))}; in τ: {bool(np.all(np.diff(pmt) < 0))}",
-              "increasing in η, decreasing in τ", bool(np.all(np.diff(pms) > 0) and np.all(np.diff(pmt) < 0))),
+              f"{below[0]:.2e}, {below[1]:.6f}", f"0 (< 1e-3 p_c) and p*_+ = {pp:.6f} (to 1e-12)", split(below),
+              f"dynamics off (t1 = 0.05): {below0[0]:.4f}, {below0[1]:.4f}", split(below0)),
+        Check(f"Obs#4 / Obs#10: first surviving start of {G} in (0, p_c] (the basin edge p*_− by the dynamics) for "
+              "η = (0.2 ... 0.8) η_c at τ = 1 and τ = 0.5 ... 1 at η = 0.0333",
+              fmt(e1), "increasing in η, decreasing in τ; each in the grid cell above p*_− (" + fmt(pms) + ")",
+              mono(e1), f"dynamics off (t1 = 0.05): {fmt(e0)}", mono(e0)),
     ]
     return fig, checks
 
@@ -196,28 +269,52 @@ def fig5_decoupled(size: str = "full"):
               "the η and β grids.")
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))
 
-    # Obs#7 (η raises λ_min(K)), Obs#3/4 (η shrinks final p_j, s_j), Obs#9 (small β is slow)
-    lmin_eta = [float(np.min(res[("η", v)]["lmin"])) for v in rows[0][1]]
-    pfin = [float(np.max(res[("η", v)]["p"][-1])) for v in rows[0][1]]
-    pp = [float(theory.p_star(1.0, kappa, v)[1]) for v in rows[0][1]]
+    # Obs#7 (η raises λ_min(K)), Obs#3/4 (η shrinks final p_j, s_j), Obs#9 (small β is slow), Obs#8 (slow EMA
+    # raises λ_min(K)). Controls: for Obs#7, K_j without its explicit 3η/2 term (Eq. 17's loosening by η
+    # removed); for Obs#3/4, the state at t = 0 (dynamics off); for Obs#8/#9, the same starts without EMA
+    # (τ ≡ 1, SimSiam): β then enters nothing, so no β-trend may appear.
+    etas_, betas = rows[0][1], rows[1][1]
+    lmin_eta = [float(np.min(res[("η", v)]["lmin"])) for v in etas_]
+    lmin_eta_ctl = [float(np.min(res[("η", v)]["lmin"])) - 1.5 * v for v in etas_]
+    pfin = np.array([float(np.max(res[("η", v)]["p"][-1])) for v in etas_])
+    pini = np.array([float(np.max(res[("η", v)]["p"][0])) for v in etas_])
+    pp = np.array([float(theory.p_star(1.0, kappa, v)[1]) for v in etas_])
+    # tolerance: off the parabola the offset c_j(0) <= 0.05 decays as e^{−2ηt} (Eq. 14), and τ → 1 at rate
+    # β = 0.4 (e^{−160}); at η = 0 the fixed line p = τ/κ attracts at rate α_p κ s ~ 0.6. So
+    # |p − p*_+| <= 0.05 e^{−2ηt1} (η > 0) plus the solver's rtol 1e-9 x 1e3 (1e-6).
+    tol = 1e-6 + np.array([0.0 if v == 0 else 0.05 * np.exp(-2 * v * t1) for v in etas_])
+    near = lambda p: bool(np.all(np.abs(p - pp) <= tol))  # noqa: E731
 
-    def t90(d):  # time at which the top s_j reaches 90% of its final value
-        top = d["s"][:, np.argmax(d["s"][-1])]
+    def t90(s):  # time at which the top s_j reaches 90% of its final value
+        top = s[:, np.argmax(s[-1])]
         return float(ts[np.argmax(top >= 0.9 * top[-1])])
 
-    slow = [t90(res[("β", v)]) for v in rows[1][1]]
-    lmin_beta = [float(np.min(res[("β", v)]["lmin"])) for v in rows[1][1]]
+    slow = [t90(res[("β", v)]["s"]) for v in betas]
+    lmin_beta = [float(np.min(res[("β", v)]["lmin"])) for v in betas]
+    y0f = ModePST(jnp.asarray(p0), jnp.asarray(s0), jnp.ones(n_modes))
+    slow_ctl, lmin_ctl = [], []
+    for v in betas:
+        h = Hyper(alpha_p=alpha_p, eta=0.04, beta=v)
+        st = solve_modes(pst_field, y0f, t1, args=(h, kappa, False), ts=ts, rtol=1e-9, atol=1e-12).states
+        p_, s_ = np.asarray(st.p), np.asarray(st.s)
+        slow_ctl.append(t90(s_))
+        lmin_ctl.append(float(np.min(kappa * alpha_p * s_ / 2 + kappa * p_ * p_ - p_ + 1.5 * 0.04)))
+    inc = lambda x: bool(np.all(np.diff(x) > 0))  # noqa: E731
+    dec = lambda x: bool(np.all(np.diff(x) < 0))  # noqa: E731
+    f3 = lambda x: ", ".join(f"{v:.3f}" for v in x)  # noqa: E731
     checks = [
-        Check("Obs#7: min_t λ_min(K) rises with η (η = 0, 0.01, 0.04, 0.1; β = 0.4)",
-              ", ".join(f"{v:.3f}" for v in lmin_eta), "increasing", bool(np.all(np.diff(lmin_eta) > 0))),
+        Check("Obs#7: min_t λ_min(K) rises with η (η = 0, 0.01, 0.04, 0.1; β = 0.4)", f3(lmin_eta), "increasing",
+              inc(lmin_eta), f"K_j without its 3η/2 term (η's loosening of Eq. 17 removed): {f3(lmin_eta_ctl)}",
+              inc(lmin_eta_ctl)),
         Check("Obs#3/#4: largest final p_j vs p*_+(τ = 1) as η grows (modes reach the stable fixed point)",
-              ", ".join(f"{v:.4f}" for v in pfin), ", ".join(f"{v:.4f}" for v in pp),
-              bool(np.allclose(pfin, pp, atol=1e-3))),
+              ", ".join(f"{v:.4f}" for v in pfin), ", ".join(f"{v:.4f}" for v in pp) + " (to 1e-6 + 0.05 e^{−2ηt1})",
+              near(pfin), f"dynamics off (t = 0): {', '.join(f'{v:.4f}' for v in pini)}", near(pini)),
         Check("Obs#9: time for the top s_j to reach 90% of its final value (β = 0.04, 0.1, 0.4, 2)",
-              ", ".join(f"{v:.0f}" for v in slow), "decreasing in β (slow EMA is slow)", bool(np.all(np.diff(slow) < 0))),
+              ", ".join(f"{v:.0f}" for v in slow), "decreasing in β (slow EMA is slow)", dec(slow),
+              f"no EMA (τ ≡ 1): {', '.join(f'{v:.0f}' for v in slow_ctl)}", dec(slow_ctl)),
         Check("Obs#8: min_t λ_min(K) as the EMA slows (β = 0.04, 0.1, 0.4, 2; η = 0.04)",
-              ", ".join(f"{v:.3f}" for v in lmin_beta), "larger for smaller β (EMA helps alignment)",
-              bool(np.all(np.diff(lmin_beta) < 0))),
+              f3(lmin_beta), "larger for smaller β (EMA helps alignment)", dec(lmin_beta),
+              f"no EMA (τ ≡ 1): {f3(lmin_ctl)}", dec(lmin_ctl)),
     ]
     return fig, checks
 
@@ -261,52 +358,70 @@ def fig10_appendix_d(size: str = "full"):
         return np.asarray(jax.jacfwd(lambda v: jnp.stack(fun(v[0], v[1])))(jnp.asarray(x, float)))
 
     ev_mid_fp = np.linalg.eigvals(jac(mid, [ld / ls, ld / ls])).real
+    ev_mid_0 = np.linalg.eigvals(jac(mid, [0.0, 0.0])).real
     ev_right = np.linalg.eigvals(jac(right, [0.0, 0.0])).real
     ev_left = np.linalg.eigvals(jac(left, [0.0, 0.0])).real
     res = float(np.max(np.abs(np.stack(mid(ld / ls, ld / ls)))))
-    # the origin of the middle panel is non-hyperbolic (eigenvalues 0, −β): show its instability by a run
-    end = np.asarray(rk4(lambda y: jnp.stack(mid(y[0], y[1])), jnp.asarray([0.02, 0.02]), 600.0, dt=0.02))
+    res_ctl = float(np.max(np.abs(np.stack(mid(ls / ld, ls / ld)))))
+    # The field is a few products of O(1) numbers: at an exact fixed point it is zero to rounding,
+    # < 1e-14 (about 50 float64 epsilons). Control: the inverted point w = w_a = λ_s/λ_d (a wrong theory value).
+    fixed = lambda r, ev: bool(r < 1e-14 and np.all(ev < 0))  # noqa: E731
+    # The origin of the middle panel is non-hyperbolic (eigenvalues 0, −β): show its instability by a run.
+    # RK4 keeps the fixed point exactly and the approach is at rate >= 0.19 (its Jacobian): after t = 600 the
+    # end point is λ_d/λ_s to rounding (< 1e-12). Control: the same start without predictor (right panel).
+    y0 = jnp.asarray([0.02, 0.02])
+    end = np.asarray(rk4(lambda y: jnp.stack(mid(y[0], y[1])), y0, 600.0, dt=0.02))
+    end_ctl = np.asarray(rk4(lambda y: jnp.stack(right(y[0], y[1])), y0, 600.0, dt=0.02))
+    arrive = lambda e: bool(np.max(np.abs(e - ld / ls)) < 1e-12)  # noqa: E731
+    saddle_stable = lambda a, b: bool(a.min() < 0 < a.max() and np.all(b < 0))  # noqa: E731
     checks = [
         Check("App. D (Fig. 10 middle): field at w = w_a = λ_d/λ_s and its Jacobian eigenvalues",
-              f"|field| = {res:.0e}; {np.round(ev_mid_fp, 3)}", "0; both < 0 (stable)",
-              bool(res < 1e-15 and np.all(ev_mid_fp < 0))),
+              f"|field| = {res:.0e}; {np.round(ev_mid_fp, 3)}", "0 (< 1e-14); both < 0 (stable)",
+              fixed(res, ev_mid_fp), f"at w = w_a = λ_s/λ_d = 2: |field| = {res_ctl:.2f}", fixed(res_ctl, ev_mid_fp)),
         Check("App. D (Fig. 10 middle): a start at (w, w_a) = (0.02, 0.02) leaves the origin and ends at",
-              f"({end[0]:.6f}, {end[1]:.6f})", f"λ_d/λ_s = {ld / ls:g} (origin unstable)",
-              bool(np.allclose(end, ld / ls, atol=1e-6))),
+              f"({end[0]:.6f}, {end[1]:.6f})", f"λ_d/λ_s = {ld / ls:g} (origin unstable; to 1e-12)", arrive(end),
+              f"no predictor (w_p = 1, right panel): ({end_ctl[0]:.1e}, {end_ctl[1]:.1e})", arrive(end_ctl)),
         Check("App. D (Fig. 10 left, right): origin eigenvalues with w_a = 1 fixed / without predictor",
               f"{np.round(ev_left, 3)} / {np.round(ev_right, 3)}", "saddle (signs differ) / stable (both < 0)",
-              bool(ev_left.min() < 0 < ev_left.max() and np.all(ev_right < 0))),
+              saddle_stable(ev_left, ev_right),
+              f"the middle panel's non-hyperbolic origin in both places: {np.round(ev_mid_0, 3)}",
+              saddle_stable(ev_mid_0, ev_mid_0)),
     ]
     return fig, checks
 
 
 def fig_alpha_p(size: str = "full"):
-    """The roles of α_p (THEORY.md sections 7.3, 7.5): Obs#1 (a larger α_p shrinks the collapse basin at
-    η = 0), Obs#2 (s_j barely grows for large α_p; s(∞) = s(0) + (p(∞)² − p(0)²)/α_p) and Obs#6 (a larger
-    α_p loosens the alignment bound Eq. 17, i.e. raises min_t λ_min(K))."""
+    """The roles of α_p and of separate weight decays (THEORY.md sections 7.3, 7.5): Obs#1 (a larger α_p
+    shrinks the collapse basin at η = 0), Obs#2 (s_j barely grows for large α_p; s(∞) = s(0) + (p(∞)² −
+    p(0)²)/α_p), Obs#6 (a larger α_p loosens the alignment bound Eq. 17, i.e. raises min_t λ_min(K)) and
+    Section 3.3 / Table 5 at the mode level (η_s in Eq. 12, η_p in Eq. 11; no EMA, τ ≡ 1)."""
     tau, sigma2 = 1.0, 0.5  # UNCONFIRMED
     kappa = 1.0 + sigma2
     alphas = np.array([0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
     grid = 256 if size == "full" else 64
     P, S = np.meshgrid(np.linspace(-0.4, 1.2, grid), np.linspace(0.0, 1.0, grid))
-    frac = []
+    y0g = ModePST(jnp.asarray(P), jnp.asarray(S), jnp.full(P.shape, tau))
+    frac, frac0 = [], []
     for a in alphas:
-        y0 = ModePST(jnp.asarray(P), jnp.asarray(S), jnp.full(P.shape, tau))
-        _, col = basin_map(pst_field, y0, 400.0, args=(Hyper(alpha_p=a), kappa, False), dt=0.05)
+        _, col = basin_map(pst_field, y0g, 400.0, args=(Hyper(alpha_p=a), kappa, False), dt=0.05)
         frac.append(float(col.mean()))
-    # Obs#2: one start (p0, s0), τ fixed, η = 0
+        _, col0 = basin_map(pst_field, y0g, 0.05, args=(Hyper(alpha_p=a), kappa, False), dt=0.05)  # control
+        frac0.append(float(col0.mean()))
+    # Obs#2: one start (p0, s0), τ fixed, η = 0; control: η = 0.01, where c_j decays as e^{−2ηt} (Eq. 14)
     p0, s0 = 0.1, 0.05
-    s_end, s_theory = [], []
+    s_end, s_theory, s_ctl = [], [], []
     for a in alphas:
-        sol = solve_modes(pst_field, ModePST(jnp.asarray(p0), jnp.asarray(s0), jnp.asarray(tau)), 4000.0,
-                          args=(Hyper(alpha_p=a), kappa, False), ts=[4000.0], rtol=1e-10, atol=1e-12)
-        s_end.append(float(sol.states.s[-1]))
+        y = ModePST(jnp.asarray(p0), jnp.asarray(s0), jnp.asarray(tau))
+        for eta, out in ((0.0, s_end), (0.01, s_ctl)):
+            sol = solve_modes(pst_field, y, 4000.0, args=(Hyper(alpha_p=a, eta=eta), kappa, False), ts=[4000.0],
+                              rtol=1e-10, atol=1e-12)
+            out.append(float(sol.states.s[-1]))
         s_theory.append(float(theory.final_s_eta0(p0, s0, tau, kappa, a)))
     # Obs#6: BYOL modes (τ evolving from 0), η = 0.01, β = 0.4: min over t of min_j K_j
     rng = np.random.default_rng(6)
     pj = rng.uniform(0.05, 0.5, 6)
     y0 = ModeState(jnp.asarray(pj), jnp.asarray(pj), jnp.zeros(6))  # s = p², c_j = (1 − 1/α_p) p²
-    lmin = []
+    lmin, lmin_ctl = [], []
     for a in alphas:
         sol = solve_modes(mode_field, y0, 300.0, args=(Hyper(alpha_p=a, eta=0.01, beta=0.4), kappa),
                           ts=np.linspace(0, 300, 601), rtol=1e-9, atol=1e-12)
@@ -314,8 +429,24 @@ def fig_alpha_p(size: str = "full"):
         s = w * w
         Kj = kappa * a * s / 2 + kappa * wp * wp - np.where(s > 0, wa * w / np.where(s > 0, s, 1), 0) * wp + 1.5 * 0.01
         lmin.append(float(Kj.min()))
+        lmin_ctl.append(float((Kj - kappa * (a - 1.0) * s / 2).min()))  # control: K_j with α_p -> 1 in its s-term
+    # Section 3.3 / Table 5 at the mode level: a grid of starts p in (0, 1.2], s in (0, 1], no EMA (τ ≡ 1).
+    # With η_p = 0 < η_s, Eq. 11 vanishes only at p = τ/κ, where Eq. 12 reads ṡ = −2η_s s: no fixed point
+    # with s > 0, so every start collapses (s decays at least at rate 2η_s once p has settled: t1 = 2000 gives
+    # e^{−160}). With η_p > 0 (or both 0) fixed points with s > 0 exist and starts survive.
+    # Controls: for "(0, η) collapses less than (0, 0)", the decays swapped, (η, 0); for "(η, 0) collapses every
+    # start", (η, η/2), where η_p > 0 restores the fixed point s = η_p p/(α_p(τ − κp)).
+    e5 = 0.04
+    gp = 64 if size == "full" else 24
+    P5, S5 = np.meshgrid(np.linspace(0.0, 1.2, gp + 1)[1:], np.linspace(0.0, 1.0, gp + 1)[1:])
+    y05 = ModePST(jnp.asarray(P5), jnp.asarray(S5), jnp.ones(P5.shape))
+    pairs = [(0.0, 0.0), (e5, e5), (0.0, e5), (e5, 0.0), (e5, e5 / 2)]
+    f5 = []
+    for es, ep in pairs:
+        _, col = basin_map(pst_field, y05, 2000.0, args=(Hyper(alpha_p=1.0, eta=es, eta_p=ep), kappa, False), dt=0.05)
+        f5.append(float(col.mean()))
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     axes[0].semilogx(alphas, frac, "o-")
     axes[0].set_title("Obs#1 (η = 0):\ncollapsed fraction of the (p, s) grid", fontsize=10)
     axes[1].loglog(alphas, np.array(s_end) - s0, "o", label="measured s(∞) − s(0)")
@@ -325,22 +456,49 @@ def fig_alpha_p(size: str = "full"):
     axes[2].semilogx(alphas, lmin, "o-")
     axes[2].axhline(0, color="k", lw=0.6)
     axes[2].set_title("Obs#6:\nmin over t of λ_min(K) (η = 0.01, β = 0.4)", fontsize=10)
-    for ax in axes:
+    for ax in axes[:3]:
         ax.set_xlabel("α_p")
         ax.minorticks_off()
         ax.set_xticks(alphas, [f"{a:g}" for a in alphas])
-    fig.suptitle("The relative predictor learning rate α_p (THEORY.md section 7.5, Obs#1, #2, #6)")
+    labels = [f"({es:g}, {ep:g})" for es, ep in pairs]
+    axes[3].bar(range(len(pairs)), f5, color=["C0", "C0", "C0", "C3", "0.6"])
+    axes[3].set_xticks(range(len(pairs)), labels, fontsize=8)
+    axes[3].set(xlabel="(η_s, η_p)", ylim=(0, 1.05))
+    axes[3].set_title("Section 3.3 (no EMA, τ ≡ 1):\ncollapsed fraction of the (p, s) grid", fontsize=10)
+    fig.suptitle("The relative predictor learning rate α_p and separate weight decays (THEORY.md sections 3.3, 7.5)")
     note(fig, f"Chosen (UNCONFIRMED): τ = {tau} fixed for Obs#1-#2, σ² = {sigma2}; grid p ∈ [−0.4, 1.2] x s ∈ [0, 1], "
-              f"{grid}²; Obs#6: 6 modes with s_j(0) = p_j(0)², p_j(0) ~ U(0.05, 0.5), τ(0) = 0.")
+              f"{grid}²; Obs#6: 6 modes with s_j(0) = p_j(0)², p_j(0) ~ U(0.05, 0.5), τ(0) = 0. Section 3.3: α_p = 1, "
+              f"η = {e5}, p ∈ (0, 1.2] x s ∈ (0, 1], {gp}², RK4 dt = 0.05 to t = 2000, collapsed if s < 1e-4; grey: control.")
     fig.tight_layout(rect=(0, 0.05, 1, 0.92))
-    err = float(np.max(np.abs(np.array(s_end) - np.array(s_theory))))
+    s_end, s_theory, s_ctl = (np.array(v) for v in (s_end, s_theory, s_ctl))
+    # Obs#2 tolerance: the adaptive solver at rtol 1e-10 over t = 4000 (the end state is a fixed point) keeps
+    # s to < 1e-8 (100 x rtol).
+    conserved = lambda se: bool(np.max(np.abs(se - s_theory)) < 1e-8 and np.all(np.diff(se) < 0))  # noqa: E731
+    dec = lambda x: bool(np.all(np.diff(x) < 0))  # noqa: E731
+    inc = lambda x: bool(np.all(np.diff(x) > 0))  # noqa: E731
+    f3 = lambda x: ", ".join(f"{v:.3f}" for v in x)  # noqa: E731
     checks = [
-        Check("Obs#1: collapsed fraction of the (p, s) grid at η = 0 for α_p = 0.25 ... 8",
-              ", ".join(f"{v:.3f}" for v in frac), "decreasing in α_p", bool(np.all(np.diff(frac) < 0))),
+        Check("Obs#1: collapsed fraction of the (p, s) grid at η = 0 for α_p = 0.25 ... 8", f3(frac),
+              "decreasing in α_p", dec(frac), f"dynamics off (t1 = 0.05): {f3(frac0)}", dec(frac0)),
         Check("Obs#2 / section 7.3: s(∞) at η = 0 vs s(0) + (p(∞)² − p(0)²)/α_p, max error over α_p",
-              f"{err:.1e}; growth {s_end[0] - s0:.3f} → {s_end[-1] - s0:.4f}", "0; growth ∝ 1/α_p",
-              bool(err < 1e-6 and np.all(np.diff(s_end) < 0))),
-        Check("Obs#6: min_t λ_min(K) for α_p = 0.25 ... 8 (Eq. 17 margin)", ", ".join(f"{v:.3f}" for v in lmin),
-              "increasing in α_p", bool(np.all(np.diff(lmin) > 0))),
+              f"{np.max(np.abs(s_end - s_theory)):.1e}; growth {s_end[0] - s0:.3f} → {s_end[-1] - s0:.4f}",
+              "0 (< 1e-8, solver rtol 1e-10); growth ∝ 1/α_p", conserved(s_end),
+              f"η = 0.01 (c_j not conserved): max error {np.max(np.abs(s_ctl - s_theory)):.2f}", conserved(s_ctl)),
+        Check("Obs#6: min_t λ_min(K) for α_p = 0.25 ... 8 (Eq. 17 margin)", f3(lmin), "increasing in α_p", inc(lmin),
+              f"K_j with α_p → 1 in its κα_p s_j/2 term (the loosening removed): {f3(lmin_ctl)}", inc(lmin_ctl)),
+        Check(f"Section 3.3 / Table 5 (mode level, no EMA, η = {e5}): predictor-only weight decay (η_s, η_p) = (0, η) "
+              "shrinks the collapsed fraction of a (p, s) grid below that of (0, 0)",
+              f"(0, 0): {f5[0]:.3f}, (0, η): {f5[2]:.3f}", "smaller with (0, η) (η_p > η_s slows p_j relative to s_j)",
+              f5[2] < f5[0], f"decays swapped, (η, 0): {f5[3]:.3f}", f5[3] < f5[0]),
+        Check(f"Section 3.3 (mode level, no EMA, η = {e5}): trunk-only weight decay (η_s, η_p) = (η, 0) collapses "
+              "every start", f"{f5[3]:.3f}", "1 (no fixed point with s > 0 when η_p = 0 < η_s)", f5[3] == 1.0,
+              f"(η, η/2) (η_p > 0 restores the fixed point): {f5[4]:.3f}", f5[4] == 1.0),
+        Finding("Table 3 (symmetric Wp, no EMA, the same weight decay on trunk and predictor): the run collapses",
+                f"mode level, (η_s, η_p) = (η, η), τ ≡ 1: collapsed fraction {f5[1]:.3f} of the (p, s) grid",
+                "STL-10, one-layer linear symmetric Wp without EMA: 36.62% (collapse; 75.09% with EMA)",
+                "the decoupled model assumes aligned eigenspaces (Assumption 3) and τ ≡ 1 is its only no-EMA "
+                "effect: with η <= η_c a mode outside the small basin p < p*_− grows, so equal weight decays "
+                "do not collapse it; the paper's collapse needs what the mode model lacks (at the sampled "
+                "level, sampled_table3, the no-EMA loss of modes does appear)"),
     ]
     return fig, checks

@@ -59,17 +59,28 @@ def fig8_antisymmetric(size: str = "full"):
     fig.tight_layout(rect=(0, 0.05, 1, 0.93))
 
     ok = all(np.all(st == 0) for _, _, st in finals.values())
+    # "B always decays", read as two decades over the horizon in every run: ‖B(t1)‖/‖B(0)‖ < 1e-2.
+    # Control: the same ratio for the symmetric part A (antisymmetry removed), which survives in most settings.
     b_ratio = max(float(np.max(nB[:, -1] / nB[:, 0])) for nA, nB, _ in finals.values())
-    agree = []
-    for (eta, tau), (nA, _, _) in finals.items():
-        dead = bool(np.all(nA[:, -1] < 1e-3))
-        agree.append(dead == (eta > float(theory.eta_c(tau, kappa))))
+    a_ratio = max(float(np.max(nA[:, -1] / nA[:, 0])) for nA, nB, _ in finals.values())
+    # A "vanishes" if ‖A(t1)‖ < 1e-3 p_c, p_c = τ/2κ: survivors sit at ‖A‖ >= p*_+ > p_c, and the one setting
+    # above η_c here (η = 0.05, τ = 0.3, ε = η − η_c = 0.035) passes the ghost in 2π√(κ/ε)/τ = 137 << t1.
+    # Control: the same verdicts against a wrong theory value, η_c/4.
+    def verdicts(factor):
+        agree = []
+        for (eta, tau), (nA, _, _) in finals.items():
+            dead = bool(np.all(nA[:, -1] < 1e-3 * tau / (2 * kappa)))
+            agree.append(dead == (eta > factor * float(theory.eta_c(tau, kappa))))
+        return agree
+
+    agree, agree_c = verdicts(1.0), verdicts(0.25)
     checks = [
         Check("Fig. 8: ‖B(t1)‖/‖B(0)‖ under Eq. 62, max over η, τ and seeds (slowest: collapsing runs, rate ~η)",
-              f"{b_ratio:.1e} ({'all' if ok else 'NOT all'} solves succeeded)", "→ 0 (B always decays)",
-              ok and b_ratio < 1e-2),
+              f"{b_ratio:.1e} ({'all' if ok else 'NOT all'} solves succeeded)", "→ 0 (B always decays): < 1e-2",
+              ok and b_ratio < 1e-2, f"the symmetric part A instead: {a_ratio:.2f}", ok and a_ratio < 1e-2),
         Check("Fig. 8: η > η_c = τ²/4κ ⇒ A → 0 in every run; η < η_c ⇒ some runs keep A ≠ 0 (9 (η, τ) settings)",
-              f"{sum(agree)}/{len(agree)} settings agree", "A vanishes for every start iff η > τ²/4κ", all(agree)),
+              f"{sum(agree)}/{len(agree)} settings agree", "A vanishes (< 1e-3 τ/2κ) for every start iff η > τ²/4κ",
+              all(agree), f"against η_c/4 (a wrong theory value): {sum(agree_c)}/{len(agree_c)}", all(agree_c)),
     ]
     return fig, checks
 
@@ -116,24 +127,34 @@ def fig9_commutator(size: str = "full"):
               f"N(0, {scale}²/n) entries, {seeds} seeds, η ∈ {etas}, τ ∈ {taus}.")
     fig.tight_layout(rect=(0, 0.04, 1, 0.94))
 
-    bound_ok, grew, grew_negK = [], [], []
+    # Criteria: Theorem 3's bound to the solver's accuracy (rtol 1e-10; 1e-6 is 10^4 x rtol); growth is a
+    # rise of max_t ‖L‖/‖L(0)‖ above 1 + 1e-9 (10 x rtol). Controls: the runs whose λ_min(K) goes negative,
+    # held to the same bound with λ0 = 0 (K not positive definite: the mechanism removed); and the growth
+    # pattern against the opposite corner, largest growth at large η and small τ (a wrong theory value).
+    bound_ok, bound_neg, grew, grew_negK = [], [], [], []
     for (eta, tau), (L, lam) in rows.items():
         lam0 = lam.min(axis=1)
         pos = lam0 > 0
         if np.any(pos):
             ratio = L[pos] / (np.exp(-2 * lam0[pos, None] * ts) * L[pos, :1])
             bound_ok.append(float(np.max(ratio)))
+        if np.any(~pos):
+            bound_neg.append(float(np.max(L[~pos] / L[~pos, :1])))
         g = np.max(L / L[:, :1], axis=1) > 1.0 + 1e-9
         grew.append(((eta, tau), float(np.max(L / L[:, :1]))))
         grew_negK += list(~g | ~pos)  # growth only where λ_min(K) went negative
     worst = max(grew, key=lambda x: x[1])
+    pattern = lambda e, t: bool(all(grew_negK) and worst[1] > 1 + 1e-9 and worst[0] == (e, t))  # noqa: E731
     checks = [
         Check("Theorem 3 (Eq. 7, constant τ): max_t ‖L(t)‖ / (e^{−2λ0 t}‖L(0)‖) over runs with λ0 = inf_t λ_min(K) > 0",
               f"{max(bound_ok):.3f} ({len(bound_ok)} settings)" if bound_ok else "no run with λ0 > 0",
-              "<= 1", bool(bound_ok) and max(bound_ok) <= 1 + 1e-6),
+              "<= 1 (to 1e-6)", bool(bound_ok) and max(bound_ok) <= 1 + 1e-6,
+              f"runs with inf_t λ_min(K) <= 0, bound with λ0 = 0: {max(bound_neg, default=float('nan')):.3g}",
+              bool(bound_neg) and max(bound_neg) <= 1 + 1e-6),
         Check("Fig. 9: the commutator grows only in runs where λ_min(K) < 0; largest growth at (η, τ)",
               f"{all(grew_negK)}; max growth {worst[1]:.3g}x at η = {worst[0][0]}, τ = {worst[0][1]}",
-              "growth needs λ_min(K) < 0; largest for small η, large τ",
-              bool(all(grew_negK) and worst[0][0] == min(etas) and worst[0][1] == max(taus))),
+              f"growth needs λ_min(K) < 0; largest at the smallest η = {min(etas)}, largest τ = {max(taus)}",
+              pattern(min(etas), max(taus)), f"predicted at the largest η = {max(etas)}, smallest τ = {min(taus)}",
+              pattern(max(etas), min(taus))),
     ]
     return fig, checks
