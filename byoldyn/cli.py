@@ -103,11 +103,11 @@ _SIMULATE_FLAGS = {k: "--" + k.replace("_", "-") for k in
 
 
 def _last_finite(ds):
-    """Index of the last save whose observables are all finite (None if there is none)."""
+    """Index of the last save whose |W| and mode count are finite (None if there is none)."""
     import numpy as np
 
     ok = np.ones(ds.sizes["time"], bool)
-    for v in ds.data_vars.values():
+    for v in (ds.norm_W, ds.n_modes):
         x = np.asarray(v.values, dtype=float)
         ok &= np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
     idx = np.flatnonzero(ok)
