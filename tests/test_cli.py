@@ -112,3 +112,21 @@ def test_output_checked_before_computing(tmp_path, capsys, monkeypatch):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and str(f) in err
+
+
+def test_io_fault_after_computing_is_a_failed_run(tmp_path, capsys, monkeypatch):
+    """An OSError once the computation started (here: the disk fills while the result is written) exits 1."""
+    import errno
+
+    import byoldyn.io
+
+    def full(ds, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(byoldyn.io, "save_netcdf", full)
+    out = tmp_path / "run.nc"
+    argv = ["simulate", "--alpha-p", "4", "--scale", "1", "--dt", "0.1", "--t1", "1", "--n-save", "11", "--n1", "3",
+            "--n2", "3", "--x64"]  # the program of the divergence test (compiled once)
+    assert main([*argv, "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"byoldyn: failed: No space left on device: {str(out)!r}\n"
+    assert not out.exists()
