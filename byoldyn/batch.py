@@ -34,7 +34,8 @@ from jax.sharding import Mesh, PartitionSpec as P
 from .integrate import Solution, _checked, _solve
 from .model import Data, Hyper, State
 
-__all__ = ["simulate_batch", "member_count", "STRATEGIES", "resolve_strategy", "auto_block"]
+__all__ = ["simulate_batch", "member_count", "STRATEGIES", "resolve_strategy", "auto_block", "fixed_step_block",
+           "CPU_BLOCK_BYTES"]
 
 _AXIS = "members"
 STRATEGIES = ("auto", "map", "vmap", "map-vmap")
@@ -104,6 +105,38 @@ def resolve_strategy(strategy: str, platform: str, members_per_device: int, per_
             auto_block(per_member_bytes, device) if platform != "cpu" else 8)
         return "map-vmap", max(1, min(b, members_per_device))
     return strategy, None
+
+
+#: the working set of one lockstep block of fixed-step members on a CPU: a block this big stays in the
+#: caches while it takes all its steps (measured in `benchmarks/bench_sweep.py`, section "blocks")
+CPU_BLOCK_BYTES = 1 << 21
+
+
+def fixed_step_block(strategy: str, platform: str, members_per_device: int, per_member_bytes: int,
+                     block: int | None = None, device=None) -> int | None:
+    """Members per lockstep block of a fixed-step program (`byoldyn.sweep`), None for the whole batch at once.
+
+    A fixed-step batch has no lockstep waste (every member takes the same steps), so what matters is where
+    the state lives: `"map"` is blocks of 1, `"vmap"` the whole batch, `"map-vmap"` blocks of `block`
+    members; `"auto"` on a CPU is cache-sized blocks (`CPU_BLOCK_BYTES` of working set, a power of two),
+    on a GPU/TPU the whole batch (`auto_block` blocks if it does not fit).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1):
+        raise ValueError(f"block must be None or a positive integer, got {block!r}")
+    m = int(members_per_device)
+    if strategy == "vmap":
+        return None
+    if strategy == "map":
+        return 1 if m > 1 else None
+    if block is not None:
+        b = int(block)
+    elif platform == "cpu":
+        b = 2 ** max(0, int(np.floor(np.log2(max(1, CPU_BLOCK_BYTES // max(1, int(per_member_bytes)))))))
+    else:
+        b = auto_block(per_member_bytes, device)
+    return None if b >= m else b
 
 
 def _working_set(y0: State, n_save: int) -> int:
