@@ -15,6 +15,13 @@ __all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kw):
+        import re
+
+        super().__init__(*args, **kw)
+        # -1:0:2, -1,0, -0.5, -1e-3 are values, not options (argparse alone knows only plain negative numbers)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
     def error(self, message):  # one line, exit 2 (argparse prints usage too by default)
         raise _UsageError(f"{self.prog}: error: {message}")
 
@@ -204,7 +211,10 @@ def _host_devices() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="byoldyn", description="Learning dynamics of linear BYOL / SimSiam (Tian, Chen & Ganguli 2021).")
+    p = _Parser(prog="byoldyn", description="Learning dynamics of linear BYOL / SimSiam (Tian, Chen & Ganguli 2021).",
+                epilog="Exit status: 0 success; 2 bad input (a flag, value, input file or output place; nothing "
+                "computed); 1 a run that started and failed (e.g. it diverged: its result file is still written). "
+                "Every error is one line on stderr; BYOLDYN_TRACEBACK=1 shows the traceback.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_simulate(sub)
     _add_reproduce(sub)

@@ -116,7 +116,9 @@ def test_every_subcommand_is_covered(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
-    listed = capsys.readouterr().out.split("{", 1)[1].split("}", 1)[0].split(",")
+    text = capsys.readouterr().out
+    listed = text.split("{", 1)[1].split("}", 1)[0].split(",")
+    assert "Exit status: 0 success; 2 bad input" in " ".join(text.split())
     assert sorted(listed) == sorted([*_FILE_OUT, *_DIR_OUT, "plot"])
 
 
