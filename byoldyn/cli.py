@@ -164,7 +164,9 @@ def _simulate(a) -> int:
         print(f"succeeded: t = {t_final:g}, {n} steps; {_state_line(ds, lambda i: '')}; wrote {a.out} and {png}")
         return 0
     last = _state_line(ds, lambda i: f"last finite save t = {float(ds.time[i]):g}: ")
-    raise RunFailed(f"simulate {status} after t = {t_final:g} ({n} steps); {last}; wrote {a.out} and {png}")
+    what = {"max_steps": "ran out of solver steps (max_steps)",
+            "no_step_accepted": "accepted no solver step (the initial step was rejected)"}.get(status, status)
+    raise RunFailed(f"simulate {what} after t = {t_final:g} ({n} steps); {last}; wrote {a.out} and {png}")
 
 
 def _add_reproduce(sub) -> None:
