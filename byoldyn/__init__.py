@@ -10,7 +10,7 @@ from .flows.matrix import autodiff_field, expected_loss, vector_field
 from .flows.modes import ModePST, ModeState, ParabolaState, cubic_field, mode_field, parabola_field, pst_field, solve_modes
 from .flows.symmetric import SymState, reduced_field, symmetric_field
 from .sweep import sweep
-from .integrate import DIVERGED, FAILED, MAX_STEPS, STATUS_NAMES, SUCCEEDED, Solution, simulate
+from .integrate import DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, simulate
 from .model import Data, Hyper, State
 
 __version__ = "0.1.0"
@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Hyper", "Data", "State",
     "vector_field", "autodiff_field", "expected_loss",
-    "simulate", "simulate_batch", "sweep", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "STATUS_NAMES",
+    "simulate", "simulate_batch", "sweep", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES",
     "ModeState", "ModePST", "ParabolaState", "mode_field", "pst_field", "cubic_field", "parabola_field",
     "solve_modes", "SymState", "symmetric_field", "reduced_field",
     "observables", "theory", "phase", "sampled",

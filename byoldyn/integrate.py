@@ -7,8 +7,10 @@ Two modes:
   gradient-descent step of size dt, `y <- y + dt * f(y)`, run as a `lax` loop.
 
 A member whose state becomes non-finite or exceeds `max_norm` is stopped and marked
-`DIVERGED`; its saved values after the stopping time are NaN, and `status` says why.
-Nothing here raises inside `jit`/`vmap`, so one diverging member never stops a batch.
+`DIVERGED`; its saved values after the stopping time are NaN, and `status` says why
+(`NO_STEP` when the adaptive solver accepted no step at all). No save is ever `inf`:
+a value not reached or not finite is NaN. Nothing here raises inside `jit`/`vmap`, so one
+diverging member never stops a batch.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import numpy as np
 
 from .flows.matrix import check_variant, vector_field
 from .model import Data, Hyper, State, _concrete
-from .solution import (DIVERGED, FAILED, MAX_STEPS, STATUS_NAMES, SUCCEEDED, Solution, _blown, _mask_after,
-                       check_times, check_tolerances, status_of)
+from .model import _brief, _precision_hint, _to_dtype
+from .solution import (DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, _blown, _mask_after,
+                       check_count, check_number, check_times, check_tolerances, finite_rms_norm, status_of)
 
-__all__ = ["simulate", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "STATUS_NAMES"]
+__all__ = ["simulate", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES"]
 
 def _prepare(state0: State, ema: bool, predictor: str) -> State:
     """Initial state made consistent with the variant (DESIGN.md semantics)."""
@@ -47,13 +50,20 @@ def _solve_adaptive(state0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, 
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts, fn=fn), diffrax.SubSaveAt(t1=True, fn=lambda t, y, args: t)])
     sol = diffrax.diffeqsolve(
         term, solver, t0, t1, dt0=None, y0=state0, args=(hyper, data), saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, norm=finite_rms_norm),
         max_steps=max_steps, throw=False, event=event, progress_meter=meter,
     )
-    status = status_of(sol.result)
-    t_final = sol.ts[1][-1]  # the time the solve stopped at: t1, the event time, or the last step
-    ys = _mask_after(ts, jnp.where(status == SUCCEEDED, jnp.inf, t_final), sol.ys[0])
-    return ys, status, t_final, sol.stats["num_accepted_steps"]
+    n = sol.stats["num_accepted_steps"]
+    status = status_of(sol.result, n)
+    # the time the solve stopped at: t1, the event time, or the end of the last accepted step
+    t_final = jnp.where(n == 0, t0, sol.ts[1][-1])
+    ys = sol.ys[0]
+    # no step accepted: diffrax wrote no save at all (its fill is inf); the saves at t0 are the initial state
+    at_start = (ts == t0) & (n == 0)
+    ys = jax.tree.map(lambda a, b: jnp.where(at_start.reshape(at_start.shape + (1,) * b.ndim), b[None], a), ys,
+                      fn(t0, state0, None))
+    ys = _mask_after(ts, jnp.where(status == SUCCEEDED, jnp.inf, t_final), ys)
+    return ys, status, t_final, n
 
 
 @eqx.filter_jit
@@ -121,7 +131,8 @@ def simulate(
     - `rtol`, `atol`: tolerances of the PID step-size controller.
     - `dt`: if given, fixed-step mode: explicit Euler, one step = one full-batch gradient
       step of size `dt` (then every save time must be t0 + k dt).
-    - `max_steps`: adaptive-mode step budget; exceeding it gives status `MAX_STEPS`.
+    - `max_steps`: adaptive-mode step budget; exceeding it gives status `MAX_STEPS` (`NO_STEP` if
+      not one step was accepted, e.g. when the vector field overflows float32 at the initial state).
     - `observe`: if given, `observe(t, state) -> pytree` is saved instead of the state.
     - `max_norm`: a member whose largest entry exceeds this (or is non-finite) is `DIVERGED`.
     - `progress`: show a progress bar (adaptive mode, outside `vmap`).
@@ -131,6 +142,8 @@ def simulate(
 
     **Returns:** a `Solution`.
     """
+    if not isinstance(progress, (bool, np.bool_)):
+        raise ValueError(f"progress must be True or False, got {_brief(progress)}")
     args = _checked(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt,
                     max_steps, observe, max_norm)
     return _solve(*args, meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter())
@@ -151,28 +164,69 @@ class _Options(eqx.Module):
 
 def _checked(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt, max_steps,
              observe, max_norm):
-    """Validate the arguments of `simulate` (batched objects allowed) -> (y0, hyper, data, t0, t1, ts, options)."""
+    """Validate the arguments of `simulate` (batched objects allowed) -> (y0, hyper, data, t0, t1, ts, options).
+
+    Every bad value raises `ValueError` naming the parameter and the value received.
+    """
+    for name, v in (("ema", ema), ("stop_grad", stop_grad)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {_brief(v)}")
+    if not isinstance(predictor, str):
+        raise ValueError(f"predictor must be a string, got {_brief(predictor)}")
     check_variant(ema, stop_grad, predictor)
     if not isinstance(state0, State) or not isinstance(hyper, Hyper) or not isinstance(data, Data):
         raise ValueError("simulate takes (State, Hyper, Data) as its first three arguments")
     if state0.n1 != data.n1:
         raise ValueError(f"W has n1 = {state0.n1} columns but the data are {data.n1}-dimensional")
-    t0, t1, ts = check_times(t0, t1, ts, state0.W.dtype)
-    if not (float(max_norm) > 0):
-        raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
+    dtype = state0.W.dtype
+    t0, t1, ts = check_times(t0, t1, ts, dtype)
+    check_number("max_norm", max_norm, positive=True, finite=False)
+    if observe is not None and not callable(observe):
+        raise ValueError(f"observe must be a function observe(t, state) or None, got {_brief(observe)}")
+    check_tolerances(rtol, atol, max_steps)
+    if solver is not None and not isinstance(solver, diffrax.AbstractSolver):
+        raise ValueError(f"solver must be a diffrax solver such as diffrax.Tsit5(), got {_brief(solver)}")
     if dt is None:
-        check_tolerances(rtol, atol, max_steps)
+        if solver is not None and not isinstance(solver, diffrax.AbstractAdaptiveSolver):
+            raise ValueError(f"solver must give an error estimate for the adaptive mode (e.g. diffrax.Tsit5()), "
+                             f"got {type(solver).__name__}(); for fixed steps pass dt")
         solver = diffrax.Tsit5() if solver is None else solver
     else:
-        if not (np.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
-        if _concrete(ts):
-            k = (np.asarray(ts, np.float64) - float(t0)) / dt
-            if np.max(np.abs(k - np.round(k))) > 1e-6:
-                raise ValueError(f"in fixed-step mode every save time must be t0 + k*dt; ts is not on the dt = {dt} grid")
+        dt = check_number("dt", dt, positive=True)
+        _to_dtype("dt", dt, dtype)
+        if _concrete(ts) and _concrete(t0):
+            _check_grid(np.asarray(ts, np.float64), float(t0), dt, dtype)
     options = _Options((bool(ema), bool(stop_grad), predictor), solver, float(rtol), float(atol),
                        None if dt is None else float(dt), int(max_steps), observe, float(max_norm))
     return _prepare(state0, ema, predictor), hyper, data, t0, t1, ts, options
+
+
+def _check_grid(ts: np.ndarray, t0: float, dt: float, dtype) -> None:
+    """`ValueError` unless every save time is t0 + k dt, k an integer, up to the rounding of `dtype`.
+
+    The save times and dt are rounded to `dtype` (and save times built in it, as `jnp.linspace` or
+    `jnp.arange` do, carry a few more ulps), so (t - t0)/dt is an integer only to within about
+    eps * T/dt steps, T the largest |time|: for float32, 0.1 steps at 10^6 steps. The tolerance is
+    4 eps (T/dt + 1) steps (1.3 eps (T/dt + 1) measured for linspace/arange grids in float32), and at
+    least 1e-6 steps (times rounded from a lower precision). Beyond 0.25 steps of tolerance the grid
+    cannot be told apart in `dtype`: refused, with the advice to use float64.
+    """
+    eps = float(np.finfo(dtype).eps)
+    dt_d = float(np.asarray(dt, dtype))  # the step the solve takes
+    T = max(abs(t0), float(np.max(np.abs(ts))))
+    n = float(np.max(np.abs(ts - t0))) / dt_d
+    tol = max(4 * eps * (T / dt_d + 1), 1e-6)
+    if tol > 0.25:
+        raise ValueError(f"dt is too small for {np.dtype(dtype).name} over times up to {T:g}: {n:.3g} steps of "
+                         f"dt = {dt} cannot be placed on a grid in this precision{_precision_hint(dtype)}")
+    k = (ts - t0) / dt_d
+    off = np.abs(k - np.round(k))
+    if np.max(off) > tol:
+        i = int(np.argmax(off))
+        raise ValueError(f"in fixed-step mode every save time must be t0 + k*dt; ts is not on the dt = {dt} grid "
+                         f"(ts[{i}] = {ts[i]:.9g} is {k[i]:.9g} steps from t0 = {t0:g})")
+    if np.max(np.round(k)) > np.iinfo(np.int32).max:
+        raise ValueError(f"dt = {dt} gives {np.max(np.round(k)):.3g} steps to ts[-1], more than 2**31 - 1")
 
 
 def _solve(y0, hyper, data, t0, t1, ts, o: _Options, meter=diffrax.NoProgressMeter()) -> Solution:

@@ -20,17 +20,81 @@ def _concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _array(name: str, x):
-    """`x` as a floating jnp array; `ValueError` naming `name` if it is not numeric."""
-    try:
-        a = jnp.asarray(x)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be numeric, got {x!r}") from e
-    if not jnp.issubdtype(a.dtype, jnp.number) or jnp.issubdtype(a.dtype, jnp.complexfloating):
-        raise ValueError(f"{name} must be real, got dtype {a.dtype}")
-    if not jnp.issubdtype(a.dtype, jnp.floating):
-        a = a.astype(jnp.result_type(float))
+def _brief(x, limit: int = 60) -> str:
+    """`repr(x)`, shortened to `limit` characters (for messages)."""
+    r = repr(x)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def _precision_hint(dtype) -> str:
+    return "" if np.dtype(dtype) == np.float64 else \
+        "; use float64: jax.config.update('jax_enable_x64', True) before creating arrays (CLI: --x64)"
+
+
+def _check_representable(name: str, v: np.ndarray, a) -> None:
+    """`ValueError` if finite values `v` overflow to inf (or a non-zero scalar underflows to 0) in `a`'s dtype."""
+    if not np.issubdtype(v.dtype, np.number) or v.dtype == a.dtype:
+        return
+    got = np.asarray(a)
+    over = np.isfinite(v) & ~np.isfinite(got)
+    if np.any(over):
+        bad = v[over].ravel()[0] if v.ndim else v
+        raise ValueError(f"{name} is too large for {a.dtype}, got {np.asarray(bad).item()!r} "
+                         f"({a.dtype} holds magnitudes up to {np.finfo(a.dtype).max:.3g}){_precision_hint(a.dtype)}")
+    if v.size == 1 and v.item() != 0 and got.item() == 0:
+        raise ValueError(f"{name} is too small for {a.dtype}, got {v.item()!r}, which rounds to 0 "
+                         f"({a.dtype} resolves magnitudes down to {np.finfo(a.dtype).smallest_subnormal:.3g})"
+                         f"{_precision_hint(a.dtype)}")
+
+
+def _to_dtype(name: str, x, dtype) -> jax.Array:
+    """A concrete real value as a jnp array of `dtype`, refusing values that do not fit (`_check_representable`)."""
+    v = np.asarray(x)
+    with np.errstate(over="ignore", under="ignore"):  # reported below, by name
+        a = jnp.asarray(v, dtype)
+    _check_representable(name, v, a)
     return a
+
+
+def _array(name: str, x):
+    """`x` as a floating jnp array; `ValueError` naming `name` if it is not a real number or an array of them
+    (strings, None, bools, ragged lists, complex), or if a finite value overflows the floating dtype
+    (float32 unless x64 is enabled) or a non-zero scalar underflows to 0 there."""
+    if isinstance(x, (jax.Array, jax.core.Tracer)):
+        a = x
+        if not jnp.issubdtype(a.dtype, jnp.number) or a.dtype == jnp.bool_:
+            raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+        if jnp.issubdtype(a.dtype, jnp.complexfloating):
+            raise ValueError(f"{name} must be real, got dtype {a.dtype}")
+        return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(jnp.result_type(float))
+    if x is None or isinstance(x, (str, bytes, dict, set)):
+        raise ValueError(f"{name} must be numeric, got {_brief(x)}")
+    try:
+        v = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be numeric, got {_brief(x)}") from e
+    if np.issubdtype(v.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real, got dtype {v.dtype}")
+    if not np.issubdtype(v.dtype, np.number):
+        raise ValueError(f"{name} must be numeric, got {_brief(x)}")
+    # integers go through float64, so that large ones are not wrapped in int32
+    with np.errstate(over="ignore", under="ignore"):  # reported below, by name
+        a = jnp.asarray(x) if np.issubdtype(v.dtype, np.floating) else jnp.asarray(v.astype(np.float64))
+    _check_representable(name, v, a)
+    return a
+
+
+def _check_key(key) -> None:
+    """`ValueError` unless `key` is a JAX PRNG key: typed (`jax.random.key`) or raw uint32 (`PRNGKey`)."""
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    if isinstance(key, (jax.Array, jax.core.Tracer, np.ndarray)) and dtype is not None:
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
+            return
+        if dtype == jnp.uint32 and len(shape) == 1 and shape[0] in (2, 4):
+            return
+    raise ValueError(f"key must be a JAX PRNG key (jax.random.PRNGKey(seed) or jax.random.key(seed)), "
+                     f"got {_brief(key)}")
 
 
 def _show(x) -> str:
@@ -222,7 +286,13 @@ class State(eqx.Module):
         _check_sign("scale", _array("scale", scale), strict=False)
         wp_scale = scale if wp_scale is None else wp_scale
         _check_sign("wp_scale", _array("wp_scale", wp_scale), strict=False)
-        dtype = dtype or jnp.result_type(float)
+        _check_key(key)
+        try:
+            dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype must be a floating dtype, got {_brief(dtype)}") from None
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"dtype must be a floating dtype, got {dtype}")
         k1, k2 = jax.random.split(key)
         W = scale / np.sqrt(n1) * jax.random.normal(k1, (n2, n1), dtype)
         Wp = wp_scale / np.sqrt(n2) * jax.random.normal(k2, (n2, n2), dtype)

@@ -1,5 +1,6 @@
 """`simulate`: accuracy against scipy, theorems along runs, fixed-step = gradient descent, batching, failures."""
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -177,14 +178,40 @@ def test_float32_default(rng):
     [
         (dict(t1=0.0), r"t1 must be > t0 = 0\.0, got 0\.0"),
         (dict(t1=float("nan")), r"t1 must be finite"),
-        (dict(ts=[0.0, 2.0, 1.0]), r"ts must be non-decreasing within \[t0, t1\] = \[0\.0, 5\.0\]"),
-        (dict(ts=[0.0, 6.0]), r"ts must be non-decreasing within"),
+        (dict(ts=[0.0, 2.0, 1.0]), r"^ts must be non-decreasing, got ts\[2\] = 1\.0 after ts\[1\] = 2\.0$"),
+        (dict(ts=[0.0, 6.0]), r"^ts must lie within \[t0, t1\] = \[0\.0, 5\.0\], got ts\[1\] = 6\.0$"),
+        (dict(ts=[-1.0, 1.0]), r"^ts must lie within \[t0, t1\] = \[0\.0, 5\.0\], got ts\[0\] = -1\.0$"),
         (dict(ts=np.zeros((2, 2))), r"ts must be a non-empty 1-D array of times, got shape \(2, 2\)"),
+        (dict(ts=[]), r"ts must be a non-empty 1-D array of times, got shape \(0,\)"),
+        # issue 15 item 6: non-finite save times were accepted
+        (dict(ts=[0.0, float("nan"), 5.0]), r"^ts must be finite, got ts\[1\] = nan$"),
+        (dict(ts=[0.0, float("inf")]), r"^ts must be finite, got ts\[1\] = inf$"),
+        (dict(ts="0 1 2"), r"^ts must be a 1-D array of save times, got '0 1 2'$"),
+        (dict(ts=[0.0, "a"]), r"^ts must be a 1-D array of real save times"),
         (dict(rtol=0.0), r"rtol and atol must be > 0, got rtol=0\.0"),
         (dict(max_steps=0), r"max_steps must be a positive integer, got 0"),
         (dict(max_norm=-1.0), r"max_norm must be > 0, got -1\.0"),
         (dict(dt=-0.1), r"dt must be a finite number > 0, got -0\.1"),
         (dict(dt=0.3, ts=[0.0, 0.5]), r"every save time must be t0 \+ k\*dt; ts is not on the dt = 0\.3 grid"),
+        # issue 15 item 9: TypeError / AttributeError / ZeroDivisionError before
+        (dict(dt="0.1"), r"^dt must be a real number, got '0\.1'$"),
+        (dict(dt=float("inf")), r"^dt must be a finite number > 0, got inf$"),
+        (dict(t1=[10]), r"^t1 must be a real number, got \[10\]$"),
+        (dict(t1="5"), r"^t1 must be a real number, got '5'$"),
+        (dict(t0=float("nan")), r"^t0 must be finite, got nan$"),
+        (dict(max_steps=None), r"^max_steps must be a positive integer, got None$"),
+        (dict(max_steps=2.5), r"^max_steps must be a positive integer, got 2\.5$"),
+        (dict(max_steps=True), r"^max_steps must be a positive integer, got True$"),
+        (dict(solver="tsit5"), r"^solver must be a diffrax solver such as diffrax\.Tsit5\(\), got 'tsit5'$"),
+        (dict(solver=diffrax.Euler()), r"^solver must give an error estimate for the adaptive mode"),
+        (dict(rtol="tight"), r"^rtol must be a real number, got 'tight'$"),
+        (dict(atol=float("nan")), r"^atol must be finite, got nan$"),
+        (dict(max_norm="big"), r"^max_norm must be a real number, got 'big'$"),
+        (dict(ema="no"), r"^ema must be True or False, got 'no'$"),
+        (dict(stop_grad=0), r"^stop_grad must be True or False, got 0$"),
+        (dict(predictor=None), r"^predictor must be a string, got None$"),
+        (dict(observe="norm_W"), r"^observe must be a function observe\(t, state\) or None, got 'norm_W'$"),
+        (dict(progress="yes"), r"^progress must be True or False, got 'yes'$"),
     ],
 )
 def test_simulate_rejects(kwargs, match):
@@ -200,3 +227,91 @@ def test_simulate_rejects_mismatch():
         bd.simulate(state, bd.Hyper(), bd.Data.isotropic(4, 0.1), 1.0)
     with pytest.raises(ValueError, match=r"simulate takes \(State, Hyper, Data\)"):
         bd.simulate(state, {"eta": 0.1}, bd.Data.isotropic(3, 0.1), 1.0)
+
+
+def test_unknown_option_is_named():
+    """simulate has no **kwargs: an unknown option is Python's own TypeError naming it."""
+    state = bd.State.random(jax.random.PRNGKey(0), 2, 2)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'foo'"):
+        bd.simulate(state, bd.Hyper(), bd.Data.isotropic(2, 0.1), 1.0, foo=1)
+
+
+def test_float32_fixed_step_on_ordinary_grids():
+    """Issue 15 item 3: dt = 0.1 in float32 was refused ("ts is not on the dt = 0.1 grid")."""
+    with jax.enable_x64(False):
+        s0 = bd.State.random(jax.random.PRNGKey(0), 3, 3)
+        hp, data = bd.Hyper(eta=0.01), bd.Data.isotropic(3, 0.5)
+        sol = bd.simulate(s0, hp, data, 10.0, dt=0.1)  # default ts: linspace(0, 10, 101)
+        assert sol.status_names() == "succeeded" and int(sol.num_steps) == 100 and float(sol.t_final) == 10.0
+        # byoldyn simulate --dt 0.1 --t1 20 (n-save 201), and the README's arange grid
+        sol = bd.simulate(s0, hp, data, 20.0, ts=jnp.linspace(0.0, 20.0, 201), dt=0.1)
+        assert int(sol.num_steps) == 200 and sol.states.W.dtype == jnp.float32
+        sol = bd.simulate(s0, hp, data, 20.0, dt=0.01, ts=jnp.arange(0, 20.01, 0.5))
+        assert int(sol.num_steps) == 2000 and np.all(np.isfinite(np.asarray(sol.states.W)))
+        # still refused: save times genuinely off the grid, in float32 too
+        for ts in ([0.0, 0.15], [0.0, 1.0 + 1e-3], [0.0, 10.0, 10.05]):
+            with pytest.raises(ValueError, match=r"ts is not on the dt = 0\.1 grid \(ts\[\d\] = "):
+                bd.simulate(s0, hp, data, 10.1, ts=ts, dt=0.1)
+        # float32 cannot tell 10^7 steps apart: refused with the advice to use float64
+        with pytest.raises(ValueError, match=r"^dt is too small for float32 over times up to 1000: 1e\+07 steps.*"
+                                             r"jax_enable_x64"):
+            bd.simulate(s0, hp, data, 1000.0, dt=1e-4)
+
+
+def test_float32_grid_tolerance_is_tight_in_float64():
+    """In float64 the same grid tolerance still refuses 1e-5 steps off the grid."""
+    s0 = bd.State.random(jax.random.PRNGKey(0), 2, 2)
+    with pytest.raises(ValueError, match=r"ts is not on the dt = 0\.1 grid \(ts\[1\] = 1\.000001 is 10\.00001 steps"):
+        bd.simulate(s0, bd.Hyper(), bd.Data.isotropic(2, 0.1), 2.0, ts=[0.0, 1.000001], dt=0.1)
+
+
+def test_float32_stiff_start_recovers():
+    """Issue 15 item 10: in float32 a large alpha_p overflowed diffrax's first step (dt0 = 0.01), the NaN error
+    estimate made every later step size NaN, no step was accepted and t = 0 was saved as inf. Now the
+    overflowing step is rejected and retried smaller; the run agrees with float64."""
+    ts = np.linspace(0.0, 0.2, 5)
+    r = np.random.default_rng(0)  # one initial state, exact in float32 and float64
+    W, Wp = (r.standard_normal((4, 4)).astype(np.float32) for _ in range(2))
+    with jax.enable_x64(False):
+        s0 = bd.State(W, Wp)
+        sol = bd.simulate(s0, bd.Hyper(alpha_p=400.0, eta=0.0), bd.Data.isotropic(4, 0.5), 0.2, ts=ts,
+                          max_steps=2000)
+        W32 = np.asarray(sol.states.W)
+        assert sol.status_names() == "succeeded" and 200 < int(sol.num_steps) < 800  # measured 410
+    s64 = bd.State(W.astype(np.float64), Wp.astype(np.float64))
+    ref = bd.simulate(s64, bd.Hyper(alpha_p=400.0, eta=0.0), bd.Data.isotropic(4, 0.5), 0.2, ts=ts)
+    np.testing.assert_allclose(W32, np.asarray(ref.states.W), rtol=0, atol=1e-4)
+    assert np.max(np.abs(np.asarray(ref.states.W)[-1] - np.asarray(s64.W))) > 1e-3  # it moved
+
+
+def test_no_step_accepted_is_said_and_never_inf():
+    """Issue 15 item 10: a solve that accepts no step says so in `status`; t = t0 holds the initial state and
+    the saves it never reached are NaN (never inf)."""
+    s0 = bd.State.random(jax.random.PRNGKey(0), 3, 3, scale=1.0)
+    data = bd.Data.isotropic(3, 0.5)
+    # stiff start: the first step (0.01) is rejected and the budget of one step is spent
+    sol = bd.simulate(s0, bd.Hyper(alpha_p=1e4), data, 1.0, ts=[0.0, 0.5, 1.0], max_steps=1)
+    assert sol.status_names() == "no_step_accepted" and int(sol.status) == bd.NO_STEP == 4
+    assert float(sol.t_final) == 0.0 and int(sol.num_steps) == 0
+    W = np.asarray(sol.states.W)
+    np.testing.assert_array_equal(W[0], np.asarray(s0.W))
+    assert np.all(np.isnan(W[1:]))
+    # with observables, and a vector field that is not finite at the initial state (nothing can be accepted)
+    with jax.enable_x64(False):
+        s32 = bd.State.random(jax.random.PRNGKey(0), 3, 3, scale=1.0)
+        hp, data = bd.Hyper(alpha_p=1e38), bd.Data.isotropic(3, 0.5)
+        sol = bd.simulate(s32, hp, data, 1.0, ts=[0.0, 1.0], max_steps=50, observe=bd.observables.standard(hp, data, s32))
+        assert sol.status_names() == "no_step_accepted" and float(sol.t_final) == 0.0
+        for k, v in sol.observed.items():
+            v = np.asarray(v)
+            assert not np.any(np.isinf(v)), k
+            assert np.all(np.isnan(v[1])), k
+        assert float(sol.observed["norm_W"][0]) == pytest.approx(float(jnp.linalg.norm(s32.W)), rel=1e-6)
+
+
+def test_mask_after_turns_inf_into_nan():
+    from byoldyn.solution import _mask_after
+    ts = jnp.asarray([0.0, 1.0, 2.0])
+    out = _mask_after(ts, 1.0, {"a": jnp.asarray([jnp.inf, 1.0, 2.0]), "b": jnp.ones((3, 2))})
+    np.testing.assert_array_equal(np.asarray(out["a"]), [np.nan, 1.0, np.nan])
+    np.testing.assert_array_equal(np.asarray(out["b"]), [[1, 1], [1, 1], [np.nan, np.nan]])

@@ -22,6 +22,12 @@ from conftest import random_psd
         (dict(beta="fast"), r"beta must be numeric"),
         (dict(alpha_p=1j), r"alpha_p must be real"),
         (dict(eta=np.array([0.1, -0.2])), r"eta must be >= 0, got -0\.2"),
+        (dict(eta=True), r"^eta must be numeric, got True$"),
+        (dict(beta=None), r"^beta must be numeric, got None$"),
+        (dict(alpha_p="1"), r"^alpha_p must be numeric, got '1'$"),
+        (dict(eta=[0.1, "a"]), r"^eta must be numeric, got \[0\.1, 'a'\]$"),
+        (dict(eta=[[0.1], [0.1, 0.2]]), r"^eta must be numeric, got \[\[0\.1\], \[0\.1, 0\.2\]\]$"),
+        (dict(eta_p={"a": 1}), r"^eta_p must be numeric, got \{'a': 1\}$"),
     ],
 )
 def test_hyper_rejects(kwargs, match):
@@ -93,3 +99,39 @@ def test_state_random_statistics():
     assert float(jnp.max(jnp.abs(s.Wa))) == 0.0
     c = bd.State.random(jax.random.PRNGKey(1), 4, 3, target="copy")
     np.testing.assert_array_equal(c.Wa, c.W)
+
+
+def test_float32_overflow_is_named():
+    """Issue 15 item 9: alpha_p = 1e300 in float32 said "got inf"; now the value and the remedy."""
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError, match=r"^alpha_p is too large for float32, got 1e\+300 \(float32 holds "
+                                             r"magnitudes up to 3\.4e\+38\); use float64: jax\.config\.update"
+                                             r"\('jax_enable_x64', True\)"):
+            bd.Hyper(alpha_p=1e300)
+        with pytest.raises(ValueError, match=r"^eta is too large for float32, got 1e\+39"):
+            bd.Hyper(eta=np.array([0.1, 1e39]))
+        with pytest.raises(ValueError, match=r"^alpha_p is too small for float32, got 1e-50, which rounds to 0"):
+            bd.Hyper(alpha_p=1e-50)
+        with pytest.raises(ValueError, match=r"^W is too large for float32, got 1e\+40"):
+            bd.State(np.full((2, 2), 1e40), np.eye(2))
+        with pytest.raises(ValueError, match=r"^t1 is too large for float32, got 1e\+300"):
+            bd.simulate(bd.State(np.ones((2, 2)), np.eye(2)), bd.Hyper(), bd.Data.isotropic(2), 1e300)
+        with pytest.raises(ValueError, match=r"^dt is too large for float32, got 1e\+300"):
+            bd.simulate(bd.State(np.ones((2, 2)), np.eye(2)), bd.Hyper(), bd.Data.isotropic(2), 1.0, dt=1e300)
+        assert bd.Hyper(alpha_p=1e30).alpha_p.dtype == jnp.float32  # fits: accepted
+    assert float(bd.Hyper(alpha_p=1e300).alpha_p) == 1e300  # float64 holds it
+
+
+def test_state_random_rejects_non_keys():
+    """Issue 15 item 9: State.random(0, ...) was a TypeError from inside jax.random."""
+    for key in (0, None, "seed", np.zeros(2), jnp.zeros(2)):
+        with pytest.raises(ValueError, match=r"^key must be a JAX PRNG key \(jax\.random\.PRNGKey\(seed\) or "
+                                             r"jax\.random\.key\(seed\)\), got "):
+            bd.State.random(key, 3, 3)
+    with pytest.raises(ValueError, match=r"^dtype must be a floating dtype, got int32$"):
+        bd.State.random(jax.random.PRNGKey(0), 3, 3, dtype=jnp.int32)
+    with pytest.raises(ValueError, match=r"^dtype must be a floating dtype, got 'big'$"):
+        bd.State.random(jax.random.PRNGKey(0), 3, 3, dtype="big")
+    a = bd.State.random(jax.random.key(0), 3, 2)  # typed keys too
+    b = bd.State.random(np.asarray(jax.random.PRNGKey(0)), 3, 2)  # raw uint32 as numpy
+    assert a.W.shape == (2, 3) and b.W.shape == (2, 3)

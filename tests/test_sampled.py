@@ -231,3 +231,38 @@ def test_collapse_claims():
     assert sym_ema[0] >= sym_no[0] + 1          # Table 3: no EMA loses modes
     assert sym_no_ap[0] >= sym_no[0] + 1        # Fig. 6: alpha_p = 10 rescues
     assert dp[0] >= sym_ema[0] and dp[0] >= 0.8 * n   # DirectPred keeps the modes
+
+
+def test_diverging_training_is_marked_consistently():
+    """Issue 15 item 2 (library side): `train-linear --lr 50` diverges; the Run says at which step, keeps the
+    last good state, holds data up to that step and NaN after it (never inf)."""
+    sgd, src = sp.SGD(lr=50.0), sp.Source.isotropic(8, 0.5)
+    k0, k1 = jax.random.split(jax.random.PRNGKey(0))
+    s0 = bd.State.random(k0, 8, 8, scale=0.5)
+    hyper, _ = sp.to_flow(sgd)
+    run = sp.train(s0, sgd, src, k1, 200, save_every=20, observe=bd.observables.standard(hyper, src.moments(), s0))
+    k = int(run.num_steps)
+    assert run.status_names() == "diverged" and int(run.status) == bd.DIVERGED
+    assert 0 <= k < 20 and int(run.final.step) == k  # the step k (0-based) failed
+    assert all(np.all(np.isfinite(np.asarray(getattr(run.final, f)))) for f in ("W", "Wp", "Wa"))
+    steps = np.asarray(run.steps)
+    np.testing.assert_array_equal(steps, np.arange(0, 201, 20))
+    for name, v in run.observed.items():
+        v = np.asarray(v).reshape(len(steps), -1)
+        assert np.all(np.isfinite(v[steps <= k])), name
+        assert np.all(np.isnan(v[steps > k])), name
+    # resuming from the last good state fails at the same step again: nothing is lost or invented
+    again = sp.train(s0, sgd, src, k1, 20, save_every=20, resume=run.final)
+    assert again.status_names() == "diverged" and int(again.num_steps) == k
+
+
+def test_train_rejects_bad_arguments():
+    s0, src = _state(), sp.Source.isotropic(5, 0.5)
+    for kw, match in (({"max_norm": "big"}, r"^max_norm must be a real number, got 'big'$"),
+                      ({"max_norm": 0.0}, r"^max_norm must be > 0, got 0\.0$"),
+                      ({"observe": 3}, r"^observe must be a function observe\(t, state\) or None, got 3$"),
+                      ({"resume": s0}, r"^resume must be a TrainState \(a Run\.final\), got State$")):
+        with pytest.raises(ValueError, match=match):
+            sp.train(s0, sp.SGD(), src, jax.random.PRNGKey(0), 10, **kw)
+    with pytest.raises(ValueError, match=r"^key must be a JAX PRNG key"):
+        sp.train(s0, sp.SGD(), src, 0, 10)

@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..solution import DIVERGED, STATUS_NAMES, SUCCEEDED, _blown
-from ..model import Data, State
+from ..solution import DIVERGED, STATUS_NAMES, SUCCEEDED, _blown, check_number
+from ..model import Data, State, _brief, _check_key
 from .data import Source
 from .dictionary import SGD, to_flow
 from .directpred import FORMS, directcopy_predictor, directpred_predictor, fhat_update
@@ -107,7 +107,8 @@ class Run(eqx.Module):
     - `observed`: the pytree of `observe(t, state)` at each save (else None).
     - `final`: the `TrainState` after the last good step.
     - `status`: `SUCCEEDED` or `DIVERGED` (state non-finite or above `max_norm`; later saves NaN).
-    - `num_steps`: good steps taken.
+    - `num_steps`: good steps taken (the step count of `final`): a diverged run failed at its step
+      `num_steps` (0-based), every save at a step <= `num_steps` holds data and every later save is NaN.
     """
 
     steps: jax.Array
@@ -244,7 +245,7 @@ def _train(ts0, sgd, source, data, key, n_save, save_every, setup, observe, max_
 
     def obs(ts, alive):
         y = ts.state if observe is None else observe(ts.step.astype(dt.dtype) * dt, ts.state)
-        return jax.tree.map(lambda a: jnp.where(alive, a, jnp.nan), y)
+        return jax.tree.map(lambda a: jnp.where(alive & jnp.isfinite(a), a, jnp.nan), y)  # never inf
 
     def interval(carry, _):
         carry = jax.lax.fori_loop(0, save_every, one, carry)
@@ -302,8 +303,12 @@ def train(
     if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1 \
             or steps % save_every:
         raise ValueError(f"save_every must be a positive integer dividing steps = {steps}, got {save_every!r}")
-    if not float(max_norm) > 0:
-        raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
+    check_number("max_norm", max_norm, positive=True, finite=False)
+    _check_key(key)
+    if observe is not None and not callable(observe):
+        raise ValueError(f"observe must be a function observe(t, state) or None, got {_brief(observe)}")
+    if resume is not None and not isinstance(resume, TrainState):
+        raise ValueError(f"resume must be a TrainState (a Run.final), got {type(resume).__name__}")
     ts0 = init_train_state(state0, setup) if resume is None else resume
     steps_, ts_, ys, final, status = _train(ts0, sgd, source, source.moments(), key, steps // save_every,
                                             int(save_every), setup, observe, float(max_norm))
