@@ -175,7 +175,8 @@ def _add_reproduce(sub) -> None:
         help="build every figure into figures/ and the theory-check table figures/REPORT.md",
         description="Reproduce the paper's theory figures (THEORY.md section 9) and check Theorems 1-3, the fixed "
         "points and the observations numerically. Writes one PNG per figure and REPORT.md (claim, measured, "
-        "predicted, agrees). Runs in float64. Exit status 1 if any check disagrees.",
+        "predicted, agrees, negative control). Runs in float64. Exit status 1 if any claim disagrees or any "
+        "control agrees.",
     )
     p.add_argument("--out", type=Path, default=Path("figures"), help="output directory (default figures)")
     p.add_argument("--size", choices=("full", "small"), default="full",

@@ -64,26 +64,33 @@ class Finding:
         return f"| {link}{self.title} | {self.measured} | {self.paper} | {self.explanation} |"
 
 
-def mean_se(x) -> tuple[float, float]:
-    """Mean and standard error of the mean of a 1-D sample (ddof = 1)."""
+def mean_se(x, res: float = 0.0) -> tuple[float, float]:
+    """Mean and standard error of the mean of a 1-D sample (ddof = 1).
+
+    `res`: the resolution of the data (1 for counts of modes). A sample of counts can show no spread
+    (all seeds keep 7 modes) although its values are only known to ±res/2; the variance then gets the
+    quantization variance res²/12 added, so that no interval has zero width by rounding alone.
+    """
     x = np.asarray(x, float).ravel()
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("inf")
+    if x.size < 2:
+        return float(x.mean()), float("inf")
+    return float(x.mean()), float(np.sqrt(x.var(ddof=1) + res * res / 12.0) / np.sqrt(x.size))
 
 
-def diff_ci(a, b, z: float = Z) -> tuple[float, float, float]:
-    """mean(a) − mean(b) and its interval ± z·SE (Welch: independent samples).
+def diff_ci(a, b, z: float = Z, res: float = 0.0) -> tuple[float, float, float]:
+    """mean(a) − mean(b) and its interval ± z·SE (Welch: independent samples; `res` as `mean_se`).
 
     **Returns:** (difference, low, high).
     """
-    ma, sa = mean_se(a)
-    mb, sb = mean_se(b)
+    ma, sa = mean_se(a, res)
+    mb, sb = mean_se(b, res)
     d, se = ma - mb, float(np.hypot(sa, sb))
     return d, d - z * se, d + z * se
 
 
-def fmt_ms(x, digits: int = 2) -> str:
+def fmt_ms(x, digits: int = 2, res: float = 0.0) -> str:
     """'mean ± SE' of a sample."""
-    m, s = mean_se(x)
+    m, s = mean_se(x, res)
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 

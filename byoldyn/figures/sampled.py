@@ -18,7 +18,7 @@ import numpy as np
 from .. import observables as ob
 from ..model import State
 from ..sampled import SGD, Setup, Source, compare, train
-from .common import Check, note
+from .common import Z, Check, Finding, diff_ci, fmt_ms, mean_se, note
 
 __all__ = ["fig_sampled_ode", "fig_sampled_table3", "fig_sampled_alpha_p", "fig_sampled_directpred"]
 
@@ -44,14 +44,14 @@ def _runs(setup, sgd, source, n, seeds, steps, save_every, scale, wp_scale, targ
     return {k: np.asarray(v) for k, v in r.observed.items()}, np.asarray(r.ts[0]), np.asarray(r.status)
 
 
-def fig_sampled_ode(size: str = "full"):
+def fig_sampled_ode(size: str = "full", seed: int = 0):
     """Sampled SGD vs the ODE (Lemma 1) from the same start, as lr -> 0 and the batch grows (THEORY.md section 1).
 
     Isotropic data, Euclidean one-view loss, learned Wp, EMA (practice form); the ODE uses
     `to_flow(sgd)`. Left: the top eigenvalues s_j of F; middle: the relative distance of the
     spectrum over flow time; right: its maximum against lr, with exact expectations (batch = ∞) too.
     """
-    n, t1, seeds, nsave = (8, 20.0, 4, 40) if size == "full" else (4, 10.0, 2, 20)
+    n, t1, seeds, nsave = (8, 20.0, 4, 40) if size == "full" else (4, 10.0, 3, 20)
     sigma2, beta, eta, scale = 0.5, 0.5, 0.01, 1.0
     settings = [(0.1, 16), (0.05, 64), (0.02, 256), (0.01, 1024)]
     exact_lrs = [0.1, 0.05, 0.02, 0.01]
@@ -61,7 +61,7 @@ def fig_sampled_ode(size: str = "full"):
     for lr, B in settings:
         steps = int(round(t1 / lr))
         sgd = SGD(lr=lr, wd=eta, gamma_a=1 - beta * lr)
-        res[(lr, B)] = compare(s0, sgd, src, jax.random.PRNGKey(0), steps, setup=Setup(batch=B), seeds=seeds,
+        res[(lr, B)] = compare(s0, sgd, src, jax.random.PRNGKey(seed), steps, setup=Setup(batch=B), seeds=seeds,
                                save_every=steps // nsave)
     for lr in exact_lrs:
         steps = int(round(t1 / lr))
@@ -98,41 +98,89 @@ def fig_sampled_ode(size: str = "full"):
               f"EMA Wa <- γ_a Wa + (1 - γ_a) W_new; {seeds} seeds; t ∈ [0, {t1:g}]. Batch = 16 lr^-2 / 100.")
     fig.tight_layout(rect=(0, 0.05, 1, 0.94))
 
-    ok_mono = all(a > b for a, b in zip(dmax, dmax[1:]))
+    # Per seed: the max over t of the distance of its spectrum to the ODE. Criteria, a priori:
+    # (1) each step to a smaller lr and larger batch lowers the distance: the difference's Z-SE interval > 0;
+    #     control: the first setting against itself with other seeds (an A/A comparison, nothing changes);
+    # (2) "tracks the ODE": mean + Z SE below 2 lr, the first-order discretization error (row 3) with a unit
+    #     constant, doubled for the minibatch noise; control: the setting (0.1, 16), against its own 2 lr;
+    # (3) exact expectations: the distance is first order in lr, so its ratio between lr = 0.1 and 0.01 is 10
+    #     up to a factor 1.5 (a second-order term up to half the first at lr = 0.1); control: the
+    #     second-order prediction, 100 (a wrong theory value).
+    per = {k: np.max(c.distance["s"], axis=1) for k, c in res.items()}
+    keys = list(per)
+    steps_ok = [diff_ci(per[a], per[b])[1] > 0 for a, b in zip(keys, keys[1:])]
+    lr0, B0 = settings[0]
+    aa = compare(s0, SGD(lr=lr0, wd=eta, gamma_a=1 - beta * lr0), src, jax.random.PRNGKey(seed + 7777), int(round(t1 / lr0)),
+                 setup=Setup(batch=B0), seeds=seeds, save_every=int(round(t1 / lr0)) // nsave)
+    d_aa = diff_ci(per[keys[0]], np.max(aa.distance["s"], axis=1))
+    track = lambda x, lr: bool(mean_se(x)[0] + Z * mean_se(x)[1] < 2 * lr)  # noqa: E731
+    ratio = ex[exact_lrs[0]].max_distance('s') / ex[exact_lrs[-1]].max_distance('s')
+    order = lambda pred: bool(abs(np.log(ratio / pred)) < np.log(1.5))  # noqa: E731
+    lr_ratio = exact_lrs[0] / exact_lrs[-1]
     checks = [
         Check("Section 1 / level 3: max_t ‖s − s_ODE‖/‖s_ODE‖ of SGD falls as lr -> 0 and batch grows "
-              f"(lr, B) = {', '.join(f'({l}, {b})' for l, b in settings)}",
-              ", ".join(f"{d:.4f}" for d in dmax), "strictly decreasing", ok_mono),
+              f"(lr, B) = {', '.join(f'({l}, {b})' for l, b in settings)} (mean ± SE over {seeds} seeds)",
+              ", ".join(fmt_ms(per[k], 4) for k in keys), f"strictly decreasing (each difference's {Z:g}-SE interval > 0)",
+              all(steps_ok), f"({lr0}, {B0}) against itself, other seeds: difference {d_aa[0]:.4f} "
+              f"[{d_aa[1]:.4f}, {d_aa[2]:.4f}]", bool(d_aa[1] > 0)),
         Check(f"Level 3: SGD at lr = {settings[-1][0]}, batch {settings[-1][1]} tracks the ODE",
-              f"{dmax[-1]:.4f} (weights W: {dW[-1]:.4f})", "< 0.02", dmax[-1] < 0.02),
+              f"{fmt_ms(per[keys[-1]], 4)} (weights W: {dW[-1]:.4f})", f"mean + {Z:g} SE < 2 lr = {2 * settings[-1][0]:g}",
+              track(per[keys[-1]], settings[-1][0]), f"lr = {lr0}, batch {B0}: {fmt_ms(per[keys[0]], 3)} vs 2 lr = {2 * lr0:g}",
+              track(per[keys[0]], lr0)),
         Check("Level 3: exact expectations (batch = ∞): distance to the ODE is O(lr) (Euler + EMA-order bias)",
-              f"ratio at lr {exact_lrs[0]} / {exact_lrs[-1]}: "
-              f"{ex[exact_lrs[0]].max_distance('s') / ex[exact_lrs[-1]].max_distance('s'):.2f}",
-              f"≈ {exact_lrs[0] / exact_lrs[-1]:g} (first order)",
-              abs(np.log((ex[exact_lrs[0]].max_distance('s') / ex[exact_lrs[-1]].max_distance('s'))
-                         / (exact_lrs[0] / exact_lrs[-1]))) < np.log(1.5)),
+              f"ratio at lr {exact_lrs[0]} / {exact_lrs[-1]}: {ratio:.2f}", f"≈ {lr_ratio:g} (first order; within x1.5)",
+              order(lr_ratio), f"second order, ≈ {lr_ratio ** 2:g}", order(lr_ratio ** 2)),
     ]
     return fig, checks
 
 
 
-
 _SIGMA2, _WD, _SCALE, _WP_SCALE = 0.5, 0.0133, 0.05, 2.0
+# Seeds per configuration: every claim on sampled runs is decided on a Z-SE interval over these seeds;
+# 8 resolve the differences of >= 1.5 modes that the claims are about (per-seed SD about 0.7 modes) at
+# Z = 3, within the time budget of `byoldyn reproduce`.
+_SEEDS = {"full": 8, "small": 6}
+_CACHE: dict = {}
 
 
-def _claim_runs(size, configs, seed=0):
-    """Run each `(label, setup, sgd)` of `configs` for the claim figures; returns {label: (obs, ts)}."""
-    n, seeds, steps = (16, 3, 3000) if size == "full" else (6, 2, 400)
-    src = Source.isotropic(n, _SIGMA2)
-    out = {}
-    for label, setup, sgd in configs:
-        o, ts, _ = _runs(setup, sgd, src, n, seeds, steps, steps // 20, _SCALE, _WP_SCALE, seed=seed)
-        out[label] = (o, ts)
-    return out, (n, seeds, steps)
+def _size(size):
+    return (16, _SEEDS["full"], 3000) if size == "full" else (6, _SEEDS["small"], 400)
 
 
 def _lr():
     return 0.05
+
+
+def _sgd(alpha_p=1.0, **kw):
+    lr = _lr()
+    return SGD(lr=lr, lr_p=alpha_p * lr, wd=_WD, wd_p=_WD / alpha_p, gamma_a=1 - 0.0133 * lr, **kw)
+
+
+def _cfg(loss, pred, ema=True, alpha_p=1.0, form="boost_scale", eps=0.1):
+    """A claim configuration: its cache key, `Setup` and `SGD` (symmetric two-view loss, batch 128)."""
+    key = (loss, pred, ema, alpha_p, form, eps)
+    return key, Setup(loss=loss, views="symmetric", predictor=pred, ema=ema, directpred_form=form), \
+        _sgd(alpha_p=alpha_p, rho=0.3, eps=eps)
+
+
+def _claim_runs(size, configs, seed=0):
+    """Run each `(key, setup, sgd)` of `configs` (from `_cfg`; shared between figures through a cache) with
+    seeds `seed` ... `seed + seeds − 1`; returns {key: (obs, ts)} and (n, seeds, steps)."""
+    n, seeds, steps = _size(size)
+    src = Source.isotropic(n, _SIGMA2)
+    out = {}
+    for key, setup, sgd in configs:
+        ck = (size, seed, key)
+        if ck not in _CACHE:
+            o, ts, _ = _runs(setup, sgd, src, n, seeds, steps, steps // 20, _SCALE, _WP_SCALE, seed=seed)
+            _CACHE[ck] = (o, ts)
+        out[key] = _CACHE[ck]
+    return out, (n, seeds, steps)
+
+
+def _final(res, key):
+    """Per-seed surviving modes at the end of the run."""
+    return res[key][0]["modes"][:, -1]
 
 
 def _note(n, seeds, steps, extra=""):
@@ -141,11 +189,6 @@ def _note(n, seeds, steps, extra=""):
             f"(no momentum), wd = {_WD} (η = {_WD}, the paper's η̄/α), γ_a = 1 − {0.0133}·lr (β = 0.0133); "
             f"{steps} steps (t = {steps * lr:g}); W ~ N(0, {_SCALE}²/n), Wp ~ N(0, {_WP_SCALE}²/n) (a strong random "
             f"predictor), target starts as a copy of W; {seeds} seeds; a mode survives if s_j > {REL:g} max_j s_j. {extra}")
-
-
-def _sgd(alpha_p=1.0, **kw):
-    lr = _lr()
-    return SGD(lr=lr, lr_p=alpha_p * lr, wd=_WD, wd_p=_WD / alpha_p, gamma_a=1 - 0.0133 * lr, **kw)
 
 
 def _plot_modes(ax, res, labels, title):
@@ -157,106 +200,138 @@ def _plot_modes(ax, res, labels, title):
     ax.legend(fontsize=7)
 
 
-def fig_sampled_table3(size: str = "full"):
+def _more(claim, a, b, names, n, predicted):
+    """A claim "a keeps more modes than b" decided on the Z-SE interval of the difference; its control is
+    the A/A comparison of b's seeds split in two halves (the same configuration: no difference may appear)."""
+    d = diff_ci(a, b, res=1.0)
+    dc = diff_ci(b[0::2], b[1::2], res=1.0)
+    return Check(claim, f"{names[0]} {fmt_ms(a, res=1.0)} vs {names[1]} {fmt_ms(b, res=1.0)} of {n} (difference {d[0]:.2f}, "
+                 f"{Z:g}-SE interval [{d[1]:.2f}, {d[2]:.2f}])", predicted + " (interval > 0)", bool(d[1] > 0),
+                 f"{names[1]} vs {names[1]}, disjoint halves of the seeds: {dc[0]:.2f} [{dc[1]:.2f}, {dc[2]:.2f}]",
+                 bool(dc[1] > 0))
+
+
+def fig_sampled_table3(size: str = "full", seed: int = 0):
     """Table 3 pattern in the sampled linear model: a symmetric Wp without EMA loses modes; with EMA it does not.
 
     Symmetric and learned (regular) Wp, with and without EMA, Euclidean (Eq. 1) and cosine loss
-    (THEORY.md sections 5, 7.5 (Obs#8), 12).
+    (THEORY.md sections 5, 7.5 (Obs#8), 12). The regular Wp losing modes without EMA too is a finding.
     """
-    configs = []
-    for loss in ("euclidean", "cosine"):
-        for pred in ("symmetric", "learned"):
-            for ema in (True, False):
-                configs.append(((loss, pred, ema), Setup(loss=loss, views="symmetric", predictor=pred, ema=ema), _sgd()))
-    res, (n, seeds, steps) = _claim_runs(size, configs)
+    cfgs = {(loss, pred, ema): _cfg(loss, pred, ema) for loss in ("euclidean", "cosine")
+            for pred in ("symmetric", "learned") for ema in (True, False)}
+    res, (n, seeds, steps) = _claim_runs(size, list(cfgs.values()), seed)
+    fin = {k: _final(res, c[0]) for k, c in cfgs.items()}
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.2))
-    final = {k: float(v[0]["modes"][:, -1].mean()) for k, v in res.items()}
-    checks = []
+    checks, drops = [], {}
     for a, loss in zip(ax, ("euclidean", "cosine")):
-        labs = {f"{p}, {'EMA' if e else 'no EMA'}": (loss, p, e) for p in ("symmetric", "learned") for e in (True, False)}
+        labs = {f"{p}, {'EMA' if e else 'no EMA'}": cfgs[(loss, p, e)][0] for p in ("symmetric", "learned")
+                for e in (True, False)}
         _plot_modes(a, {k: res[v] for k, v in labs.items()}, list(labs), f"{loss} loss")
-        sym_drop = final[(loss, "symmetric", True)] - final[(loss, "symmetric", False)]
-        lrn_drop = final[(loss, "learned", True)] - final[(loss, "learned", False)]
-        checks.append(Check(f"Table 3 ({loss} loss, sampled linear model): symmetric Wp, surviving modes with EMA vs without",
-                            f"{final[(loss, 'symmetric', True)]:.2f} vs {final[(loss, 'symmetric', False)]:.2f} of {n}",
-                            "fewer without EMA (partial collapse)", sym_drop >= 1.0))
-        if loss == "cosine":
-            checks.append(Check("Table 3 (cosine loss): EMA matters more for the symmetric Wp than for the regular one",
-                                f"loss of modes without EMA: symmetric {sym_drop:.2f}, regular {lrn_drop:.2f}",
-                                "symmetric > regular", sym_drop > lrn_drop))
-        else:
-            checks.append(Check("Documented difference (Euclidean loss): the regular Wp also loses modes without EMA "
-                                "(paper's real nets: 72.9 vs 74.5, nearly no loss)",
-                                f"loss of modes without EMA: symmetric {sym_drop:.2f}, regular {lrn_drop:.2f}",
-                                "linear model: both lose modes (EMA's curriculum, Obs#8, helps either predictor)",
-                                sym_drop >= 1.0 and lrn_drop >= 1.0))
+        checks.append(_more(f"Table 3 ({loss} loss, sampled linear model): symmetric Wp, surviving modes with EMA vs "
+                            "without", fin[(loss, "symmetric", True)], fin[(loss, "symmetric", False)],
+                            ("EMA", "no EMA"), n, "fewer without EMA (partial collapse)"))
+        drops[loss] = [diff_ci(fin[(loss, p, True)], fin[(loss, p, False)], res=1.0) for p in ("symmetric", "learned")]
+    txt = "; ".join(f"{loss}: symmetric {d[0][0]:.2f} [{d[0][1]:.2f}, {d[0][2]:.2f}], regular {d[1][0]:.2f} "
+                    f"[{d[1][1]:.2f}, {d[1][2]:.2f}]" for loss, d in drops.items())
+    checks.append(Finding("Table 3: without EMA the regular (learned) Wp keeps its accuracy while the symmetric one "
+                          "collapses", f"modes lost without EMA ({Z:g}-SE intervals): {txt}",
+                          "STL-10 one-layer linear, no bias: regular 74.51 → 72.85 (−1.7), symmetric 75.09 → 36.62",
+                          "in the linear model EMA's curriculum (Obs#8: a small τ keeps Δ_j small) helps either "
+                          "predictor; the learned Wp's extra freedom does not replace it, so both lose modes"))
     fig.suptitle("Table 3 pattern, sampled linear BYOL: no EMA + symmetric predictor loses modes; EMA keeps them")
     note(fig, _note(n, seeds, steps, "No run collapses completely: 'collapse' here is the loss of modes (dimensional collapse)."))
     fig.tight_layout(rect=(0, 0.07, 1, 0.94))
     return fig, checks
 
 
-def fig_sampled_alpha_p(size: str = "full"):
+def fig_sampled_alpha_p(size: str = "full", seed: int = 0):
     """Fig. 6 in the sampled linear model: without EMA, a symmetric Wp survives better with alpha_p > 1.
 
     alpha_p = lr_p / lr (THEORY.md sections 1, 7.3 (Obs#1), 12); wd_p = wd / alpha_p keeps eta_p = eta (Lemma 1).
     """
-    alphas = (1.0, 3.0, 10.0)
-    configs = [((loss, a), Setup(loss=loss, views="symmetric", predictor="symmetric", ema=False), _sgd(alpha_p=a))
-               for loss in ("euclidean", "cosine") for a in alphas]
-    res, (n, seeds, steps) = _claim_runs(size, configs)
+    alphas = (1.0, 10.0)
+    cfgs = {(loss, a): _cfg(loss, "symmetric", False, alpha_p=a) for loss in ("euclidean", "cosine") for a in alphas}
+    res, (n, seeds, steps) = _claim_runs(size, list(cfgs.values()), seed)
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.2))
     checks = []
     for a, loss in zip(ax, ("euclidean", "cosine")):
-        labs = {f"α_p = {al:g}": (loss, al) for al in alphas}
+        labs = {f"α_p = {al:g}": cfgs[(loss, al)][0] for al in alphas}
         _plot_modes(a, {k: res[v] for k, v in labs.items()}, list(labs), f"{loss} loss, symmetric Wp, no EMA")
-        m = [float(res[(loss, al)][0]["modes"][:, -1].mean()) for al in alphas]
-        checks.append(Check(f"Fig. 6 ({loss} loss, sampled linear model): no EMA, symmetric Wp, surviving modes at "
-                            f"α_p = {', '.join(f'{x:g}' for x in alphas)}", ", ".join(f"{x:.2f}" for x in m),
-                            "more with α_p > 1", m[-1] > m[0] and m[1] >= m[0]))
+    hi, lo = (_final(res, cfgs[("cosine", a)][0]) for a in (10.0, 1.0))
+    checks.append(_more("Fig. 6 (cosine loss, sampled linear model): no EMA, symmetric Wp, surviving modes at "
+                        "α_p = 10 vs 1", hi, lo, ("α_p = 10", "α_p = 1"), n, "more with α_p > 1"))
+    # The Euclidean loss (Eq. 1) is reported as a finding: its rescue is within the seed noise (an interval
+    # that includes 0 at 12 seeds too: 4.42 ± 0.31 vs 3.75 ± 0.28).
+    hi, lo = (_final(res, cfgs[("euclidean", a)][0]) for a in (10.0, 1.0))
+    d = diff_ci(hi, lo, res=1.0)
+    checks.append(Finding("Fig. 6 with the Euclidean loss (Eq. 1): α_p > 1 rescues the symmetric Wp without EMA",
+                          f"surviving modes α_p = 10: {fmt_ms(hi, res=1.0)}, α_p = 1: {fmt_ms(lo, res=1.0)} of {n} "
+                          f"(difference {d[0]:.2f}, {Z:g}-SE interval [{d[1]:.2f}, {d[2]:.2f}])",
+                          "real nets (cosine loss): α_p > 1 makes the symmetric Wp work without EMA",
+                          "with the unnormalized loss a larger α_p also speeds the predictor's growth of p_j, which "
+                          "Eq. 17 penalizes (Δ_j large early); with the cosine loss the scale of Wp is free and α_p "
+                          "rescues clearly (row above)"))
     fig.suptitle("Fig. 6 pattern, sampled linear BYOL: α_p > 1 rescues the symmetric predictor without EMA")
     note(fig, _note(n, seeds, steps, "lr_p = α_p lr, wd_p = wd/α_p (so η_p = η)."))
     fig.tight_layout(rect=(0, 0.07, 1, 0.94))
     return fig, checks
 
 
-def fig_sampled_directpred(size: str = "full"):
-    """DirectPred (Eq. 18, official boost_scale form, ρ = 0.3, ε = 0.1, freq 1) vs a learned Wp, with EMA.
+def fig_sampled_directpred(size: str = "full", seed: int = 0):
+    """DirectPred (Eq. 18; official boost_scale form, ρ = 0.3, ε = 0.1, freq 1) vs a learned Wp, with EMA; and
+    Eq. 18 as printed against the official code's form (THEORY.md sections 6, 10.1-10.2).
 
-    DirectPred keeps the modes and is aligned with F from the first update (THEORY.md sections 6, 10).
     Alignment: Σ_j s_j cos_j / Σ_j s_j with cos_j = u_jᵀ Wp u_j / ‖Wp u_j‖ for eigenvectors u_j of F = W Wᵀ.
     """
-    configs = [((loss, pred), Setup(loss=loss, views="symmetric", predictor=pred, ema=True), _sgd(rho=0.3, eps=0.1))
-               for loss in ("euclidean", "cosine") for pred in ("directpred", "learned", "directcopy")]
-    res, (n, seeds, steps) = _claim_runs(size, configs)
-    # the first update alone (save every step)
-    src = Source.isotropic(n, _SIGMA2)
-    first = {}
-    for lab, setup, sgd in configs:
-        o, _, _ = _runs(setup, sgd, src, n, seeds, 1, 1, _SCALE, _WP_SCALE)
-        first[lab] = o["align"][:, 1]
+    cfgs = {(loss, pred): _cfg(loss, pred) for loss in ("euclidean", "cosine") for pred in ("directpred", "learned")}
+    forms = {(f, e): _cfg("cosine", "directpred", form=f, eps=e) for f in ("boost_scale", "paper") for e in (0.1, 0.0)}
+    res, (n, seeds, steps) = _claim_runs(size, list(cfgs.values()) + list(forms.values()), seed)
     fig, ax = plt.subplots(2, 2, figsize=(12, 7.5))
     checks = []
-    names = {"directpred": "DirectPred", "learned": "SGD predictor", "directcopy": "DirectCopy"}
+    names = {"directpred": "DirectPred", "learned": "SGD predictor"}
     for col, loss in enumerate(("euclidean", "cosine")):
-        labs = {names[p]: (loss, p) for p in names}
+        labs = {names[p]: cfgs[(loss, p)][0] for p in names}
         _plot_modes(ax[0, col], {k: res[v] for k, v in labs.items()}, list(labs), f"{loss} loss, EMA")
         for k, v in labs.items():
             o, ts = res[v]
-            ax[1, col].plot(ts, o["align"].mean(0), label=f"{k}: after 1 step {first[v].mean():.3f}")
+            ax[1, col].plot(ts, o["align"].mean(0), label=k)
         ax[1, col].set(title=f"{loss}: s-weighted alignment of Wp with F", xlabel="flow time t", ylim=(-1.05, 1.05))
         ax[1, col].legend(fontsize=7)
-        dp, lr_ = res[(loss, "directpred")][0], res[(loss, "learned")][0]
-        m_dp, m_l = float(dp["modes"][:, -1].mean()), float(lr_["modes"][:, -1].mean())
-        checks.append(Check(f"DirectPred ({loss} loss, sampled linear model): surviving modes vs the SGD predictor",
-                            f"{m_dp:.2f} vs {m_l:.2f} of {n}; min ‖W‖ {float(dp['norm_W'][:, -1].min()):.3f}",
-                            "no collapse: at least as many modes", m_dp >= m_l and m_dp >= 0.5 * n))
-        a1 = float(first[(loss, "directpred")].min())
-        checks.append(Check(f"DirectPred ({loss} loss): alignment of Wp with F after the first update (min over seeds)",
-                            f"{a1:.3f} (SGD predictor {float(first[(loss, 'learned')].mean()):.3f})", ">= 0.85 (random Wp: about 0.2)",
-                            a1 >= 0.85))
-    fig.suptitle("DirectPred in sampled linear BYOL: Wp set from F̂ keeps the modes and is aligned from the first update")
+        checks.append(_more(f"DirectPred ({loss} loss, sampled linear model): surviving modes vs the SGD predictor",
+                            _final(res, cfgs[(loss, "directpred")][0]), _final(res, cfgs[(loss, "learned")][0]),
+                            ("DirectPred", "SGD predictor"), n, "no collapse: more modes"))
+        # Theorem 3 at level 3: the learned Wp's eigenvectors align with F's during training (DirectPred's
+        # alignment holds by construction, so it tests nothing). Control: dynamics off (t = 0 against t = 0).
+        al = res[cfgs[(loss, "learned")][0]][0]["align"]
+        d = diff_ci(al[:, -1], al[:, 0])
+        d0 = diff_ci(al[:, 0], al[:, 0])
+        checks.append(Check(f"Theorem 3 ({loss} loss, sampled linear model): s-weighted alignment of the SGD predictor "
+                            "with F, t1 vs t = 0", f"{fmt_ms(al[:, -1])} vs {fmt_ms(al[:, 0])} (interval of the rise "
+                            f"[{d[1]:.2f}, {d[2]:.2f}])", "rises (interval > 0)", bool(d[1] > 0),
+                            f"dynamics off (t = 0 vs t = 0): [{d0[1]:.2f}, {d0[2]:.2f}]", bool(d0[1] > 0)))
+    # Eq. 18 as printed, p_j = sqrt(s_j) + ε max s_j, vs the official code, p_j ∝ sqrt(s_j) + ε sqrt(max s_j)
+    # (THEORY.md 10.2): under the cosine loss only Wp's shape matters, and the boost of weak modes relative to
+    # the strong ones is ε sqrt(max s_j) in the paper's form against ε in the code's: with max s_j < 1 the
+    # printed form boosts less. Reported as a finding (no resolvable difference in surviving modes at 12
+    # seeds: 16.00 vs 15.92 ± 0.08); ε = 0, where the forms differ by a scale only, is shown beside it.
+    fo = {k: _final(res, c[0]) for k, c in forms.items()}
+    smax = float(np.median(res[forms[("paper", 0.1)][0]][0]["s"][:, -1, 0]))
+    d = diff_ci(fo[("boost_scale", 0.1)], fo[("paper", 0.1)], res=1.0)
+    dc = diff_ci(fo[("boost_scale", 0.0)], fo[("paper", 0.0)], res=1.0)
+    checks.append(Finding("DirectPred, Eq. 18 as printed (p_j = sqrt(s_j) + ε max s_j) vs the official code "
+                          "(p_j ∝ sqrt(s_j) + ε sqrt(max s_j), THEORY.md 10.2), cosine loss, sampled linear model",
+                          f"surviving modes: code {fmt_ms(fo[('boost_scale', 0.1)], res=1.0)}, printed "
+                          f"{fmt_ms(fo[('paper', 0.1)], res=1.0)} of {n} (difference {d[0]:.2f} [{d[1]:.2f}, "
+                          f"{d[2]:.2f}]); at ε = 0: {dc[0]:.2f}; max_j s_j at t1 {smax:.2g}",
+                          "the paper prints Eq. 18; its experiments (Table 6's ε column) ran the code's form",
+                          "with max s_j < 1 the printed form boosts the weak modes sqrt(max s_j) times less, yet the "
+                          "linear model keeps (nearly) every mode either way: the DirectPred predictor alone "
+                          "prevents the collapse here, so the ε boost is not what matters"))
+    ax[0, 1].plot(*(lambda o, ts: (ts, o["modes"].mean(0)))(*res[forms[("paper", 0.1)][0]]), "--",
+                  label="DirectPred, Eq. 18 as printed")
+    ax[0, 1].legend(fontsize=7)
+    fig.suptitle("DirectPred in sampled linear BYOL: Wp set from F̂ keeps the modes; the learned Wp aligns with F")
     note(fig, _note(n, seeds, steps, "DirectPred: boost_scale form p_j = sqrt(s_j/s_max) + ε, ρ = 0.3, ε = 0.1, "
-                                     "freq = 1; DirectCopy: Wp = F̂/‖F̂‖₂ + εI."))
+                                     "freq = 1; dashed: Eq. 18 as printed, p_j = sqrt(s_j) + ε max s_j."))
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     return fig, checks
