@@ -180,17 +180,18 @@ class Data(eqx.Module):
     isotropic_: bool = eqx.field(static=True)
 
     def __init__(self, X, Xp, *, n1: int | None = None, _isotropic: bool = False):
-        self.X = _array("X", X)
-        self.Xp = _array("Xp", Xp)
         self.isotropic_ = bool(_isotropic)
-        _check_finite("X", self.X)
-        _check_finite("Xp", self.Xp)
+        nx, nxp = ("x", "sigma2") if self.isotropic_ else ("X", "Xp")  # the names the caller used
+        self.X = _array(nx, X)
+        self.Xp = _array(nxp, Xp)
+        _check_finite(nx, self.X)
+        _check_finite(nxp, self.Xp)
         if self.isotropic_:
-            if n1 is None or int(n1) < 1:
+            if isinstance(n1, bool) or not isinstance(n1, (int, np.integer)) or n1 < 1:
                 raise ValueError(f"n1 must be a positive integer, got {n1!r}")
             self.n1 = int(n1)
-            _check_sign("X", self.X, strict=False)
-            _check_sign("sigma2", self.Xp, strict=False)
+            _check_sign(nx, self.X, strict=False)
+            _check_sign(nxp, self.Xp, strict=False)
             return
         if self.X.ndim < 2 or self.X.shape[-1] != self.X.shape[-2]:
             raise ValueError(f"X must have shape (..., n1, n1), got {self.X.shape}")
