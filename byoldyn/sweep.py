@@ -30,6 +30,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,13 +42,15 @@ import numpy as np
 import xarray as xr
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from .errors import check_output_dir, check_output_file, one_line, read_json
 from .flows.matrix import check_variant
 from .integrate import DIVERGED, STATUS_NAMES, SUCCEEDED
 from .io import atomic_write, save_netcdf
 from .model import Data, Hyper
 from .sweep_levels import OBS, OBSERVABLES, RHS, Observe, initial, per_mode
 
-__all__ = ["sweep", "LEVELS", "METHODS", "PARAMS", "OBSERVABLES", "parts_dir", "config_hash"]
+__all__ = ["sweep", "LEVELS", "METHODS", "PARAMS", "OBSERVABLES", "parts_dir", "config_hash", "memory_limit",
+           "MEMORY_FRACTION", "SEED_LIMIT"]
 
 LEVELS = ("modes", "symmetric", "matrix")
 METHODS = ("rk4", "euler", "adaptive")
@@ -91,21 +95,41 @@ def _values(name: str, v, distinct: bool = True) -> tuple[np.ndarray, bool]:
     return a, swept
 
 
-def _seeds(seeds) -> np.ndarray:
+SEED_LIMIT = 2 ** 32  # seeds are 32-bit: PRNGKey(seed) for 0 <= seed < 2**32 (larger ones would wrap)
+
+
+class Refused(ValueError):
+    """A refusal whose advice differs on the command line: `str(e)` names Python arguments (`resume=False`),
+    `e.cli` the `byoldyn sweep` flags (`--resume`)."""
+
+    def __init__(self, message: str, cli: str | None = None):
+        super().__init__(message)
+        self.cli = cli or message
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _seeds(seeds) -> int | np.ndarray:
+    """A count k (seeds 0..k-1, returned as the count so that a huge one costs nothing before the size check)
+    or the validated array of distinct seeds in [0, 2**32)."""
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ValueError(f"seeds must be a positive count or a sequence of seeds, got {seeds!r}")
-        return np.arange(int(seeds), dtype=np.int64)
+        if not 1 <= seeds <= SEED_LIMIT:
+            raise ValueError(f"seeds must be a positive count (at most 2**32) or a sequence of seeds, got {seeds!r}")
+        return int(seeds)
     a, swept = _values("seeds", seeds)
+    if np.any(a >= SEED_LIMIT):
+        raise ValueError(f"seeds must be < 2**32 (32-bit PRNG seeds; larger ones would repeat smaller ones), "
+                         f"got {a[a >= SEED_LIMIT][0].item()!r}")
     return a
 
 
-def _plan(params: dict, points, seeds: np.ndarray):
-    """The flat member table and the labelled grid it reshapes to.
+def _axes(params: dict, points) -> dict:
+    """The validated values of every parameter (small arrays: no member table yet).
 
-    **Returns:** `(table, dims, coords, fixed)`: `table` maps every parameter to a (M,) array (M =
-    members, seed fastest); `dims` the grid dimensions (ending in "seed"); `coords` the dimension
-    coordinates; `fixed` the parameters that are not swept (scalars), with eta_p / n2 absent when tied.
+    **Returns:** a dict with `vals` (name -> 1-D array), `swept` (grid dimensions, in `PARAMS` order),
+    `tied` (eta_p / n2 when tied), `points` (the names given in `points`) and `n` (members per seed).
     """
     tied = {k for k in ("eta_p", "n2") if params[k] is None}
     vals, swept = {}, []
@@ -116,23 +140,36 @@ def _plan(params: dict, points, seeds: np.ndarray):
         vals[k] = a
         if s:
             swept.append(k)
+    if points is None:
+        return {"vals": vals, "swept": swept, "tied": tied, "points": [],
+                "n": math.prod(len(vals[k]) for k in swept)}
+    if swept:
+        raise ValueError(f"with points, the other parameters must be scalars; {swept[0]} is a sequence")
+    if not isinstance(points, dict) or not points:
+        raise ValueError(f"points must be a non-empty dict of parameter name -> 1-D sequence, got {points!r}")
+    lens = set()
+    for k, v in points.items():
+        if k not in PARAMS:
+            raise ValueError(f"points: unknown parameter {k!r}; choose from {', '.join(PARAMS)}")
+        a = np.atleast_1d(_values(k, v, distinct=False)[0])
+        lens.add(len(a))
+        vals[k] = a
+    if len(lens) != 1:
+        raise ValueError(f"points: every parameter needs the same number of values, got lengths {sorted(lens)}")
+    return {"vals": vals, "swept": [], "tied": tied - set(points), "points": list(points), "n": lens.pop()}
+
+
+def _plan(axes: dict, seeds: np.ndarray):
+    """The flat member table and the labelled grid it reshapes to (after `_check_work`: this allocates).
+
+    **Returns:** `(table, dims, coords, fixed, point_coords, tied)`: `table` maps every parameter to a (M,)
+    array (M = members, seed fastest); `dims` the grid dimensions (ending in "seed"); `coords` the dimension
+    coordinates; `fixed` the parameters that are not swept (scalars), with eta_p / n2 absent when tied.
+    """
+    vals, swept, tied, points = axes["vals"], axes["swept"], set(axes["tied"]), axes["points"]
     S = len(seeds)
-    if points is not None:
-        if swept:
-            raise ValueError(f"with points, the other parameters must be scalars; {swept[0]} is a sequence")
-        if not isinstance(points, dict) or not points:
-            raise ValueError(f"points must be a non-empty dict of parameter name -> 1-D sequence, got {points!r}")
-        lens = set()
-        for k, v in points.items():
-            if k not in PARAMS:
-                raise ValueError(f"points: unknown parameter {k!r}; choose from {', '.join(PARAMS)}")
-            a = np.atleast_1d(_values(k, v, distinct=False)[0])
-            lens.add(len(a))
-            vals[k] = a
-        if len(lens) != 1:
-            raise ValueError(f"points: every parameter needs the same number of values, got lengths {sorted(lens)}")
-        npts = lens.pop()
-        tied -= set(points)
+    if points:
+        npts = axes["n"]
         table = {k: np.repeat(np.broadcast_to(vals[k], (npts,)) if k in points else np.full(npts, vals[k][0]), S)
                  for k in vals}
         dims = ["point", "seed"]
@@ -150,13 +187,159 @@ def _plan(params: dict, points, seeds: np.ndarray):
         fixed = {k: vals[k][0].item() for k in vals if k not in swept}
         point_coords = {}
     M = len(table["n1"])
-    seed_col = np.tile(seeds, M // S)
-    table["seed"] = seed_col
+    table["seed"] = np.tile(seeds, M // S)
     if "eta_p" in tied:
         table["eta_p"] = table["eta"]
     if "n2" in tied:
         table["n2"] = table["n1"]
     return table, dims, coords, fixed, point_coords, sorted(tied)
+
+
+# ---------------------------------------------------------------------------------------------
+# the bound on work: memory (and disk) estimated from the sizes, before anything big is allocated
+
+MEMORY_FRACTION = 0.5  # of the available memory (host; and of each accelerator's) that one sweep may plan to use
+_STAGES = {"euler": 4, "rk4": 8, "adaptive": 12}  # live copies of the state while one step of the scheme runs
+_MAX_STEPS = 2 ** 31 - 1  # fixed steps per save interval: the trip count of one int32 loop
+
+
+def _bytes(b: float) -> str:
+    for unit, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if b >= f:
+            return f"{b / f:.3g} {unit}"
+    return f"{int(b)} B"
+
+
+def _available_memory() -> int | None:
+    """Available host memory in bytes (psutil if installed, else /proc/meminfo, else sysconf), None if unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil is optional
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_limit() -> tuple[float, str]:
+    """The bytes one sweep may plan to hold in host memory, and where that number comes from.
+
+    `BYOLDYN_MEMORY_LIMIT` (a number of bytes, e.g. `4e9`) when set (tests, shared machines), else
+    `MEMORY_FRACTION` of the available memory (inf if that is unknown).
+    """
+    env = os.environ.get("BYOLDYN_MEMORY_LIMIT", "").strip()
+    if env:
+        try:
+            v = float(env)
+        except ValueError:
+            v = float("nan")
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"BYOLDYN_MEMORY_LIMIT must be a number of bytes > 0, got {env!r}")
+        return v, "BYOLDYN_MEMORY_LIMIT"
+    avail = _available_memory()
+    if avail is None:
+        return float("inf"), "available memory unknown"
+    return MEMORY_FRACTION * avail, f"{MEMORY_FRACTION:g} of the {_bytes(avail)} available; BYOLDYN_MEMORY_LIMIT overrides"
+
+
+def _device_limit(devices) -> float:
+    """`MEMORY_FRACTION` of the smallest accelerator memory (`bytes_limit`), inf where devices do not say (CPU)."""
+    lims = []
+    for d in devices:
+        try:
+            st = d.memory_stats()
+        except Exception:  # noqa: BLE001 - not every backend implements it
+            st = None
+        if st and st.get("bytes_limit"):
+            lims.append(float(st["bytes_limit"]))
+    return MEMORY_FRACTION * min(lims) if lims else float("inf")
+
+
+def _footprint(level: str, method: str, n1: int, n2: int, n_time: int, with_path: bool, itemsize: int):
+    """Bytes per member: `(run, start, result)`.
+
+    `run`: the chunk program's peak (the scheme's stages, the saved states and their host copies, the
+    observables with their eigendecompositions); `start`: `State.random` and the reduction to the level;
+    `result`: the observables kept for the whole sweep (per-mode ones at n2 modes).
+    """
+    state = {"modes": 3 * n2, "symmetric": 2 * n2 * n2 + 1, "matrix": 2 * n2 * n1 + n2 * n2}[level]
+    n_obs = sum(n2 if pm else 1 for _, pm, _ in OBSERVABLES[level])
+    work = 0 if level == "modes" else 4 * n2 * n2  # F, its eigenvectors and products, per observed state
+    if method == "adaptive":
+        run = state * _STAGES[method] + n_time * 2 * n_obs + work
+    else:
+        saved = 3 * n_time if with_path else 3  # device path, host copy, states with the start
+        run = state * (_STAGES[method] + saved) + n_time * (n_obs + work)
+    start = 2 * n2 * n1 + 6 * n2 * n2
+    return run * itemsize, start * itemsize, n_time * n_obs * itemsize + 1
+
+
+def _check_work(level, method, axes, n_seeds, n_save, chunk, ndev, out, itemsize, devices):
+    """Refuse (one `Refused` line naming the parameter, the estimate and the limit) a sweep that cannot fit
+    in memory (results, member table and the largest chunk) or whose result cannot fit on disk; checked
+    from the sizes alone, before the member table or any state exists."""
+    vals, swept = axes["vals"], axes["swept"]
+    M = axes["n"] * n_seeds
+    n1 = int(vals["n1"].max())
+    n2 = n1 if "n2" not in vals else int(vals["n2"].max())
+    with_path = n_save is not None
+    n_time = 1 if n_save is None else n_save + 1
+    run, start, result = _footprint(level, method, n1, n2, n_time, with_path, itemsize)
+    B = -(-min(chunk, M) // ndev) * ndev  # the largest chunk program, padded to the devices
+    per_member = max(run, start)
+    table = 8 * (len(PARAMS) + 3 + len(swept))  # the member table and its grid indices
+    results = M * (2 * result + table)  # the results, and the copy written or returned
+    limit, source = memory_limit()
+    dev = _device_limit(devices)
+    lim = f"above the memory limit {_bytes(limit)} ({source})"
+    dlim = f"above the accelerator limit {_bytes(dev)} ({MEMORY_FRACTION:g} of the smallest device's memory)"
+
+    def refuse(msg):  # msg(f): the text with parameter names f(name): Python names here, flags for the CLI
+        raise Refused(msg(lambda k: k), cli=msg(_flag))
+
+    def widths(f):
+        return f"{f('n1')} = {n1}, {f('n2')} = {n2}"
+
+    if per_member > limit or per_member > dev:
+        refuse(lambda f: f"{widths(f)} too large at the {level} level: one member needs about "
+               f"{_bytes(per_member)}, {lim if per_member > limit else dlim}")
+    if results + B * per_member > limit or max(-(-B // ndev) * run, B * start) > dev:
+        if results + min(ndev, M) * per_member <= limit and max(run, min(ndev, M) * start) <= dev:
+            most = int(min((limit - results) // per_member, dev // start, dev // run * ndev))
+            over = lim if results + B * per_member > limit else dlim
+            refuse(lambda f: f"{f('chunk')} = {B}: a chunk of {B} members ({widths(f)}) needs about "
+                   f"{_bytes(B * per_member)}, {over}; use a chunk of at most {most} members")
+        counts = [(k, len(vals[k])) for k in swept] + ([("points", axes["n"])] if axes["points"] else [])
+        counts.append(("seeds", n_seeds))
+
+        def sizes(f):
+            return " x ".join(f"{f(k)} {n}" for k, n in counts)
+
+        refuse(lambda f: f"sweep too large: {M} members ({sizes(f)}) need about "
+               f"{_bytes(results + min(ndev, M) * per_member)} of memory"
+               + (f" with {f('n_save')} = {n_save}" if with_path else "") + f", {lim}; sweep fewer values")
+    if out is not None:
+        p = Path(out).absolute().parent
+        while not p.exists() and p.parent != p:
+            p = p.parent
+        try:
+            free = shutil.disk_usage(p).free
+        except OSError:
+            free = None
+        need = 2 * M * result  # the chunk files and the result, both present until the end
+        if free is not None and need > free:
+            refuse(lambda f: f"{f('out')}: the result and its chunk files need about {_bytes(need)} on disk, "
+                   f"only {_bytes(free)} free in {str(p)!r}")
+    return M
 
 
 def _chunks(table, chunk: int) -> list[tuple[int, int]]:
@@ -211,7 +394,7 @@ def _mask(tree, ok):
     return {k: jnp.where(ok.reshape(ok.shape + (1,) * (v.ndim - ok.ndim)), v, jnp.nan) for k, v in tree.items()}
 
 
-def _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh):
+def _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh, block=None):
     """The sharded chunk program: fixed-step Euler (one GD step per step) or RK4 from the states y0, with the
     states at the n_int save times; a member whose state blows up is frozen at its last good state and flagged
     (`alive` False), as `simulate` in fixed-step mode. Each device integrates its own block of members
@@ -257,8 +440,23 @@ def _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh
         (y1, _), (path, alive_t) = jax.lax.scan(interval, (y0, alive0), None, length=n_int)
         return y1, path, alive_t
 
+    def blocked(y0, *args):
+        """`program` over blocks of `block` members one after another (`lax.map`; byoldyn.batch.fixed_step_block):
+        a block stays in cache for all its steps. The same operations per member, so the same bits."""
+        m = jax.tree.leaves(y0)[0].shape[0]
+        if block is None or block >= m:
+            return program(y0, *args)
+        nb = -(-m // block)
+        split = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], nb * block - m, axis=0)]).reshape(  # noqa: E731
+            (nb, block) + a.shape[1:])
+        y1, path, alive_t = jax.lax.map(lambda c: program(*c, args[-1]),
+                                        (jax.tree.map(split, y0),) + tuple(split(a) for a in args[:-1]))
+        first = lambda a: a.reshape((nb * block,) + a.shape[2:])[:m]  # noqa: E731
+        later = lambda a: jnp.moveaxis(a, 0, 1).reshape((a.shape[1], nb * block) + a.shape[3:])[:, :m]  # noqa: E731
+        return jax.tree.map(first, y1), jax.tree.map(later, path), later(alive_t)
+
     m, mt = P(_AXIS), P(None, _AXIS)
-    f = jax.shard_map(program, mesh=mesh, in_specs=(m,) * 6 + (P(),), out_specs=(m, mt, mt), check_vma=False)
+    f = jax.shard_map(blocked, mesh=mesh, in_specs=(m,) * 6 + (P(),), out_specs=(m, mt, mt), check_vma=False)
     return jax.jit(f)
 
 
@@ -301,8 +499,9 @@ def _host(tree):
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
-def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int) -> dict:
-    """Integrate the members `rows` (dict of (B,) arrays) of one width; numpy results with a leading member axis."""
+def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int, strategy: str = "auto", block=None) -> dict:
+    """Integrate the members `rows` (dict of (B,) arrays) of one width; numpy results with a leading member axis.
+    `strategy`, `block`: how each device batches its members (`byoldyn.batch`); the results do not depend on it."""
     B = len(rows["seed"])
     dtype = jnp.result_type(float)
     npdt = np.dtype(dtype)
@@ -313,7 +512,7 @@ def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int) -> dict:
     with_path = cfg["n_save"] is not None
     if cfg["method"] == "adaptive":
         from .batch import simulate_batch
-        s0 = initial("matrix", flags, jnp.asarray(cols["seed"]), jnp.asarray(cols["scale"], dtype), n1, n2, dtype)
+        s0 = initial("matrix", flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2, dtype)
         ts = np.linspace(0.0, cfg["t1"], cfg["n_save"] + 1) if with_path else np.asarray([cfg["t1"]])
         sol = simulate_batch(
             s0, Hyper(cols["alpha_p"].astype(npdt), cols["eta"].astype(npdt), cols["beta"].astype(npdt),
@@ -321,16 +520,21 @@ def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int) -> dict:
             Data.isotropic(n1, cols["sigma2"].astype(npdt)), cfg["t1"], ts=jnp.asarray(ts, dtype),
             ema=cfg["ema"], stop_grad=cfg["stop_grad"], predictor=cfg["predictor"], rtol=cfg["rtol"],
             atol=cfg["atol"], max_steps=cfg["max_steps"], max_norm=cfg["max_norm"],
-            observe=Observe(cfg["threshold"]), devices=mesh.devices.ravel().tolist())
+            observe=Observe(cfg["threshold"]), devices=mesh.devices.ravel().tolist(), strategy=strategy, block=block)
         obs = _host(sol.observed)
         status = np.asarray(sol.status)[:B].astype(np.int8)
         path = {k: np.asarray(v)[:B] for k, v in obs.items()}  # (B, T, ...)
         final = {k: v[:, -1] for k, v in path.items()}
         return _pack(final, path if with_path else None, status)
-    prog = _program(cfg["level"], flags, cfg["method"], cfg["n_int"], cfg["n_per"], with_path, cfg["max_norm"], mesh)
+    from .batch import fixed_step_block
+    state_bytes = {"modes": 3 * n2, "symmetric": 2 * n2 * n2 + 1, "matrix": 2 * n2 * n1 + n2 * n2}[cfg["level"]]
+    blk = fixed_step_block(strategy, mesh.devices.ravel()[0].platform, pad_to // mesh.devices.size,
+                           state_bytes * npdt.itemsize * (8 if cfg["method"] == "rk4" else 4), block)
+    prog = _program(cfg["level"], flags, cfg["method"], cfg["n_int"], cfg["n_per"], with_path, cfg["max_norm"], mesh,
+                    blk)
     one = mesh.devices.ravel()[0]
     with jax.default_device(one):  # initial states and observables on one device (LAPACK: see _fixed_program)
-        y0 = _start(cfg["level"], flags, jnp.asarray(cols["seed"], jnp.int32), jnp.asarray(cols["scale"], dtype), n1, n2)
+        y0 = _start(cfg["level"], flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2)
     y0 = jax.tree.map(lambda a: _global(np.asarray(a), mesh), y0)
     args = [_global(cols[k].astype(npdt), mesh) for k in ("alpha_p", "eta", "eta_p", "beta", "sigma2")]
     y1, path, alive_t = prog(y0, *args, jnp.asarray(cfg["dt_eff"], dtype))
@@ -381,16 +585,86 @@ def _write_chunk(path: Path, k: int, start: int, res: dict, h: str, level: str, 
     save_netcdf(ds, path / _chunk_name(k))
 
 
-def _read_chunk(path: Path, k: int, h: str, start: int, stop: int) -> dict | None:
+def _schema(level: str, n_save: int | None, n2: int, dtype) -> dict:
+    """The variables of a chunk of width n2: name -> (trailing dims, trailing sizes, dtype)."""
+    T = None if n_save is None else n_save + 1
+    out = {"status": ((), (), np.dtype(np.int8))}
+    for name, pm, _ in OBSERVABLES[level]:
+        d = _dims(level, name, n_save is not None)
+        out[name] = (tuple(d), tuple(T if x == "time" else n2 for x in d), np.dtype(dtype))
+    return out
+
+
+def _check_vars(ds: xr.Dataset, schema: dict, lead: tuple, lead_sizes: tuple) -> str | None:
+    """Why `ds` does not hold exactly the variables of `schema` after the leading dims (None: it does)."""
+    names = set(ds.data_vars)
+    if names != set(schema):
+        missing, extra = sorted(set(schema) - names), sorted(names - set(schema))
+        return (f"missing variable {missing[0]!r}" if missing else f"unexpected variable {extra[0]!r}")
+    for name, (dims, sizes, dtype) in schema.items():
+        v = ds[name]
+        if v.dims != lead + dims or v.shape != lead_sizes + sizes:
+            return f"variable {name!r} has dims {dict(zip(v.dims, v.shape))}, expected {dict(zip(lead + dims, lead_sizes + sizes))}"
+        if v.dtype != dtype:
+            return f"variable {name!r} has dtype {v.dtype}, expected {dtype}"
+    return None
+
+
+def _read_chunk(path: Path, k: int, h: str, start: int, stop: int, schema: dict) -> tuple[dict | None, str | None]:
+    """`(results, None)` for a chunk file of this configuration that matches `schema` exactly, else
+    `(None, why)`; why is None when there is no file (nothing to warn about)."""
     f = path / _chunk_name(k)
+    if not f.exists():
+        return None, None
     try:
         with xr.open_dataset(f, engine="h5netcdf") as ds:
             if ds.attrs.get("config_hash") != h or int(ds.attrs.get("chunk", -1)) != k:
-                return None
-            if ds.sizes["member"] != stop - start or int(ds.member[0]) != start:
-                return None
-            return {name: ds[name].values for name in ds.data_vars}
-    except (OSError, ValueError, KeyError):
+                return None, "is from another configuration"
+            if "member" not in ds.coords or not np.array_equal(ds.member.values, np.arange(start, stop)):
+                return None, f"does not hold members {start}-{stop - 1}"
+            why = _check_vars(ds, schema, ("member",), (stop - start,))
+            if why:
+                return None, why
+            res = {name: ds[name].values for name in schema}
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        return None, f"is unreadable ({one_line(e)})"
+    if not np.all((res["status"] >= 0) & (res["status"] < len(STATUS_NAMES))):
+        return None, "has an invalid status value"
+    return res, None
+
+
+def _read_complete(out: Path, h: str, schema: dict, dims: list, sizes: tuple) -> tuple[xr.Dataset | None, str]:
+    """A complete result `out` of this configuration, loaded and checked against the schema: `(ds, "")`;
+    else `(None, why)` with why "other" (a readable sweep of another configuration: never overwritten on resume)
+    or the reason it is damaged (then it is recomputed)."""
+    try:
+        with xr.open_dataset(out, engine="h5netcdf") as old:
+            got = old.attrs.get("config_hash")
+            if got != h:
+                if got is None or "run" not in old.attrs:
+                    return None, "other: holds no byoldyn sweep"
+                return None, f"other: holds a sweep with a different configuration (config_hash {got!r}, this one {h!r})"
+            why = _check_vars(old, schema, tuple(dims), sizes)
+            if why:
+                return None, why
+            ds = old.load()
+            json.loads(ds.attrs["run"])
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        return None, f"unreadable ({one_line(e)})"
+    return ds, ""
+
+
+def _read_manifest(manifest: Path, progress: bool) -> dict | None:
+    """The manifest of `OUT.parts/`, or None (with a message) when it is corrupt: it is then rebuilt (every chunk
+    is still checked against the configuration hash and the schema on its own)."""
+    try:
+        old = read_json(manifest, "sweep manifest")
+        if not isinstance(old, dict) or not isinstance(old.get("config", {}), dict):
+            raise ValueError(f"sweep manifest {str(manifest)!r} is not a JSON object with a config")
+        return old
+    except ValueError as e:
+        if progress:
+            print(f"sweep: {e}; rebuilding it", file=sys.stderr)
         return None
 
 
@@ -429,6 +703,8 @@ def sweep(
     keep_parts: bool = False,
     progress: bool = True,
     devices=None,
+    strategy: str = "auto",
+    block: int | None = None,
 ) -> xr.Dataset:
     """Integrate every member of a hyperparameter grid and return their observables, labelled.
 
@@ -445,7 +721,8 @@ def sweep(
       distinct values (swept, one dimension each). `eta_p=None` ties eta_p to eta (Lemma 1).
     - `n1`, `n2`: widths, an integer or a sequence (each width is its own compiled program, run one
       after another); `n2=None` ties n2 to n1. At the mode level there are n2 modes.
-    - `seeds`: a count k (seeds 0..k-1) or a sequence of non-negative integers; always a dimension.
+    - `seeds`: a count k (seeds 0..k-1) or a sequence of distinct integers in [0, 2**32) (32-bit PRNG
+      seeds: larger ones would repeat smaller ones); always a dimension.
     - `points`: instead of a grid, a dict name -> 1-D sequence of equal lengths (dimension `point`);
       the other parameters must then be numbers.
     - `ema`, `stop_grad`, `predictor`: the variant, as in `simulate` (`stop_grad=False` needs
@@ -465,12 +742,24 @@ def sweep(
       `resume=False` discards them and starts afresh. `keep_parts` keeps `OUT.parts/` at the end.
     - `progress`: a progress bar over chunks (with ETA) and a summary line on stderr.
     - `devices`: the devices the member axis is sharded over (default all of `jax.devices()`).
+    - `strategy`, `block`: how each device batches its members (`byoldyn.batch`): fixed steps in blocks of
+      `block` members that stay in cache (`"auto"` on a CPU), all at once (`"vmap"`, `"auto"` on a GPU/TPU) or
+      one by one (`"map"`); adaptive solves as `simulate_batch(strategy=...)`. Not part of the resume key:
+      the results are the same (fixed steps: bit for bit).
+
+    Before any work, `out` must be a writable `.nc` path, and the estimated memory (the results, the
+    member table and the largest chunk's states, stages, saves and observables; `memory_limit()`:
+    `MEMORY_FRACTION` of the available memory, or `BYOLDYN_MEMORY_LIMIT` bytes) and disk space must fit:
+    otherwise a `ValueError` names the parameter (widths, `chunk`, the swept values), the estimate and
+    the limit. On resume, a chunk file that does not match the configuration hash and the expected
+    variables, dims, sizes and dtypes, a damaged `out`, or a corrupt manifest is recomputed (rebuilt),
+    with a line on stderr (with `progress`) and the names in `run["invalid"]`.
 
     **Returns:** an `xarray.Dataset` with one dimension per swept parameter (or `point`), `seed`,
     then `time` (with `n_save`) and `mode` for per-mode observables; data variables: the level's
     observables (`OBSERVABLES[level]`; failed members are NaN) and `status` (0 succeeded, 1 diverged,
     2 max_steps, 3 failed); attributes: `config` (JSON), `config_hash`, `run` (JSON: members, failed,
-    chunks computed and reused, wall time, devices).
+    chunks computed and reused, damaged files recomputed, wall time, devices).
     """
     t_start = time.perf_counter()
     if level not in LEVELS:
@@ -494,20 +783,40 @@ def sweep(
         raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
     if method == "adaptive" and not (rtol > 0 and atol > 0 and int(max_steps) >= 1):
         raise ValueError(f"rtol, atol must be > 0 and max_steps >= 1, got {rtol!r}, {atol!r}, {max_steps!r}")
+    from .batch import fixed_step_block
+    fixed_step_block(strategy, "cpu", 1, 1, block)  # ValueError for a bad strategy or block
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1):
         raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
     if out is not None and Path(out).suffix != ".nc":
         raise ValueError(f"out must end in .nc, got {str(out)!r}")
+    if out is not None:  # before any work: a directory, a read-only place, a chunk directory that is a file
+        out = check_output_file(out, "out", ".nc")
+        check_output_dir(parts_dir(out), "out: the chunk directory")
     seeds = _seeds(seeds)
     params = dict(n1=n1, n2=n2, alpha_p=alpha_p, eta=eta, eta_p=eta_p, beta=beta, sigma2=sigma2, scale=scale)
-    table, dims, coords, fixed, point_coords, tied = _plan(params, points, seeds)
-    M = len(table["seed"])
+    axes = _axes(params, points)
+    w1max = int(axes["vals"]["n1"].max())
+    w2max = int(axes["vals"]["n2"].max()) if "n2" in axes["vals"] else w1max
     if chunk is None:
-        chunk = _auto_chunk(level, int(table["n1"].max()), int(table["n2"].max()), method, n_save)
+        chunk = _auto_chunk(level, w1max, w2max, method, n_save)
     n_int = 1 if n_save is None else int(n_save)
-    n_per = None if method == "adaptive" else max(1, int(np.ceil(t1 / dt / n_int)))
+    n_per = None
+    if method != "adaptive":
+        with np.errstate(over="ignore"):
+            steps = max(1.0, float(np.ceil(float(t1) / float(dt) / n_int)))
+        if not steps <= _MAX_STEPS:
+            raise ValueError(f"dt = {dt!r} is too small for t1 = {t1!r}: {steps:.3g} steps per save interval, more "
+                             f"than {_MAX_STEPS}; use a larger dt or a larger n_save")
+        n_per = int(steps)
     dt_eff = None if method == "adaptive" else t1 / (n_int * n_per)
     dtype = str(np.dtype(jnp.result_type(float)))
+    mesh = _mesh(devices)
+    ndev = mesh.devices.size
+    M = _check_work(level, method, axes, seeds if isinstance(seeds, int) else len(seeds), n_save, chunk, ndev,
+                    out, np.dtype(dtype).itemsize, mesh.devices.ravel().tolist())
+    if isinstance(seeds, int):
+        seeds = np.arange(seeds, dtype=np.int64)
+    table, dims, coords, fixed, point_coords, tied = _plan(axes, seeds)
 
     from . import __version__
     config = {
@@ -527,33 +836,40 @@ def sweep(
     ranges = _chunks(table, chunk)
 
     # ---- resume bookkeeping
+    schema = {w: _schema(level, n_save, w, dtype) for w in np.unique(table["n2"]).tolist()}
+    n_modes_max = int(table["n2"].max())
+    invalid: list[str] = []  # chunk files (or the result) found damaged and recomputed
     parts = None
     if out is not None:
-        out = Path(out)
         parts = parts_dir(out)
         if resume and out.exists():
-            with xr.open_dataset(out, engine="h5netcdf") as old:
-                if old.attrs.get("config_hash") == h:
-                    ds = old.load()
-                    run = json.loads(ds.attrs["run"]) | {"computed": 0, "reused": len(ranges),
-                                                         "wall_s": round(time.perf_counter() - t_start, 3)}
-                    ds.attrs["run"] = json.dumps(run)
-                    if progress:
-                        print(f"sweep: {out} is complete ({M} members); nothing to do", file=sys.stderr)
-                    return ds
-            raise ValueError(f"resume: {out} holds a sweep with a different configuration "
-                             f"(config_hash {old.attrs.get('config_hash')!r}, this one {h!r}); change out or pass resume=False")
+            sizes = tuple(len(coords[d]) for d in dims)
+            ds, why = _read_complete(out, h, _schema(level, n_save, n_modes_max, dtype), dims, sizes)
+            if ds is not None:
+                run = json.loads(ds.attrs["run"]) | {"computed": 0, "reused": len(ranges),
+                                                     "wall_s": round(time.perf_counter() - t_start, 3)}
+                ds.attrs["run"] = json.dumps(run)
+                if progress:
+                    print(f"sweep: {out} is complete ({M} members); nothing to do", file=sys.stderr)
+                return ds
+            if why.startswith("other: "):
+                msg = f"resume: {out} {why[len('other: '):]}"
+                raise Refused(f"{msg}; change out or pass resume=False",
+                              cli=f"{msg}; use another --out, or drop --resume to overwrite it")
+            invalid.append(out.name)
+            if progress:
+                print(f"sweep: {out} is damaged ({why}); recomputing it from {parts}", file=sys.stderr)
         manifest = parts / "manifest.json"
         if parts.exists():
-            if resume and manifest.exists():
-                old = json.loads(manifest.read_text())
-                if old.get("config_hash") != h:
-                    diff = sorted(k for k in set(old.get("config", {})) | set(config)
-                                  if old.get("config", {}).get(k) != json.loads(json.dumps(config, default=str)).get(k))
-                    raise ValueError(f"resume: {parts} holds chunks of a different sweep configuration "
-                                     f"(differs in {', '.join(diff) or 'version'}); use the same arguments, "
-                                     "another out, or resume=False")
-            elif not resume:
+            old = _read_manifest(manifest, progress) if resume and manifest.exists() else None
+            if old is not None and old.get("config_hash") != h:
+                now = json.loads(json.dumps(config, default=str))
+                was = old.get("config", {})
+                diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+                msg = (f"resume: {parts} holds chunks of a different sweep configuration "
+                       f"(differs in {', '.join(diff) or 'version'}); use the same arguments, another ")
+                raise Refused(msg + "out, or resume=False", cli=msg + "--out, or drop --resume to start afresh")
+            if not resume:
                 for f in list(parts.glob("chunk-*.nc")) + [manifest]:
                     if f.exists():
                         f.unlink()
@@ -564,11 +880,8 @@ def sweep(
             {"config_hash": h, "config": config, "chunks": len(ranges), "members": M}, sort_keys=True, default=str)))
 
     # ---- run the chunks
-    mesh = _mesh(devices)
-    ndev = mesh.devices.size
     is_writer = jax.process_index() == 0
     results: dict[str, np.ndarray] = {}
-    n_modes_max = int(table["n2"].max())
 
     def store(res, a, b):  # into full (M, ...) arrays; per-mode ones padded with NaN to the widest n2
         for k, v in res.items():
@@ -586,12 +899,17 @@ def sweep(
     computed = reused = 0
     todo = []
     for k, (a, b) in enumerate(ranges):
-        res = _read_chunk(parts, k, h, a, b) if parts is not None and resume else None
+        res, why = (_read_chunk(parts, k, h, a, b, schema[int(table["n2"][a])])
+                    if parts is not None and resume else (None, None))
         if res is not None:
             store(res, a, b)
             reused += 1
         else:
             todo.append(k)
+            if why is not None:
+                invalid.append(_chunk_name(k))
+                if progress:
+                    print(f"sweep: {parts / _chunk_name(k)} {why}; recomputing it", file=sys.stderr)
     bar = tqdm(total=len(ranges), initial=reused, desc=f"sweep {level}", unit="chunk", disable=not progress,
                dynamic_ncols=True)
     for k in todo:
@@ -602,7 +920,7 @@ def sweep(
         size = min(chunk, group)
         pad_to = -(-size // ndev) * ndev
         bar.set_postfix_str(f"n1={w1} n2={w2} members {a}-{b - 1}")
-        res = _run_chunk(config, rows, w1, w2, mesh, pad_to)
+        res = _run_chunk(config, rows, w1, w2, mesh, pad_to, strategy, block)
         if parts is not None and is_writer:
             _write_chunk(parts, k, a, res, h, level, n_save is not None)
         store(res, a, b)
@@ -636,7 +954,8 @@ def sweep(
     failed = int(np.sum(results["status"] != SUCCEEDED))
     wall = time.perf_counter() - t_start
     run = {"members": M, "failed": failed, "chunks": len(ranges), "computed": computed, "reused": reused,
-           "wall_s": round(wall, 3), "devices": ndev, "processes": jax.process_count()}
+           "invalid": invalid, "wall_s": round(wall, 3), "devices": ndev, "processes": jax.process_count(),
+           "strategy": strategy, "block": block}
     ds = xr.Dataset(data_vars, coords=all_coords, attrs={
         "config": json.dumps(config, sort_keys=True, default=str), "config_hash": h, "run": json.dumps(run),
         "source": f"byoldyn.sweep, level {level}: linear BYOL dynamics of Tian, Chen & Ganguli (2021)",
@@ -651,8 +970,9 @@ def sweep(
             except OSError:
                 pass
     if progress:
-        print(f"sweep: {M} members, {failed} failed, {len(ranges)} chunks ({computed} computed, {reused} reused) "
-              f"on {ndev} device(s), wall {wall:.1f} s" + (f"; wrote {out}" if out is not None else ""),
+        print(f"sweep: {M} members, {failed} failed, {len(ranges)} chunks ({computed} computed, {reused} reused"
+              + (f", {len(invalid)} damaged file(s) recomputed" if invalid else "")
+              + f") on {ndev} device(s), wall {wall:.1f} s" + (f"; wrote {out}" if out is not None else ""),
               file=sys.stderr)
     return ds
 

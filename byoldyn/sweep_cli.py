@@ -6,6 +6,8 @@ Wire into `byoldyn.cli._parser` with `add_parsers(sub)`. Values of a swept flag:
 - `a:b:n` n evenly spaced values from a to b inclusive (`numpy.linspace`);
 - `log:a:b:n` n log-spaced values from a to b inclusive (`numpy.geomspace`, a, b > 0).
 
+At most `MAX_VALUES` values per flag, all distinct; negative values (`--eta -1:0:2`) are read as values.
+
 Bad flags or values raise `_UsageError` / `ValueError`, which `byoldyn.cli.main` prints as one line with exit 2.
 """
 
@@ -21,58 +23,92 @@ from .cli import _begin, _float, _positive_int, _Parser, _UsageError  # noqa: F4
 __all__ = ["add_parsers", "parse_range", "parse_int_range"]
 
 
-def parse_range(text: str) -> float | list[float]:
-    """A flag value as a number or a list: `a`, `a,b,c`, `a:b:n` (linspace) or `log:a:b:n` (geomspace)."""
-    s = text.strip()
+MAX_VALUES = 1_000_000  # values one flag may sweep (checked from the count, before any array is built)
+
+
+def _bad(text: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"not a value, list or range: {text!r} (use a, a,b,c, a:b:n or log:a:b:n)")
+
+
+def _count(part: str, text: str) -> int:
     try:
-        if s.startswith("log:"):
-            parts = s[4:].split(":")
-            if len(parts) != 3:
-                raise ValueError
-            a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
-            if n < 1:
-                raise argparse.ArgumentTypeError(f"the count in {text!r} must be a positive integer")
-            if not (a > 0 and b > 0):
-                raise argparse.ArgumentTypeError(f"log range {text!r} needs both ends > 0")
-            v = np.geomspace(a, b, n)
-        elif ":" in s:
-            parts = s.split(":")
-            if len(parts) != 3:
-                raise ValueError
-            a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
-            if n < 1:
-                raise argparse.ArgumentTypeError(f"the count in {text!r} must be a positive integer")
-            v = np.linspace(a, b, n)
-        elif "," in s:
-            v = np.array([float(x) for x in s.split(",")])
-        else:
-            v = float(s)
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(
-            f"not a value, list or range: {text!r} (use a, a,b,c, a:b:n or log:a:b:n)") from None
+        n = int(part)
+    except ValueError:
+        raise _bad(text) from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"the count in {text!r} must be a positive integer")
+    if n > MAX_VALUES:
+        raise argparse.ArgumentTypeError(f"the count in {text!r} is above {MAX_VALUES}, the most values one flag "
+                                         "may sweep")
+    return n
+
+
+def _values(text: str) -> np.ndarray:
+    """The values of `text` as a 1-D float array (before the finiteness and duplicate checks)."""
+    s = text.strip()
+    log = s.startswith("log:")
+    if log or ":" in s:
+        parts = (s[4:] if log else s).split(":")
+        if len(parts) != 3:
+            raise _bad(text)
+        try:
+            a, b = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise _bad(text) from None
+        n = _count(parts[2], text)
+        if not (np.isfinite(a) and np.isfinite(b)):
+            raise argparse.ArgumentTypeError(f"values must be finite, got {text!r}")
+        if log and not (a > 0 and b > 0):
+            raise argparse.ArgumentTypeError(f"log range {text!r} needs both ends > 0")
+        with np.errstate(all="ignore"):
+            return np.geomspace(a, b, n) if log else np.linspace(a, b, n)
+    items = s.split(",")
+    if len(items) > MAX_VALUES:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}... lists {len(items)} values, above {MAX_VALUES}, the most "
+                                         "values one flag may sweep")
+    try:
+        return np.array([float(x) for x in items], dtype=np.float64)
+    except ValueError:
+        raise _bad(text) from None
+
+
+def parse_range(text: str) -> float | list[float]:
+    """A flag value as a number or a list: `a`, `a,b,c`, `a:b:n` (linspace) or `log:a:b:n` (geomspace).
+
+    At most `MAX_VALUES` values, finite and distinct; every error is an `argparse.ArgumentTypeError` naming the text.
+    """
+    v = _values(text)
     if not np.all(np.isfinite(v)):
         raise argparse.ArgumentTypeError(f"values must be finite, got {text!r}")
-    if isinstance(v, float):
-        return v
+    if len(np.unique(v)) != len(v):
+        raise argparse.ArgumentTypeError(f"duplicate values in {text!r}: every swept value must be distinct")
     return [float(x) for x in v] if len(v) > 1 else float(v[0])
 
 
-def parse_int_range(text: str) -> int | list[int]:
-    """Like `parse_range`, for integer flags (widths): the values are rounded and duplicates removed."""
+def _int_values(text: str, lo: int, hi: float, kind: str) -> int | list[int]:
     v = parse_range(text)
     vals = np.atleast_1d(np.asarray(v, dtype=float))
     r = np.round(vals)
-    if (":" not in text and np.any(r != vals)) or np.any(r < 1):
-        raise argparse.ArgumentTypeError(f"must be positive integers, got {text!r}")
-    out = list(dict.fromkeys(int(x) for x in r))
+    if (":" not in text and np.any(r != vals)) or np.any(r < lo) or np.any(r >= hi):
+        raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}")
+    out = [int(x) for x in r]
+    if len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"duplicate values in {text!r} (after rounding to integers): every swept "
+                                         "value must be distinct")
     return out[0] if len(out) == 1 and not isinstance(v, list) else out
 
 
+def parse_int_range(text: str) -> int | list[int]:
+    """Like `parse_range`, for integer flags (widths): positive integers; a range's values are rounded and must
+    stay distinct (`8,8` or `1:2:4` is refused, not deduplicated)."""
+    return _int_values(text, 1, float("inf"), "positive integers")
+
+
 def _seeds(text: str):
-    """`--seeds 8` (seeds 0..7) or `--seeds 3,7,11` (these seeds)."""
+    """`--seeds 8` (seeds 0..7) or `--seeds 3,7,11` / `--seeds 0:30:4` (these seeds: distinct, in [0, 2**32))."""
     if "," in text or ":" in text:
-        v = parse_int_range(text) if ":" in text else [int(x) for x in text.split(",") if x.strip() != ""]
-        return v
+        v = _int_values(text, 0, 2 ** 32, "integer seeds in [0, 2**32)")
+        return v if isinstance(v, list) else [v]
     return _positive_int(text)
 
 
@@ -126,18 +162,30 @@ def _add_sweep(sub) -> None:
 
 def _sweep(a) -> int:
     _begin(a)
-    from .sweep import summary, sweep
+    from .errors import as_flags, check_output_dir, check_output_file, started
+    from .sweep import PARAMS, Refused, parts_dir, summary, sweep
 
+    check_output_file(a.out, "--out", ".nc")  # before any work, naming the flag
+    check_output_dir(parts_dir(a.out), "--out: the chunk directory")
     ema = not (a.no_ema or a.no_stop_grad)
-    ds = sweep(a.level, alpha_p=a.alpha_p, eta=a.eta, eta_p=a.eta_p, beta=a.beta, sigma2=a.sigma2, n1=a.n1,
-               n2=a.n2, scale=a.scale, seeds=a.seeds, ema=ema, stop_grad=not a.no_stop_grad, predictor=a.predictor,
-               t1=a.t1, dt=a.dt, method=a.method, n_save=a.n_save, rtol=a.rtol, atol=a.atol,
-               threshold=a.threshold, chunk=a.chunk, out=a.out, resume=a.resume, keep_parts=a.keep_parts,
-               progress=not a.no_progress)
+    names = {k: "--" + k.replace("_", "-") for k in (*PARAMS, "seeds", "t1", "dt", "n_save", "threshold", "chunk", "out")}
+    with as_flags(names):  # "eta must be >= 0" -> "--eta must be >= 0"
+        started()  # the output places are checked: an OSError from here on is a failed run (exit 1)
+        try:
+            ds = sweep(a.level, alpha_p=a.alpha_p, eta=a.eta, eta_p=a.eta_p, beta=a.beta, sigma2=a.sigma2, n1=a.n1,
+                       n2=a.n2, scale=a.scale, seeds=a.seeds, ema=ema, stop_grad=not a.no_stop_grad,
+                       predictor=a.predictor, t1=a.t1, dt=a.dt, method=a.method, n_save=a.n_save, rtol=a.rtol,
+                       atol=a.atol, threshold=a.threshold, chunk=a.chunk, out=a.out, resume=a.resume,
+                       keep_parts=a.keep_parts, progress=not a.no_progress)
+        except Refused as e:  # the same refusal, naming the flags (--resume, --n1) instead of Python arguments
+            raise ValueError(e.cli) from None
     run = summary(ds)
     sizes = " x ".join(f"{d} {n}" for d, n in ds.sizes.items() if d not in ("mode", "time"))
+    bad = run.get("invalid") or []
     print(f"{run['members']} members ({sizes}), {run['failed']} failed; "
-          f"{run['computed']} chunk(s) computed, {run['reused']} reused; wall {run['wall_s']:.1f} s; wrote {a.out}")
+          f"{run['computed']} chunk(s) computed, {run['reused']} reused"
+          + (f", {len(bad)} damaged file(s) recomputed ({', '.join(bad)})" if bad else "")
+          + f"; wall {run['wall_s']:.1f} s; wrote {a.out}")
     return 0
 
 
@@ -167,15 +215,19 @@ def _plot(a) -> int:
     from .figures.sweeps import default_axes, plot_lines, plot_sweep
     from .io import save_figure
 
+    from .errors import check_output_file, one_line
+
     if not a.sweep.exists():
         raise ValueError(f"no such file: {str(a.sweep)!r}")
+    if a.sweep.is_dir():
+        raise ValueError(f"{str(a.sweep)!r} is a directory, not a sweep file")
+    out = check_output_file(a.out or a.sweep.with_suffix(".png"), "--out")  # before reading and drawing
     try:
         ds = xr.open_dataset(a.sweep, engine="h5netcdf").load()
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read {str(a.sweep)!r} as netCDF: {e}") from None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise ValueError(f"cannot read {str(a.sweep)!r} as netCDF: {one_line(e)}") from None
     if "config" not in ds.attrs or "status" not in ds:
         raise ValueError(f"{str(a.sweep)!r} is not a byoldyn sweep file")
-    out = a.out or a.sweep.with_suffix(".png")
     x, y = default_axes(ds)
     x, y = a.x or x, a.y or y
     if y is None or x == y:

@@ -102,11 +102,55 @@ def test_widths_points_and_bad_input():
                       (dict(dt=0.0), "dt must be a finite number > 0"),
                       (dict(method="adaptive"), "matrix level only"),
                       (dict(out="x.csv"), "out must end in .nc"),
+                      (dict(out="/proc/byoldyn-x/s.nc"), r"out: cannot write in '/proc' \(files cannot be created"),
                       (dict(points={"alpha_p": [1, 2], "eta": [0.1]}), "same number of values")]:
         with pytest.raises(ValueError, match=match):
             sweep("modes", **{"progress": False, **kw})
     with pytest.raises(ValueError, match="level must be one of"):
         sweep("ode")
+
+
+def test_seeds_are_32_bit_and_never_wrap():
+    """Issue 15 item 6: seeds [0, 2**32] gave identical members (the seed wrapped); seeds are refused outside
+    [0, 2**32), and every seed up to 2**32 - 1 starts from State.random(PRNGKey(seed)) exactly."""
+    with pytest.raises(ValueError, match=r"seeds must be < 2\*\*32 \(32-bit PRNG seeds; larger ones would repeat "
+                                         r"smaller ones\), got 4294967296"):
+        sweep("matrix", seeds=[0, 2 ** 32], progress=False)
+    with pytest.raises(ValueError, match="seeds values must be distinct"):
+        sweep("matrix", seeds=[5, 5], progress=False)
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match=r"seeds must be a positive count \(at most 2\*\*32\)"):
+        sweep("modes", seeds=2 ** 32 + 1, progress=False)
+    with pytest.raises(ValueError, match=r"^sweep too large: 4294967296 members \(seeds 4294967296\) need about"):
+        sweep("modes", seeds=2 ** 32, progress=False)  # refused from the count: no 2**32-element array is built
+    assert time.perf_counter() - t < 1.0
+    seeds = [0, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]
+    ds = sweep("modes", n1=3, seeds=seeds, t1=1.0, dt=0.5, n_save=1, progress=False)
+    want = [float(jnp.linalg.norm(bd.State.random(jax.random.PRNGKey(s), 3, 3, scale=0.5).W)) for s in seeds]
+    np.testing.assert_allclose(ds.norm_W.isel(time=0).values, want, rtol=1e-12)
+    assert len(set(np.round(want, 12))) == 4
+
+
+def test_work_bound_is_checked_from_the_sizes(monkeypatch):
+    """Issue 15 item 4: what cannot fit is refused before the member table or any state exists, naming the
+    parameter, the estimate and the limit (`BYOLDYN_MEMORY_LIMIT` overrides the default fraction of memory)."""
+    from byoldyn.sweep import MEMORY_FRACTION, memory_limit
+
+    monkeypatch.delenv("BYOLDYN_MEMORY_LIMIT", raising=False)
+    limit, source = memory_limit()
+    assert MEMORY_FRACTION == 0.5 and source.startswith("0.5 of the ") and 0 < limit < float("inf")
+    monkeypatch.setenv("BYOLDYN_MEMORY_LIMIT", "1e9")
+    assert memory_limit() == (1e9, "BYOLDYN_MEMORY_LIMIT")
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match=r"^n1 = 100000, n2 = 100000 too large at the matrix level: one member needs "
+                                         r"about 2.96 TB, above the memory limit 1 GB \(BYOLDYN_MEMORY_LIMIT\)$"):
+        sweep("matrix", n1=100000, progress=False)
+    with pytest.raises(ValueError, match=r"^sweep too large: 100000000 members \(alpha_p 10000 x eta 10000 x seeds 1\)"
+                                         r" need about 23.4 GB of memory, above the memory limit 1 GB"):
+        sweep("modes", n1=2, alpha_p=np.linspace(1, 2, 10_000), eta=np.linspace(0, 1, 10_000), progress=False)
+    with pytest.raises(ValueError, match=r"^dt = 1e-300 is too small for t1 = 100.0: 1e\+302 steps per save interval"):
+        sweep("modes", dt=1e-300, progress=False)
+    assert time.perf_counter() - t < 2.0
 
 
 _KILL_SCRIPT = """
@@ -193,7 +237,7 @@ def test_cli_parses_ranges(text, value):
     (["sweep", "--alpha-p", "log:0:1:4"], "needs both ends > 0"),
     (["sweep", "--eta", "0:1:0"], "the count in '0:1:0' must be a positive integer"),
     (["sweep", "--eta", "a,b"], "not a value, list or range"),
-    (["sweep", "--alpha-p=-1,2"], "alpha_p must be > 0, got -1.0"),
+    (["sweep", "--alpha-p=-1,2"], "--alpha-p must be > 0, got -1.0"),
     (["sweep", "--n1", "2.5"], "must be positive integers"),
     (["sweep", "--level", "ode"], "invalid choice: 'ode'"),
     (["sweep", "--out", "x.csv"], "--out must end in .nc"),
