@@ -55,12 +55,22 @@ def parse_args(argv=None):
     p.add_argument("--width-steps", type=int, default=20)
     p.add_argument("--mem-members", type=int, default=100_000)
     p.add_argument("--mem-steps", type=int, default=20)
+    p.add_argument("--strat-members", type=int, default=4096, help="members of the strategy comparison")
+    p.add_argument("--strat-steps", type=int, default=100)
+    p.add_argument("--strat-mode-members", type=int, default=65536)
+    p.add_argument("--strat-mode-steps", type=int, default=200)
+    p.add_argument("--blocks", default="8,32,128,512", help="map-vmap block sizes compared")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of the strategy rows and their numpy peer (min)")
+    p.add_argument("--only", default="throughput,strategies,scaling_members,scaling_width,peak_memory",
+                   help="parts to run (comma-separated)")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test of the script)")
     p.add_argument("--out", default="benchmarks/results/sweep.json")
     a = p.parse_args(argv)
     if a.quick:
         a.mat_members, a.mat_steps, a.mode_members, a.mode_steps = 256, 20, 4096, 100
         a.members, a.widths, a.width_members, a.mem_members = "10,100,1000", "8,16,32", 32, 2000
+        a.strat_members, a.strat_steps, a.strat_mode_members, a.strat_mode_steps = 256, 10, 1024, 20
+        a.blocks, a.repeats = "8,32", 1
     return a
 
 
@@ -224,6 +234,84 @@ def scaling_width(widths, B, steps, dt=0.05):
     return rows
 
 
+def best_of(fn, repeats):
+    ts, out = [], None
+    for _ in range(max(1, repeats)):
+        t, out = timed(fn)
+        ts.append(t)
+    return min(ts), ts, out
+
+
+def strategies(level, B, n, steps, blocks, repeats, dt=0.05):
+    """Each batching strategy of `sweep` (byoldyn.batch.fixed_step_block) on the same work, beside the NumPy peer
+    timed in the same run (min of `repeats`); the auto row is broken down into its parts."""
+    from byoldyn.batch import fixed_step_block
+    from byoldyn.sweep import _blown_members, _global, _mesh, _observe, _program, _start
+
+    a, e, ns = grid(B)
+    B = len(a) * len(e) * ns
+    kw = dict(alpha_p=a, eta=e, seeds=ns, sigma2=SIGMA2, beta=BETA, n1=n, scale=SCALE, t1=steps * dt, dt=dt,
+              progress=False, chunk=B)
+    A, E, S = members(a, e, ns)
+    y0 = _initial(level, FLAGS, jnp.asarray(S, jnp.int32), jnp.full(B, SCALE), n, n, jnp.float64)
+    y0 = [np.asarray(v) for v in jax.tree.leaves(y0)]
+    shape = (B, 1, 1) if level == "matrix" else (B, 1)
+    col = lambda v: np.asarray(v, float).reshape(shape)  # noqa: E731
+    peer = numpy_matrix_rk4 if level == "matrix" else numpy_modes_rk4
+    pwall, pts, y = best_of(lambda: peer(*y0, col(A), col(E), BETA, 1 + SIGMA2, dt, steps), repeats)
+    ref_norm = np.sqrt(np.sum(y[0] ** 2, axis=tuple(range(1, y[0].ndim))))
+    flops = B * steps * 4 * flops_eval(n) if level == "matrix" else None
+    ndev = jax.device_count()
+    per_member = (3 * n * n if level == "matrix" else 3 * n) * 8 * 8
+    auto_block = fixed_step_block("auto", "cpu", B // ndev, per_member)
+    rows = [dict(strategy="numpy", block=None, wall_s=pwall, runs_s=pts, speedup_vs_numpy=1.0,
+                 gflops=None if flops is None else flops / pwall / 1e9)]
+    log(f"  {level}: B = {B}, n = {n}, {steps} RK4 steps; numpy {pwall:.3f} s (runs {[round(t, 3) for t in pts]})")
+    cases = [("vmap", None), ("map", None)] + [("map-vmap", b) for b in blocks] + [("auto", None)]
+    ref = None
+    for strategy, blk in cases:
+        first, _ = timed(lambda: sweep(level, strategy=strategy, block=blk, **kw))
+        wall, ts, ds = best_of(lambda: sweep(level, strategy=strategy, block=blk, **kw), repeats)
+        got = ds.norm_W.values.reshape(-1)
+        ref = got if ref is None else ref
+        r = dict(strategy=strategy, block=auto_block if strategy == "auto" else blk, first_call_s=first, wall_s=wall,
+                 runs_s=ts, speedup_vs_numpy=pwall / wall, member_steps_per_s=B * steps / wall,
+                 gflops=None if flops is None else flops / wall / 1e9,
+                 bit_identical_to_vmap=bool(np.array_equal(got, ref)),
+                 max_rel_diff_vs_vmap=float(np.max(np.abs(got - ref) / np.abs(ref))),
+                 max_rel_diff_vs_numpy=float(np.max(np.abs(got - ref_norm) / np.abs(ref_norm))))
+        rows.append(r)
+        log(f"  {strategy:>8} block {str(r['block']):>5}: {wall:.3f} s ({pwall / wall:.2f}x numpy"
+            + ("" if flops is None else f", {r['gflops']:.1f} GFLOP/s") + f"), first call {first:.1f} s, "
+            f"bit-identical to vmap: {r['bit_identical_to_vmap']}")
+    # where the time of the auto row goes: the parts of one chunk (byoldyn.sweep._run_chunk), each timed alone
+    mesh = _mesh(None)
+    one = mesh.devices.ravel()[0]
+    prog = _program(level, FLAGS, "rk4", 1, steps, False, 1e8, mesh, auto_block)
+    seeds, scale = jnp.asarray(S, jnp.uint32), jnp.full(B, SCALE)
+    with jax.default_device(one):  # each part warmed up (compiled) before it is timed
+        jax.block_until_ready(_start(level, FLAGS, seeds, scale, n, n))
+        t_start, _, ys = best_of(lambda: jax.block_until_ready(_start(level, FLAGS, seeds, scale, n, n)), repeats)
+    yg = jax.tree.map(lambda v: _global(np.asarray(v), mesh), ys)
+    args = [_global(np.asarray(v, float), mesh) for v in (A, E, E, np.full(B, BETA), np.full(B, SIGMA2))]
+    jax.block_until_ready(prog(yg, *args, jnp.asarray(dt)))
+    t_prog, _, out = best_of(lambda: jax.block_until_ready(prog(yg, *args, jnp.asarray(dt))), repeats)
+    y1 = jax.tree.map(np.asarray, out[0])
+    ok = np.asarray(out[2])[-1]
+    with jax.default_device(one):
+        jax.block_until_ready(_observe(level, y1, ok, 1e-4))
+        t_obs, _, _ = best_of(lambda: jax.block_until_ready(_observe(level, y1, ok, 1e-4)), repeats)
+    auto_row = rows[-1]
+    parts = dict(start_s=t_start, program_s=t_prog, observables_s=t_obs,
+                 rest_s=auto_row["wall_s"] - t_start - t_prog - t_obs,
+                 program_gflops=None if flops is None else flops / t_prog / 1e9,
+                 program_speedup_vs_numpy=pwall / t_prog)
+    log(f"  auto row, parts: start {t_start:.3f} s, program {t_prog:.3f} s, observables {t_obs:.3f} s, "
+        f"rest (transfers, Dataset) {parts['rest_s']:.3f} s")
+    return dict(level=level, members=B, n=n, steps=steps, dt=dt, auto_block=auto_block, rows=rows, auto_parts=parts,
+                load_avg=os.getloadavg())
+
+
 _MEM_SCRIPT = """
 import sys, time, json, jax
 jax.config.update("jax_enable_x64", True)
@@ -294,21 +382,36 @@ def main():
                             byoldyn=byoldyn.__version__, python=sys.version.split()[0]),
                args=vars(a))
     log(f"# byoldyn.sweep benchmark: {NCORES} cores, {jax.device_count()} XLA CPU devices, float64")
-    log("## throughput against NumPy (same members, steps, initial states)")
-    res["throughput"] = [throughput("matrix", a.mat_members, 16, a.mat_steps),
-                         throughput("modes", a.mode_members, 8, a.mode_steps)]
-    log("## scaling with the number of members (matrix level, n = 16)")
-    res["scaling_members"] = scaling_members([int(x) for x in a.members.split(",")], 16, a.scale_steps)
-    log("## scaling with the width (matrix level)")
-    res["scaling_width"] = scaling_width([int(x) for x in a.widths.split(",")], a.width_members, a.width_steps)
-    log("## peak memory of a large sweep (fresh process)")
-    res["peak_memory"] = peak_memory(a.mem_members, a.mem_steps)
+    only = {x.strip() for x in a.only.split(",")}
+    res["load_avg_start"] = os.getloadavg()
+    if "throughput" in only:
+        log("## throughput against NumPy (same members, steps, initial states)")
+        res["throughput"] = [throughput("matrix", a.mat_members, 16, a.mat_steps),
+                             throughput("modes", a.mode_members, 8, a.mode_steps)]
+    if "strategies" in only:
+        log(f"## batching strategies against NumPy in the same run (min of {a.repeats})")
+        blocks = [int(x) for x in a.blocks.split(",")]
+        res["strategies"] = [strategies("matrix", a.strat_members, 16, a.strat_steps, blocks, a.repeats),
+                             strategies("modes", a.strat_mode_members, 8, a.strat_mode_steps, blocks, a.repeats)]
+    if "scaling_members" in only:
+        log("## scaling with the number of members (matrix level, n = 16)")
+        res["scaling_members"] = scaling_members([int(x) for x in a.members.split(",")], 16, a.scale_steps)
+    if "scaling_width" in only:
+        log("## scaling with the width (matrix level)")
+        res["scaling_width"] = scaling_width([int(x) for x in a.widths.split(",")], a.width_members, a.width_steps)
+    if "peak_memory" in only:
+        log("## peak memory of a large sweep (fresh process)")
+        res["peak_memory"] = peak_memory(a.mem_members, a.mem_steps)
+    res["load_avg_end"] = os.getloadavg()
     res["total_s"] = time.perf_counter() - t0
     out = Path(a.out)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(res, indent=1, default=float)))
-    png = out.with_name(out.stem + "_scaling.png")
-    plot(res, png)
-    log(f"wrote {out} and {png} in {res['total_s']:.0f} s")
+    msg = f"wrote {out}"
+    if "scaling_members" in res and "scaling_width" in res:
+        png = out.with_name(out.stem + "_scaling.png")
+        plot(res, png)
+        msg += f" and {png}"
+    log(f"{msg} in {res['total_s']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -745,7 +745,8 @@ def sweep(
     - `strategy`, `block`: how each device batches its members (`byoldyn.batch`): fixed steps in blocks of
       `block` members that stay in cache (`"auto"` on a CPU), all at once (`"vmap"`, `"auto"` on a GPU/TPU) or
       one by one (`"map"`); adaptive solves as `simulate_batch(strategy=...)`. Not part of the resume key:
-      the results are the same (fixed steps: bit for bit).
+      the results are the same (fixed steps: bit for bit, except that a lone member's products use XLA's
+      unbatched matmul kernel, so `"map"` may differ in the last bits).
 
     Before any work, `out` must be a writable `.nc` path, and the estimated memory (the results, the
     member table and the largest chunk's states, stages, saves and observables; `memory_limit()`:
