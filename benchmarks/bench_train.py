@@ -2,7 +2,13 @@
 """Training steps per second of one BYOL step on ResNet-18 (CIFAR stem), byoldyn vs PyTorch.
 
     python benchmarks/bench_train.py [--width 0.25] [--batch 128] [--size 32] [--steps 5]
-        [--predictors linear directpred] [--no-torch] [--out benchmarks/results/train.json]
+        [--predictors linear directpred] [--depth 18|10] [--dtype float32|bfloat16]
+        [--preset paper-cifar10] [--no-torch] [--out benchmarks/results/train.json]
+
+`--preset paper-cifar10` is the paper's App. C step (ResNet-18 width 1, batch 128, 32 x 32): with
+`--dtype bfloat16` (mixed precision) it times the full-scale run of `byoldyn train --preset
+paper-cifar10` on whatever device JAX finds (GPU, TPU or CPU). Each row also reports the memory: the
+device's peak bytes in use where JAX reports it (GPU / TPU), else the process's peak resident memory.
 
 Same step in both (THEORY.md sections 10.2 and 11): two views through the online ResNet-18 +
 projector (512-128, BN without affine) + linear predictor (128x128, no bias), target net (independent,
@@ -32,13 +38,27 @@ import time
 from pathlib import Path
 
 
-def bench_byoldyn(width, batch, size, steps, predictor):
+def memory():
+    """`(bytes, what)`: the device's peak bytes in use if JAX reports it, else this process's peak RSS."""
+    import resource
+
+    import jax
+
+    stats = getattr(jax.local_devices()[0], "memory_stats", lambda: None)() or {}
+    if "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"]), f"{jax.local_devices()[0].platform} peak bytes in use"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host peak RSS"
+
+
+def bench_byoldyn(width, batch, size, steps, predictor, depth=18, dtype="float32", proj=(512, 128)):
     import jax
     import numpy as np
 
     from byoldyn.nets import Augment, Config, build
 
-    cfg = Config(width=width, batch_size=batch, augment=Augment.cifar10(size), predictor=predictor)
+    cfg = Config(width=width, batch_size=batch, augment=Augment.cifar10(size), predictor=predictor,
+                 stage_sizes=(2, 2, 2, 2) if depth == 18 else (1, 1, 1, 1), dtype=dtype,
+                 proj_hidden=proj[0], proj_dim=proj[1])
     m = build(cfg)
     s = m.init(jax.random.key(0, impl="rbg"))
     x = jax.numpy.asarray(np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
@@ -135,45 +155,58 @@ def bench_torch(width, batch, size, steps):
     return first, times, torch.__version__
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--predictors", nargs="+", default=["linear", "directpred"])
+    p.add_argument("--depth", type=int, choices=(18, 10), default=18)
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--proj", type=int, nargs=2, default=(512, 128), metavar=("HIDDEN", "DIM"))
+    p.add_argument("--preset", choices=("paper-cifar10",), default=None,
+                   help="paper-cifar10: width 1, batch 128, 32x32, ResNet-18 (overrides those flags)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--out", default="benchmarks/results/train.json")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    if a.preset == "paper-cifar10":
+        a.width, a.batch, a.size, a.depth = 1.0, 128, 32, 18
     import jax
 
     rows = []
+    dev = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})"
     for pred in a.predictors:
-        first, times = bench_byoldyn(a.width, a.batch, a.size, a.steps, pred)
-        rows.append(dict(impl=f"byoldyn (jax {jax.__version__}), predictor={pred}, incl. augmentation",
-                         first_call_s=first, step_s=statistics.median(times), steps=times))
-    if not a.no_torch:
+        first, times = bench_byoldyn(a.width, a.batch, a.size, a.steps, pred, a.depth, a.dtype, tuple(a.proj))
+        mem, what = memory()
+        rows.append(dict(impl=f"byoldyn (jax {jax.__version__}, {dev}, {a.dtype}), predictor={pred}, incl. augmentation",
+                         first_call_s=first, step_s=statistics.median(times), steps=times, memory_bytes=mem,
+                         memory=what))
+    if not a.no_torch and (a.depth, a.dtype, tuple(a.proj)) == (18, "float32", (512, 128)):
         try:
             first, times, tv = bench_torch(a.width, a.batch, a.size, a.steps)
+            mem, what = memory()
             rows.append(dict(impl=f"torch {tv}, predictor=linear, excl. augmentation",
-                             first_call_s=first, step_s=statistics.median(times), steps=times))
+                             first_call_s=first, step_s=statistics.median(times), steps=times, memory_bytes=mem,
+                             memory=what + " (whole process)"))
         except ImportError:
             print("torch not installed: torch row skipped", file=sys.stderr)
     for r in rows:
         r["steps_per_s"] = 1.0 / r["step_s"]
         r["images_per_s"] = a.batch / r["step_s"]
-    print(f"ResNet-18 width {a.width}, batch {a.batch}, {a.size}x{a.size}, {os.cpu_count()} cores, "
+    print(f"ResNet-{a.depth} width {a.width}, batch {a.batch}, {a.size}x{a.size}, {a.dtype}, {os.cpu_count()} cores, "
           f"median of {a.steps} steps")
-    print(f"| implementation | first call (s) | step (s) | steps/s | images/s |\n|---|---|---|---|---|")
+    print(f"| implementation | first call (s) | step (s) | steps/s | images/s | memory MiB |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['impl']} | {r['first_call_s']:.1f} | {r['step_s']:.3f} | {r['steps_per_s']:.2f} | "
-              f"{r['images_per_s']:.0f} |")
-    res = dict(width=a.width, batch=a.batch, size=a.size, cores=os.cpu_count(), machine=platform.machine(),
-               load_avg=os.getloadavg(), rows=rows)
+              f"{r['images_per_s']:.0f} | {r['memory_bytes'] / 2**20:.0f} ({r['memory']}) |")
+    res = dict(width=a.width, batch=a.batch, size=a.size, depth=a.depth, dtype=a.dtype, proj=list(a.proj),
+               cores=os.cpu_count(), machine=platform.machine(), device=dev, load_avg=os.getloadavg(), rows=rows)
     from byoldyn.io import atomic_write
 
     atomic_write(a.out, lambda tmp: Path(tmp).write_text(json.dumps(res, indent=1)))
     print(f"wrote {a.out}")
+    return res
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ augmentations run on device inside the jitted step. Per step (official order, se
 4. SGD (momentum, weight decay as torch) on the online net and, separately, on the predictor;
 5. `symmetric`: Wp <- (Wp + Wpᵀ)/2; DirectPred / DirectCopy: every `freq` steps Wp <- f(F̂);
 6. target <- m target + (1 - m) online (parameters only, not BN statistics); m = 0: target = online.
+
+Options beyond the official code (issue 13, `byoldyn.nets.schedule`): a warmup / cosine learning rate
+(both optimizers, the predictor's peak being alpha_p lr), BYOL's EMA schedule m_k, and bfloat16 compute
+(`config.dtype`; the loss, F̂ and all state stay float32).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .config import Config
 from .directpred import directcopy_matrix, directpred_matrix, update_correlation
 from .heads import Projector, make_predictor, set_predictor_matrix, symmetrize_predictor
 from .resnet import ResNet
+from .schedule import ema_at, lr_schedule
 
 __all__ = ["Siamese", "TrainState", "BYOL", "build", "ema_update", "pair_loss", "byol_loss", "make_optimizer"]
 
@@ -36,12 +41,14 @@ class Siamese(nnx.Module):
     """Backbone + projector: images -> (features h, projections f). Used for the online and target nets."""
 
     def __init__(self, config: Config, *, rngs: nnx.Rngs):
-        self.encoder = ResNet(config.stage_sizes, width=config.width, stem=config.stem, rngs=rngs)
-        self.projector = Projector(self.encoder.dim, config.proj_hidden, config.proj_dim, rngs=rngs)
+        dt = jnp.bfloat16 if config.dtype == "bfloat16" else None
+        self.encoder = ResNet(config.stage_sizes, width=config.width, stem=config.stem, dtype=dt, rngs=rngs)
+        self.projector = Projector(self.encoder.dim, config.proj_hidden, config.proj_dim, dtype=dt, rngs=rngs)
 
     def __call__(self, x):
         h = self.encoder(x)
-        return h, self.projector(h)
+        f = self.projector(h)
+        return h.astype(jnp.float32), f.astype(jnp.float32)
 
 
 class TrainState(NamedTuple):
@@ -95,8 +102,9 @@ def byol_loss(y1, y2, z1, z2, kind: str = "cosine") -> jax.Array:
     return jnp.mean(pair_loss(y1, z2, kind) + pair_loss(y2, z1, kind))
 
 
-def make_optimizer(kind: str, lr: float, momentum: float, wd: float) -> optax.GradientTransformation:
-    """torch-style SGD (`wd * θ` added to the gradient before momentum) or optax's LARS."""
+def make_optimizer(kind: str, lr, momentum: float, wd: float) -> optax.GradientTransformation:
+    """torch-style SGD (`wd * θ` added to the gradient before momentum) or optax's LARS; `lr` a float or
+    an optax schedule."""
     if kind == "lars":
         return optax.lars(lr, weight_decay=wd, momentum=momentum)
     return optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum=momentum or None))
@@ -128,8 +136,9 @@ class BYOL:
         pred = nnx.eval_shape(lambda: make_predictor(c.predictor, c.proj_dim, bias=c.bias,
                                                      hidden=c.pred_hidden, rngs=nnx.Rngs(0)))
         self.pred_def = _split(pred)[0]
-        self.opt = make_optimizer(c.optimizer, c.lr, c.momentum, c.wd)
-        self.pred_opt = make_optimizer(c.optimizer, c.alpha_p * c.lr, c.momentum, c.eta_p)
+        self.lr = lr_schedule(c, c.lr)
+        self.opt = make_optimizer(c.optimizer, self.lr, c.momentum, c.wd)
+        self.pred_opt = make_optimizer(c.optimizer, lr_schedule(c, c.alpha_p * c.lr), c.momentum, c.eta_p)
         self.step = jax.jit(self._step)
         self.features = jax.jit(self._features)
 
@@ -238,11 +247,13 @@ class BYOL:
         if c.ema == 0:
             target, target_bn = online, aux["online_bn"]
         else:
-            target, target_bn = ema_update(s.target, online, c.ema), aux["target_bn"]
+            target, target_bn = ema_update(s.target, online, ema_at(c, s.step)), aux["target_bn"]
         new = TrainState(s.step + 1, online, aux["online_bn"], target, target_bn, pred, aux["pred_bn"],
                          opt, pred_opt, corr)
         h = aux["h"].reshape(-1, aux["h"].shape[-1])
-        metrics = dict(loss=loss, z_std=_collapse_std(f), h_std=_collapse_std(h))
+        lr = self.lr(s.step) if callable(self.lr) else self.lr
+        metrics = dict(loss=loss, z_std=_collapse_std(f), h_std=_collapse_std(h), lr=jnp.asarray(lr, jnp.float32),
+                       ema=jnp.asarray(ema_at(c, s.step), jnp.float32))
         return new, metrics
 
     # ---- evaluation ---------------------------------------------------------------------------
@@ -250,7 +261,18 @@ class BYOL:
         """Frozen online-encoder features (eval-mode BN) of uint8 images after the test transform."""
         x = eval_transform(images, self.config.augment)
         net = nnx.merge(self.net_eval_def, online, online_bn, copy=True)
-        return net.encoder(x)
+        return net.encoder(x).astype(jnp.float32)
+
+    def _features_batch_bn(self, online, online_bn, images):
+        """As `features` but with BatchNorm normalising by the statistics of this batch (train mode)."""
+        x = eval_transform(images, self.config.augment)
+        net = nnx.merge(self.net_def, online, online_bn, copy=True)
+        return net.encoder(x).astype(jnp.float32)
+
+    @functools.cached_property
+    def features_batch_bn(self):
+        """Jitted `_features_batch_bn(online, online_bn, images)`: features with batch-statistics BN."""
+        return jax.jit(self._features_batch_bn)
 
 
 def _collapse_std(x):

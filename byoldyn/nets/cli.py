@@ -80,8 +80,53 @@ def add_parsers(sub) -> None:
     g.add_argument("--eval", choices=("both", "knn", "linear", "none"), default="both",
                    help="final evaluation on the test split (default both)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_recipe_args(p)
     p.set_defaults(func=_train)
+    p.set_defaults(_train_defaults={x.dest: x.default for x in p._actions})
     _add_compare(sub)
+
+
+def _add_recipe_args(p) -> None:
+    """Recipe options beyond the official code and named presets (issue 13; `byoldyn.nets.schedule`)."""
+    from .schedule import PRESETS
+
+    g = p.add_argument_group("recipe (schedules, presets, precision, learning curve)")
+    g.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                   help="named settings: official (the defaults), paper-cifar10 (App. C: width 1, 100 epochs; "
+                   "give --data the full CIFAR-10); flags that differ from their defaults override it")
+    g.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="constant (official) or half-cosine decay to 0 at --total-steps (default constant)")
+    g.add_argument("--warmup-steps", type=_nonneg_int, default=0, help="linear lr warmup from 0 (default 0)")
+    g.add_argument("--ema-schedule", choices=("constant", "byol"), default="constant",
+                   help="byol: m_k = 1 - (1 - m0)(cos(pi k/K) + 1)/2 with m0 = --ema, K = --total-steps")
+    g.add_argument("--total-steps", type=_pos_int, default=None,
+                   help="length K of the cosine / EMA schedules (default: --epochs x steps per epoch)")
+    g.add_argument("--stop-at", type=_pos_int, default=None,
+                   help="stop at this global step (the schedules still run over --total-steps; resume later)")
+    g.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="compute dtype of the ResNet and projector (bfloat16: mixed precision; default float32)")
+    g.add_argument("--eval-every", type=_pos_int, default=None,
+                   help="steps between learning-curve kNN points (random 10k-train bank, 2k test) -> OUT/curve.json")
+
+
+def _apply_preset(a) -> None:
+    """Fill the flags of `--preset` that were left at their defaults."""
+    from .schedule import PRESETS
+
+    for k, v in PRESETS.get(a.preset or "official", {}).items():
+        if getattr(a, k) == a._train_defaults[k]:
+            setattr(a, k, v)
+
+
+def _recipe(a, cfg, n_train: int):
+    """`cfg` with the schedule and precision flags (the schedules' length defaults to the whole run)."""
+    import dataclasses
+
+    spe = n_train // cfg.batch_size
+    sched = a.lr_schedule != "constant" or a.ema_schedule != "constant"
+    total = a.total_steps or (max(1, a.epochs * spe) if sched else None)
+    return dataclasses.replace(cfg, lr_schedule=a.lr_schedule, warmup_steps=a.warmup_steps, total_steps=total,
+                               ema_schedule=a.ema_schedule, dtype=a.dtype)
 
 
 def _train(a) -> int:
@@ -92,6 +137,7 @@ def _train(a) -> int:
 
     import dataclasses
 
+    _apply_preset(a)
     cfg = Config(width=a.width, stage_sizes=(2, 2, 2, 2) if a.depth == "18" else (1, 1, 1, 1),
                  stem="cifar" if a.stem == "auto" else a.stem,
                  proj_hidden=a.proj_hidden, proj_dim=a.proj_dim, predictor=a.predictor, pred_hidden=a.pred_hidden,
@@ -117,11 +163,13 @@ def _train(a) -> int:
     stem = a.stem if a.stem != "auto" else ("cifar" if size <= 64 else "imagenet")
     aug = Augment.stl10(size) if fmt == "stl10" else Augment.cifar10(size)
     cfg = dataclasses.replace(cfg, stem=stem, augment=aug)
+    cfg = _recipe(a, cfg, len(tr))  # schedules over the run's steps (issue 13)
     kinds = {"both": ("knn", "linear"), "none": ()}.get(a.eval, (a.eval,))
     started()  # an OSError from here on is a failed run (exit 1)
     try:
         r = train(cfg, tr, te, a.out, epochs=a.epochs, log_every=a.log_every, ckpt_every=a.ckpt_every,
-                  resume=not a.no_resume, evaluate=kinds, progress=not a.no_progress)
+                  resume=not a.no_resume, evaluate=kinds, progress=not a.no_progress,
+                  max_steps=a.stop_at, eval_every=a.eval_every)
     except Diverged as e:
         print(f"byoldyn train: stopped: {e}", file=sys.stderr)
         return 1

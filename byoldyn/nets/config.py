@@ -35,6 +35,12 @@ class Config:
     **DirectPred:** `rho` (F̂ retention), `eps`, `freq`, `dp_form` ("code" | "paper").
     **Optimizer:** `optimizer` ("sgd" | "lars"), `lr`, `momentum`, `wd`, `alpha_p` (predictor lr =
     alpha_p lr), `predictor_wd` (None: `wd`), `batch_size`.
+    **Schedules** (`byoldyn.nets.schedule`; the defaults are the official code's: none): `lr_schedule`
+    ("constant" | "cosine": half-cosine to 0 at `total_steps`), `warmup_steps` (linear warmup from 0),
+    `ema_schedule` ("constant" | "byol": tau_k = 1 - (1 - ema)(cos(pi k/K) + 1)/2, K = `total_steps`),
+    `total_steps` (needed by "cosine" and "byol").
+    **Precision:** `dtype` ("float32" | "bfloat16": convolutions and projector matmuls computed in bfloat16,
+    parameters, BN statistics, loss and optimizer kept in float32).
     **Data:** `augment` (an `Augment`), `seed`.
     """
 
@@ -62,6 +68,11 @@ class Config:
     alpha_p: float = 1.0
     predictor_wd: float | None = None
     batch_size: int = 128
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    total_steps: int | None = None
+    ema_schedule: str = "constant"
+    dtype: str = "float32"
     augment: Augment = dataclasses.field(default_factory=Augment.cifar10)
     seed: int = 0
 
@@ -92,13 +103,23 @@ class Config:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 bad(name, v, "a positive integer")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            bad("warmup_steps", self.warmup_steps, "a non-negative integer")
+        if self.total_steps is not None and (not isinstance(self.total_steps, int) or self.total_steps < 1):
+            bad("total_steps", self.total_steps, "a positive integer or None")
+        if self.total_steps is None and (self.lr_schedule != "constant" or self.ema_schedule != "constant"):
+            bad("total_steps", self.total_steps, "set when lr_schedule is cosine or ema_schedule is byol")
+        if self.lr_schedule == "cosine" and self.warmup_steps >= self.total_steps:
+            bad("warmup_steps", self.warmup_steps, f"< total_steps ({self.total_steps}) with a cosine schedule")
         if self.batch_size < 2:
             bad("batch_size", self.batch_size, ">= 2 (BatchNorm needs a batch)")
         if not self.stage_sizes or any((not isinstance(n, int)) or n < 1 for n in self.stage_sizes):
             bad("stage_sizes", self.stage_sizes, "a non-empty tuple of positive integers")
         for name, allowed in (("stem", ("cifar", "imagenet")), ("predictor", PREDICTORS),
                               ("loss", ("cosine", "euclidean")), ("target_init", ("independent", "copy")),
-                              ("dp_form", ("code", "paper")), ("optimizer", ("sgd", "lars"))):
+                              ("dp_form", ("code", "paper")), ("optimizer", ("sgd", "lars")),
+                              ("lr_schedule", ("constant", "cosine")), ("ema_schedule", ("constant", "byol")),
+                              ("dtype", ("float32", "bfloat16"))):
             if getattr(self, name) not in allowed:
                 bad(name, getattr(self, name), "one of " + ", ".join(allowed))
         if self.symmetric and self.predictor not in ("linear", "mlp"):

@@ -9,6 +9,15 @@ this one reports the last epoch).
 * `linear_probe`: standardize with the training mean/std (StandardScaler), then a softmax linear
   classifier trained with Adam (lr 3e-4, L2 weight decay 1e-3 as torch's Adam) for 50 epochs at
   batch 128, as the official probe.
+
+Features (`PROTOCOL`): the online encoder's pooled output (the projector's input) of the test
+transform (no crop, per-channel normalization), with BatchNorm in eval mode (running statistics,
+`bn="running"`) unless stated. `bn="batch"` normalizes with the statistics of each batch of 500
+images instead: for an untrained network the running statistics are still at their initial values
+(mean 0, variance 1, i.e. no normalization), so its "running" numbers are inflated. `pixel_features`
+is the raw-pixel baseline: the normalized test-transform pixels, flattened (3072-d on CIFAR).
+`evaluate_features` computes kNN / probe on any of these; `baselines` the three baselines at once;
+`curve_point` a cheaper kNN for learning curves (a subset of train and test, `append_curve` writes it).
 """
 
 from __future__ import annotations
@@ -20,15 +29,98 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["extract_features", "knn_accuracy", "knn_predict", "linear_probe"]
+__all__ = ["extract_features", "pixel_features", "knn_accuracy", "knn_predict", "linear_probe",
+           "evaluate_features", "baselines", "curve_point", "append_curve", "PROTOCOL"]
+
+#: The evaluation protocol, written into every eval.json (see the module docstring).
+PROTOCOL = ("features: online encoder output (projector input), test transform; BN: eval mode (running "
+            "statistics) unless the key starts with batch_bn_ (per-batch statistics, batches of 500); pixels_: "
+            "raw normalized pixels; kNN: cosine, k = 200, T = 0.1, weighted vote, bank = labelled training split; "
+            "linear probe: StandardScaler, softmax linear layer, Adam lr 3e-4 wd 1e-3, 50 epochs, batch 128, seed 0; "
+            "both reported once, at the last training step and the last probe epoch (no selection on the test set)")
 
 
-def extract_features(model, state, images: np.ndarray, batch: int = 500) -> np.ndarray:
-    """Online-encoder features (eval-mode BN, test transform) of uint8 images, in batches: (N, D)."""
+def extract_features(model, state, images: np.ndarray, batch: int = 500, bn: str = "running") -> np.ndarray:
+    """Online-encoder features (test transform) of uint8 images, in batches of `batch`: (N, D).
+
+    `bn="running"`: eval-mode BatchNorm (running statistics); `"batch"`: each batch's own statistics, the
+    batches drawn in a fixed random order (seed 0) so that each is a sample of the whole set (image folders
+    are sorted by class: batches in file order would normalise the class away)."""
+    if bn not in ("running", "batch"):
+        raise ValueError(f"bn must be 'running' or 'batch', got {bn!r}")
+    fn = model.features if bn == "running" else model.features_batch_bn
+    order = np.arange(len(images)) if bn == "running" else np.random.default_rng(0).permutation(len(images))
     out = []
     for i in range(0, len(images), batch):
-        out.append(np.asarray(model.features(state.online, state.online_bn, jnp.asarray(images[i:i + batch]))))
+        out.append(np.asarray(fn(state.online, state.online_bn, jnp.asarray(images[order[i:i + batch]]))))
+    feats = np.empty_like(np.concatenate(out).astype(np.float32))
+    feats[order] = np.concatenate(out)
+    return feats
+
+
+def pixel_features(images: np.ndarray, augment, batch: int = 2000) -> np.ndarray:
+    """Raw-pixel features: the test transform (per-channel normalization of `augment`), flattened: (N, H*W*3)."""
+    from .augment import eval_transform
+
+    out = [np.asarray(eval_transform(jnp.asarray(images[i:i + batch]), augment)).reshape(len(images[i:i + batch]), -1)
+           for i in range(0, len(images), batch)]
     return np.concatenate(out).astype(np.float32)
+
+
+def evaluate_features(tr, ytr, te, yte, kinds=("knn", "linear"), n_classes: int | None = None,
+                      prefix: str = "") -> dict:
+    """`{prefix + "knn_acc": ..., prefix + "linear_acc": ...}` for the `kinds` asked."""
+    out = {}
+    if "knn" in kinds:
+        out[f"{prefix}knn_acc"] = knn_accuracy(tr, ytr, te, yte, k=200, temperature=0.1, n_classes=n_classes)
+    if "linear" in kinds:
+        out[f"{prefix}linear_acc"] = linear_probe(tr, ytr, te, yte, n_classes=n_classes, seed=0)["test_acc"]
+    return out
+
+
+def baselines(model, state, train_data, test_data, kinds=("knn", "linear")) -> dict:
+    """The baselines of issue 13 on (train_data, test_data): raw pixels (`pixels_knn_acc`,
+    `pixels_linear_acc`) and the network of `state` with batch-statistics BN (`batch_bn_knn_acc`,
+    `batch_bn_linear_acc`); the eval-mode numbers are the run's own `knn_acc` / `linear_acc`."""
+    lab = train_data.labels >= 0
+    ytr, yte = train_data.labels[lab], test_data.labels
+    C = len(train_data.classes)
+    aug = model.config.augment
+    out = evaluate_features(pixel_features(train_data.images[lab], aug), ytr, pixel_features(test_data.images, aug),
+                            yte, kinds, C, prefix="pixels_")
+    out.update(evaluate_features(extract_features(model, state, train_data.images[lab], bn="batch"), ytr,
+                                 extract_features(model, state, test_data.images, bn="batch"), yte, kinds, C,
+                                 prefix="batch_bn_"))
+    return out
+
+
+def curve_point(model, state, train_data, test_data, n_train: int = 10000, n_test: int = 2000) -> dict:
+    """kNN accuracy (k = 200, T = 0.1, eval-mode BN) with `n_train` labelled training images as the bank and
+    `n_test` test images, both fixed random subsets (seed 0; image folders are sorted by class): a cheap
+    point of a learning curve (not the final number)."""
+    lab = np.flatnonzero(train_data.labels >= 0)
+    lab = np.sort(np.random.default_rng(0).permutation(lab)[:n_train])
+    ti = np.sort(np.random.default_rng(1).permutation(len(test_data.labels))[:n_test])
+    tr = extract_features(model, state, train_data.images[lab])
+    te = extract_features(model, state, test_data.images[ti])
+    acc = knn_accuracy(tr, train_data.labels[lab], te, test_data.labels[ti], n_classes=len(train_data.classes))
+    return {"step": int(state.step), "knn_acc": acc, "n_train": int(len(lab)), "n_test": int(len(te))}
+
+
+def append_curve(path, point: dict) -> list:
+    """Append `point` to the JSON list at `path` (atomically), first dropping points at or after its step
+    (those of an interrupted run that is being resumed). **Returns:** the list written."""
+    import json
+    from pathlib import Path
+
+    from ..io import atomic_write
+
+    path = Path(path)
+    pts = json.loads(path.read_text()) if path.is_file() else []
+    pts = [p for p in pts if p["step"] < point["step"]] + [point]
+    text = json.dumps(pts, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return pts
 
 
 def _l2n(x):

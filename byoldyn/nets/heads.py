@@ -33,21 +33,23 @@ def _torch_bias_init(fan_in):
     return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
-def _linear(cin, cout, *, bias=True, rngs):
+def _linear(cin, cout, *, bias=True, dtype=None, rngs):
     return nnx.Linear(cin, cout, use_bias=bias, kernel_init=_lin_init,
-                      bias_init=_torch_bias_init(cin), rngs=rngs)
+                      bias_init=_torch_bias_init(cin), dtype=dtype, rngs=rngs)
 
 
 _BN = partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5, use_bias=False, use_scale=False)
 
 
 class Projector(nnx.Module):
-    """`Linear(d, hidden) -> BN(hidden, affine=False) -> ReLU -> Linear(hidden, out)` (section 11)."""
+    """`Linear(d, hidden) -> BN(hidden, affine=False) -> ReLU -> Linear(hidden, out)` (section 11).
 
-    def __init__(self, d: int, hidden: int = 512, out: int = 128, *, rngs: nnx.Rngs):
-        self.fc1 = _linear(d, hidden, rngs=rngs)
+    `dtype`: compute dtype of the two matmuls (None: float32; bfloat16 for mixed precision)."""
+
+    def __init__(self, d: int, hidden: int = 512, out: int = 128, *, dtype=None, rngs: nnx.Rngs):
+        self.fc1 = _linear(d, hidden, dtype=dtype, rngs=rngs)
         self.bn = _BN(hidden, rngs=rngs)
-        self.fc2 = _linear(hidden, out, rngs=rngs)
+        self.fc2 = _linear(hidden, out, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
         return self.fc2(nnx.relu(self.bn(self.fc1(x))))

@@ -31,8 +31,8 @@ def channels(width: float, base: int = 64) -> int:
 class BasicBlock(nnx.Module):
     """Two 3x3 convs with BN and a residual connection (projection shortcut when the shape changes)."""
 
-    def __init__(self, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs):
-        conv = partial(nnx.Conv, use_bias=False, kernel_init=_conv_init, rngs=rngs)
+    def __init__(self, cin: int, cout: int, stride: int, *, dtype=None, rngs: nnx.Rngs):
+        conv = partial(nnx.Conv, use_bias=False, kernel_init=_conv_init, dtype=dtype, rngs=rngs)
         self.conv1 = conv(cin, cout, (3, 3), strides=stride, padding=1)
         self.bn1 = _BN(cout, rngs=rngs)
         self.conv2 = conv(cout, cout, (3, 3), strides=1, padding=1)
@@ -55,11 +55,12 @@ class ResNet(nnx.Module):
     """ResNet backbone without its classifier: images (N, H, W, 3) -> pooled features (N, `dim`).
 
     **Arguments:** `stage_sizes` (blocks per stage), `width` (channel multiplier), `stem` (`"cifar"`:
-    3x3 stride-1 conv, no max-pool; `"imagenet"`: 7x7 stride-2 conv + max-pool), `rngs`.
+    3x3 stride-1 conv, no max-pool; `"imagenet"`: 7x7 stride-2 conv + max-pool), `dtype` (compute
+    dtype of the convolutions, e.g. bfloat16; None: float32; parameters and BatchNorm stay float32), `rngs`.
     """
 
     def __init__(self, stage_sizes: Sequence[int] = (2, 2, 2, 2), *, width: float = 1.0,
-                 stem: str = "cifar", in_channels: int = 3, rngs: nnx.Rngs):
+                 stem: str = "cifar", in_channels: int = 3, dtype=None, rngs: nnx.Rngs):
         if stem not in ("cifar", "imagenet"):
             raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
         if not width > 0:
@@ -68,14 +69,14 @@ class ResNet(nnx.Module):
         self.stem = stem
         k, s, p = ((3, 3), 1, 1) if stem == "cifar" else ((7, 7), 2, 3)
         self.conv1 = nnx.Conv(in_channels, c0, k, strides=s, padding=p, use_bias=False,
-                              kernel_init=_conv_init, rngs=rngs)
+                              kernel_init=_conv_init, dtype=dtype, rngs=rngs)
         self.bn1 = _BN(c0, rngs=rngs)
         blocks = []
         cin = c0
         for i, n in enumerate(stage_sizes):
             cout = channels(width, 64 * 2**i)
             for j in range(n):
-                blocks.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, rngs=rngs))
+                blocks.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, dtype=dtype, rngs=rngs))
                 cin = cout
         self.blocks = nnx.List(blocks)
         self.dim = cin

@@ -31,7 +31,7 @@ from .byol import BYOL, TrainState, build
 from .checkpoint import Checkpoints
 from .config import Config
 from .data import Dataset
-from .evaluate import extract_features, knn_accuracy, linear_probe
+from .evaluate import PROTOCOL, append_curve, baselines, curve_point, extract_features, knn_accuracy, linear_probe
 from .instrument import RunLog, observe
 
 __all__ = ["train", "Diverged", "RunResult", "steps_per_epoch", "batch_indices", "step_key"]
@@ -192,14 +192,15 @@ def _fresh(out: Path) -> None:
 
 def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *, epochs: int,
           log_every: int = 50, ckpt_every: int | None = None, resume: bool = True, evaluate=("knn", "linear"),
-          progress: bool = True, max_steps: int | None = None) -> RunResult:
+          progress: bool = True, max_steps: int | None = None, eval_every: int | None = None) -> RunResult:
     """Train for `epochs` epochs (or until global step `max_steps`), resuming from `out/checkpoints`.
 
     **Arguments:** `log_every` (steps between instrumentation records), `ckpt_every` (steps between
     checkpoints; default one epoch; one is always written at the end), `resume` (continue from the
     newest readable checkpoint if there is one; its config and training data must be those given;
     False starts afresh and removes the previous run's checkpoints, log and evaluation), `evaluate`
-    (any of "knn", "linear"; needs `test_data`), `progress` (tqdm bar).
+    (any of "knn", "linear"; needs `test_data`), `progress` (tqdm bar), `eval_every` (steps between
+    learning-curve points, `evaluate.curve_point`, appended to `out/curve.json`; also one at step 0).
 
     A resumed run writes the same log as an uninterrupted one: each checkpoint holds the running
     means of the step metrics since the last record, and the number of records it follows.
@@ -256,6 +257,8 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
         bar = tqdm(total=total, initial=start, unit="step", desc="train", dynamic_ncols=True)
     last_ckpt, end_record = latest, False
     try:
+        if eval_every and test_data is not None and start == 0 < total:  # the curve's first point
+            append_curve(out / "curve.json", curve_point(model, state, train_data, test_data))
         for step in range(start, total):
             idx = batch_indices(config.seed, n, B, step)
             state, m = model.step(state, train_data.images[idx], jax.random.fold_in(k_data, step))
@@ -273,7 +276,7 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
                 bar.set_postfix(loss=f"{loss:.4f}", epoch=done // spe)
             if done % log_every == 0 or done == total:
                 rec = observe(state, config.predictor)
-                rec.update({k: v / n_acc for k, v in acc.items()}, lr=config.lr)
+                rec.update({k: v / n_acc for k, v in acc.items()}, lr=float(m.get("lr", config.lr)))
                 log.append(done, done / spe, rec)
                 log.save()
                 end_record = done % log_every != 0  # the end of this run only: the means go on after it
@@ -287,6 +290,8 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
                                         "log": {"records": len(log.records), "last": last, "end": end_record,
                                                 "every": log_every}})
                 last_ckpt = done
+            if eval_every and test_data is not None and done % eval_every == 0:  # learning curve (issue 13)
+                append_curve(out / "curve.json", curve_point(model, state, train_data, test_data))
     finally:
         if bar is not None:
             bar.close()
@@ -296,6 +301,9 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
     if kinds and test_data is not None:
         result.eval = _evaluate(model, state, train_data, test_data, kinds)
         result.eval.update(step=int(state.step), epoch=int(state.step) / spe)
+        if int(state.step) == 0:  # the untrained network: also raw pixels and batch-statistics BN (issue 13)
+            result.eval.update(baselines(model, state, train_data, test_data, kinds))
+        result.eval["protocol"] = PROTOCOL
         text = json.dumps(result.eval, indent=1)
         atomic_write(out / "eval.json", lambda tmp: Path(tmp).write_text(text))
     result.seconds = time.perf_counter() - t0

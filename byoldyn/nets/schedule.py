@@ -1,0 +1,51 @@
+"""Learning-rate and EMA schedules, and named presets of `byoldyn train` (issue 13).
+
+* `lr_schedule(config, lr)`: `config.warmup_steps` steps of linear warmup from 0 to `lr`, then constant
+  (`lr_schedule="constant"`, the official code: no schedule, section 11) or a half-cosine decay to 0 at
+  `config.total_steps` (`"cosine"`, BYOL / SimSiam). With no warmup and a constant schedule it is the
+  plain float `lr`, so the official recipe's optimizer is unchanged.
+* `ema_at(config, k)`: the target's retention at step k. `"constant"`: `config.ema`. `"byol"`: BYOL's
+  schedule `tau_k = 1 - (1 - tau_0)(cos(pi k / K) + 1) / 2` with `tau_0 = config.ema`, K =
+  `config.total_steps` (tau rises from tau_0 to 1).
+* `PRESETS`: named settings of `byoldyn train` flags (argparse dest names). `official` is the official
+  code's CIFAR-10 recipe (the defaults); `paper-cifar10` the paper's App. C full-scale run (ResNet-18
+  width 1, full CIFAR-10 50k, 100 epochs, the official optimizer); `cpu` the reduced recipe of the
+  CPU recipe search (figures/nets/SEARCH.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import optax
+
+__all__ = ["lr_schedule", "ema_at", "PRESETS"]
+
+
+def lr_schedule(config, lr: float):
+    """The learning rate as an optax schedule (or a float when there is no schedule) for peak `lr`."""
+    w, K = config.warmup_steps, config.total_steps
+    if config.lr_schedule == "constant":
+        if w == 0:
+            return lr
+        return optax.join_schedules([optax.linear_schedule(0.0, lr, w), optax.constant_schedule(lr)], [w])
+    return optax.warmup_cosine_decay_schedule(0.0, lr, w, K, end_value=0.0) if w else \
+        optax.cosine_decay_schedule(lr, K)
+
+
+def ema_at(config, k):
+    """Target retention at (0-based) step `k` (a float or a jax scalar); see the module docstring."""
+    if config.ema_schedule == "constant" or config.ema == 0:
+        return config.ema
+    K = config.total_steps
+    frac = jnp.minimum(jnp.asarray(k, jnp.float32) / K, 1.0)
+    return 1.0 - (1.0 - config.ema) * (jnp.cos(math.pi * frac) + 1.0) / 2.0
+
+
+#: Flag values (argparse dest -> value) of each named preset; flags given explicitly override them.
+PRESETS: dict[str, dict] = {
+    "official": {},
+    "paper-cifar10": dict(width=1.0, depth="18", epochs=100, batch_size=128, lr=0.03, momentum=0.9, wd=4e-4,
+                          ema=0.996, predictor="linear"),
+}
