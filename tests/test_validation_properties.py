@@ -5,6 +5,8 @@ construct and, for `simulate`, run (n = 2, a few steps). Bad values are refused 
 compiled, so those examples cost microseconds; the good `simulate` runs share one compile per mode.
 """
 
+import os
+
 import diffrax
 import jax
 import jax.numpy as jnp
@@ -15,8 +17,10 @@ from hypothesis import strategies as st
 
 import byoldyn as bd
 
-FAST = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-RUNS = settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+_N = int(os.environ.get("BYOLDYN_HYPOTHESIS_EXAMPLES", "40"))  # more for a deeper local search
+FAST = settings(max_examples=_N, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+RUNS = settings(max_examples=max(1, _N * 3 // 8), deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 positive = st.floats(min_value=1e-3, max_value=1e3)
@@ -52,6 +56,8 @@ RATES = ("alpha_p", "eta", "beta", "eta_p")
 def bad_hyper(draw):
     name = draw(st.sampled_from(RATES))
     bad = draw(st.one_of(negative, nonfinite, not_numbers, *([st.just(0.0)] if name == "alpha_p" else [])))
+    if bad is None and name == "eta_p":  # eta_p=None is the default (eta_p = eta)
+        bad = "eta"
     if draw(st.booleans()) and isinstance(bad, float):  # one bad entry in a batch of otherwise good ones
         bad = np.array([1.0, bad, 0.5])
     return name, bad
@@ -227,7 +233,7 @@ def bad_options(draw):
             kw["dt"] = bad
     elif name in ("rtol", "atol"):
         kw[name] = draw(st.one_of(st.floats(-1.0, 0.0), nonfinite, not_numbers))
-        if isinstance(kw[name], float) and not np.isnan(kw[name]) and kw[name] <= 0:
+        if isinstance(kw[name], float) and np.isfinite(kw[name]) and kw[name] <= 0:
             name = "rtol and atol"  # "rtol and atol must be > 0, got rtol=..., atol=..."
     elif name == "max_steps":
         kw[name] = draw(st.one_of(st.integers(max_value=0), st.floats(0.5, 99.5).filter(lambda v: v != int(v)),
