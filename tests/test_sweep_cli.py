@@ -212,6 +212,14 @@ def test_resume_hint_names_the_flag(finished, capsys):
                     "(differs in grid); use the same arguments, another --out, or drop --resume to start afresh")
 
 
+def test_resume_never_overwrites_a_readable_file_that_is_not_a_sweep(tmp_path, capsys):
+    out = tmp_path / "other.nc"
+    save_netcdf(xr.Dataset({"x": ("i", np.arange(3.0))}), out)
+    line = _one_error(["sweep", *TINY, "--resume", "--out", out], capsys)
+    assert line == f"byoldyn: error: resume: {out} holds no byoldyn sweep; use another --out, or drop --resume to overwrite it"
+    assert _load(out).x.values.tolist() == [0.0, 1.0, 2.0]
+
+
 def test_unwritable_outputs_are_refused_before_computing(tmp_path, capsys):
     """OUT under a regular file, OUT a directory, OUT.parts a file, and /proc (where even root cannot create a file:
     a genuinely unwritable place, unlike a chmod 0o555 directory for root): one line, exit 2, nothing computed."""
