@@ -111,3 +111,18 @@ def test_curve_point_uses_random_subsets_of_class_sorted_data():
     p = curve_point(M(), SimpleNamespace(online=None, online_bn=None, step=7), d, d, n_train=40, n_test=20)
     assert p["step"] == 7 and p["n_train"] == 40 and p["n_test"] == 20
     assert len(set(seen[0].tolist())) == 4 and len(set(seen[1].tolist())) >= 3  # all classes, not the first ones
+
+
+def test_results_table_shows_the_three_baselines():
+    from byoldyn.figures.training import results_table
+
+    ev = {"knn_acc": 0.296, "linear_acc": 0.319, "batch_bn_knn_acc": 0.259, "batch_bn_linear_acc": 0.27,
+          "pixels_knn_acc": 0.353, "pixels_linear_acc": 0.3486}
+    rows = results_table({"init": (None, ev)}).splitlines()[2:]
+    assert rows == [
+        "| init | untrained network (--epochs 0) (eval-mode BN, initial running stats: no normalization) | 0 | 29.6 | "
+        "31.9 | – | – | – | – |",
+        "| init | untrained network, batch-statistics BN | 0 | 25.9 | 27.0 | – | – | – | – |",
+        "| init | raw pixels (per-channel normalized) | 0 | 35.3 | 34.9 | – | – | – | – |"]
+    # an evaluation without the baselines (earlier runs) keeps its one row
+    assert len(results_table({"init": (None, {"knn_acc": 0.3})}).splitlines()) == 3

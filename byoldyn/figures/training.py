@@ -209,8 +209,14 @@ def results_table(runs: dict, k: int = 10) -> str:
 
     for name, (ds, ev) in runs.items():
         if ds is None:
-            rows.append(f"| {name} | {describe(ds)} | 0 | {pct(ev, 'knn_acc')} | {pct(ev, 'linear_acc')} "
+            base = " (eval-mode BN, initial running stats: no normalization)" if "batch_bn_knn_acc" in ev else ""
+            rows.append(f"| {name} | {describe(ds)}{base} | 0 | {pct(ev, 'knn_acc')} | {pct(ev, 'linear_acc')} "
                         "| – | – | – | – |")
+            for pre, what in (("batch_bn_", "untrained network, batch-statistics BN"),
+                              ("pixels_", "raw pixels (per-channel normalized)")):  # baselines (issue 13)
+                if f"{pre}knn_acc" in ev or f"{pre}linear_acc" in ev:
+                    rows.append(f"| {name} | {what} | 0 | {pct(ev, pre + 'knn_acc')} | {pct(ev, pre + 'linear_acc')} "
+                                "| – | – | – | – |")
             continue
         wp = json.loads(ds.attrs["config"])["predictor"] != "none"  # Wp = I: nothing to measure
         rows.append(f"| {name} | {describe(ds)} | {ds.epoch.values[-1]:.0f} | {pct(ev, 'knn_acc')} | "
