@@ -35,7 +35,7 @@ def test_device_benchmark_tiny(tmp_path):
             assert all(x["gflops"] > 0 and 0 < x["frac_matmul"] for x in rows), name
     sim = res["simulate"]["rows"]
     assert all(x["steps_mismatch"] == 0 and x["max_diff"] <= 1e-13 and x["failed"] == 0 for x in sim)
-    assert [x["resolved"] for x in sim] == ["vmap", "map-vmap (block 4)", "map"]
+    assert [x["resolved"] for x in sim] == ["vmap", "map-vmap (block 2)", "map"]
     assert res["simulate"]["auto"] == {"strategy": "map", "block": None}  # CPU: per-member loops
     sm = res["sweep_matrix"]["rows"]
     assert sm[1]["max_diff"] == 0.0 and sm[2]["max_diff"] <= 1e-14  # blocks: bit-identical; a lone member: rounding
