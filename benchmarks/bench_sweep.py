@@ -242,6 +242,19 @@ def best_of(fn, repeats):
     return min(ts), ts, out
 
 
+def incache_matmul(n, b, repeats, chain=256):
+    """The rate of XLA's batched (b, n, n) matmul with the data in cache, all devices at once: on each device a
+    chain of `chain` dependent products (the ceiling of the field's products in a block of b members)."""
+    nd = jax.device_count()
+    k1, k2 = jax.random.split(jax.random.PRNGKey(7))
+    A = jax.random.normal(k1, (nd, b, n, n), jnp.float64)
+    C = jax.random.normal(k2, (nd, b, n, n), jnp.float64) / np.sqrt(n)
+    f = jax.pmap(lambda A, C: jax.lax.fori_loop(0, chain, lambda i, X: jnp.matmul(X, C), A))
+    jax.block_until_ready(f(A, C))
+    t, _, _ = best_of(lambda: jax.block_until_ready(f(A, C)), repeats)
+    return 2 * n ** 3 * b * chain * nd / t / 1e9
+
+
 def strategies(level, B, n, steps, blocks, repeats, dt=0.05):
     """Each batching strategy of `sweep` (byoldyn.batch.fixed_step_block) on the same work, beside the NumPy peer
     timed in the same run (min of `repeats`); the auto row is broken down into its parts."""
@@ -308,6 +321,10 @@ def strategies(level, B, n, steps, blocks, repeats, dt=0.05):
                  program_speedup_vs_numpy=pwall / t_prog)
     log(f"  auto row, parts: start {t_start:.3f} s, program {t_prog:.3f} s, observables {t_obs:.3f} s, "
         f"rest (transfers, Dataset) {parts['rest_s']:.3f} s")
+    if level == "matrix":
+        parts["incache_matmul_gflops"] = {str(b): incache_matmul(n, b, repeats) for b in (auto_block, 4096 // ndev)}
+        log(f"  XLA batched {n}x{n} matmul in cache on {ndev} devices: "
+            + ", ".join(f"blocks of {b}: {g:.1f} GFLOP/s" for b, g in parts["incache_matmul_gflops"].items()))
     return dict(level=level, members=B, n=n, steps=steps, dt=dt, auto_block=auto_block, rows=rows, auto_parts=parts,
                 load_avg=os.getloadavg())
 
