@@ -37,6 +37,11 @@ class Check:
     control: str = ""                   # the input where the claim must not hold, and its measurement
     control_agrees: bool | None = None  # the same criterion on the control; must be False
 
+    def __post_init__(self):  # numpy booleans (np.bool_) become bool, so that `is False` means what it says
+        object.__setattr__(self, "agrees", bool(self.agrees))
+        if self.control_agrees is not None:
+            object.__setattr__(self, "control_agrees", bool(self.control_agrees))
+
     @property
     def passed(self) -> bool:
         """The claim agrees and its control disagrees, as it must."""
