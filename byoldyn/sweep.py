@@ -493,10 +493,79 @@ def _global(x: np.ndarray, mesh):
 
 
 def _host(tree):
+    """Global arrays as numpy arrays on this process: `device_get`, or with several processes (`jax.distributed`)
+    the gather of every process's shards (`multihost_utils.process_allgather`, a collective: every process calls it
+    at the same point)."""
     if jax.process_count() == 1:
         return jax.device_get(tree)
     from jax.experimental import multihost_utils
     return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def _local_device(mesh):
+    """The first device of `mesh` that this process can address (with `jax.distributed`, device 0 of the mesh
+    belongs to process 0): where the starts and the observables are computed, from host arrays."""
+    me = jax.process_index()
+    return next(d for d in mesh.devices.flat if d.process_index == me)
+
+
+def _barrier(name: str) -> None:
+    """Every process waits here until all have reached `name` (no-op with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(f"byoldyn.sweep:{name}")
+
+
+_MSG_BYTES = 2048
+
+
+def _from_writer(code: int, flags: np.ndarray, message: str = "") -> tuple[int, np.ndarray, str]:
+    """Process 0's decision `(code, flags, message)` on every process (`broadcast_one_to_all`; the others pass
+    placeholders of the same shapes). With one process, the arguments as they are."""
+    if jax.process_count() == 1:
+        return code, flags, message
+    from jax.experimental import multihost_utils
+    msg = np.zeros(_MSG_BYTES, np.uint8)
+    raw = message.encode()[:_MSG_BYTES]
+    msg[:len(raw)] = np.frombuffer(raw, np.uint8)
+    got = multihost_utils.broadcast_one_to_all({"code": np.asarray([code], np.int32), "flags": flags.astype(np.int32),
+                                                "msg": msg})
+    text = np.asarray(got["msg"], np.uint8).tobytes().rstrip(b"\0").decode(errors="replace")
+    return int(np.asarray(got["code"])[0]), np.asarray(got["flags"]).astype(flags.dtype), text
+
+
+def _follow_writer(prepare, is_writer: bool, n_chunks: int, out, h, level, n_save, n_modes, dtype, dims, sizes):
+    """Several processes: process 0 runs `prepare` (the file bookkeeping) and every process gets its decision.
+
+    **Returns:** `(ds, None)` when `out` is already complete (the other processes read it: `out` must be on a
+    filesystem every process shares), else `(None, todo)`, the same chunk mask on every process. A refusal or error
+    on process 0 is raised there and, as one line, on the others (a `Refused` with the same text, else `RunFailed`).
+    """
+    from .errors import RunFailed
+
+    err, done, todo = None, None, np.zeros(n_chunks, bool)
+    if is_writer:
+        try:
+            done, todo = prepare()
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the others have been told
+            err = e
+    todo = np.zeros(n_chunks, bool) if todo is None else todo
+    code = 3 if done is not None else 0 if err is None else 1 if isinstance(err, Refused) else 2
+    text = "" if err is None else f"{err}\x1f{err.cli}" if isinstance(err, Refused) else one_line(err)
+    code, todo, text = _from_writer(code, todo, text)
+    if err is not None:
+        raise err
+    if code == 1:
+        msg, _, cli = text.partition("\x1f")
+        raise Refused(msg, cli=cli or msg)
+    if code == 2:
+        raise RunFailed(f"sweep stopped on process 0: {text}")
+    if code == 3 and not is_writer:
+        done, why = _read_complete(Path(out), h, _schema(level, n_save, n_modes, dtype), dims, sizes)
+        if done is None:
+            raise RunFailed(f"{out} is complete on process 0 but {why} on process {jax.process_index()}: put out on "
+                            "a filesystem every process shares")
+    return done, todo.astype(bool)
 
 
 def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int, strategy: str = "auto", block=None) -> dict:
@@ -522,7 +591,7 @@ def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int, strategy: s
             atol=cfg["atol"], max_steps=cfg["max_steps"], max_norm=cfg["max_norm"],
             observe=Observe(cfg["threshold"]), devices=mesh.devices.ravel().tolist(), strategy=strategy, block=block)
         obs = _host(sol.observed)
-        status = np.asarray(sol.status)[:B].astype(np.int8)
+        status = np.asarray(_host(sol.status))[:B].astype(np.int8)
         path = {k: np.asarray(v)[:B] for k, v in obs.items()}  # (B, T, ...)
         final = {k: v[:, -1] for k, v in path.items()}
         return _pack(final, path if with_path else None, status)
@@ -532,15 +601,15 @@ def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int, strategy: s
                            state_bytes * npdt.itemsize * (8 if cfg["method"] == "rk4" else 4), block)
     prog = _program(cfg["level"], flags, cfg["method"], cfg["n_int"], cfg["n_per"], with_path, cfg["max_norm"], mesh,
                     blk)
-    one = mesh.devices.ravel()[0]
+    one = _local_device(mesh)
     with jax.default_device(one):  # initial states and observables on one device (LAPACK: see _fixed_program)
         y0 = _start(cfg["level"], flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2)
-    y0 = jax.tree.map(lambda a: _global(np.asarray(a), mesh), y0)
+        y0 = jax.tree.map(np.asarray, y0)  # every process computes the same starts: the same host arrays
+        alive0 = ~np.asarray(_blown_members(y0, cfg["max_norm"]))[:B]
     args = [_global(cols[k].astype(npdt), mesh) for k in ("alpha_p", "eta", "eta_p", "beta", "sigma2")]
-    y1, path, alive_t = prog(y0, *args, jnp.asarray(cfg["dt_eff"], dtype))
+    y1, path, alive_t = prog(jax.tree.map(lambda a: _global(a, mesh), y0), *args, jnp.asarray(cfg["dt_eff"], dtype))
     y1, path, alive_t = _host((y1, path, alive_t))
     alive_t = np.asarray(alive_t)[:, :B]
-    alive0 = ~np.asarray(_host(_blown_members(y0, cfg["max_norm"])))[:B]
     cut = lambda t: jax.tree.map(lambda a: np.asarray(a)[:B], t)  # noqa: E731
     with jax.default_device(one):
         final = _observe(cfg["level"], cut(y1), alive_t[-1], cfg["threshold"])
@@ -836,51 +905,12 @@ def sweep(
     h = config_hash(config)
     ranges = _chunks(table, chunk)
 
-    # ---- resume bookkeeping
+    # ---- resume bookkeeping: process 0 alone reads and writes the files; with several processes (jax.distributed)
+    # it decides which chunks are computed and the others follow that decision: one writer, one chunk sequence
     schema = {w: _schema(level, n_save, w, dtype) for w in np.unique(table["n2"]).tolist()}
     n_modes_max = int(table["n2"].max())
     invalid: list[str] = []  # chunk files (or the result) found damaged and recomputed
-    parts = None
-    if out is not None:
-        parts = parts_dir(out)
-        if resume and out.exists():
-            sizes = tuple(len(coords[d]) for d in dims)
-            ds, why = _read_complete(out, h, _schema(level, n_save, n_modes_max, dtype), dims, sizes)
-            if ds is not None:
-                run = json.loads(ds.attrs["run"]) | {"computed": 0, "reused": len(ranges),
-                                                     "wall_s": round(time.perf_counter() - t_start, 3)}
-                ds.attrs["run"] = json.dumps(run)
-                if progress:
-                    print(f"sweep: {out} is complete ({M} members); nothing to do", file=sys.stderr)
-                return ds
-            if why.startswith("other: "):
-                msg = f"resume: {out} {why[len('other: '):]}"
-                raise Refused(f"{msg}; change out or pass resume=False",
-                              cli=f"{msg}; use another --out, or drop --resume to overwrite it")
-            invalid.append(out.name)
-            if progress:
-                print(f"sweep: {out} is damaged ({why}); recomputing it from {parts}", file=sys.stderr)
-        manifest = parts / "manifest.json"
-        if parts.exists():
-            old = _read_manifest(manifest, progress) if resume and manifest.exists() else None
-            if old is not None and old.get("config_hash") != h:
-                now = json.loads(json.dumps(config, default=str))
-                was = old.get("config", {})
-                diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
-                msg = (f"resume: {parts} holds chunks of a different sweep configuration "
-                       f"(differs in {', '.join(diff) or 'version'}); use the same arguments, another ")
-                raise Refused(msg + "out, or resume=False", cli=msg + "--out, or drop --resume to start afresh")
-            if not resume:
-                for f in list(parts.glob("chunk-*.nc")) + [manifest]:
-                    if f.exists():
-                        f.unlink()
-            for f in parts.glob(".*.tmp"):  # temporaries of a killed writer: never complete files
-                f.unlink()
-        parts.mkdir(parents=True, exist_ok=True)
-        atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(
-            {"config_hash": h, "config": config, "chunks": len(ranges), "members": M}, sort_keys=True, default=str)))
-
-    # ---- run the chunks
+    parts = None if out is None else parts_dir(out)
     is_writer = jax.process_index() == 0
     results: dict[str, np.ndarray] = {}
 
@@ -895,25 +925,83 @@ def sweep(
             else:
                 results[k][a:b] = v
 
-    from tqdm.auto import tqdm
-
-    computed = reused = 0
-    todo = []
-    for k, (a, b) in enumerate(ranges):
-        res, why = (_read_chunk(parts, k, h, a, b, schema[int(table["n2"][a])])
-                    if parts is not None and resume else (None, None))
-        if res is not None:
-            store(res, a, b)
-            reused += 1
-        else:
-            todo.append(k)
-            if why is not None:
+    def prepare():
+        """The writer's bookkeeping: `(ds, None)` for a complete `out`, else `(None, todo)`, the mask of the chunks
+        to compute (the others are read into `results`)."""
+        if out is not None:
+            if resume and out.exists():
+                sizes = tuple(len(coords[d]) for d in dims)
+                ds, why = _read_complete(out, h, _schema(level, n_save, n_modes_max, dtype), dims, sizes)
+                if ds is not None:
+                    run = json.loads(ds.attrs["run"]) | {"computed": 0, "reused": len(ranges),
+                                                         "wall_s": round(time.perf_counter() - t_start, 3)}
+                    ds.attrs["run"] = json.dumps(run)
+                    if progress:
+                        print(f"sweep: {out} is complete ({M} members); nothing to do", file=sys.stderr)
+                    return ds, None
+                if why.startswith("other: "):
+                    msg = f"resume: {out} {why[len('other: '):]}"
+                    raise Refused(f"{msg}; change out or pass resume=False",
+                                  cli=f"{msg}; use another --out, or drop --resume to overwrite it")
+                invalid.append(out.name)
+                if progress:
+                    print(f"sweep: {out} is damaged ({why}); recomputing it from {parts}", file=sys.stderr)
+            manifest = parts / "manifest.json"
+            if parts.exists():
+                old = _read_manifest(manifest, progress) if resume and manifest.exists() else None
+                if old is not None and old.get("config_hash") != h:
+                    now = json.loads(json.dumps(config, default=str))
+                    was = old.get("config", {})
+                    diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+                    msg = (f"resume: {parts} holds chunks of a different sweep configuration "
+                           f"(differs in {', '.join(diff) or 'version'}); use the same arguments, another ")
+                    raise Refused(msg + "out, or resume=False", cli=msg + "--out, or drop --resume to start afresh")
+                if not resume:
+                    for f in list(parts.glob("chunk-*.nc")) + [manifest]:
+                        if f.exists():
+                            f.unlink()
+                for f in parts.glob(".*.tmp"):  # temporaries of a killed writer: never complete files
+                    f.unlink()
+            parts.mkdir(parents=True, exist_ok=True)
+            atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(
+                {"config_hash": h, "config": config, "chunks": len(ranges), "members": M}, sort_keys=True, default=str)))
+        todo = np.ones(len(ranges), bool)
+        for k, (a, b) in enumerate(ranges):
+            res, why = (_read_chunk(parts, k, h, a, b, schema[int(table["n2"][a])])
+                        if parts is not None and resume else (None, None))
+            if res is not None:
+                store(res, a, b)
+                todo[k] = False
+            elif why is not None:
                 invalid.append(_chunk_name(k))
                 if progress:
                     print(f"sweep: {parts / _chunk_name(k)} {why}; recomputing it", file=sys.stderr)
-    bar = tqdm(total=len(ranges), initial=reused, desc=f"sweep {level}", unit="chunk", disable=not progress,
-               dynamic_ncols=True)
-    for k in todo:
+        return None, todo
+
+    if jax.process_count() == 1:
+        done, todo = prepare()
+        if done is not None:
+            return done
+    else:
+        done, todo = _follow_writer(prepare, is_writer, len(ranges), out, h, level, n_save, n_modes_max, dtype,
+                                    dims, tuple(len(coords[d]) for d in dims))
+        if done is not None:
+            return done
+        if not is_writer and parts is not None:  # the chunks process 0 reused (a filesystem all processes share)
+            for k in np.flatnonzero(~todo).tolist():
+                a, b = ranges[k]
+                res, _ = _read_chunk(parts, k, h, a, b, schema[int(table["n2"][a])])
+                if res is not None:
+                    store(res, a, b)
+
+    # ---- run the chunks
+    from tqdm.auto import tqdm
+
+    computed = 0
+    reused = int(np.sum(~todo))
+    bar = tqdm(total=len(ranges), initial=reused, desc=f"sweep {level}", unit="chunk",
+               disable=not (progress and is_writer), dynamic_ncols=True)
+    for k in np.flatnonzero(todo).tolist():
         a, b = ranges[k]
         rows = {c: table[c][a:b] for c in table}
         w1, w2 = int(rows["n1"][0]), int(rows["n2"][0])
@@ -924,6 +1012,7 @@ def sweep(
         res = _run_chunk(config, rows, w1, w2, mesh, pad_to, strategy, block)
         if parts is not None and is_writer:
             _write_chunk(parts, k, a, res, h, level, n_save is not None)
+        _barrier(f"chunk {k}")  # the other processes wait until process 0 has written chunk k
         store(res, a, b)
         computed += 1
         bar.update(1)
@@ -970,7 +1059,8 @@ def sweep(
                 parts.rmdir()
             except OSError:
                 pass
-    if progress:
+    _barrier("result")  # the other processes return once process 0 has written the result
+    if progress and is_writer:
         print(f"sweep: {M} members, {failed} failed, {len(ranges)} chunks ({computed} computed, {reused} reused"
               + (f", {len(invalid)} damaged file(s) recomputed" if invalid else "")
               + f") on {ndev} device(s), wall {wall:.1f} s" + (f"; wrote {out}" if out is not None else ""),

@@ -157,6 +157,8 @@ def _add_sweep(sub) -> None:
                    help="reuse finished chunks in OUT.parts/ (and a complete OUT) of the same configuration")
     g.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after the sweep completes")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--processes", type=_positive_int, default=1,
+                   help="run as N local processes of one jax.distributed job (byoldyn.launch; default 1)")
     p.set_defaults(func=_sweep)
 
 
@@ -167,6 +169,11 @@ def _sweep(a) -> int:
 
     check_output_file(a.out, "--out", ".nc")  # before any work, naming the flag
     check_output_dir(parts_dir(a.out), "--out: the chunk directory")
+    from .launch import initialize_from_env, sweep_processes
+
+    joined = initialize_from_env()  # a process of a jax.distributed job (byoldyn.launch, BYOLDYN_DISTRIBUTED=1)
+    if a.processes > 1 and not joined:  # the launcher: N copies of this command, which join above
+        return sweep_processes(a.processes)
     ema = not (a.no_ema or a.no_stop_grad)
     names = {k: "--" + k.replace("_", "-") for k in (*PARAMS, "seeds", "t1", "dt", "n_save", "threshold", "chunk", "out")}
     with as_flags(names):  # "eta must be >= 0" -> "--eta must be >= 0"
@@ -179,6 +186,10 @@ def _sweep(a) -> int:
                        keep_parts=a.keep_parts, progress=not a.no_progress)
         except Refused as e:  # the same refusal, naming the flags (--resume, --n1) instead of Python arguments
             raise ValueError(e.cli) from None
+    import jax
+
+    if jax.process_index() != 0:  # one summary line: process 0's (the writer)
+        return 0
     run = summary(ds)
     sizes = " x ".join(f"{d} {n}" for d, n in ds.sizes.items() if d not in ("mode", "time"))
     bad = run.get("invalid") or []

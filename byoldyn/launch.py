@@ -1,0 +1,225 @@
+"""`python -m byoldyn.launch -n N -- COMMAND ...`: N local processes of one `jax.distributed` job.
+
+For a test, or one big machine: starts N copies of COMMAND with the environment `initialize_from_env` reads
+(`BYOLDYN_COORDINATOR` = 127.0.0.1:PORT on a free port, `BYOLDYN_NUM_PROCESSES`, `BYOLDYN_PROCESS_ID`,
+`BYOLDYN_HEARTBEAT_S`) and, unless `XLA_FLAGS` already says, `cores // N` XLA CPU devices each; waits for them;
+on the first failure it stops the others (SIGTERM, then SIGKILL) and prints one line naming the process, with the
+exit status of that process (1 if it was killed by a signal). `--timeout S` bounds the whole run (exit 124).
+
+`byoldyn sweep ... --processes N` is the same launcher around `byoldyn sweep`. Started again with the same
+command, a sweep resumes: finished chunks (written by process 0) are not recomputed.
+
+On a cluster, run one process per host with `BYOLDYN_DISTRIBUTED=1`: `initialize_from_env` then calls
+`jax.distributed.initialize()` with no arguments, which reads SLURM's or Open MPI's environment (or
+`JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`); see the README's SLURM example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+__all__ = ["initialize_from_env", "free_port", "launch", "main", "child_env", "sweep_processes"]
+
+ENV_COORDINATOR = "BYOLDYN_COORDINATOR"
+ENV_NUM = "BYOLDYN_NUM_PROCESSES"
+ENV_ID = "BYOLDYN_PROCESS_ID"
+ENV_HEARTBEAT = "BYOLDYN_HEARTBEAT_S"
+ENV_DISTRIBUTED = "BYOLDYN_DISTRIBUTED"
+HEARTBEAT_S = 10  # a process that stops answering for this long is dead for the others (jax.distributed)
+
+
+def _env_int(name: str, lo: int) -> int:
+    text = os.environ.get(name, "").strip()
+    try:
+        v = int(text)
+    except ValueError:
+        v = lo - 1
+    if v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {text!r}")
+    return v
+
+
+def initialize_from_env() -> bool:
+    """Join the `jax.distributed` job the environment describes (call before any JAX computation); True if joined.
+
+    `BYOLDYN_NUM_PROCESSES` set (by `byoldyn.launch`): `jax.distributed.initialize(BYOLDYN_COORDINATOR,
+    num_processes, BYOLDYN_PROCESS_ID)` with heartbeat and shutdown timeouts of `BYOLDYN_HEARTBEAT_S` seconds
+    (default 10), so that the others stop within about that time when one process dies.
+    `BYOLDYN_DISTRIBUTED=1`: `jax.distributed.initialize()` reading the cluster's environment (SLURM, Open MPI).
+    Otherwise nothing: one process. A bad value raises `ValueError` naming the variable.
+    """
+    import jax
+
+    if os.environ.get(ENV_NUM):
+        n = _env_int(ENV_NUM, 1)
+        i = _env_int(ENV_ID, 0)
+        if i >= n:
+            raise ValueError(f"{ENV_ID} must be < {ENV_NUM} = {n}, got {i}")
+        addr = os.environ.get(ENV_COORDINATOR, "").strip()
+        if ":" not in addr:
+            raise ValueError(f"{ENV_COORDINATOR} must be HOST:PORT, got {addr!r}")
+        hb = _env_int(ENV_HEARTBEAT, 1) if os.environ.get(ENV_HEARTBEAT) else HEARTBEAT_S
+        if n == 1:
+            return False
+        jax.distributed.initialize(coordinator_address=addr, num_processes=n, process_id=i,
+                                   heartbeat_timeout_seconds=hb, shutdown_timeout_seconds=hb,
+                                   initialization_timeout=max(60, 3 * hb))
+        return True
+    flag = os.environ.get(ENV_DISTRIBUTED, "").strip().lower()
+    if flag in ("", "0", "no", "false"):
+        return False
+    if flag not in ("1", "yes", "true", "auto"):
+        raise ValueError(f"{ENV_DISTRIBUTED} must be 1 or 0, got {flag!r}")
+    jax.distributed.initialize()
+    return True
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (bound to port 0, then released): two launches at once do not clash."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(i: int, n: int, port: int, env: dict | None = None, heartbeat: int = HEARTBEAT_S) -> dict:
+    """The environment of process i of n (a copy of `env`, default `os.environ`)."""
+    e = dict(os.environ if env is None else env)
+    e.pop(ENV_DISTRIBUTED, None)
+    e.update({ENV_COORDINATOR: f"127.0.0.1:{port}", ENV_NUM: str(n), ENV_ID: str(i), ENV_HEARTBEAT: str(heartbeat)})
+    if "xla_force_host_platform_device_count" not in e.get("XLA_FLAGS", ""):  # share the cores, do not oversubscribe
+        cores = max(1, (os.cpu_count() or 1) // n)
+        e["XLA_FLAGS"] = f"{e.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={cores}".strip()
+    return e
+
+
+def _why(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def _stop(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except OSError:
+                pass
+    end = time.monotonic() + 5.0
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            p.wait()
+
+
+def _pump(stream) -> None:
+    """Copy a child's stdout to ours, without gloo's connection lines (`[Gloo] Rank i is connected to ...`)."""
+    for line in iter(stream.readline, b""):
+        if not line.startswith(b"[Gloo] "):
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
+    stream.close()
+
+
+def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: int = HEARTBEAT_S,
+           port: int | None = None, prog: str = "byoldyn.launch", env: dict | None = None) -> int:
+    """Run `cmd` as processes 0..n-1 of one job on this machine; the exit status (0 when all succeed).
+
+    The first process to fail stops the others; one line on stderr says which and how; its status is returned
+    (1 if it was killed by a signal). Past `timeout` seconds all are stopped and 124 is returned.
+    """
+    if n < 1:
+        raise ValueError(f"the number of processes must be >= 1, got {n}")
+    if not cmd:
+        raise ValueError("no command to launch (give it after --)")
+    port = free_port() if port is None else port
+    procs, pumps = [], []
+    try:
+        for i in range(n):
+            procs.append(subprocess.Popen(cmd, env=child_env(i, n, port, env, heartbeat), start_new_session=True,
+                                          stdout=subprocess.PIPE))
+            pumps.append(threading.Thread(target=_pump, args=(procs[-1].stdout,), daemon=True))
+            pumps[-1].start()
+    except OSError as e:
+        _stop(procs)
+        print(f"{prog}: cannot start {cmd[0]!r}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    end = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            codes = [p.poll() for p in procs]
+            bad = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
+            if bad:  # the cause: a process killed by a signal before one that failed because another died
+                i, c = min(bad, key=lambda ic: (ic[1] >= 0, ic[0]))
+                _stop(procs)
+                print(f"{prog}: process {i} of {n} {_why(c)}; stopped the other processes (run the same command "
+                      "again to resume)", file=sys.stderr)
+                return c if c > 0 else 1
+            if all(c == 0 for c in codes):
+                for t in pumps:
+                    t.join(timeout=5.0)
+                return 0
+            if end is not None and time.monotonic() > end:
+                _stop(procs)
+                print(f"{prog}: timed out after {timeout:g} s; stopped all {n} processes", file=sys.stderr)
+                return 124
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        _stop(procs)
+        print(f"{prog}: interrupted; stopped all {n} processes", file=sys.stderr)
+        return 130
+
+
+def sweep_processes(n: int, argv: list[str] | None = None) -> int:
+    """`byoldyn sweep ... --processes N`: this command line (`argv`, default `sys.argv[1:]`) as N processes."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "sweep" not in argv:
+        raise ValueError(f"--processes: the byoldyn command line is unknown here (got {argv[:3]!r}); run "
+                         "python -m byoldyn.launch -n N -- byoldyn sweep ...")
+    code = "import sys; from byoldyn.cli import main; sys.exit(main())"
+    env = dict(os.environ)  # byoldyn.cli gave this process one device per core: the children share the cores
+    own = f"--xla_force_host_platform_device_count={os.cpu_count() or 1}"
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if f != own)
+    return launch([sys.executable, "-c", code, *argv], n, prog="byoldyn sweep", env=env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m byoldyn.launch -n N [--timeout S] [--heartbeat S] -- COMMAND ...`."""
+    p = argparse.ArgumentParser(prog="python -m byoldyn.launch",
+                                description="Run COMMAND as N local processes of one jax.distributed job "
+                                "(byoldyn.launch.initialize_from_env joins it; `byoldyn sweep` does).")
+    p.add_argument("-n", "--processes", type=int, required=True, help="number of processes (>= 1)")
+    p.add_argument("--timeout", type=float, default=None, help="stop all after this many seconds (exit 124)")
+    p.add_argument("--heartbeat", type=int, default=HEARTBEAT_S,
+                   help=f"seconds after which a silent process counts as dead (default {HEARTBEAT_S})")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    a = p.parse_args(argv)
+    cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
+    if a.processes < 1:
+        p.error(f"-n/--processes must be >= 1, got {a.processes}")
+    if a.heartbeat < 1:
+        p.error(f"--heartbeat must be >= 1, got {a.heartbeat}")
+    if a.timeout is not None and not a.timeout > 0:
+        p.error(f"--timeout must be > 0, got {a.timeout}")
+    if not cmd:
+        p.error("no command: give it after --")
+    return launch(cmd, a.processes, timeout=a.timeout, heartbeat=a.heartbeat)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

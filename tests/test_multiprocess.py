@@ -1,0 +1,157 @@
+"""`sweep` under `jax.distributed`: 2 and 4 CPU processes on 127.0.0.1 (byoldyn.launch, a free port each run).
+
+Every result equals the single-process sweep bit for bit (float64); only process 0 writes (manifest, chunks,
+result); a process killed by SIGKILL stops the job with one line within a bounded time, and the same command
+run again reuses the finished chunks and completes identically.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import byoldyn as bd
+from byoldyn.launch import free_port
+
+GRID = dict(alpha_p=[0.5, 1.5, 3.0, 4.0], eta=[0.0, 0.1, 0.2], seeds=2, t1=5.0, dt=0.05, sigma2=0.5, chunk=6)
+N_CHUNKS = 4  # 24 members in chunks of 6
+
+# A process of the job: joins it from the launcher's environment, records every file the sweep writes
+# (`WROTE` log per process), optionally kills itself by SIGKILL after chunk KILL_AFTER (process KILL_ID).
+WORKER = r"""
+import json, os, signal, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+from byoldyn.launch import initialize_from_env
+assert initialize_from_env()
+import byoldyn.sweep
+S = sys.modules["byoldyn.sweep"]  # the module (byoldyn.sweep is also the function)
+me = jax.process_index()
+log = open(os.path.join(os.environ["WROTE"], f"wrote-{me}.txt"), "w")
+def spy(f, name):
+    def g(*a, **k):
+        path = next(x for x in a if isinstance(x, (str, os.PathLike)))
+        log.write(f"{name} {os.path.basename(str(path))}\n"); log.flush()
+        return f(*a, **k)
+    return g
+S.atomic_write = spy(S.atomic_write, "atomic")
+S.save_netcdf = spy(S.save_netcdf, "netcdf")
+kill_id, kill_after = int(os.environ.get("KILL_ID", -1)), os.environ.get("KILL_AFTER")
+barrier = S._barrier
+def b(name):
+    barrier(name)
+    if me == kill_id and name == f"chunk {kill_after}":
+        os.kill(os.getpid(), signal.SIGKILL)
+S._barrier = b
+grid = json.loads(sys.argv[2])
+ds = S.sweep("modes", **grid, out=sys.argv[1], progress=False)
+print(json.dumps({"process": me, "count": jax.process_count(), "run": json.loads(ds.attrs["run"])}))
+"""
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return bd.sweep("modes", **GRID, progress=False)
+
+
+def _launch(n, out, wrote, timeout=240, **env):
+    wrote.mkdir(exist_ok=True)
+    e = dict(os.environ, WROTE=str(wrote), **{k: str(v) for k, v in env.items()})
+    e.pop("BYOLDYN_NUM_PROCESSES", None)
+    cmd = [sys.executable, "-m", "byoldyn.launch", "-n", str(n), "--heartbeat", "5", "--timeout", str(timeout),
+           "--", sys.executable, "-c", WORKER, str(out), json.dumps(GRID)]
+    t = time.monotonic()
+    r = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=timeout + 30)
+    return r, time.monotonic() - t
+
+
+def _equal(path, ref):
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        assert ds.attrs["config_hash"] == ref.attrs["config_hash"]
+        assert set(ds.data_vars) == set(ref.data_vars)
+        for k in ref.data_vars:
+            assert ds[k].dtype == ref[k].dtype == (np.int8 if k == "status" else np.float64)
+            np.testing.assert_array_equal(ds[k].values, ref[k].values, strict=True)  # bit for bit (NaN = NaN)
+        return json.loads(ds.attrs["run"])
+
+
+def _writes(wrote, i):
+    return (wrote / f"wrote-{i}.txt").read_text().split("\n")[:-1]
+
+
+def test_two_processes_equal_one_and_only_process_0_writes(tmp_path, reference):
+    out = tmp_path / "mh.nc"
+    r, _ = _launch(2, out, tmp_path / "w")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = _equal(out, reference)
+    assert (run["processes"], run["computed"], run["reused"]) == (2, N_CHUNKS, 0)
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert sorted(x["process"] for x in lines) == [0, 1] and all(x["count"] == 2 for x in lines)
+    assert not any(x.startswith("[Gloo]") for x in r.stdout.splitlines())  # the launcher drops gloo's lines
+    assert _writes(tmp_path / "w", 1) == []  # process 1 writes nothing
+    assert _writes(tmp_path / "w", 0) == (["atomic manifest.json"] + [f"netcdf chunk-{k:05d}.nc" for k in range(N_CHUNKS)]
+                                          + ["netcdf mh.nc"])
+    assert not (tmp_path / "mh.parts").exists()
+
+
+def test_four_processes_cli_equal_one(tmp_path, reference):
+    """`byoldyn sweep --processes 4`: one summary line, the file equal to the single-process sweep."""
+    out = tmp_path / "c4.nc"
+    cmd = ["byoldyn", "sweep", "--level", "modes", "--alpha-p", "0.5,1.5,3,4", "--eta", "0:0.2:3", "--seeds", "2",
+           "--t1", "5", "--dt", "0.05", "--sigma2", "0.5", "--chunk", "6", "--x64", "--no-progress", "--out", str(out),
+           "--processes", "4"]
+    e = dict(os.environ, BYOLDYN_HEARTBEAT_S="5")
+    r = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines() == [f"24 members (alpha_p 4 x eta 3 x seed 2), 0 failed; 4 chunk(s) computed, 0 reused; "
+                                     f"wall {_equal(out, reference)['wall_s']:.1f} s; wrote {out}"]
+    assert _equal(out, reference)["processes"] == 4
+
+
+def test_sigkill_stops_the_job_in_one_line_and_the_rerun_resumes(tmp_path, reference):
+    out = tmp_path / "k.nc"
+    r, wall = _launch(2, out, tmp_path / "w1", KILL_ID=1, KILL_AFTER=1)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] == ("byoldyn.launch: process 1 of 2 was killed by SIGKILL; stopped the other "
+                                         "processes (run the same command again to resume)")
+    assert wall < 120
+    assert not out.exists()
+    assert sorted(f.name for f in (tmp_path / "k.parts").glob("chunk-*.nc")) == ["chunk-00000.nc", "chunk-00001.nc"]
+    r, _ = _launch(2, out, tmp_path / "w2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = _equal(out, reference)
+    assert (run["computed"], run["reused"]) == (2, 2)  # the finished chunks are not recomputed
+    assert _writes(tmp_path / "w2", 1) == []
+
+
+def test_without_the_launcher_a_dead_process_stops_the_others(tmp_path):
+    """Bare `jax.distributed` processes (no launcher to stop them): the survivor exits non-zero within a bounded
+    time (the heartbeat timeout), it does not hang."""
+    port = free_port()
+    (tmp_path / "w").mkdir()
+    procs = []
+    for i in range(2):
+        e = dict(os.environ, WROTE=str(tmp_path / "w"), BYOLDYN_COORDINATOR=f"127.0.0.1:{port}",
+                 BYOLDYN_NUM_PROCESSES="2", BYOLDYN_PROCESS_ID=str(i), BYOLDYN_HEARTBEAT_S="3", KILL_ID="1",
+                 KILL_AFTER="0", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / "b.nc"), json.dumps(GRID)], env=e,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    try:
+        assert procs[1].wait(timeout=180) == -signal.SIGKILL
+        t = time.monotonic()
+        code = procs[0].wait(timeout=90)
+        assert code != 0 and time.monotonic() - t < 90
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert not (tmp_path / "b.nc").exists()
+    assert (tmp_path / "b.parts" / "chunk-00000.nc").exists()
