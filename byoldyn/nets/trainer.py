@@ -183,7 +183,7 @@ def _load_log(path: Path, start: int, meta: dict, attrs: dict, total: int) -> Ru
 
 def _fresh(out: Path) -> None:
     """Remove what a previous run left in `out` (checkpoints, log, evaluation) before a fresh start."""
-    for name in ("log.nc", "eval.json"):
+    for name in ("log.nc", "eval.json", "curve.json"):
         if (out / name).is_file():
             (out / name).unlink()
     if (out / "checkpoints").is_dir():
