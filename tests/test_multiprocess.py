@@ -20,6 +20,7 @@ import xarray as xr
 import byoldyn as bd
 from byoldyn.launch import free_port
 
+ADAPTIVE = dict(method="adaptive", alpha_p=[0.5, 2.0], eta=[0.0, 0.1], n1=4, seeds=3, t1=3.0, n_save=2, chunk=5)
 GRID = dict(alpha_p=[0.5, 1.5, 3.0, 4.0], eta=[0.0, 0.1, 0.2], seeds=2, t1=5.0, dt=0.05, sigma2=0.5, chunk=6)
 N_CHUNKS = 4  # 24 members in chunks of 6
 
@@ -52,6 +53,8 @@ def b(name):
 S._barrier = b
 grid = json.loads(sys.argv[2])
 ds = S.sweep("modes", **grid, out=sys.argv[1], progress=False)
+if os.environ.get("EXTRA"):  # the matrix level with adaptive solves (simulate_batch) in the same job
+    S.sweep("matrix", **json.loads(os.environ["EXTRA"]), out=sys.argv[1].replace(".nc", "-adaptive.nc"), progress=False)
 print(json.dumps({"process": me, "count": jax.process_count(), "run": json.loads(ds.attrs["run"])}))
 """
 
@@ -124,11 +127,13 @@ def test_sigkill_stops_the_job_in_one_line_and_the_rerun_resumes(tmp_path, refer
     assert wall < 120
     assert not out.exists()
     assert sorted(f.name for f in (tmp_path / "k.parts").glob("chunk-*.nc")) == ["chunk-00000.nc", "chunk-00001.nc"]
-    r, _ = _launch(2, out, tmp_path / "w2")
+    r, _ = _launch(2, out, tmp_path / "w2", EXTRA=json.dumps(ADAPTIVE))
     assert r.returncode == 0, r.stderr[-2000:]
     run = _equal(out, reference)
     assert (run["computed"], run["reused"]) == (2, 2)  # the finished chunks are not recomputed
     assert _writes(tmp_path / "w2", 1) == []
+    run = _equal(tmp_path / "k-adaptive.nc", bd.sweep("matrix", **ADAPTIVE, progress=False))
+    assert (run["processes"], run["computed"]) == (2, 3)
 
 
 def test_without_the_launcher_a_dead_process_stops_the_others(tmp_path):
