@@ -19,7 +19,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..solution import SUCCEEDED, Solution, _blown, check_times, check_tolerances, status_of
+from ..solution import SUCCEEDED, Solution, _blown, check_times, check_tolerances, finite_rms_norm, status_of
 from ..model import Hyper, _check_finite, _check_sign
 from .symmetric import kappa_of
 
@@ -203,10 +203,10 @@ def _solve(field, y0, args, t0, t1, ts, solver, rtol, atol, max_steps, max_norm)
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True, fn=lambda t, y, a: t)])
     sol = diffrax.diffeqsolve(
         term, solver, t0, t1, dt0=None, y0=y0, args=args, saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=max_steps,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, norm=finite_rms_norm), max_steps=max_steps,
         throw=False, event=diffrax.Event(lambda t, y, a, **kw: _blown(y, max_norm)),
     )
-    status = status_of(sol.result)
+    status = status_of(sol.result, sol.stats["num_accepted_steps"])
     t_final = sol.ts[1][-1]
     keep = (ts <= t_final) | (status == SUCCEEDED)
     ys = jax.tree.map(lambda a: jnp.where(keep.reshape(keep.shape + (1,) * (a.ndim - 1)), a, jnp.nan), sol.ys[0])
