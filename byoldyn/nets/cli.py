@@ -211,6 +211,7 @@ def _compare(a) -> int:
     if a.export and any((out / d.resolve().name).resolve() == d.resolve() for d in a.runs):
         raise ValueError("--export would overwrite a run's own log; choose another --out")
     wrote = [save_figure(fig_runs(runs), out / "runs.png", dpi=110)]
+    wrote += _curves(a.runs, runs, out, a.export)  # learning curves against the baselines (issue 13)
     for name, (ds, ev) in runs.items():
         pred = json.loads(ds.attrs["config"])["predictor"] if ds is not None else None
         if pred in ("linear", "directpred", "directcopy") and "cos" in ds:
@@ -226,6 +227,27 @@ def _compare(a) -> int:
     wrote.append(atomic_write(out / "RESULTS.md", lambda tmp: Path(tmp).write_text(text, encoding="utf-8")))
     print("wrote " + ", ".join(str(w) for w in wrote))
     return 0
+
+
+def _curves(dirs, runs, out, export) -> list:
+    """curve.png of the runs with a curve.json (baselines from any untrained-network run); with
+    `export`, copies of those curve.json files beside the exported logs."""
+    from ..figures.curves import BASELINES, fig_curves, load_curve
+    from ..io import atomic_write, save_figure
+
+    curves = {d.resolve().name: load_curve(d) for d in dirs}
+    curves = {k: v for k, v in curves.items() if v}
+    if not curves:
+        return []
+    base = {}
+    for name, (ds, ev) in runs.items():
+        if ds is None and "pixels_knn_acc" in ev:
+            base.update({f"{label} ({name})": ev[k] for k, label in BASELINES.items() if k in ev})
+    wrote = [save_figure(fig_curves(curves, base), out / "curve.png", dpi=110)]
+    for name, pts in curves.items() if export else ():
+        text = json.dumps(pts, indent=1)
+        wrote.append(atomic_write(out / name / "curve.json", lambda tmp, t=text: Path(tmp).write_text(t)))
+    return wrote
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,41 @@
+"""`byoldyn compare` draws the learning curves (RUN/curve.json of --eval-every) against the baselines of an
+untrained-network run, exports them, and refuses a damaged curve with one line (exit 2)."""
+
+import json
+
+import pytest
+
+from byoldyn.figures.curves import fig_curves, load_curve
+from byoldyn.nets.cli import main
+
+
+def _dirs(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "eval.json").write_text(json.dumps({"knn_acc": 0.41}))
+    pts = [{"step": 0, "knn_acc": 0.3, "n_train": 100, "n_test": 20}, {"step": 250, "knn_acc": 0.35}]
+    (tmp_path / "run" / "curve.json").write_text(json.dumps(pts))
+    (tmp_path / "b0").mkdir()
+    (tmp_path / "b0" / "eval.json").write_text(json.dumps({"knn_acc": 0.296, "pixels_knn_acc": 0.353,
+                                                           "batch_bn_knn_acc": 0.256}))
+    return pts
+
+
+def test_compare_draws_and_exports_the_curve(tmp_path, capsys):
+    pts = _dirs(tmp_path)
+    out = tmp_path / "out"
+    assert main(["compare", str(tmp_path / "run"), str(tmp_path / "b0"), "--out", str(out), "--export"]) == 0
+    assert (out / "curve.png").stat().st_size > 1000
+    assert json.loads((out / "run" / "curve.json").read_text()) == pts
+    assert not (out / "b0" / "curve.json").exists()
+    fig = fig_curves({"run": pts}, {"raw pixels": 0.353})
+    ax = fig.axes[0]
+    assert [list(l.get_ydata()) for l in ax.lines] == [[30.0, 35.0], [35.3, 35.3]]
+
+
+def test_damaged_curve_is_one_line_exit_2(tmp_path, capsys):
+    _dirs(tmp_path)
+    (tmp_path / "run" / "curve.json").write_text('[{"step": 0}]')
+    assert main(["compare", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a learning curve" in err and "curve.json" in err and len(err.splitlines()) == 1
+    assert load_curve(tmp_path / "nothing") == []
