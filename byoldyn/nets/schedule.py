@@ -9,8 +9,8 @@
   `config.total_steps` (tau rises from tau_0 to 1).
 * `PRESETS`: named settings of `byoldyn train` flags (argparse dest names). `official` is the official
   code's CIFAR-10 recipe (the defaults); `paper-cifar10` the paper's App. C full-scale run (ResNet-18
-  width 1, full CIFAR-10 50k, 100 epochs, the official optimizer); `cpu` the reduced recipe of the
-  CPU recipe search (figures/nets/SEARCH.md).
+  width 1, full CIFAR-10 50k, 100 epochs, the official optimizer). A CPU preset that learns is still
+  being searched for (figures/nets/SEARCH.md): none is named until a run reaches the issue's target.
 """
 
 from __future__ import annotations
