@@ -145,3 +145,21 @@ def test_learning_curve_points_resume_with_the_run(tmp_path):
     assert [p["step"] for p in curve] == [0, 3, 6] and all(0 <= p["knn_acc"] <= 1 for p in curve)
     assert all(p["n_train"] == 24 and p["n_test"] == 12 for p in curve)
     assert json.loads((tmp_path / "part" / "curve.json").read_text()) == curve
+
+
+def test_cli_bad_schedule_is_one_line_exit_2(tmp_path, capsys):
+    from PIL import Image
+
+    from byoldyn.nets.cli import main
+
+    for split in ("train", "test"):
+        for i, (x, y) in enumerate(zip(TRAIN.images[:16], TRAIN.labels[:16])):
+            d = tmp_path / "data" / split / TRAIN.classes[y]
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x).save(d / f"{i}.png")
+    argv = ["train", "--data", str(tmp_path / "data"), "--batch-size", "8", "--epochs", "1", "--no-progress",
+            "--out", str(tmp_path / "run"), "--lr-schedule", "cosine", "--warmup-steps", "2"]
+    assert main(argv) == 2  # 1 epoch of 16 images = 2 steps: no room for the cosine after the warmup
+    err = capsys.readouterr().err.strip()
+    assert "warmup_steps must be < total_steps (2) with a cosine schedule, got 2" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run" / "checkpoints").exists()
