@@ -23,6 +23,10 @@ the member axis over all cores.
    --width-steps steps). GFLOP/s counts 6 n^3 + 10 n^2 flops per field evaluation, 4 per step.
 3. Peak memory: a 100,000-member matrix-level sweep at n1 = n2 = 16 (--mem-steps steps, written
    to a netCDF with its chunk files) in a fresh subprocess; peak RSS from getrusage(RUSAGE_CHILDREN).
+4. Processes (`jax.distributed`, issue 17): the same matrix-level sweep (--proc-members members, n = 16,
+   --proc-steps RK4 steps, warm call) as 1, 2, 4 local processes started by `byoldyn.launch`, each with
+   cores / P XLA CPU devices (at least one: with more processes than cores they share the cores);
+   members x steps / s, the per-process cores stated.
 
 Results JSON written atomically to --out; the scaling plot to benchmarks/results/sweep_scaling.png.
 The machine is shared: timings vary by tens of percent between runs.
@@ -61,7 +65,10 @@ def parse_args(argv=None):
     p.add_argument("--strat-mode-steps", type=int, default=200)
     p.add_argument("--blocks", default="8,32,128,512", help="map-vmap block sizes compared")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of the strategy rows and their numpy peer (min)")
-    p.add_argument("--only", default="throughput,strategies,scaling_members,scaling_width,peak_memory",
+    p.add_argument("--proc-members", type=int, default=4096, help="members of the processes row (matrix level)")
+    p.add_argument("--proc-steps", type=int, default=50)
+    p.add_argument("--processes", default="1,2,4", help="process counts of the jax.distributed row (byoldyn.launch)")
+    p.add_argument("--only", default="throughput,strategies,scaling_members,scaling_width,peak_memory,processes",
                    help="parts to run (comma-separated)")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test of the script)")
     p.add_argument("--out", default="benchmarks/results/sweep.json")
@@ -71,6 +78,7 @@ def parse_args(argv=None):
         a.members, a.widths, a.width_members, a.mem_members = "10,100,1000", "8,16,32", 32, 2000
         a.strat_members, a.strat_steps, a.strat_mode_members, a.strat_mode_steps = 256, 10, 1024, 20
         a.blocks, a.repeats = "8,32", 1
+        a.proc_members, a.proc_steps = 256, 10
     return a
 
 
@@ -365,6 +373,49 @@ def peak_memory(B, steps):
     return row
 
 
+_PROC_SCRIPT = r"""
+import json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+from byoldyn.launch import initialize_from_env
+initialize_from_env()
+import numpy as np
+from byoldyn.sweep import summary, sweep
+na, ne, ns, steps = map(int, sys.argv[1:5])
+kw = dict(alpha_p=np.geomspace(0.5, 2.0, na), eta=np.linspace(0.0, 0.05, ne), seeds=ns, sigma2=0.5, beta=1.0, n1=16,
+          scale=0.5, t1=steps * 0.05, dt=0.05, progress=False)
+sweep("matrix", **kw)  # compile
+ds = sweep("matrix", **kw)
+if jax.process_index() == 0:
+    print(json.dumps(dict(summary(ds), local_devices=jax.local_device_count())))
+"""
+
+
+def processes(counts, B, steps):
+    """The same matrix-level sweep (n = 16, RK4) as 1, 2, 4 local jax.distributed processes (byoldyn.launch), each
+    with NCORES // P XLA CPU devices (at least 1: more processes than cores share them); warm call timed."""
+    a, e, ns = grid(B)
+    rows = []
+    for P_ in counts:
+        env = os.environ.copy()
+        own = f"--xla_force_host_platform_device_count={NCORES}"
+        env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if f != own)
+        cmd = [sys.executable, "-m", "byoldyn.launch", "-n", str(P_), "--timeout", "1200", "--", sys.executable, "-c",
+               _PROC_SCRIPT, str(len(a)), str(len(e)), str(ns), str(steps)]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr[-3000:])
+        info = json.loads([x for x in r.stdout.splitlines() if x.startswith("{")][-1])
+        rate = info["members"] * steps / info["wall_s"]
+        row = dict(processes=P_, members=info["members"], steps=steps, n=16, wall_s=info["wall_s"],
+                   member_steps_per_s=rate, devices=info["devices"], devices_per_process=info["local_devices"],
+                   cores_per_process=NCORES / P_)
+        rows.append(row)
+        log(f"  {P_} process(es), {NCORES / P_:g} core(s) each ({info['local_devices']} device(s) each): "
+            f"{info['members']} members x {steps} steps in {info['wall_s']:.2f} s = {rate:.3g} member-steps/s")
+    return rows
+
+
 def plot(res, path):
     import matplotlib
 
@@ -419,6 +470,9 @@ def main():
     if "peak_memory" in only:
         log("## peak memory of a large sweep (fresh process)")
         res["peak_memory"] = peak_memory(a.mem_members, a.mem_steps)
+    if "processes" in only:
+        log("## jax.distributed: the same sweep as several local processes (matrix level, n = 16)")
+        res["processes"] = processes([int(x) for x in a.processes.split(",")], a.proc_members, a.proc_steps)
     res["load_avg_end"] = os.getloadavg()
     res["total_s"] = time.perf_counter() - t0
     out = Path(a.out)

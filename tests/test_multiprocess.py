@@ -160,3 +160,69 @@ def test_without_the_launcher_a_dead_process_stops_the_others(tmp_path):
                 p.wait()
     assert not (tmp_path / "b.nc").exists()
     assert (tmp_path / "b.parts" / "chunk-00000.nc").exists()
+
+
+# ---- the launcher alone (no JAX in the children: fast)
+
+
+def _run_launch(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "byoldyn.launch", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_launcher_environment_and_first_failure():
+    """Each child gets its id, the count and one coordinator; the first failure's status is returned, the
+    sleeping sibling is stopped, and one line names the process."""
+    code = ("import os, sys, time; i = int(os.environ['BYOLDYN_PROCESS_ID']); "
+            "print(i, os.environ['BYOLDYN_NUM_PROCESSES'], os.environ['BYOLDYN_COORDINATOR'].split(':')[0], "
+            "os.environ['XLA_FLAGS'], flush=True); time.sleep(0.5) if i == 1 else None; sys.exit(3 if i == 1 else 0)"
+            " if i < 2 else time.sleep(60)")
+    t = time.monotonic()
+    r = _run_launch("-n", "3", "--", sys.executable, "-c", code)
+    assert time.monotonic() - t < 30  # process 2 (sleeping 60 s) was stopped
+    assert r.returncode == 3
+    assert r.stderr.splitlines() == ["byoldyn.launch: process 1 of 3 exited with status 3; stopped the other "
+                                     "processes (run the same command again to resume)"]
+    cores = max(1, (os.cpu_count() or 1) // 3)
+    assert sorted(r.stdout.splitlines()) == [f"{i} 3 127.0.0.1 --xla_force_host_platform_device_count={cores}"
+                                             for i in range(3)]
+
+
+def test_launcher_timeout_and_bad_input():
+    r = _run_launch("-n", "2", "--timeout", "1", "--", sys.executable, "-c", "import time; time.sleep(60)")
+    assert r.returncode == 124
+    assert r.stderr.splitlines() == ["byoldyn.launch: timed out after 1 s; stopped all 2 processes"]
+    r = _run_launch("-n", "0", "--", "true")
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith("-n/--processes must be >= 1, got 0")
+    r = _run_launch("-n", "2")
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith("no command: give it after --")
+    r = _run_launch("-n", "2", "--", "/nonexistent/byoldyn-child")
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "byoldyn.launch: cannot start '/nonexistent/byoldyn-child': No such file or directory"]
+
+
+def test_free_ports_differ_and_env_is_validated(monkeypatch):
+    from byoldyn.launch import initialize_from_env
+
+    assert len({free_port() for _ in range(5)}) > 1
+    monkeypatch.setenv("BYOLDYN_NUM_PROCESSES", "2")
+    monkeypatch.setenv("BYOLDYN_PROCESS_ID", "2")
+    monkeypatch.setenv("BYOLDYN_COORDINATOR", "127.0.0.1:1")
+    with pytest.raises(ValueError, match=r"^BYOLDYN_PROCESS_ID must be < BYOLDYN_NUM_PROCESSES = 2, got 2$"):
+        initialize_from_env()
+    monkeypatch.setenv("BYOLDYN_PROCESS_ID", "x")
+    with pytest.raises(ValueError, match=r"^BYOLDYN_PROCESS_ID must be an integer >= 0, got 'x'$"):
+        initialize_from_env()
+    monkeypatch.delenv("BYOLDYN_NUM_PROCESSES")
+    monkeypatch.setenv("BYOLDYN_DISTRIBUTED", "maybe")
+    with pytest.raises(ValueError, match=r"^BYOLDYN_DISTRIBUTED must be 1 or 0, got 'maybe'$"):
+        initialize_from_env()
+    monkeypatch.setenv("BYOLDYN_DISTRIBUTED", "0")
+    assert initialize_from_env() is False
+
+
+def test_sweep_processes_flag_is_validated(tmp_path):
+    r = subprocess.run(["byoldyn", "sweep", "--processes", "0", "--out", str(tmp_path / "x.nc")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--processes" in r.stderr
+    assert list(tmp_path.iterdir()) == []
