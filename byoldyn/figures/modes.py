@@ -87,7 +87,7 @@ def fig3_phase_portraits(size: str = "full"):
                     return pg[np.argmax(~dead)], float(np.max(np.abs(pf[~dead] - pp)))
 
                 (edge, err), (edge0, err0) = edge_end(2000.0), edge_end(0.05)
-                ok_edge = lambda e: bool(0.0 <= e - pm <= cell + 1e-12)  # noqa: E731
+                ok_edge = lambda e: bool(0.0 <= e - pm <= cell + 1e-12)  # noqa: E731  (1e-12: grid rounding)
                 checks.append(Check(f"Section 7.4: collapse basin boundary along the parabola (η = {eta:g}, "
                                     f"{grid + 1} starts) vs p*_−", f"first survivor {edge:.5f} (cell {cell:.4f})",
                                     f"p*_− = {pm:.5f}: first survivor in the cell above, 0 ≤ edge − p*_− ≤ cell",
@@ -204,7 +204,7 @@ def fig4_cubic(size: str = "full"):
 
     def mono(e):
         cell = PC[:, 0] / G
-        in_cell = np.all((e - pms >= 0) & (e - pms <= cell + 1e-12))
+        in_cell = np.all((e - pms >= 0) & (e - pms <= cell + 1e-12))  # 1e-12: grid rounding
         return bool(np.all(np.diff(e[:eta_r.size]) > 0) and np.all(np.diff(e[eta_r.size:]) < 0) and in_cell)
 
     e1, e0 = edges(t1), edges(0.05)
