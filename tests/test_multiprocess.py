@@ -188,16 +188,19 @@ def test_launcher_environment_and_first_failure():
                                              for i in range(3)]
 
 
-def test_launcher_timeout_and_bad_input():
-    r = _run_launch("-n", "2", "--timeout", "1", "--", sys.executable, "-c", "import time; time.sleep(60)")
-    assert r.returncode == 124
-    assert r.stderr.splitlines() == ["byoldyn.launch: timed out after 1 s; stopped all 2 processes"]
-    r = _run_launch("-n", "0", "--", "true")
-    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith("-n/--processes must be >= 1, got 0")
-    r = _run_launch("-n", "2")
-    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith("no command: give it after --")
-    r = _run_launch("-n", "2", "--", "/nonexistent/byoldyn-child")
-    assert r.returncode == 2 and r.stderr.splitlines() == [
+def test_launcher_timeout_and_bad_input(capsys):
+    from byoldyn.launch import main
+
+    assert main(["-n", "2", "--timeout", "1", "--", sys.executable, "-c", "import time; time.sleep(60)"]) == 124
+    assert capsys.readouterr().err.splitlines() == ["byoldyn.launch: timed out after 1 s; stopped all 2 processes"]
+    for argv, msg in ((["-n", "0", "--", "true"], "-n/--processes must be >= 1, got 0"),
+                      (["-n", "2"], "no command: give it after --"),
+                      (["-n", "2", "--timeout", "0", "--", "true"], "--timeout must be > 0, got 0.0")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(msg)
+    assert main(["-n", "2", "--", "/nonexistent/byoldyn-child"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
         "byoldyn.launch: cannot start '/nonexistent/byoldyn-child': No such file or directory"]
 
 
