@@ -30,6 +30,11 @@ def test_compare_draws_and_exports_the_curve(tmp_path, capsys):
     fig = fig_curves({"run": pts}, {"raw pixels": 0.353})
     ax = fig.axes[0]
     assert [list(l.get_ydata()) for l in ax.lines] == [[30.0, 35.0], [35.3, 35.3]]
+    # baselines carried by the curve's first point (same images) replace those given
+    own = [{**pts[0], "pixels_knn_acc": 0.34, "batch_bn_knn_acc": 0.25}, pts[1]]
+    ax = fig_curves({"run": own}, {"raw pixels": 0.353}).axes[0]
+    assert [l.get_ydata()[0] for l in ax.lines] == [30.0, 34.0, 25.0]
+    assert "same images as the curve" in ax.get_legend().get_texts()[1].get_text()
 
 
 def test_damaged_curve_is_one_line_exit_2(tmp_path, capsys):

@@ -144,6 +144,9 @@ def test_learning_curve_points_resume_with_the_run(tmp_path):
     curve = json.loads((tmp_path / "full" / "curve.json").read_text())
     assert [p["step"] for p in curve] == [0, 3, 6] and all(0 <= p["knn_acc"] <= 1 for p in curve)
     assert all(p["n_train"] == 24 and p["n_test"] == 12 for p in curve)
+    # the first point carries the baselines on the same images; the others do not
+    assert 0 <= curve[0]["pixels_knn_acc"] <= 1 and 0 <= curve[0]["batch_bn_knn_acc"] <= 1
+    assert not any("pixels_knn_acc" in p for p in curve[1:])
     assert json.loads((tmp_path / "part" / "curve.json").read_text()) == curve
 
 

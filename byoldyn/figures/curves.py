@@ -37,7 +37,12 @@ def load_curve(directory) -> list[dict]:
 
 def fig_curves(curves: dict, baselines: dict | None = None):
     """kNN % against training step for each run of `curves` (name -> points), the `baselines`
-    (label -> accuracy fraction) dashed."""
+    (label -> accuracy fraction) dashed; the baselines a curve's first point carries (same bank and test
+    images as the curve) are drawn for the first run that has them, in place of `baselines`."""
+    own = next(({f"{label} (same images as the curve)": pts[0][k] for k, label in BASELINES.items()
+                 if k != "knn_acc" and k in pts[0]} for pts in curves.values() if pts and "pixels_knn_acc" in pts[0]),
+               None)
+    baselines = own or baselines
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for n, (name, pts) in enumerate(curves.items()):
         ax.plot([p["step"] for p in pts], [100 * p["knn_acc"] for p in pts], "o-", color=f"C{n}", label=name, ms=3)

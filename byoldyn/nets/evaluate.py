@@ -94,17 +94,28 @@ def baselines(model, state, train_data, test_data, kinds=("knn", "linear")) -> d
     return out
 
 
-def curve_point(model, state, train_data, test_data, n_train: int = 10000, n_test: int = 2000) -> dict:
+def curve_point(model, state, train_data, test_data, n_train: int = 10000, n_test: int = 2000,
+                baselines: bool = False) -> dict:
     """kNN accuracy (k = 200, T = 0.1, eval-mode BN) with `n_train` labelled training images as the bank and
     `n_test` test images, both fixed random subsets (seed 0; image folders are sorted by class): a cheap
-    point of a learning curve (not the final number)."""
+    point of a learning curve (not the final number). `baselines`: also `pixels_knn_acc` and
+    `batch_bn_knn_acc` on the same subsets (the curve's first point carries them)."""
     lab = np.flatnonzero(train_data.labels >= 0)
     lab = np.sort(np.random.default_rng(0).permutation(lab)[:n_train])
     ti = np.sort(np.random.default_rng(1).permutation(len(test_data.labels))[:n_test])
     tr = extract_features(model, state, train_data.images[lab])
     te = extract_features(model, state, test_data.images[ti])
-    acc = knn_accuracy(tr, train_data.labels[lab], te, test_data.labels[ti], n_classes=len(train_data.classes))
-    return {"step": int(state.step), "knn_acc": acc, "n_train": int(len(lab)), "n_test": int(len(te))}
+    C, ytr, yte = len(train_data.classes), train_data.labels[lab], test_data.labels[ti]
+    out = {"step": int(state.step), "knn_acc": knn_accuracy(tr, ytr, te, yte, n_classes=C),
+           "n_train": int(len(lab)), "n_test": int(len(te))}
+    if baselines:
+        aug = model.config.augment
+        out["pixels_knn_acc"] = knn_accuracy(pixel_features(train_data.images[lab], aug), ytr,
+                                             pixel_features(test_data.images[ti], aug), yte, n_classes=C)
+        out["batch_bn_knn_acc"] = knn_accuracy(extract_features(model, state, train_data.images[lab], bn="batch"), ytr,
+                                               extract_features(model, state, test_data.images[ti], bn="batch"), yte,
+                                               n_classes=C)
+    return out
 
 
 def append_curve(path, point: dict) -> list:

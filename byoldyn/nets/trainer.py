@@ -257,8 +257,8 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
         bar = tqdm(total=total, initial=start, unit="step", desc="train", dynamic_ncols=True)
     last_ckpt, end_record = latest, False
     try:
-        if eval_every and test_data is not None and start == 0 < total:  # the curve's first point
-            append_curve(out / "curve.json", curve_point(model, state, train_data, test_data))
+        if eval_every and test_data is not None and start == 0 < total:  # the curve's first point + baselines
+            append_curve(out / "curve.json", curve_point(model, state, train_data, test_data, baselines=True))
         for step in range(start, total):
             idx = batch_indices(config.seed, n, B, step)
             state, m = model.step(state, train_data.images[idx], jax.random.fold_in(k_data, step))
