@@ -161,6 +161,14 @@ def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: i
         return 2
     end = None if timeout is None else time.monotonic() + timeout
     try:
+        return _wait(procs, n, end, timeout, prog)
+    finally:
+        for t in pumps:  # the children are done: their last lines are forwarded before we return
+            t.join(timeout=5.0)
+
+
+def _wait(procs, n, end, timeout, prog) -> int:
+    try:
         while True:
             codes = [p.poll() for p in procs]
             bad = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
@@ -171,8 +179,6 @@ def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: i
                       "again to resume)", file=sys.stderr)
                 return c if c > 0 else 1
             if all(c == 0 for c in codes):
-                for t in pumps:
-                    t.join(timeout=5.0)
                 return 0
             if end is not None and time.monotonic() > end:
                 _stop(procs)

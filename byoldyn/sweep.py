@@ -499,7 +499,18 @@ def _host(tree):
     if jax.process_count() == 1:
         return jax.device_get(tree)
     from jax.experimental import multihost_utils
-    return multihost_utils.process_allgather(tree, tiled=True)
+    try:
+        return multihost_utils.process_allgather(tree, tiled=True)
+    except Exception as e:  # noqa: BLE001 - a collective that fails: another process died
+        raise _lost("gathering a chunk", e) from None
+
+
+def _lost(what: str, e: BaseException):
+    """The `RunFailed` of a collective that failed (a process of the job died or stopped): one line."""
+    from .errors import RunFailed
+
+    return RunFailed(f"process {jax.process_index()} of {jax.process_count()}: {what} failed, another process has "
+                     f"died or stopped ({one_line(e)[:200]}); run the same command again to resume")
 
 
 def _local_device(mesh):
@@ -513,7 +524,10 @@ def _barrier(name: str) -> None:
     """Every process waits here until all have reached `name` (no-op with one process)."""
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(f"byoldyn.sweep:{name}")
+        try:
+            multihost_utils.sync_global_devices(f"byoldyn.sweep:{name}")
+        except Exception as e:  # noqa: BLE001 - see _lost
+            raise _lost(f"waiting on {name}", e) from None
 
 
 _MSG_BYTES = 2048
@@ -528,8 +542,11 @@ def _from_writer(code: int, flags: np.ndarray, message: str = "") -> tuple[int, 
     msg = np.zeros(_MSG_BYTES, np.uint8)
     raw = message.encode()[:_MSG_BYTES]
     msg[:len(raw)] = np.frombuffer(raw, np.uint8)
-    got = multihost_utils.broadcast_one_to_all({"code": np.asarray([code], np.int32), "flags": flags.astype(np.int32),
-                                                "msg": msg})
+    try:
+        got = multihost_utils.broadcast_one_to_all({"code": np.asarray([code], np.int32),
+                                                    "flags": flags.astype(np.int32), "msg": msg})
+    except Exception as e:  # noqa: BLE001 - see _lost
+        raise _lost("receiving process 0's plan", e) from None
     text = np.asarray(got["msg"], np.uint8).tobytes().rstrip(b"\0").decode(errors="replace")
     return int(np.asarray(got["code"])[0]), np.asarray(got["flags"]).astype(flags.dtype), text
 

@@ -164,7 +164,7 @@ def _add_sweep(sub) -> None:
 
 def _sweep(a) -> int:
     _begin(a)
-    from .errors import as_flags, check_output_dir, check_output_file, started
+    from .errors import RunFailed, as_flags, check_output_dir, check_output_file, started
     from .sweep import PARAMS, Refused, parts_dir, summary, sweep
 
     check_output_file(a.out, "--out", ".nc")  # before any work, naming the flag
@@ -186,6 +186,14 @@ def _sweep(a) -> int:
                        keep_parts=a.keep_parts, progress=not a.no_progress)
         except Refused as e:  # the same refusal, naming the flags (--resume, --n1) instead of Python arguments
             raise ValueError(e.cli) from None
+        except RunFailed as e:
+            if joined:  # one line, then out: jax.distributed's shutdown would abort with its logs (another died)
+                import os
+                import sys
+
+                print(f"byoldyn: failed: {e}", file=sys.stderr, flush=True)
+                os._exit(1)
+            raise
     import jax
 
     if jax.process_index() != 0:  # one summary line: process 0's (the writer)
