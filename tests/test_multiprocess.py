@@ -173,8 +173,10 @@ def test_without_the_launcher_a_dead_process_stops_the_others(tmp_path):
 
 
 def _run_launch(*args, timeout=60):
+    # without the XLA_FLAGS that an in-process `byoldyn.cli.main` of another test may have set
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     return subprocess.run([sys.executable, "-m", "byoldyn.launch", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def test_launcher_environment_and_first_failure():
