@@ -43,7 +43,8 @@ class Siamese(nnx.Module):
     def __init__(self, config: Config, *, rngs: nnx.Rngs):
         dt = jnp.bfloat16 if config.dtype == "bfloat16" else None
         self.encoder = ResNet(config.stage_sizes, width=config.width, stem=config.stem, dtype=dt, rngs=rngs)
-        self.projector = Projector(self.encoder.dim, config.proj_hidden, config.proj_dim, dtype=dt, rngs=rngs)
+        self.projector = Projector(self.encoder.dim, config.proj_hidden, config.proj_dim, dtype=dt,
+                                   out_bn=config.proj_out_bn, rngs=rngs)
 
     def __call__(self, x):
         h = self.encoder(x)

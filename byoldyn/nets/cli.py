@@ -45,6 +45,8 @@ def add_parsers(sub) -> None:
                    help="auto: cifar for images <= 64 px, imagenet (7x7 + max-pool) above")
     g.add_argument("--proj-hidden", type=_pos_int, default=512, help="projector hidden width (default 512)")
     g.add_argument("--proj-dim", type=_pos_int, default=128, help="projection / predictor dimension (default 128)")
+    g.add_argument("--proj-out-bn", action="store_true",
+                   help="BN without affine on the projections (SimSiam's projector; not the official code)")
     g.add_argument("--predictor", choices=("linear", "mlp", "directpred", "directcopy", "none"), default="linear",
                    help="predictor (default linear)")
     g.add_argument("--pred-hidden", type=_pos_int, default=512, help="hidden width of --predictor mlp")
@@ -140,7 +142,8 @@ def _train(a) -> int:
     _apply_preset(a)
     cfg = Config(width=a.width, stage_sizes=(2, 2, 2, 2) if a.depth == "18" else (1, 1, 1, 1),
                  stem="cifar" if a.stem == "auto" else a.stem,
-                 proj_hidden=a.proj_hidden, proj_dim=a.proj_dim, predictor=a.predictor, pred_hidden=a.pred_hidden,
+                 proj_hidden=a.proj_hidden, proj_dim=a.proj_dim,
+                 proj_out_bn=a.proj_out_bn, predictor=a.predictor, pred_hidden=a.pred_hidden,
                  bias=a.bias, symmetric=a.symmetric, ema=a.ema, stop_grad=not a.no_stop_grad, loss=a.loss,
                  target_init=a.target_init, rho=a.rho, eps=a.eps, freq=a.freq, dp_form=a.dp_form,
                  optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, wd=a.wd, alpha_p=a.alpha_p,

@@ -26,7 +26,8 @@ class Config:
     """All hyperparameters of one run; frozen and hashable (compiled steps are cached per `Config`).
 
     **Model:** `width` (channel multiplier), `stage_sizes` ((2, 2, 2, 2) is ResNet-18), `stem`
-    ("cifar" | "imagenet"), `proj_hidden`, `proj_dim`, `predictor` ("linear" | "mlp" | "directpred" |
+    ("cifar" | "imagenet"), `proj_hidden`, `proj_dim`, `proj_out_bn` (SimSiam's BN without affine on the
+    projections; off in the official code), `predictor` ("linear" | "mlp" | "directpred" |
     "directcopy" | "none"), `pred_hidden` (mlp), `bias`, `symmetric` (project Wp to (Wp+Wpᵀ)/2 after
     each step, `predictor_reg=symmetric`).
     **BYOL:** `ema` (target retention m in [0, 1); 0 = no EMA, the target is the online net, SimSiam),
@@ -49,6 +50,7 @@ class Config:
     stem: str = "cifar"
     proj_hidden: int = 512
     proj_dim: int = 128
+    proj_out_bn: bool = False
     predictor: str = "linear"
     pred_hidden: int = 512
     bias: bool = False

@@ -1,7 +1,8 @@
 """Projector and predictor heads (THEORY.md sections 10.2 and 11).
 
 * `Projector`: `Linear(d, hidden) -> BatchNorm(affine=False) -> ReLU -> Linear(hidden, out)`, as in the
-  official code (its BN has no affine parameters, unlike BYOL's).
+  official code (its BN has no affine parameters, unlike BYOL's); `out_bn=True` appends SimSiam's output
+  `BatchNorm(out, affine=False)` (Chen & He 2021), which removes the projections' batch mean.
 * `LinearPredictor`: `y = Wp f (+ b)`, one `Linear(out, out)`. Also used by DirectPred / DirectCopy,
   whose `Wp` is overwritten from F̂ (`byoldyn.nets.directpred`).
 * `MLPPredictor`: `Linear(out, hidden) -> BN(affine=False) -> ReLU -> Linear(hidden, out)`.
@@ -44,15 +45,19 @@ _BN = partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5, use_bias=False, use_sca
 class Projector(nnx.Module):
     """`Linear(d, hidden) -> BN(hidden, affine=False) -> ReLU -> Linear(hidden, out)` (section 11).
 
-    `dtype`: compute dtype of the two matmuls (None: float32; bfloat16 for mixed precision)."""
+    `dtype`: compute dtype of the two matmuls (None: float32; bfloat16 for mixed precision).
+    `out_bn`: append `BN(out, affine=False)` (SimSiam's projector ends so; not the official code)."""
 
-    def __init__(self, d: int, hidden: int = 512, out: int = 128, *, dtype=None, rngs: nnx.Rngs):
+    def __init__(self, d: int, hidden: int = 512, out: int = 128, *, dtype=None, out_bn: bool = False,
+                 rngs: nnx.Rngs):
         self.fc1 = _linear(d, hidden, dtype=dtype, rngs=rngs)
         self.bn = _BN(hidden, rngs=rngs)
         self.fc2 = _linear(hidden, out, dtype=dtype, rngs=rngs)
+        self.out_bn = _BN(out, rngs=rngs) if out_bn else None
 
     def __call__(self, x):
-        return self.fc2(nnx.relu(self.bn(self.fc1(x))))
+        z = self.fc2(nnx.relu(self.bn(self.fc1(x))))
+        return z if self.out_bn is None else self.out_bn(z)
 
 
 class LinearPredictor(nnx.Module):
