@@ -235,17 +235,23 @@ class Data(eqx.Module):
 class State(eqx.Module):
     """The linear BYOL state: online encoder W (n2, n1), predictor Wp (n2, n2), target Wa (n2, n1).
 
+    `Fhat` (n2, n2), optional: the running estimate F̂ of the predictor-input correlation that
+    DirectPred / DirectCopy with a finite `beta_F` carry as an extra state (THEORY.md 10.1, 15.13);
+    None (no leaves) for every other variant, so `State(W, Wp, Wa)` is unchanged.
+
     Fields may carry the same leading batch axes (time, members, ...).
     """
 
     W: jax.Array
     Wp: jax.Array
     Wa: jax.Array
+    Fhat: jax.Array | None = None
 
-    def __init__(self, W, Wp, Wa=None):
+    def __init__(self, W, Wp, Wa=None, Fhat=None):
         self.W = _array("W", W)
         self.Wp = _array("Wp", Wp)
         self.Wa = jnp.zeros_like(self.W) if Wa is None else _array("Wa", Wa)
+        self.Fhat = None if Fhat is None else _array("Fhat", Fhat)
         if self.W.ndim < 2:
             raise ValueError(f"W must have shape (..., n2, n1), got {self.W.shape}")
         n2 = self.W.shape[-2]
@@ -253,14 +259,20 @@ class State(eqx.Module):
             raise ValueError(f"Wp must have shape (..., {n2}, {n2}) to match W {self.W.shape}, got {self.Wp.shape}")
         if self.Wa.shape[-2:] != self.W.shape[-2:]:
             raise ValueError(f"Wa must have the shape of W {self.W.shape[-2:]}, got {self.Wa.shape}")
-        for name in ("W", "Wp", "Wa"):
-            _check_finite(name, getattr(self, name))
+        if self.Fhat is not None and (self.Fhat.ndim < 2 or self.Fhat.shape[-2:] != (n2, n2)):
+            raise ValueError(f"Fhat must have shape (..., {n2}, {n2}) to match W {self.W.shape}, "
+                             f"got {self.Fhat.shape}")
+        for name in ("W", "Wp", "Wa", "Fhat"):
+            if getattr(self, name) is not None:
+                _check_finite(name, getattr(self, name))
+        if self.Fhat is not None:
+            _check_psd("Fhat", self.Fhat)
 
     @classmethod
-    def unchecked(cls, W, Wp, Wa) -> "State":
+    def unchecked(cls, W, Wp, Wa, Fhat=None) -> "State":
         """A `State` from arrays as they are, without validation (for traced code)."""
         s = object.__new__(cls)
-        for name, v in (("W", W), ("Wp", Wp), ("Wa", Wa)):
+        for name, v in (("W", W), ("Wp", Wp), ("Wa", Wa), ("Fhat", Fhat)):
             object.__setattr__(s, name, v)
         return s
 
