@@ -7,40 +7,31 @@ import json
 import numpy as np
 import xarray as xr
 
+from . import observables as ob
 from .integrate import STATUS_NAMES, Solution
 
 __all__ = ["simulation_dataset", "summary_figure"]
 
-_LONG_NAMES = {
-    "norm_W": "Frobenius norm of W",
-    "commutator": "||[F, Wp]||_F (Theorem 3)",
-    "commutator_normalized": "||[F, Wp]||_F / (||F||_F ||Wp||_F)",
-    "asymmetry": "||Wp - Wp^T||_F / ||Wp||_F",
-    "tau_hat": "<Wa, W> / ||W||^2 (Assumption 1)",
-    "wa_correlation": "<Wa, W> / (||Wa|| ||W||) (Fig. 7)",
-    "theorem1_residual": "||WW^T - Wp^T Wp/alpha_p - exp(-2 eta t) C||_F / ||WW^T||_F (Theorem 1)",
-    "n_modes": "number of eigenvalues of F above threshold",
-    "effective_rank": "effective rank of F",
-    "s": "eigenvalues s_j of F = W X W^T, decreasing",
-    "p": "eigenvalues of (Wp + Wp^T)/2, decreasing",
-    "alignment": "u_j^T Wp u_j / ||Wp u_j|| for eigenvectors u_j of F",
-}
-
 
 def simulation_dataset(sol: Solution, config: dict) -> xr.Dataset:
-    """An `xarray.Dataset` over `time` (and `mode`) of the observables saved by `observables.standard`."""
+    """An `xarray.Dataset` over `time` (and `mode`) of the observables saved by `observables.standard`, with
+    the `long_name` and `units` of `observables.REGISTRY` (an unregistered key keeps its name as long name)."""
     if sol.observed is None:
         raise ValueError("simulation_dataset needs a Solution saved with observe=observables.standard(...)")
     data_vars = {}
     for k, v in sol.observed.items():
         v = np.asarray(v)
-        dims = ("time",) if v.ndim == 1 else ("time", "mode")
-        data_vars[k] = xr.Variable(dims, v, attrs={"long_name": _LONG_NAMES.get(k, k)})
+        kind = ob.REGISTRY[k].kind if k in ob.REGISTRY else ("scalar", "mode", "matrix")[min(max(v.ndim - 1, 0), 2)]
+        dims = {"scalar": ("time",), "mode": ("time", "mode"), "matrix": ("time", "i", "j")}[kind]
+        if v.ndim != len(dims):
+            raise ValueError(f"observable {k!r} has shape {v.shape}; its registry kind {kind!r} needs {len(dims)} axes")
+        data_vars[k] = xr.Variable(dims, v, attrs=ob.attrs(k) if k in ob.REGISTRY else {"long_name": k})
     status = int(np.asarray(sol.status))
     attrs = {
         "status": STATUS_NAMES[status],
         "t_final": float(np.asarray(sol.t_final)),
         "num_steps": int(np.asarray(sol.num_steps)),
+        "threshold": float(config.get("threshold", ob.SURVIVAL)),  # survival, for n_modes
         "config": json.dumps(config, sort_keys=True),
         "source": "byoldyn simulate: Lemma 1 flow of Tian, Chen & Ganguli (2021)",
     }
@@ -72,7 +63,8 @@ def summary_figure(ds: xr.Dataset):
     ax[0, 2].set(title=r"alignment $u_j^T W_p u_j / \|W_p u_j\|$", xlabel="t", ylim=(-1.05, 1.05))
     ax[1, 0].plot(t, ds.norm_W, label=r"$\|W\|_F$")
     ax[1, 0].plot(t, ds.effective_rank, label="effective rank of F")
-    ax[1, 0].plot(t, ds.n_modes, "--", label="modes with $s_j > 10^{-3}$")
+    thr = ds.attrs.get("threshold", ob.SURVIVAL)
+    ax[1, 0].plot(t, ds.n_modes, "--", label=f"modes with $s_j > {thr:g}$")
     ax[1, 0].set(title="collapse indicators", xlabel="t")
     ax[1, 0].legend(fontsize=8)
     ax[1, 1].plot(t, ds.asymmetry, label=r"$\|W_p - W_p^T\| / \|W_p\|$")

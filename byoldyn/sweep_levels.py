@@ -1,8 +1,8 @@
 """The three levels of the model ladder as `byoldyn.sweep` integrates them (THEORY.md sections 5, 7).
 
 For each level ("modes", "symmetric", "matrix"): the batched field (`RHS`; every array carries a
-leading member axis), the observables recorded (`OBSERVABLES`, computed by `OBS`), and the start of a
-member from its seed (`initial`).
+leading member axis), the observables recorded (`LEVEL_OUTPUTS`, names of `observables.REGISTRY`,
+computed by `OBS` through the registry), and the start of a member from its seed (`initial`).
 """
 
 from __future__ import annotations
@@ -17,42 +17,21 @@ from .flows.symmetric import SymState, reduced_field, symmetric_field
 from .integrate import _prepare
 from .model import Data, Hyper, State
 
-__all__ = ["OBSERVABLES", "RHS", "OBS", "Observe", "initial", "per_mode"]
+__all__ = ["LEVEL_OUTPUTS", "OBSERVABLES", "RHS", "OBS", "Observe", "initial", "inputs", "per_mode"]
 
-#: observables recorded at each level: (name, per_mode, long name)
-OBSERVABLES = {
-    "modes": (
-        ("norm_W", False, "sqrt(sum_j s_j) = ||W||_F of the aligned modes"),
-        ("n_modes", False, "number of modes with s_j > threshold"),
-        ("collapsed", False, "1 if no mode has s_j > threshold (complete collapse), else 0"),
-        ("tau_hat", False, "sum_j w_a w / sum_j w^2 (Assumption 1 tau)"),
-        ("s", True, "s_j = w_j^2, eigenvalues of F (modes in the order of F(0)'s eigenvalues, decreasing)"),
-        ("p", True, "p_j = w_p, eigenvalues of Wp"),
-    ),
-    "symmetric": (
-        ("norm_W", False, "sqrt(tr F) = ||W||_F"),
-        ("n_modes", False, "number of eigenvalues of F above threshold"),
-        ("collapsed", False, "1 if no eigenvalue of F is above threshold (complete collapse), else 0"),
-        ("tau_hat", False, "tau of Assumption 1"),
-        ("alignment", False, "sum_j s_j cos_j / sum_j s_j, cos_j = u_j^T Wp u_j / ||Wp u_j|| (Theorem 3)"),
-        ("commutator_normalized", False, "||[F, Wp]||_F / (||F||_F ||Wp||_F)"),
-        ("s", True, "eigenvalues s_j of F, decreasing"),
-        ("p", True, "eigenvalues of (Wp + Wp^T)/2, decreasing"),
-    ),
-    "matrix": (
-        ("norm_W", False, "Frobenius norm of W"),
-        ("n_modes", False, "number of eigenvalues of F = W W^T above threshold"),
-        ("collapsed", False, "1 if no eigenvalue of F is above threshold (complete collapse), else 0"),
-        ("tau_hat", False, "<Wa, W> / ||W||^2 (Assumption 1)"),
-        ("wa_correlation", False, "<Wa, W> / (||Wa|| ||W||) (Fig. 7)"),
-        ("alignment", False, "sum_j s_j cos_j / sum_j s_j, cos_j = u_j^T Wp u_j / ||Wp u_j|| (Fig. 2, Theorem 3)"),
-        ("commutator_normalized", False, "||[F, Wp]||_F / (||F||_F ||Wp||_F)"),
-        ("asymmetry", False, "||Wp - Wp^T||_F / ||Wp||_F"),
-        ("s", True, "eigenvalues s_j of F = W W^T, decreasing"),
-        ("p", True, "eigenvalues of (Wp + Wp^T)/2, decreasing"),
-    ),
+#: observables recorded at each level, names of `observables.REGISTRY` (which gives their long name,
+#: shape kind and units): the scalar `alignment_weighted` here, since a sweep keeps no per-mode cosines
+LEVEL_OUTPUTS = {
+    "modes": ("norm_W", "n_modes", "collapsed", "tau_hat", "s", "p"),
+    "symmetric": ("norm_W", "n_modes", "collapsed", "tau_hat", "alignment_weighted", "commutator_normalized",
+                  "s", "p"),
+    "matrix": ("norm_W", "n_modes", "collapsed", "tau_hat", "wa_correlation", "alignment_weighted",
+               "commutator_normalized", "asymmetry", "s", "p"),
 }
 
+#: the same as (name, per_mode, long name) triples, from the registry
+OBSERVABLES = {level: tuple((n, ob.REGISTRY[n].per_mode, ob.REGISTRY[n].long_name) for n in names)
+               for level, names in LEVEL_OUTPUTS.items()}
 
 
 def _modes_rhs(y: ModeState, hyper: Hyper, sigma2, flags) -> ModeState:
@@ -92,37 +71,33 @@ def _matrix_rhs(y: State, hyper: Hyper, sigma2, flags) -> State:
     return jax.vmap(one)(y, hyper, sigma2)
 
 
-def _wmean(s, c):
-    s = jnp.clip(s, 0.0, None)
-    tot = jnp.sum(s, axis=-1)
-    return jnp.where(tot > 0, jnp.sum(s * c, axis=-1) / jnp.where(tot > 0, tot, 1.0), jnp.nan)
+def inputs(level: str, y, threshold: float) -> ob.Inputs:
+    """The `observables.Inputs` of a batched state of `level`: the matrices at the matrix level (X = I);
+    F, Wp and the Assumption 1 state tau at the symmetric level, with ||W||_F^2 = tr F (X = I); the
+    per-mode s_j = w_j^2, p_j = w_p at the mode level, with ||W||_F^2 = sum_j s_j, <Wa, W> = sum_j w_a w
+    (THEORY.md sections 5, 7.1)."""
+    if level == "modes":
+        s = y.w * y.w
+        return ob.Inputs(s=s, p=y.w_p, ww=jnp.sum(s, axis=-1), waw=jnp.sum(y.w_a * y.w, axis=-1),
+                         threshold=threshold)
+    if level == "symmetric":
+        trF = jnp.trace(y.F, axis1=-2, axis2=-1)
+        return ob.Inputs(F=y.F, Wp=y.Wp, tau=y.tau, ww=jnp.clip(trF, 0.0, None), threshold=threshold)
+    if level == "matrix":
+        return ob.Inputs(W=y.W, Wp=y.Wp, Wa=y.Wa, threshold=threshold)
+    raise ValueError(f"level must be one of {', '.join(LEVEL_OUTPUTS)}, got {level!r}")
 
 
 def _obs_modes(y: ModeState, threshold: float) -> dict:
-    s = y.w * y.w
-    n = jnp.sum(s > threshold, axis=-1).astype(s.dtype)
-    ww = jnp.sum(s, axis=-1)
-    return {"norm_W": jnp.sqrt(ww), "n_modes": n, "collapsed": (n == 0).astype(s.dtype),
-            "tau_hat": ob._safe_div(jnp.sum(y.w_a * y.w, axis=-1), ww), "s": s, "p": y.w_p}
+    return ob.measure(LEVEL_OUTPUTS["modes"], inputs("modes", y, threshold))
 
 
 def _obs_sym(y: SymState, threshold: float) -> dict:
-    s, cos = ob.eigen_alignment(y.F, y.Wp)
-    n = jnp.sum(s > threshold, axis=-1).astype(s.dtype)
-    trF = jnp.trace(y.F, axis1=-2, axis2=-1)
-    return {"norm_W": jnp.sqrt(jnp.clip(trF, 0.0, None)), "n_modes": n, "collapsed": (n == 0).astype(s.dtype),
-            "tau_hat": y.tau, "alignment": _wmean(s, cos),
-            "commutator_normalized": ob.commutator_normalized(y.F, y.Wp), "s": s, "p": ob.spectrum_Wp(y.Wp)}
+    return ob.measure(LEVEL_OUTPUTS["symmetric"], inputs("symmetric", y, threshold))
 
 
 def _obs_matrix(y: State, threshold: float) -> dict:
-    F_ = ob.F(y.W)
-    s, cos = ob.eigen_alignment(F_, y.Wp)
-    n = jnp.sum(s > threshold, axis=-1).astype(s.dtype)
-    return {"norm_W": ob.norm_W(y.W), "n_modes": n, "collapsed": (n == 0).astype(s.dtype),
-            "tau_hat": ob.tau_hat(y.W, y.Wa), "wa_correlation": ob.wa_correlation(y.W, y.Wa),
-            "alignment": _wmean(s, cos), "commutator_normalized": ob.commutator_normalized(F_, y.Wp),
-            "asymmetry": ob.asymmetry(y.Wp), "s": s, "p": ob.spectrum_Wp(y.Wp)}
+    return ob.measure(LEVEL_OUTPUTS["matrix"], inputs("matrix", y, threshold))
 
 
 RHS = {"modes": _modes_rhs, "symmetric": _sym_rhs, "matrix": _matrix_rhs}
@@ -171,4 +146,5 @@ def initial(level: str, flags, seeds, scale, n1: int, n2: int, dtype):
 
 
 def per_mode(level: str, name: str) -> bool:
-    return any(n == name and pm for n, pm, _ in OBSERVABLES[level])
+    """Whether `name`, recorded at `level`, has a mode axis (its registry kind is "mode")."""
+    return name in LEVEL_OUTPUTS[level] and ob.REGISTRY[name].per_mode

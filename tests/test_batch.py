@@ -180,7 +180,7 @@ def test_sweep_strategies_matrix_bit_identical():
         assert json.loads(ds.attrs["run"])["strategy"] == strategy
     ds = bd.sweep("matrix", n1=3, n_save=2, strategy="map", **_SWEEP)
     np.testing.assert_array_equal(ds.status.values, ref.status.values)
-    for k in ("norm_W", "alignment", "tau_hat"):
+    for k in ("norm_W", "alignment_weighted", "tau_hat"):
         np.testing.assert_allclose(ds[k].values, ref[k].values, rtol=1e-14, atol=0)
 
 

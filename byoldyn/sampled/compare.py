@@ -44,12 +44,13 @@ class Comparison:
         return float(np.max(np.mean(self.distance[name], axis=0)))
 
 
+#: what both runs record (names of `observables.REGISTRY`)
+OBSERVED = ("s", "p", "norm_W", "alignment", "W", "Wp", "Wa")
+
+
 def _observe(data):
     def observe(t, st: State):
-        F_ = ob.F(st.W, data)
-        s, cos = ob.eigen_alignment(F_, st.Wp)
-        return {"s": s, "p": ob.spectrum_Wp(st.Wp), "norm_W": ob.norm_W(st.W), "alignment": cos,
-                "W": st.W, "Wp": st.Wp, "Wa": st.Wa}
+        return ob.measure(OBSERVED, ob.Inputs(W=st.W, Wp=st.Wp, Wa=st.Wa, data=data))
     return observe
 
 
