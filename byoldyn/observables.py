@@ -27,7 +27,7 @@ __all__ = [
     "spectrum_F", "spectrum_Wp", "tau_hat", "wa_correlation", "theorem1_C",
     "theorem1_residual", "norm_W", "n_modes", "effective_rank", "standard",
     "SURVIVAL", "KINDS", "Observable", "Inputs", "REGISTRY", "STANDARD", "LEGACY_NAMES",
-    "measure", "attrs", "weighted_mean", "safe_div",
+    "measure", "attrs", "upgrade_names", "weighted_mean", "safe_div",
 ]
 
 #: The mode-survival threshold, one for every level: mode j survives iff s_j > SURVIVAL x unit, where
@@ -371,6 +371,7 @@ REGISTRY: dict[str, Observable] = {o.name: o for o in (
                "scalar", "1", None),
     Observable("h_std", "batch std of normalized backbone features", "scalar", "1", None),
     Observable("lr", "learning rate at the record", "scalar", "1", None),
+    Observable("epoch", "training epochs completed at the record", "scalar", "epochs", None),
 )}
 
 #: what `standard` records (simulate and the sampled level)
@@ -379,6 +380,16 @@ STANDARD = ("norm_W", "commutator", "commutator_normalized", "asymmetry", "tau_h
 
 #: names of earlier network logs (`byoldyn.nets` before the registry) -> registry names; see `upgrade_names`
 LEGACY_NAMES = {"cos": "alignment", "spec_Wp": "p"}
+
+
+def upgrade_names(ds):
+    """An xarray Dataset of an earlier network log under the registry's names: `cos` -> `alignment`,
+    `spec_Wp` -> `p`, and the Rayleigh quotients u_jᵀ Wp u_j that such a log stored as `p` beside
+    `spec_Wp` -> `p_rayleigh`. A log with the registry's names is returned as it is."""
+    if "spec_Wp" in ds and "p" in ds:
+        ds = ds.rename({"p": "p_rayleigh"})
+    ren = {k: v for k, v in LEGACY_NAMES.items() if k in ds}
+    return ds.rename(ren) if ren else ds
 
 
 def measure(names, q: Inputs) -> dict[str, jax.Array]:

@@ -13,6 +13,7 @@ import jax
 from _nets_tiny import TINY, tiny_dataset
 from byoldyn.nets import Diverged, build, train
 from byoldyn.nets.checkpoint import Checkpoints
+from byoldyn.observables import REGISTRY
 
 TRAIN, TEST = tiny_dataset(24, seed=0), tiny_dataset(12, seed=1)  # 3 steps per epoch at batch 8
 
@@ -62,9 +63,10 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     # record at 4 averages steps 3 and 4, as in the uninterrupted run
     a = _logs_identical(tmp_path / "part" / "log.nc", tmp_path / "full" / "log.nc")
     assert list(a.step.values) == [2, 4, 6]
-    assert a.cos.dims == ("step", "mode") and a.F.dims == ("step", "i", "j") and a.sizes["mode"] == 16
-    assert np.all(np.isfinite(a.asymmetry.values)) and np.all(np.abs(a.cos.values) <= 1 + 1e-6)
-    assert json.loads(a.attrs["config"])["predictor"] == "linear" and "description" in a.s.attrs
+    assert a.alignment.dims == ("step", "mode") and a.F.dims == ("step", "i", "j") and a.sizes["mode"] == 16
+    assert np.all(np.isfinite(a.asymmetry.values)) and np.all(np.abs(a.alignment.values) <= 1 + 1e-6)
+    assert json.loads(a.attrs["config"])["predictor"] == "linear"
+    assert a.s.attrs["long_name"] == REGISTRY["s"].long_name and a.alignment.attrs["units"] == "1"
     # a different config refuses to resume from these checkpoints
     import dataclasses
 

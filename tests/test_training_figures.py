@@ -101,7 +101,7 @@ def test_compare_export_slim(tmp_path, capsys):
     small, ev2 = load_run(out / "lin")
     assert ev2 == ev and "F" not in small and "Wp" not in small
     np.testing.assert_allclose(rayleigh_p(small), rayleigh_p(full), rtol=1e-5)
-    np.testing.assert_array_equal(small.cos.values, full.cos.values)
+    np.testing.assert_array_equal(small.alignment.values, full.alignment.values)
     assert (out / "alignment_lin.png").is_file()
     # exporting onto the runs themselves is refused, and the run is left as it was
     assert main(["compare", str(run), "--out", str(tmp_path), "--export"]) == 2

@@ -19,6 +19,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import observables as ob
 from ..errors import one_line, read_json
 from .common import note
 
@@ -26,7 +27,7 @@ __all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "slim", "fi
            "results_table"]
 
 
-_LOG_VARS = ("epoch", "loss", "z_std", "effective_rank", "asymmetry", "commutator_normalized", "s", "cos")
+_LOG_VARS = ("epoch", "loss", "z_std", "effective_rank", "asymmetry", "commutator_normalized", "s", "alignment")
 
 
 def _read_eval(path: Path) -> dict:
@@ -58,6 +59,7 @@ def load_run(directory):
         raise ValueError(f"cannot read {str(log)!r} as netCDF: {one_line(e)}") from None
     if "config" not in ds.attrs or "step" not in ds.dims:
         raise ValueError(f"{str(log)!r} is not a byoldyn training log")
+    ds = ob.upgrade_names(ds)  # logs written before the observables registry
     missing = [k for k in _LOG_VARS if k not in ds]
     if missing:
         raise ValueError(f"training log {str(log)!r} lacks variable{'s' if len(missing) > 1 else ''} "
@@ -91,16 +93,16 @@ def describe(ds) -> str:
 
 def aligned_fraction(ds, k: int = 10) -> np.ndarray:
     """Mean over the top `k` eigenvectors u_j of F̂ of cos(Wp u_j, u_j), per record (Fig. 2, right)."""
-    return np.nanmean(ds.cos.values[:, :k], axis=1)
+    return np.nanmean(ds.alignment.values[:, :k], axis=1)
 
 
 def rayleigh_p(ds) -> np.ndarray:
     """p_j = u_jᵀ Wp u_j for the eigenvectors u_j of sym(F̂), per record, decreasing s_j: (step, mode).
 
-    From the matrices F and Wp of the log, or its variable `p` if `slim` has replaced them.
+    From the matrices F and Wp of the log, or its variable `p_rayleigh` if `slim` has replaced them.
     """
-    if "p" in ds:
-        return ds.p.values
+    if "p_rayleigh" in ds:
+        return ds.p_rayleigh.values
     F = ds.F.values.astype(np.float64)
     Wp = ds.Wp.values.astype(np.float64)
     _, U = np.linalg.eigh(0.5 * (F + np.swapaxes(F, -1, -2)))
@@ -109,11 +111,11 @@ def rayleigh_p(ds) -> np.ndarray:
 
 
 def slim(ds):
-    """The log without the matrices F and Wp (the bulk of its size), keeping p_j = u_jᵀ Wp u_j as `p`."""
+    """The log without the matrices F and Wp (the bulk of its size), keeping p_j = u_jᵀ Wp u_j as `p_rayleigh`."""
     if "F" not in ds or "Wp" not in ds:
         return ds
-    out = ds.drop_vars(["F", "Wp"]).assign(p=(("step", "mode"), rayleigh_p(ds).astype(np.float32)))
-    out.p.attrs["description"] = "u_jᵀ Wp u_j per eigenvector u_j of F̂ (decreasing s_j)"
+    out = ds.drop_vars(["F", "Wp"]).assign(p_rayleigh=(("step", "mode"), rayleigh_p(ds).astype(np.float32)))
+    out.p_rayleigh.attrs.update(ob.attrs("p_rayleigh"))
     return out
 
 
@@ -128,7 +130,7 @@ def fig_alignment(ds, name: str = "", k: int = 10):
     ax[0].legend(fontsize=7)
     cmap = plt.get_cmap("viridis")
     for j in range(k):
-        ax[1].plot(ep, ds.cos.values[:, j], color=cmap(j / max(k - 1, 1)), lw=1)
+        ax[1].plot(ep, ds.alignment.values[:, j], color=cmap(j / max(k - 1, 1)), lw=1)
     ax[1].plot(ep, aligned_fraction(ds, k), "k--", lw=2, label=f"mean of top {k}")
     ax[1].set(title=r"alignment $u_j^T W_p u_j / \|W_p u_j\|$, top modes of $\hat F$", xlabel="epoch",
               ylim=(-1.05, 1.05))
@@ -139,7 +141,7 @@ def fig_alignment(ds, name: str = "", k: int = 10):
         ax[2].semilogy(s[t] / s[t, 0], color=cmap(n / max(len(picks) - 1, 1)), label=f"epoch {ep[t]:.1f}")
     ax[2].set(title=r"eigenvalues of $\hat F$ / largest", xlabel="j", ylim=(1e-6, 2))
     ax[2].legend(fontsize=7)
-    if "p" in ds or ("F" in ds and "Wp" in ds):
+    if "p_rayleigh" in ds or ("F" in ds and "Wp" in ds):
         p = rayleigh_p(ds)[-1]
         ok = p > 0
         ax[3].loglog(s[-1][ok], p[ok], ".", ms=4, label=r"$p_j = u_j^T W_p u_j > 0$")

@@ -217,7 +217,7 @@ def _compare(a) -> int:
     wrote += _curves(a.runs, runs, out, a.export)  # learning curves against the baselines (issue 13)
     for name, (ds, ev) in runs.items():
         pred = json.loads(ds.attrs["config"])["predictor"] if ds is not None else None
-        if pred in ("linear", "directpred", "directcopy") and "cos" in ds:
+        if pred in ("linear", "directpred", "directcopy") and "alignment" in ds:
             wrote.append(save_figure(fig_alignment(ds, name), out / f"alignment_{name}.png", dpi=110))
         if a.export and ds is not None:
             wrote.append(save_netcdf(slim(ds), out / name / "log.nc"))

@@ -1,11 +1,14 @@
 """The theory's observables measured on a real network during training (THEORY.md section 14).
 
 Every `log_every` steps, `observe` reads F̂ (the EMA of E[ffᵀ] over the predictor inputs, Eq. 19) and
-the predictor matrix Wp from a `TrainState` and evaluates the shared `byoldyn.observables` on them:
-per-eigenvector alignment cos_j = u_jᵀ Wp u_j / ‖Wp u_j‖ (Fig. 2), asymmetry ‖Wp - Wpᵀ‖/‖Wp‖, the
-scale-free commutator, spectra of F̂ and of sym(Wp), effective rank and surviving modes of F̂, and the
-Fig. 7 analogue between target and online parameters (`wa_correlation`, `tau_hat` over all weights).
-`RunLog` keeps the records and writes them as one labelled netCDF file atomically.
+the predictor matrix Wp from a `TrainState` and evaluates the registry `byoldyn.observables.REGISTRY`
+on them (`OBSERVED`: names, long names, units and functions all come from there): the per-eigenvector
+alignment cos_j = u_jᵀ Wp u_j / ‖Wp u_j‖ (`alignment`, Fig. 2), `asymmetry` ‖Wp - Wpᵀ‖/‖Wp‖, the
+scale-free commutator, the spectra `s` of F̂ and `p` of sym(Wp), effective rank and surviving modes of
+F̂ (s_j > `observables.SURVIVAL` x max_k s_k: F̂ has no natural scale), and the Fig. 7 analogue between
+target and online parameters (`wa_correlation`, `tau_hat` over all weights). `RunLog` keeps the records
+and writes them as one labelled netCDF file atomically; logs written before the registry (`cos`,
+`spec_Wp`) are read under the registry's names (`observables.LEGACY_NAMES`).
 
 Wp is defined for the linear, DirectPred and DirectCopy predictors, is I for `predictor="none"`, and
 is absent (NaN) for the two-layer MLP predictor.
@@ -24,10 +27,15 @@ from ..errors import one_line
 from ..io import save_netcdf
 from .heads import predictor_matrix
 
-__all__ = ["observe", "RunLog", "SCALARS"]
+__all__ = ["observe", "RunLog", "SCALARS", "OBSERVED"]
 
+#: what `observe` computes from F̂, Wp and the parameters (names of `observables.REGISTRY`)
+OBSERVED = ("s", "alignment", "p", "asymmetry", "commutator_normalized", "effective_rank", "n_modes", "norm_Wp",
+            "lambda_min_sym_Wp", "wa_correlation", "tau_hat")
+#: the scalars of a record: the step metrics of the training loop and the scalar observables
 SCALARS = ("loss", "z_std", "h_std", "asymmetry", "commutator_normalized", "effective_rank", "n_modes",
            "norm_Wp", "lambda_min_sym_Wp", "wa_correlation", "tau_hat", "lr")
+_MATRICES = ("F", "Wp")
 
 
 def _flat_dot(a, b):
@@ -37,42 +45,28 @@ def _flat_dot(a, b):
 
 @jax.jit
 def _observe(corr, Wp, online, target):
-    F = 0.5 * (corr + corr.T)
-    s, cos = obs.eigen_alignment(F, Wp)
-    spec_Wp = obs.spectrum_Wp(Wp)
-    smax = jnp.max(s)
-    oo, tt, to = _flat_dot(online, online), _flat_dot(target, target), _flat_dot(target, online)
-    return dict(
-        s=s, cos=cos, spec_Wp=spec_Wp,
-        asymmetry=obs.asymmetry(Wp),
-        commutator_normalized=obs.commutator_normalized(F, Wp),
-        effective_rank=obs.effective_rank(F),
-        n_modes=obs.n_modes(F / jnp.where(smax > 0, smax, 1.0), 1e-3),
-        norm_Wp=jnp.sqrt(jnp.sum(Wp * Wp)),
-        lambda_min_sym_Wp=spec_Wp[-1],
-        wa_correlation=jnp.where(oo * tt > 0, to / jnp.sqrt(jnp.where(oo * tt > 0, oo * tt, 1.0)), 0.0),
-        tau_hat=jnp.where(oo > 0, to / jnp.where(oo > 0, oo, 1.0), 0.0),
-    )
+    # the parameter pytrees stand for W (online) and Wa (target): ‖W‖², ⟨Wa, W⟩, ‖Wa‖² over all weights
+    q = obs.Inputs(F=0.5 * (corr + corr.T), Wp=Wp, ww=_flat_dot(online, online), waw=_flat_dot(target, online),
+                   waa=_flat_dot(target, target), relative=True)
+    return obs.measure(OBSERVED, q)
 
 
 def observe(state, predictor: str) -> dict[str, np.ndarray]:
-    """The observables of one `TrainState` as numpy arrays (see the module docstring).
+    """The observables `OBSERVED` of one `TrainState` as numpy arrays (see the module docstring).
 
-    **Returns:** scalars (`SCALARS` minus the step metrics) and per-mode arrays `s` (eigenvalues of F̂,
-    decreasing), `cos` (alignment of Wp with each eigenvector), `spec_Wp`, plus the matrices `F` and `Wp`.
+    **Returns:** the scalars, the per-mode arrays `s` (eigenvalues of F̂, decreasing), `alignment` (of Wp
+    with each eigenvector) and `p` (eigenvalues of sym(Wp)), plus the matrices `F` and `Wp`. Without a
+    predictor matrix (MLP) the observables of Wp are NaN; those of F̂ alone (`s`, `effective_rank`,
+    `n_modes`) are measured.
     """
     F = state.corr
-    if predictor == "none":
+    if predictor in ("none", "identity"):
         Wp = jnp.eye(F.shape[0], dtype=F.dtype)
     else:
         Wp = predictor_matrix(state.pred) if predictor != "mlp" else None
-    nan = Wp is None
-    if nan:
+    if Wp is None:
         Wp = jnp.full_like(F, jnp.nan)
     out = {k: np.asarray(v) for k, v in _observe(F, Wp.astype(F.dtype), state.online, state.target).items()}
-    if nan:
-        s = np.asarray(obs.spectrum_F(F))
-        out.update(s=s, effective_rank=np.asarray(obs.effective_rank(F)))
     out["F"] = np.asarray(F)
     out["Wp"] = np.asarray(Wp)
     return out
@@ -82,7 +76,9 @@ class RunLog:
     """Instrumentation records of one run, written to netCDF (`byoldyn.io.save_netcdf`, atomic).
 
     Dimensions: `step` (the optimizer step after which the record was taken), `mode` (eigen-index of F̂,
-    decreasing eigenvalue), `i`, `j` (matrix indices of F̂ and Wp). Attributes: the run's config (JSON).
+    decreasing eigenvalue), `i`, `j` (matrix indices of F̂ and Wp). Attributes: the run's config (JSON),
+    the survival `threshold` (relative to the largest s_j); each variable's `long_name`, `units` from
+    `observables.REGISTRY`.
     `RunLog.load(path, upto)` reopens a log on resume, keeping records with step <= `upto`.
     """
 
@@ -103,21 +99,16 @@ class RunLog:
         for k in SCALARS:
             if r and k in r[0]:
                 data[k] = ("step", np.array([float(x[k]) for x in r]))
-        for k in ("s", "cos", "spec_Wp"):
-            if r and k in r[0]:
+        for k in OBSERVED:
+            if obs.REGISTRY[k].per_mode and r and k in r[0]:
                 data[k] = (("step", "mode"), np.stack([x[k] for x in r]).astype(np.float32))
-        for k in ("F", "Wp"):
+        for k in _MATRICES:
             if r and k in r[0]:
                 data[k] = (("step", "i", "j"), np.stack([x[k] for x in r]).astype(np.float32))
-        ds = xr.Dataset(data, coords={"step": steps}, attrs=self.attrs)
-        desc = {"s": "eigenvalues of F̂ (decreasing)", "cos": "u_jᵀ Wp u_j / ‖Wp u_j‖ per eigenvector u_j of F̂",
-                "spec_Wp": "eigenvalues of (Wp + Wpᵀ)/2", "F": "F̂, EMA of E[f fᵀ] over predictor inputs",
-                "Wp": "predictor matrix (y = Wp f)", "loss": "mean BYOL loss since the previous record",
-                "z_std": "batch std of normalized projections (≈ 1/√d healthy, 0 collapsed)",
-                "h_std": "batch std of normalized backbone features"}
-        for k, v in desc.items():
-            if k in ds:
-                ds[k].attrs["description"] = v
+        ds = xr.Dataset(data, coords={"step": steps}, attrs=dict(self.attrs, threshold=obs.SURVIVAL))
+        for k in ds.data_vars:
+            if k in obs.REGISTRY:
+                ds[k].attrs.update(obs.attrs(k))
         return ds
 
     def save(self) -> Path:
@@ -145,6 +136,6 @@ class RunLog:
                 continue
             rec = {"step": step}
             for k, v in ds.data_vars.items():
-                rec[k] = v.values[n] if v.ndim > 1 else v.values[n].item()
+                rec[obs.LEGACY_NAMES.get(k, k)] = v.values[n] if v.ndim > 1 else v.values[n].item()
             recs.append(rec)
         return cls(path, attrs if attrs is not None else dict(ds.attrs), recs)
