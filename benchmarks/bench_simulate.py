@@ -119,8 +119,8 @@ import jax.numpy as jnp  # noqa: E402
 import byoldyn as bd  # noqa: E402
 from byoldyn.flows.matrix import vector_field  # noqa: E402
 
-try:  # the package's divergence check, as used by simulate's event
-    from byoldyn.integrate import _blown
+try:  # the package's divergence check (the stepper's blow-up rule), as used by simulate's event
+    from byoldyn.stepper import blown as _blown
 except ImportError:  # pragma: no cover - private helper; keep a copy if it moves
     def _blown(y, max_norm):
         leaves = jax.tree.leaves(y)

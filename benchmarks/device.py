@@ -287,7 +287,6 @@ def sec_sweep_modes(res):
 
 def sec_basin(res):
     from byoldyn.flows.modes import ModePST, pst_field
-    from byoldyn.phase import _rk4
 
     G = ARGS.grid
     t1, dt = (200.0, 0.05) if not ARGS.tiny else (5.0, 0.05)
@@ -305,8 +304,7 @@ def sec_basin(res):
     @jax.jit
     def blocks(y):
         yb = jax.tree.map(lambda a: a.reshape((G // rows_b, rows_b, G)), y)
-        h = jnp.asarray(t1 / nsteps, DTYPE)
-        y1 = jax.lax.map(lambda b: _rk4(lambda y, hh, k: pst_field(y, hh, k, False), b, (hyper, 1.5), 1, nsteps, h)[0], yb)
+        y1 = jax.lax.map(lambda b: bd.phase.rk4(pst_field, b, t1, args=(hyper, 1.5, False), dt=dt), yb)
         return ~(jnp.abs(y1.s.reshape(G, G)) >= 1e-4)
 
     rows, ref = [], None

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
-from .integrate import Solution, _checked, _solve
+from .integrate import Solution, checked_args, solve_checked
 from .model import Data, Hyper, State
 
 __all__ = ["simulate_batch", "member_count", "STRATEGIES", "resolve_strategy", "auto_block", "fixed_step_block",
@@ -154,7 +154,7 @@ def _run(batched, shared, t0, t1, ts, options, mesh, kind, block):
     def per_device(batched, shared, t0, t1, ts):
         def one(member):
             y0, hyper, data = eqx.combine(member, shared)
-            return _solve(y0, hyper, data, t0, t1, ts, options)
+            return solve_checked(y0, hyper, data, t0, t1, ts, options)
 
         if kind == "vmap":
             return jax.vmap(one)(batched)
@@ -195,7 +195,7 @@ def simulate_batch(state0: State, hyper: Hyper, data: Data, t1: float, *, device
                          f"choose from devices, strategy, block, {', '.join(_SIMULATE_KEYWORDS)}")
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    y0, hyper, data, t0, t1, ts, options = _checked(state0, hyper, data, t1, **{
+    y0, hyper, data, t0, t1, ts, options = checked_args(state0, hyper, data, t1, **{
         "ts": None, "t0": 0.0, "ema": True, "stop_grad": True, "predictor": "learned", "solver": None,
         "rtol": 1e-6, "atol": 1e-9, "dt": None, "max_steps": 100_000, "observe": None, "max_norm": 1e8, **kwargs})
     B = member_count(y0, hyper, data)

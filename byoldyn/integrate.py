@@ -6,8 +6,9 @@ Two modes:
 - fixed step (`dt=...`): explicit Euler, where one step is exactly one full-batch
   gradient-descent step of size dt, `y <- y + dt * f(y)`, run as a `lax` loop.
 
-A member whose state becomes non-finite or exceeds `max_norm` is stopped and marked
-`DIVERGED`; its saved values after the stopping time are NaN, and `status` says why
+Both are `byoldyn.stepper`'s. A member whose state becomes non-finite or exceeds `max_norm` (at the start
+or after any step: the stepper's blow-up rule) is stopped and marked `DIVERGED`; its saved values after the
+stopping time are NaN, and `status` says why
 (`NO_STEP` when the adaptive solver accepted no step at all). No save is ever `inf`:
 a value not reached or not finite is NaN. Nothing here raises inside `jit`/`vmap`, so one
 diverging member never stops a batch.
@@ -26,8 +27,9 @@ import numpy as np
 from .flows.matrix import check_variant, vector_field
 from .model import Data, Hyper, State, _concrete
 from .model import _brief, _precision_hint, _to_dtype
-from .solution import (DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, _blown, _mask_after,
-                       check_count, check_number, check_times, check_tolerances, finite_rms_norm, status_of)
+from .solution import (DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, check_number,
+                       check_times, check_tolerances)
+from .stepper import adaptive_solve, fixed_solve, mask_after
 
 __all__ = ["simulate", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES"]
 
@@ -44,26 +46,12 @@ def _prepare(state0: State, ema: bool, predictor: str) -> State:
 @eqx.filter_jit
 def _solve_adaptive(state0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, max_steps, observe, max_norm, meter):
     ema, stop_grad, predictor = flags
-    term = diffrax.ODETerm(lambda t, y, args: vector_field(y, args[0], args[1], ema=ema, stop_grad=stop_grad, predictor=predictor))
-    fn = (lambda t, y, args: y) if observe is None else (lambda t, y, args: observe(t, y))
-    event = diffrax.Event(lambda t, y, args, **kw: _blown(y, max_norm))
-    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts, fn=fn), diffrax.SubSaveAt(t1=True, fn=lambda t, y, args: t)])
-    sol = diffrax.diffeqsolve(
-        term, solver, t0, t1, dt0=None, y0=state0, args=(hyper, data), saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, norm=finite_rms_norm),
-        max_steps=max_steps, throw=False, event=event, progress_meter=meter,
-    )
-    n = sol.stats["num_accepted_steps"]
-    status = status_of(sol.result, n)
-    # the time the solve stopped at: t1, the event time, or the end of the last accepted step
-    t_final = jnp.where(n == 0, t0, sol.ts[1][-1])
-    ys = sol.ys[0]
-    # no step accepted: diffrax wrote no save at all (its fill is inf); the saves at t0 are the initial state
-    at_start = (ts == t0) & (n == 0)
-    ys = jax.tree.map(lambda a, b: jnp.where(at_start.reshape(at_start.shape + (1,) * b.ndim), b[None], a), ys,
-                      fn(t0, state0, None))
-    ys = _mask_after(ts, jnp.where(status == SUCCEEDED, jnp.inf, t_final), ys)
-    return ys, status, t_final, n
+
+    def field(y, hyper, data):
+        return vector_field(y, hyper, data, ema=ema, stop_grad=stop_grad, predictor=predictor)
+
+    return adaptive_solve(field, state0, (hyper, data), t0, t1, ts, solver=solver, rtol=rtol, atol=atol,
+                          max_steps=max_steps, max_norm=max_norm, observe=observe, meter=meter)
 
 
 @eqx.filter_jit
@@ -71,27 +59,14 @@ def _solve_fixed(state0, hyper, data, t0, ts, dt, flags, observe, max_norm):
     ema, stop_grad, predictor = flags
     ks = jnp.round((ts - t0) / dt).astype(jnp.int32)
     counts = jnp.diff(ks, prepend=jnp.zeros((1,), ks.dtype))
-
-    def gd_step(_, carry):
-        y, k, alive = carry
-        dy = vector_field(y, hyper, data, ema=ema, stop_grad=stop_grad, predictor=predictor)
-        y_new = jax.tree.map(lambda a, b: a + dt * b, y, dy)
-        ok = alive & ~_blown(y_new, max_norm)
-        y = jax.tree.map(lambda a, b: jnp.where(ok, a, b), y_new, y)
-        return y, k + ok.astype(k.dtype), ok
-
-    def interval(carry, n):
-        carry = jax.lax.fori_loop(0, n, gd_step, carry)
-        y = carry[0]
-        return carry, y
-
-    init = (state0, jnp.zeros((), jnp.int32), jnp.ones((), bool))
-    (y, k, alive), ys = jax.lax.scan(interval, init, counts)
+    r = fixed_solve(lambda y: vector_field(y, hyper, data, ema=ema, stop_grad=stop_grad, predictor=predictor),
+                    state0, dt, counts, method="euler", max_norm=max_norm)
+    alive, k, ys = r.alive[-1], r.steps, r.ys
     t_final = t0 + k.astype(ts.dtype) * dt
     if observe is not None:
         ys = jax.vmap(observe)(ts, ys)
     # saves at or before the last good step are valid; later ones were never reached
-    ys = _mask_after(ks, jnp.where(alive, jnp.iinfo(jnp.int32).max, k), ys)
+    ys = mask_after(ks, jnp.where(alive, jnp.iinfo(jnp.int32).max, k), ys)
     status = jnp.where(alive, SUCCEEDED, DIVERGED).astype(jnp.int32)
     return ys, status, jnp.where(alive, ts[-1], t_final), k
 
@@ -144,9 +119,9 @@ def simulate(
     """
     if not isinstance(progress, (bool, np.bool_)):
         raise ValueError(f"progress must be True or False, got {_brief(progress)}")
-    args = _checked(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt,
+    args = checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt,
                     max_steps, observe, max_norm)
-    return _solve(*args, meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter())
+    return solve_checked(*args, meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter())
 
 
 class _Options(eqx.Module):
@@ -162,8 +137,8 @@ class _Options(eqx.Module):
     max_norm: float = eqx.field(static=True)
 
 
-def _checked(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt, max_steps,
-             observe, max_norm):
+def checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt, max_steps,
+                 observe, max_norm):
     """Validate the arguments of `simulate` (batched objects allowed) -> (y0, hyper, data, t0, t1, ts, options).
 
     Every bad value raises `ValueError` naming the parameter and the value received.
@@ -229,7 +204,7 @@ def _check_grid(ts: np.ndarray, t0: float, dt: float, dtype) -> None:
         raise ValueError(f"dt = {dt} gives {np.max(np.round(k)):.3g} steps to ts[-1], more than 2**31 - 1")
 
 
-def _solve(y0, hyper, data, t0, t1, ts, o: _Options, meter=diffrax.NoProgressMeter()) -> Solution:
+def solve_checked(y0, hyper, data, t0, t1, ts, o: _Options, meter=diffrax.NoProgressMeter()) -> Solution:
     """One member: the adaptive or the fixed-step solve of validated arguments."""
     if o.dt is None:
         ys, status, t_final, n = _solve_adaptive(y0, hyper, data, t0, t1, ts, o.flags, o.solver, o.rtol, o.atol,

@@ -1,7 +1,7 @@
 """Phase portraits and basin maps of the mode systems (THEORY.md section 7; Figs. 3, 4, 10).
 
-- `rk4`: a fixed-step classical Runge-Kutta solve of an elementwise field over a whole grid of
-  initial conditions at once (one XLA loop; every grid point is one lane, no adaptive lockstep),
+- `rk4`: a fixed-step classical Runge-Kutta solve (`byoldyn.stepper`) of an elementwise field over a whole
+  grid of initial conditions at once (one XLA loop; every grid point is one lane, no adaptive lockstep),
   returning the end point or a saved path.
 - `basin_map`: integrate a grid of starts together and classify each as collapsed or not.
 - `portrait`: draw a 2-D field: flow lines, nullclines, fixed points coloured by stability,
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .model import _check_finite
+from .stepper import fixed_solve, mask
 
 __all__ = ["rk4", "basin_map", "portrait", "STABLE_COLOR", "UNSTABLE_COLOR"]
 
@@ -25,30 +26,22 @@ STABLE_COLOR, UNSTABLE_COLOR = "red", "green"  # the paper's Fig. 3 convention
 
 
 @eqx.filter_jit
-def _rk4(field, y0, args, n_save, n_per, dt):
-    def step(_, y):
-        f = lambda y: field(y, *args)  # noqa: E731
-        add = lambda y, k, c: jax.tree.map(lambda a, b: a + c * b, y, k)  # noqa: E731
-        k1 = f(y)
-        k2 = f(add(y, k1, dt / 2))
-        k3 = f(add(y, k2, dt / 2))
-        k4 = f(add(y, k3, dt))
-        return jax.tree.map(lambda a, b1, b2, b3, b4: a + dt / 6 * (b1 + 2 * b2 + 2 * b3 + b4), y, k1, k2, k3, k4)
-
-    def interval(y, _):
-        y = jax.lax.fori_loop(0, n_per, step, y)
-        return y, y
-
-    y1, path = jax.lax.scan(interval, y0, None, length=n_save)
-    return y1, path
+def _rk4(field, y0, args, n_save, n_per, dt, max_norm=np.inf):
+    """`n_save` intervals of `n_per` RK4 steps over lanes (every entry one lane), checked at each save (the
+    stepper's blow-up rule): `(y1, path)`, NaN from a lane's blow-up on."""
+    r = fixed_solve(lambda y: field(y, *args), y0, dt, (n_save, n_per), method="rk4", max_norm=max_norm,
+                    batch_ndim=None, check="save")
+    return mask(r.y, r.alive[-1]), mask(r.ys, r.alive)
 
 
-def rk4(field: Callable, y0, t1: float, *, args: tuple = (), dt: float = 0.05, n_save: int | None = None):
+def rk4(field: Callable, y0, t1: float, *, args: tuple = (), dt: float = 0.05, n_save: int | None = None,
+        max_norm: float = np.inf):
     """Classical RK4 for `dy/dt = field(y, *args)` from t = 0 with equal steps of about `dt`.
 
     `field` must act elementwise or per member (any field of `byoldyn.flows`), so `y0` may be a
-    pytree of arrays of any shape (a grid of initial conditions). Non-finite lanes stay
-    non-finite and do not affect the others.
+    pytree of arrays of any shape (a grid of initial conditions; the leaves are broadcast to one shape).
+    Every entry is a lane: a lane that turns non-finite or exceeds `max_norm` (checked at each save time:
+    the blow-up rule of `byoldyn.stepper`) is NaN from there on and does not affect the others.
 
     **Returns:** y(t1); or, with `n_save`, `(ts, path)`: the times 0, t1/n_save, ..., t1 and the
     states there (a leading time axis of length n_save + 1).
@@ -57,10 +50,14 @@ def rk4(field: Callable, y0, t1: float, *, args: tuple = (), dt: float = 0.05, n
         raise ValueError(f"t1 and dt must be finite and > 0, got t1={t1!r}, dt={dt!r}")
     if n_save is not None and (int(n_save) < 1):
         raise ValueError(f"n_save must be a positive integer, got {n_save!r}")
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
     k = 1 if n_save is None else int(n_save)
     per = max(1, int(np.ceil(t1 / dt / k)))
-    dtype = jax.tree.leaves(y0)[0].dtype
-    y1, path = _rk4(field, y0, args, k, per, jnp.asarray(t1 / (k * per), dtype))
+    leaves, tree = jax.tree.flatten(y0)
+    y0 = jax.tree.unflatten(tree, jnp.broadcast_arrays(*leaves))
+    dtype = leaves[0].dtype
+    y1, path = _rk4(field, y0, args, k, per, jnp.asarray(t1 / (k * per), dtype), float(max_norm))
     if n_save is None:
         return y1
     path = jax.tree.map(lambda a0, a: jnp.concatenate([a0[None], a]), y0, path)

@@ -51,14 +51,6 @@ class Solution(eqx.Module):
         return np.asarray(STATUS_NAMES, dtype=object)[np.asarray(self.status)]
 
 
-def _blown(y, max_norm) -> jax.Array:
-    """True if any entry of the pytree `y` is non-finite or larger than `max_norm` in magnitude."""
-    leaves = jax.tree.leaves(y)
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
-    big = jnp.max(jnp.stack([jnp.max(jnp.abs(a)) for a in leaves]))
-    return ~finite | (big > max_norm)
-
-
 def finite_rms_norm(tree) -> jax.Array:
     """diffrax's default RMS error norm, but `inf` where it would be NaN.
 
@@ -84,18 +76,6 @@ def status_of(result, num_accepted=None) -> jax.Array:
     if num_accepted is not None:
         status = jnp.where((status >= MAX_STEPS) & (num_accepted == 0), NO_STEP, status)
     return status.astype(jnp.int32)
-
-
-def _mask_after(ts, t_final, tree):
-    """NaN for every save time after `t_final` (the solve never got there), and for every non-finite value."""
-    keep = ts <= t_final
-
-    def f(a):
-        shape = keep.shape + (1,) * (a.ndim - 1)
-        a = jnp.where(keep.reshape(shape), a, jnp.nan)
-        return jnp.where(jnp.isfinite(a), a, jnp.nan)
-
-    return jax.tree.map(f, tree)
 
 
 def check_number(name: str, v, *, positive: bool = False, finite: bool = True) -> float:

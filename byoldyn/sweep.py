@@ -47,6 +47,7 @@ from .flows.matrix import check_variant
 from .integrate import DIVERGED, STATUS_NAMES, SUCCEEDED
 from .io import atomic_write, save_netcdf
 from .model import Data, Hyper
+from .stepper import blown, fixed_solve, mask
 from .sweep_levels import OBS, OBSERVABLES, RHS, Observe, initial, per_mode
 
 __all__ = ["sweep", "LEVELS", "METHODS", "PARAMS", "OBSERVABLES", "parts_dir", "config_hash", "memory_limit",
@@ -380,65 +381,24 @@ def parts_dir(out) -> Path:
 # the chunk programs
 
 
-def _blown_members(y, max_norm):
-    """Per member: any entry non-finite or above `max_norm` in magnitude."""
-    bad = None
-    for a in jax.tree.leaves(y):
-        r = tuple(range(1, a.ndim))
-        b = ~jnp.all(jnp.isfinite(a), axis=r) | (jnp.max(jnp.abs(a), axis=r) > max_norm)
-        bad = b if bad is None else bad | b
-    return bad
-
-
-def _mask(tree, ok):
-    return {k: jnp.where(ok.reshape(ok.shape + (1,) * (v.ndim - ok.ndim)), v, jnp.nan) for k, v in tree.items()}
-
-
 def _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh, block=None):
-    """The sharded chunk program: fixed-step Euler (one GD step per step) or RK4 from the states y0, with the
-    states at the n_int save times; a member whose state blows up is frozen at its last good state and flagged
-    (`alive` False), as `simulate` in fixed-step mode. Each device integrates its own block of members
-    (`shard_map`): no communication. The observables (eigendecompositions, i.e. LAPACK calls) are computed
-    outside, by `_observe` (concurrent LAPACK custom calls on several host devices were seen to deadlock)."""
+    """The sharded chunk program: fixed-step Euler (one GD step per step) or RK4 (`byoldyn.stepper.fixed_solve`)
+    from the states y0, with the states at the n_int save times; a member whose state blows up is frozen at its
+    last good state and flagged (`alive` False), as `simulate` in fixed-step mode. At the mode level with RK4 the
+    lanes are elementwise and divergence is checked at the saves (a check per step would cost as much as the
+    step). Each device integrates its own block of members (`shard_map`): no communication. The observables
+    (eigendecompositions, i.e. LAPACK calls) are computed outside, by `_observe` (concurrent LAPACK custom calls
+    on several host devices were seen to deadlock)."""
     rhs = RHS[level]
+    check = "save" if level == "modes" and method == "rk4" else "step"
 
     def program(y0, alpha_p, eta, eta_p, beta, sigma2, dt):
         col = (lambda a: a[:, None]) if level == "modes" else (lambda a: a)
         hyper = Hyper(col(alpha_p), col(eta), col(beta), col(eta_p))
         s2 = col(sigma2)
-        alive0 = ~_blown_members(y0, max_norm)
-        if level == "modes" and method == "rk4":
-            # the fast path: elementwise lanes in byoldyn.phase's RK4 loop, divergence checked at the saves
-            from .phase import _rk4
-            y1, path = _rk4(lambda y, h, s: rhs(y, h, s, flags), y0, (hyper, s2), n_int, n_per, dt)
-            bad = jax.vmap(lambda y: _blown_members(y, max_norm))(path)
-            alive_t = jnp.cumprod(~bad, axis=0).astype(bool) & alive0[None]
-            return y1, (path if with_path else ()), alive_t
-
-        f = lambda y: rhs(y, hyper, s2, flags)  # noqa: E731
-        add = lambda y, k, c: jax.tree.map(lambda a, b: a + c * b, y, k)  # noqa: E731
-
-        def step(_, carry):
-            y, alive = carry
-            if method == "euler":
-                y_new = add(y, f(y), dt)
-            else:  # classical RK4, as phase.rk4
-                k1 = f(y)
-                k2 = f(add(y, k1, dt / 2))
-                k3 = f(add(y, k2, dt / 2))
-                k4 = f(add(y, k3, dt))
-                y_new = jax.tree.map(lambda a, b1, b2, b3, b4: a + dt / 6 * (b1 + 2 * b2 + 2 * b3 + b4),
-                                     y, k1, k2, k3, k4)
-            ok = alive & ~_blown_members(y_new, max_norm)
-            y = jax.tree.map(lambda a, b: jnp.where(ok.reshape(ok.shape + (1,) * (a.ndim - 1)), a, b), y_new, y)
-            return y, ok
-
-        def interval(carry, _):
-            carry = jax.lax.fori_loop(0, n_per, step, carry)
-            return carry, ((carry[0] if with_path else ()), carry[1])
-
-        (y1, _), (path, alive_t) = jax.lax.scan(interval, (y0, alive0), None, length=n_int)
-        return y1, path, alive_t
+        r = fixed_solve(lambda y: rhs(y, hyper, s2, flags), y0, dt, (n_int, n_per), method=method,
+                        max_norm=max_norm, batch_ndim=1, check=check, save=with_path)
+        return r.y, r.ys, r.alive
 
     def blocked(y0, *args):
         """`program` over blocks of `block` members one after another (`lax.map`; byoldyn.batch.fixed_step_block):
@@ -467,7 +427,7 @@ def _start(level, flags, seeds, scale, n1, n2):
 
 @jax.jit(static_argnames=("level", "threshold"))
 def _observe(level, y, ok, threshold):
-    return _mask(OBS[level](y, threshold), ok)
+    return mask(OBS[level](y, threshold), ok)
 
 
 _PROGRAMS: dict = {}
@@ -622,7 +582,7 @@ def _run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int, strategy: s
     with jax.default_device(one):  # initial states and observables on one device (LAPACK: see _fixed_program)
         y0 = _start(cfg["level"], flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2)
         y0 = jax.tree.map(np.asarray, y0)  # every process computes the same starts: the same host arrays
-        alive0 = ~np.asarray(_blown_members(y0, cfg["max_norm"]))[:B]
+        alive0 = ~np.asarray(blown(y0, cfg["max_norm"], 1))[:B]
     args = [_global(cols[k].astype(npdt), mesh) for k in ("alpha_p", "eta", "eta_p", "beta", "sigma2")]
     y1, path, alive_t = prog(jax.tree.map(lambda a: _global(a, mesh), y0), *args, jnp.asarray(cfg["dt_eff"], dtype))
     y1, path, alive_t = _host((y1, path, alive_t))

@@ -310,8 +310,8 @@ def test_no_step_accepted_is_said_and_never_inf():
 
 
 def test_mask_after_turns_inf_into_nan():
-    from byoldyn.solution import _mask_after
+    from byoldyn.stepper import mask_after
     ts = jnp.asarray([0.0, 1.0, 2.0])
-    out = _mask_after(ts, 1.0, {"a": jnp.asarray([jnp.inf, 1.0, 2.0]), "b": jnp.ones((3, 2))})
+    out = mask_after(ts, 1.0, {"a": jnp.asarray([jnp.inf, 1.0, 2.0]), "b": jnp.ones((3, 2))})
     np.testing.assert_array_equal(np.asarray(out["a"]), [np.nan, 1.0, np.nan])
     np.testing.assert_array_equal(np.asarray(out["b"]), [[1, 1], [1, 1], [np.nan, np.nan]])

@@ -19,7 +19,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..solution import SUCCEEDED, Solution, _blown, check_times, check_tolerances, finite_rms_norm, status_of
+from ..solution import Solution, check_times, check_tolerances
+from ..stepper import adaptive_solve
 from ..model import Hyper, _check_finite, _check_sign
 from .symmetric import kappa_of
 
@@ -199,19 +200,9 @@ def parabola_field(state: ParabolaState, hyper: Hyper, kappa) -> ParabolaState:
 
 @eqx.filter_jit
 def _solve(field, y0, args, t0, t1, ts, solver, rtol, atol, max_steps, max_norm):
-    term = diffrax.ODETerm(lambda t, y, a: field(y, *a))
-    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True, fn=lambda t, y, a: t)])
-    sol = diffrax.diffeqsolve(
-        term, solver, t0, t1, dt0=None, y0=y0, args=args, saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, norm=finite_rms_norm), max_steps=max_steps,
-        throw=False, event=diffrax.Event(lambda t, y, a, **kw: _blown(y, max_norm)),
-    )
-    status = status_of(sol.result, sol.stats["num_accepted_steps"])
-    t_final = sol.ts[1][-1]
-    keep = (ts <= t_final) | (status == SUCCEEDED)
-    ys = jax.tree.map(lambda a: jnp.where(keep.reshape(keep.shape + (1,) * (a.ndim - 1)), a, jnp.nan), sol.ys[0])
-    return Solution(ts=ts, states=ys, observed=None, status=status, t_final=t_final,
-                    num_steps=sol.stats["num_accepted_steps"])
+    ys, status, t_final, n = adaptive_solve(field, y0, args, t0, t1, ts, solver=solver, rtol=rtol, atol=atol,
+                                            max_steps=max_steps, max_norm=max_norm)
+    return Solution(ts=ts, states=ys, observed=None, status=status, t_final=t_final, num_steps=n)
 
 
 def solve_modes(
@@ -232,7 +223,7 @@ def solve_modes(
 
     All modes in `y0` share one adaptive solve; `jit`-compiled and `vmap`-able over `y0` and `args`.
     A run whose state turns non-finite or exceeds `max_norm` stops with status `DIVERGED`
-    and NaN saves after it, as in `byoldyn.simulate`.
+    and NaN saves after it, as in `byoldyn.simulate` (the same solve: `byoldyn.stepper.adaptive_solve`).
 
     **Arguments:**
 

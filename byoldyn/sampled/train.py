@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..solution import DIVERGED, STATUS_NAMES, SUCCEEDED, _blown, check_number
+from ..solution import DIVERGED, STATUS_NAMES, SUCCEEDED, check_number
+from ..stepper import blown
 from ..model import Data, State, _brief, _check_key
 from .data import Source
 from .dictionary import SGD, to_flow
@@ -239,7 +240,7 @@ def _train(ts0, sgd, source, data, key, n_save, save_every, setup, observe, max_
     def one(_, carry):
         ts, alive = carry
         new = sgd_step(ts, sgd, source, data, jax.random.fold_in(key, ts.step), setup)
-        ok = alive & ~_blown((new.W, new.Wp, new.Wa), max_norm)
+        ok = alive & ~blown((new.W, new.Wp, new.Wa), max_norm)
         ts = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, ts)
         return ts, ok
 
