@@ -145,7 +145,7 @@ def fixed_step_block(strategy: str, platform: str, members_per_device: int, per_
 def _working_set(y0: State, n_save: int) -> int:
     """Bytes a member's solve keeps in flight: its state times (saves + about 12 solver copies)."""
     per_state = sum(int(np.prod(a.shape[1:] if a.ndim == 3 else a.shape)) * a.dtype.itemsize
-                    for a in (y0.W, y0.Wp, y0.Wa))
+                    for a in jax.tree.leaves(y0))
     return per_state * (int(n_save) + 12)
 
 

@@ -16,6 +16,7 @@ diverging member never stops a batch.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import diffrax
@@ -24,8 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .flows.matrix import check_variant, vector_field
+from .flows.matrix import augmented_correlation, check_variant, derives_wp, effective_wp, synced, vector_field
 from .model import Data, Hyper, State, _concrete
+from .predictors import Predictor, as_predictor
 from .model import _brief, _precision_hint, _to_dtype
 from .solution import (DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, check_number,
                        check_times, check_tolerances)
@@ -33,14 +35,29 @@ from .stepper import adaptive_solve, fixed_solve, mask_after
 
 __all__ = ["simulate", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES"]
 
-def _prepare(state0: State, ema: bool, predictor: str) -> State:
-    """Initial state made consistent with the variant (DESIGN.md semantics)."""
-    Wp = state0.Wp
-    if predictor == "identity":
+def _prepare(state0: State, ema: bool, predictor, data: Data | None = None) -> State:
+    """Initial state made consistent with the variant (DESIGN.md semantics).
+
+    DirectPred / DirectCopy: with a finite `beta_F`, F̂(0) is `state0.Fhat` or else W(0) (X + X') W(0)ᵀ (the
+    first estimate is the current correlation, THEORY.md 10.2 step 3; needs `data`), and Wp(0) = g(F̂(0))
+    (when `data` is given); `Fhat` is dropped for every predictor that does not carry it.
+    """
+    p = as_predictor(predictor)
+    Wp, Fhat = state0.Wp, None
+    if p.name == "identity":
         Wp = jnp.broadcast_to(jnp.eye(state0.n2, dtype=Wp.dtype), Wp.shape)
-    elif predictor == "symmetric":
+    elif p.name == "symmetric":
         Wp = 0.5 * (Wp + jnp.swapaxes(Wp, -1, -2))
-    return State.unchecked(state0.W, Wp, state0.Wa if ema else state0.W)
+    elif derives_wp(p):
+        if getattr(p, "beta_F", None) is not None:
+            Fhat = state0.Fhat
+            if Fhat is None:
+                if data is None:
+                    raise ValueError(f"{p.name} with beta_F = {p.beta_F} needs state0.Fhat or the data to start it")
+                Fhat = augmented_correlation(state0.W, data)
+        y = State.unchecked(state0.W, Wp, state0.Wa, Fhat)
+        Wp = effective_wp(y, data, p) if (Fhat is not None or data is not None) else Wp
+    return State.unchecked(state0.W, Wp, state0.Wa if ema else state0.W, Fhat)
 
 
 @eqx.filter_jit
@@ -81,7 +98,7 @@ def simulate(
     t0: float = 0.0,
     ema: bool = True,
     stop_grad: bool = True,
-    predictor: str = "learned",
+    predictor: str | Predictor = "learned",
     solver: diffrax.AbstractSolver | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-9,
@@ -101,7 +118,9 @@ def simulate(
     - `ts`: save times in [t0, t1]; default 101 evenly spaced points.
     - `ema`, `stop_grad`, `predictor`: the variant, as in `vector_field`. With `ema=False` the
       target starts (and stays) equal to W; with `predictor="identity"` Wp is set to I; with
-      `"symmetric"` the initial Wp is replaced by its symmetric part.
+      `"symmetric"` the initial Wp is replaced by its symmetric part. With DirectPred / DirectCopy
+      (`"directpred"`, `bd.DirectPred(...)`) the saved Wp is g(F̂) at each save; with a finite `beta_F`
+      the state carries `Fhat`, started at `state0.Fhat` or else W(0) (X + X') W(0)ᵀ.
     - `solver`: a diffrax solver for the adaptive mode (default `diffrax.Tsit5()`).
     - `rtol`, `atol`: tolerances of the PID step-size controller.
     - `dt`: if given, fixed-step mode: explicit Euler, one step = one full-batch gradient
@@ -146,9 +165,13 @@ def checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, sol
     for name, v in (("ema", ema), ("stop_grad", stop_grad)):
         if not isinstance(v, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {_brief(v)}")
-    if not isinstance(predictor, str):
-        raise ValueError(f"predictor must be a string, got {_brief(predictor)}")
-    check_variant(ema, stop_grad, predictor)
+    if not isinstance(predictor, (str, Predictor)):
+        raise ValueError(f"predictor must be a name or a byoldyn.predictors.Predictor, got {_brief(predictor)}")
+    predictor = check_variant(ema, stop_grad, predictor)
+    try:
+        hash(predictor)
+    except TypeError:
+        raise ValueError(f"predictor parameters must be plain numbers, got {_brief(predictor)}") from None
     if not isinstance(state0, State) or not isinstance(hyper, Hyper) or not isinstance(data, Data):
         raise ValueError("simulate takes (State, Hyper, Data) as its first three arguments")
     if state0.n1 != data.n1:
@@ -173,7 +196,7 @@ def checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, sol
             _check_grid(np.asarray(ts, np.float64), float(t0), dt, dtype)
     options = _Options((bool(ema), bool(stop_grad), predictor), solver, float(rtol), float(atol),
                        None if dt is None else float(dt), int(max_steps), observe, float(max_norm))
-    return _prepare(state0, ema, predictor), hyper, data, t0, t1, ts, options
+    return _prepare(state0, ema, predictor, data), hyper, data, t0, t1, ts, options
 
 
 def _check_grid(ts: np.ndarray, t0: float, dt: float, dtype) -> None:
@@ -205,12 +228,37 @@ def _check_grid(ts: np.ndarray, t0: float, dt: float, dtype) -> None:
 
 
 def solve_checked(y0, hyper, data, t0, t1, ts, o: _Options, meter=diffrax.NoProgressMeter()) -> Solution:
-    """One member: the adaptive or the fixed-step solve of validated arguments."""
+    """One member: the adaptive or the fixed-step solve of validated arguments.
+
+    DirectPred / DirectCopy: the states are saved, Wp = g(F̂) is written into them (`synced`), and then
+    `observe` (if any) is applied to them, NaN where the state is.
+    """
+    observe, derived = o.observe, derives_wp(o.flags[2])
+    if derived:
+        o = dataclasses.replace(o, observe=None)
     if o.dt is None:
         ys, status, t_final, n = _solve_adaptive(y0, hyper, data, t0, t1, ts, o.flags, o.solver, o.rtol, o.atol,
                                                  o.max_steps, o.observe, o.max_norm, meter)
     else:
         dt = jnp.asarray(o.dt, y0.W.dtype)
         ys, status, t_final, n = _solve_fixed(y0, hyper, data, t0, ts, dt, o.flags, o.observe, o.max_norm)
-    states, observed = (ys, None) if o.observe is None else (None, ys)
+    if derived:
+        ys = synced(ys, data, o.flags[2])
+        if observe is not None:
+            ys = _observe_saved(observe, ts, ys)
+    states, observed = (ys, None) if observe is None else (None, ys)
     return Solution(ts=ts, states=states, observed=observed, status=status, t_final=t_final, num_steps=n)
+
+
+def _observe_saved(observe, ts, states: State):
+    """`observe` at every save of `states`; NaN where the saved state is not finite (not reached)."""
+    ok = jnp.all(jnp.isfinite(states.W), axis=(-2, -1))
+    out = jax.vmap(observe)(ts, states)
+
+    def mask(a):
+        a = jnp.asarray(a)
+        a = a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(states.W.dtype)
+        a = jnp.where(ok.reshape(ok.shape + (1,) * (a.ndim - 1)), a, jnp.nan)
+        return jnp.where(jnp.isfinite(a), a, jnp.nan)
+
+    return jax.tree.map(mask, out)

@@ -209,7 +209,7 @@ def test_float32_default(rng):
         (dict(max_norm="big"), r"^max_norm must be a real number, got 'big'$"),
         (dict(ema="no"), r"^ema must be True or False, got 'no'$"),
         (dict(stop_grad=0), r"^stop_grad must be True or False, got 0$"),
-        (dict(predictor=None), r"^predictor must be a string, got None$"),
+        (dict(predictor=None), r"^predictor must be a name or a byoldyn\.predictors\.Predictor, got None$"),
         (dict(observe="norm_W"), r"^observe must be a function observe\(t, state\) or None, got 'norm_W'$"),
         (dict(progress="yes"), r"^progress must be True or False, got 'yes'$"),
     ],

@@ -5,6 +5,13 @@ Two independent constructions of the same field:
 - `vector_field`: the closed-form right-hand sides of THEORY.md sections 2 and 4;
 - `autodiff_field`: `jax.grad` of the closed-form expected loss (Eq. 1), with
   `stop_gradient` on the target branch where the method has it. Used as a cross-check.
+
+The predictor is any matrix-level predictor of `byoldyn.predictors` (or its name). Learned ones
+(learned, symmetric) have the gradient flow Eq. 2; `identity` fixes Wp = I; DirectPred and
+DirectCopy set Wp = g(F̂) from the predictor-input correlation (THEORY.md 10.1-10.2, 15.13):
+F̂ = F_aug = W (X + X') Wᵀ when `beta_F` is None, else the extra state `State.Fhat` with
+dF̂/dt = beta_F (F_aug - F̂). Their Wp gets no gradient flow (dWp = 0): the field reads g(F̂),
+never `state.Wp`, and `synced` writes g(F̂) into the saved states.
 """
 
 from __future__ import annotations
@@ -12,19 +19,32 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .. import predictors as P
 from ..model import Data, Hyper, State
 
-__all__ = ["vector_field", "autodiff_field", "expected_loss", "PREDICTORS"]
+__all__ = ["vector_field", "autodiff_field", "expected_loss", "PREDICTORS", "check_variant",
+           "augmented_correlation", "derives_wp", "effective_wp", "synced"]
 
-PREDICTORS = ("learned", "symmetric", "identity")
+#: the predictors of the matrix level: every one of the registry (`byoldyn.predictors.PREDICTORS`)
+PREDICTORS = tuple(P.PREDICTORS)
 
 
-def check_variant(ema: bool, stop_grad: bool, predictor: str) -> None:
-    """`ValueError` for a variant outside DESIGN.md's semantics."""
-    if predictor not in PREDICTORS:
-        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
+def check_variant(ema: bool, stop_grad: bool, predictor) -> P.Predictor:
+    """The predictor object of a name or object (`ValueError` listing the names for an unknown one), after
+    checking the variant against DESIGN.md's semantics."""
+    p = P.as_predictor(predictor)
     if not stop_grad and ema:
         raise ValueError("stop_grad=False needs ema=False: with an EMA target no gradient reaches Wa (Theorem 2)")
+    return p
+
+
+def derives_wp(predictor) -> bool:
+    """True for a predictor whose Wp is a function g(F̂) of the correlation (DirectPred, DirectCopy)."""
+    return P.as_predictor(predictor).direct
+
+
+def _uses_fhat(p) -> bool:
+    return derives_wp(p) and getattr(p, "beta_F", None) is not None
 
 
 def _sym(A: jax.Array) -> jax.Array:
@@ -35,6 +55,54 @@ def _T(A: jax.Array) -> jax.Array:
     return jnp.swapaxes(A, -1, -2)
 
 
+def augmented_correlation(W: jax.Array, data: Data) -> jax.Array:
+    """F_aug = E[f1 f1ᵀ] = W (X + X') Wᵀ, the correlation of the augmented views that DirectPred's
+    F̂ accumulates (THEORY.md 15.13; the theory's F = W X Wᵀ is `observables.F`)."""
+    if not data.is_isotropic:
+        return _sym(data.right(W, "S") @ _T(W))
+    S, WWt = jnp.asarray(data.X + data.Xp), W @ _T(W)
+    if S.ndim:  # one kappa per member (simulate_batch): kappa_b W_b W_bᵀ, ranks made equal explicitly
+        S = S[..., None, None]
+        n = max(S.ndim, WWt.ndim)
+        S, WWt = (a.reshape((1,) * (n - a.ndim) + a.shape) for a in (S, WWt))
+    return S * WWt
+
+
+def _fhat(state: State, data: Data, p) -> jax.Array:
+    if not _uses_fhat(p):
+        return augmented_correlation(state.W, data)
+    if state.Fhat is None:
+        raise ValueError(f"{p.name} with beta_F = {p.beta_F} needs the state's Fhat (State(W, Wp, Wa, Fhat=...)); "
+                         "simulate starts it at W (X + X') Wᵀ")
+    return state.Fhat
+
+
+def effective_wp(state: State, data: Data, predictor) -> jax.Array:
+    """The Wp the field uses: I (`identity`), g(F̂) (DirectPred, DirectCopy) or `state.Wp` (learned)."""
+    p = P.as_predictor(predictor)
+    if p.name == "identity":
+        return jnp.broadcast_to(jnp.eye(state.n2, dtype=state.W.dtype), state.Wp.shape)
+    if derives_wp(p):
+        return p.matrix(_fhat(state, data, p)).astype(state.Wp.dtype)
+    return state.Wp
+
+
+def synced(state: State, data: Data, predictor) -> State:
+    """`state` with Wp = g(F̂) for DirectPred / DirectCopy (unchanged otherwise); any leading axes."""
+    if not derives_wp(predictor):
+        return state
+    return State.unchecked(state.W, effective_wp(state, data, predictor), state.Wa, state.Fhat)
+
+
+def _dfhat(state: State, data: Data, p):
+    """dF̂/dt = beta_F (W (X + X') Wᵀ - F̂) (THEORY.md 15.13, the ODE limit of Eq. 19); 0 if F̂ is not used."""
+    if state.Fhat is None:
+        return None
+    if not _uses_fhat(p):
+        return jnp.zeros_like(state.Fhat)
+    return jnp.asarray(p.beta_F, state.Fhat.dtype) * (augmented_correlation(state.W, data) - state.Fhat)
+
+
 def vector_field(
     state: State,
     hyper: Hyper,
@@ -42,9 +110,9 @@ def vector_field(
     *,
     ema: bool = True,
     stop_grad: bool = True,
-    predictor: str = "learned",
+    predictor: str | P.Predictor = "learned",
 ) -> State:
-    """Time derivative of (W, Wp, Wa) under Lemma 1 or one of its variants.
+    """Time derivative of (W, Wp, Wa[, Fhat]) under Lemma 1 or one of its variants.
 
     With target T = Wa (BYOL, `ema=True`) or T = W (SimSiam, `ema=False`) and
     G = -Wp W (X + X') + T X:
@@ -57,14 +125,18 @@ def vector_field(
       dW = -(WpᵀWp + I) W X' - (Wp - I)ᵀ(Wp - I) W X - eta W; dWp unchanged.
     - `predictor="identity"`: Wp ≡ I and dWp = 0 (remark after Theorem 2).
     - `predictor="symmetric"`: dWp is replaced by its symmetric part (Assumption 3).
+    - DirectPred / DirectCopy (`"directpred"`, `bd.DirectPred(eps=...)`, THEORY.md 10.1-10.2): Wp = g(F̂)
+      in Eq. 3, F̂ = W (X + X') Wᵀ (`beta_F=None`) or `state.Fhat` with
+      dF̂ = beta_F (W (X + X') Wᵀ - F̂) (THEORY.md 15.13); dWp = 0 (`state.Wp` is not read).
 
     **Arguments:** an unbatched `State`, `Hyper` and `Data` (use `jax.vmap` for batches).
 
-    **Returns:** a `State` of derivatives (dW, dWp, dWa).
+    **Returns:** a `State` of derivatives (dW, dWp, dWa[, dFhat]); dFhat is None when `state.Fhat` is,
+    0 when the predictor does not use it.
     """
-    check_variant(ema, stop_grad, predictor)
+    p = check_variant(ema, stop_grad, predictor)
     W, Wa = state.W, state.Wa
-    Wp = jnp.eye(state.n2, dtype=W.dtype) if predictor == "identity" else state.Wp
+    Wp = effective_wp(state, data, p)
     T = Wa if ema else W
     PW = Wp @ W
     G = -data.right(PW, "S") + data.right(T, "X")
@@ -73,14 +145,14 @@ def vector_field(
     else:  # Theorem 2: gradient through both branches, written as -H vec(W)
         Wt = Wp - jnp.eye(state.n2, dtype=W.dtype)
         dW = -data.right(_T(Wp) @ PW + W, "Xp") - data.right(_T(Wt) @ (Wt @ W), "X") - hyper.eta * W
-    if predictor == "identity":
+    if not p.learned:  # identity, DirectPred, DirectCopy: no gradient flow on Wp
         dWp = jnp.zeros_like(state.Wp)
     else:
         dWp = hyper.alpha_p * (G @ _T(W)) - hyper.eta_p * Wp
-        if predictor == "symmetric":
+        if p.name == "symmetric":
             dWp = _sym(dWp)
     dWa = hyper.beta * (W - Wa) if ema else dW
-    return State.unchecked(dW, dWp, dWa)
+    return State.unchecked(dW, dWp, dWa, _dfhat(state, data, p))
 
 
 def expected_loss(W, Wp, T, X, Xp) -> jax.Array:
@@ -100,30 +172,34 @@ def autodiff_field(
     *,
     ema: bool = True,
     stop_grad: bool = True,
-    predictor: str = "learned",
+    predictor: str | P.Predictor = "learned",
 ) -> State:
     """The same field as `vector_field`, as `-grad` of `expected_loss` plus weight decay.
 
     dW = -∂J/∂W - eta W, dWp = -alpha_p ∂J/∂Wp - eta_p Wp, where J is Eq. 1 with
     `stop_gradient` on the target branch when `stop_grad` (full matrices, no structure).
+    DirectPred / DirectCopy: J is evaluated at Wp = stop_gradient(g(F̂)), so dW is Eq. 3 with that Wp and
+    dWp = 0; dF̂ (not a gradient) is `vector_field`'s.
     """
-    check_variant(ema, stop_grad, predictor)
+    p = check_variant(ema, stop_grad, predictor)
     X, Xp = data.matrices()
     eye = jnp.eye(state.n2, dtype=state.W.dtype)
+    derived = derives_wp(p)
+    Wp_derived = jax.lax.stop_gradient(effective_wp(state, data, p)) if derived else None
 
     def J(W, Wp):
-        Wp = eye if predictor == "identity" else Wp
+        Wp = eye if p.name == "identity" else (Wp_derived if derived else Wp)
         T = state.Wa if ema else W
         T = jax.lax.stop_gradient(T) if stop_grad else T
         return expected_loss(W, Wp, T, X, Xp)
 
     gW, gWp = jax.grad(J, argnums=(0, 1))(state.W, state.Wp)
     dW = -gW - hyper.eta * state.W
-    if predictor == "identity":
+    if not p.learned:
         dWp = jnp.zeros_like(state.Wp)
     else:
         dWp = -hyper.alpha_p * gWp - hyper.eta_p * state.Wp
-        if predictor == "symmetric":
+        if p.name == "symmetric":
             dWp = _sym(dWp)
     dWa = hyper.beta * (state.W - state.Wa) if ema else dW
-    return State.unchecked(dW, dWp, dWa)
+    return State.unchecked(dW, dWp, dWa, _dfhat(state, data, p))
