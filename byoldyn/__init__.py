@@ -4,7 +4,7 @@ Linear BYOL / SimSiam / DirectPred after Tian, Chen & Ganguli (ICML 2021). The m
 specified in THEORY.md; equation numbers in docstrings follow the paper (arXiv 2102.06810).
 """
 
-from . import observables, phase, sampled, theory
+from . import observables, phase, predictors, sampled, theory
 from .batch import simulate_batch
 from .flows.matrix import autodiff_field, expected_loss, vector_field
 from .flows.modes import ModePST, ModeState, ParabolaState, cubic_field, mode_field, parabola_field, pst_field, solve_modes
@@ -12,6 +12,7 @@ from .flows.symmetric import SymState, reduced_field, symmetric_field
 from .sweep import sweep
 from .integrate import DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, simulate
 from .model import Data, Hyper, State
+from .predictors import PREDICTORS, DirectCopy, DirectPred, Identity, Learned, Predictor, Symmetric, Variant, as_predictor
 
 __version__ = "0.1.0"
 
@@ -21,5 +22,6 @@ __all__ = [
     "simulate", "simulate_batch", "sweep", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES",
     "ModeState", "ModePST", "ParabolaState", "mode_field", "pst_field", "cubic_field", "parabola_field",
     "solve_modes", "SymState", "symmetric_field", "reduced_field",
-    "observables", "theory", "phase", "sampled",
+    "Predictor", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "Variant", "PREDICTORS", "as_predictor",
+    "observables", "theory", "phase", "predictors", "sampled",
 ]
