@@ -79,9 +79,10 @@ def describe(ds) -> str:
     if ds is None:
         return "untrained network (--epochs 0)"
     c = json.loads(ds.attrs["config"])
-    pred = {"linear": "linear Wp", "directpred": "DirectPred", "directcopy": "DirectCopy", "mlp": "2-layer MLP",
-            "none": "no predictor"}[c["predictor"]]
-    if c["predictor"] == "linear" and c.get("symmetric"):
+    pred = {"learned": "linear Wp", "symmetric": "symmetric linear Wp", "directpred": "DirectPred",
+            "directcopy": "DirectCopy", "mlp": "2-layer MLP", "identity": "no predictor",
+            "linear": "linear Wp", "none": "no predictor"}[c["predictor"]]  # linear, none: older logs
+    if c["predictor"] in ("linear", "learned") and c.get("symmetric"):
         pred = "symmetric linear Wp"
     if c.get("bias"):
         pred += " + bias"
@@ -220,7 +221,7 @@ def results_table(runs: dict, k: int = 10) -> str:
                     rows.append(f"| {name} | {what} | 0 | {pct(ev, pre + 'knn_acc')} | {pct(ev, pre + 'linear_acc')} "
                                 "| – | – | – | – |")
             continue
-        wp = json.loads(ds.attrs["config"])["predictor"] != "none"  # Wp = I: nothing to measure
+        wp = json.loads(ds.attrs["config"])["predictor"] not in ("none", "identity")  # Wp = I: nothing to measure
         rows.append(f"| {name} | {describe(ds)} | {ds.epoch.values[-1]:.0f} | {pct(ev, 'knn_acc')} | "
                     f"{pct(ev, 'linear_acc')} | {span(ds.effective_rank.values)} | {span(ds.z_std.values, '.4f')} | "
                     f"{span(ds.asymmetry.values) if wp else '–'} | {span(aligned_fraction(ds, k)) if wp else '–'} |")

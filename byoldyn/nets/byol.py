@@ -9,7 +9,7 @@ augmentations run on device inside the jitted step. Per step (official order, se
 3. loss `mean_b [ℓ(Wp f1, z2) + ℓ(Wp f2, z1)]`, targets z from the target net (BN in train mode) under
    `stop_gradient`; ℓ = 2 - 2 cos (cosine) or ‖y - z‖² (euclidean);
 4. SGD (momentum, weight decay as torch) on the online net and, separately, on the predictor;
-5. `symmetric`: Wp <- (Wp + Wpᵀ)/2; DirectPred / DirectCopy: every `freq` steps Wp <- f(F̂);
+5. `symmetric` predictor: Wp <- (Wp + Wpᵀ)/2; DirectPred / DirectCopy: every `freq` steps Wp <- f(F̂);
 6. target <- m target + (1 - m) online (parameters only, not BN statistics); m = 0: target = online.
 
 Options beyond the official code (issue 13, `byoldyn.nets.schedule`): a warmup / cosine learning rate
@@ -29,7 +29,7 @@ from flax import nnx
 
 from .augment import augment_batch, eval_transform
 from .config import Config
-from .directpred import directcopy_matrix, directpred_matrix, update_correlation
+from ..predictors import update_correlation
 from .heads import Projector, make_predictor, set_predictor_matrix, symmetrize_predictor
 from .resnet import ResNet
 from .schedule import ema_at, lr_schedule
@@ -157,7 +157,7 @@ class BYOL:
 
         @jax.jit
         def rest(online, pred):
-            if c.symmetric:
+            if c.symmetrize:
                 pred = symmetrize_predictor(pred)
             corr = jnp.zeros((c.proj_dim, c.proj_dim), jnp.float32)
             return pred, self.opt.init(online), self.pred_opt.init(pred), corr
@@ -239,11 +239,11 @@ class BYOL:
         online = optax.apply_updates(s.online, upd)
         upd, pred_opt = self.pred_opt.update(g_pred, s.pred_opt, s.pred)
         pred = optax.apply_updates(s.pred, upd)
-        if c.symmetric:
+        if c.symmetrize:
             pred = symmetrize_predictor(pred)
-        if c.predictor in ("directpred", "directcopy"):
-            Wp = (directpred_matrix(corr, c.eps, form=c.dp_form) if c.predictor == "directpred"
-                  else directcopy_matrix(corr, c.eps))
+        g = c.predictor_object
+        if g is not None and g.direct:  # DirectPred / DirectCopy: Wp = g(F̂) every freq steps (THEORY.md 10.1-10.2)
+            Wp = g.matrix(corr)
             pred = jax.lax.cond(s.step % c.freq == 0, lambda: set_predictor_matrix(pred, Wp), lambda: pred)
         if c.ema == 0:
             target, target_bn = online, aux["online_bn"]

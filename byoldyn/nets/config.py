@@ -14,11 +14,15 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .. import predictors as P
 from .augment import Augment
 
-__all__ = ["Config"]
+__all__ = ["Config", "PREDICTORS", "ALIASES"]
 
-PREDICTORS = ("linear", "mlp", "directpred", "directcopy", "none")
+#: the ResNet level's predictors: the shared registry (`byoldyn.predictors.PREDICTORS`) plus the ResNet-only mlp
+PREDICTORS = (*P.PREDICTORS, "mlp")
+#: former names, accepted and mapped on construction (old configs and checkpoints keep loading)
+ALIASES = dict(P.ALIASES)
 
 
 @dataclass(frozen=True)
@@ -27,9 +31,11 @@ class Config:
 
     **Model:** `width` (channel multiplier), `stage_sizes` ((2, 2, 2, 2) is ResNet-18), `stem`
     ("cifar" | "imagenet"), `proj_hidden`, `proj_dim`, `proj_out_bn` (SimSiam's BN without affine on the
-    projections; off in the official code), `predictor` ("linear" | "mlp" | "directpred" |
-    "directcopy" | "none"), `pred_hidden` (mlp), `bias`, `symmetric` (project Wp to (Wp+Wpᵀ)/2 after
-    each step, `predictor_reg=symmetric`).
+    projections; off in the official code), `predictor` (a `byoldyn.predictors` name: "learned"
+    (the linear Wp) | "symmetric" (linear Wp <- (Wp+Wpᵀ)/2 after each step, `predictor_reg=symmetric`) |
+    "identity" | "directpred" | "directcopy"; or "mlp"; the old "linear" / "none" are mapped to "learned" /
+    "identity", and `symmetric=True` with "learned" to "symmetric"), `pred_hidden` (mlp), `bias`,
+    `symmetric` (mlp only: symmetrize the two layers after each step).
     **BYOL:** `ema` (target retention m in [0, 1); 0 = no EMA, the target is the online net, SimSiam),
     `stop_grad`, `loss` ("cosine": 2 - 2 cos per view pair, | "euclidean": ‖y - z‖²), `target_init`
     ("independent" as the official code | "copy" as BYOL).
@@ -51,7 +57,7 @@ class Config:
     proj_hidden: int = 512
     proj_dim: int = 128
     proj_out_bn: bool = False
-    predictor: str = "linear"
+    predictor: str = "learned"
     pred_hidden: int = 512
     bias: bool = False
     symmetric: bool = False
@@ -79,6 +85,13 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
+        if isinstance(self.predictor, str):  # the shared vocabulary (byoldyn.predictors; issue 14)
+            name = ALIASES.get(self.predictor, self.predictor)
+            if name == "symmetric" or (self.symmetric is True and name == "learned"):
+                name = "symmetric"
+                object.__setattr__(self, "symmetric", False)
+            object.__setattr__(self, "predictor", name)
+
         def bad(name, value, want):
             raise ValueError(f"{name} must be {want}, got {value!r}")
 
@@ -124,10 +137,28 @@ class Config:
                               ("dtype", ("float32", "bfloat16"))):
             if getattr(self, name) not in allowed:
                 bad(name, getattr(self, name), "one of " + ", ".join(allowed))
-        if self.symmetric and self.predictor not in ("linear", "mlp"):
-            bad("symmetric", self.symmetric, "False unless predictor is linear or mlp")
+        if not isinstance(self.symmetric, bool):
+            bad("symmetric", self.symmetric, "True or False")
+        if self.symmetric and self.predictor != "mlp":
+            bad("symmetric", self.symmetric, "False unless predictor is learned (read as symmetric) or mlp")
         if not self.stop_grad and self.ema != 0:
             bad("stop_grad", self.stop_grad, "True when ema > 0 (no stop-gradient needs the target = online net, ema = 0)")
+
+    @property
+    def symmetrize(self) -> bool:
+        """Wp (or the mlp's two layers) projected to its symmetric part after each step (THEORY.md section 11)."""
+        return self.predictor == "symmetric" or self.symmetric
+
+    @property
+    def predictor_object(self) -> P.Predictor | None:
+        """The `byoldyn.predictors` object of this run (DirectPred's `eps`, `rho`, `dp_form`, `freq`); None for mlp."""
+        if self.predictor == "mlp":
+            return None
+        if self.predictor == "directpred":
+            return P.DirectPred(eps=self.eps, rho=self.rho, form=self.dp_form, freq=self.freq)
+        if self.predictor == "directcopy":
+            return P.DirectCopy(eps=self.eps, rho=self.rho, freq=self.freq)
+        return P.as_predictor(self.predictor)
 
     @property
     def eta_p(self) -> float:

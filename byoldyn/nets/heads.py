@@ -4,7 +4,7 @@
   official code (its BN has no affine parameters, unlike BYOL's); `out_bn=True` appends SimSiam's output
   `BatchNorm(out, affine=False)` (Chen & He 2021), which removes the projections' batch mean.
 * `LinearPredictor`: `y = Wp f (+ b)`, one `Linear(out, out)`. Also used by DirectPred / DirectCopy,
-  whose `Wp` is overwritten from F̂ (`byoldyn.nets.directpred`).
+  whose `Wp` is overwritten from F̂ (`byoldyn.predictors`).
 * `MLPPredictor`: `Linear(out, hidden) -> BN(affine=False) -> ReLU -> Linear(hidden, out)`.
 * `IdentityPredictor`: no predictor (Wp = I, nothing to learn).
 
@@ -20,10 +20,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from .. import predictors as P
+
 __all__ = ["Projector", "LinearPredictor", "MLPPredictor", "IdentityPredictor", "make_predictor",
            "predictor_matrix", "set_predictor_matrix", "symmetrize_predictor", "PREDICTORS"]
 
-PREDICTORS = ("linear", "mlp", "directpred", "directcopy", "none")
+PREDICTORS = (*P.PREDICTORS, "mlp")  # the shared registry plus the ResNet-only mlp (as nets.config)
 
 # torch nn.Linear init: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)); bias likewise
 _lin_init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -94,12 +96,13 @@ class IdentityPredictor(nnx.Module):
 
 def make_predictor(kind: str, d: int, *, bias: bool = False, hidden: int = 512, rngs: nnx.Rngs) -> nnx.Module:
     """The predictor named `kind` (one of `PREDICTORS`) acting on `d`-dimensional projections."""
-    if kind in ("linear", "directpred", "directcopy"):
-        return LinearPredictor(d, bias=bias, rngs=rngs)
+    kind = P.ALIASES.get(kind, kind)  # the former "linear", "none"
     if kind == "mlp":
         return MLPPredictor(d, hidden, bias=bias, rngs=rngs)
-    if kind == "none":
+    if kind == "identity":
         return IdentityPredictor(d)
+    if kind in P.PREDICTORS:  # learned, symmetric, DirectPred, DirectCopy: a linear Wp
+        return LinearPredictor(d, bias=bias, rngs=rngs)
     raise ValueError(f"predictor must be one of {', '.join(PREDICTORS)}; got {kind!r}")
 
 

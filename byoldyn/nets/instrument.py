@@ -60,7 +60,7 @@ def observe(state, predictor: str) -> dict[str, np.ndarray]:
     `n_modes`) are measured.
     """
     F = state.corr
-    if predictor in ("none", "identity"):
+    if predictor in ("none", "identity"):  # "none": logs written before the shared vocabulary
         Wp = jnp.eye(F.shape[0], dtype=F.dtype)
     else:
         Wp = predictor_matrix(state.pred) if predictor != "mlp" else None

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import observables as ob
+from .. import predictors as P
 from ..integrate import simulate
 from ..model import State
 from .data import Source
@@ -83,7 +84,7 @@ def compare(
     setup = Setup() if setup is None else setup
     if setup.loss != "euclidean":
         raise ValueError(f"setup.loss must be 'euclidean' to compare with the ODE (Eq. 1), got {setup.loss!r}")
-    if setup.predictor not in ("learned", "symmetric", "identity"):
+    if P.PREDICTORS[setup.predictor].direct:  # Wp = g(F̂): no Lemma 1 flow
         raise ValueError(f"setup.predictor must be learned, symmetric or identity to compare with the ODE, "
                          f"got {setup.predictor!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:

@@ -33,14 +33,15 @@ from ..stepper import blown
 from ..model import Data, State, _brief, _check_key
 from .data import Source
 from .dictionary import SGD, to_flow
-from .directpred import FORMS, directcopy_predictor, directpred_predictor, fhat_update
+from .. import predictors as P
+from .directpred import fhat_update
 
 __all__ = ["Setup", "TrainState", "Run", "train", "init_train_state", "sgd_step", "euclidean_direction",
-           "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS"]
+           "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "predictor_of"]
 
 LOSSES = ("euclidean", "cosine")
 VIEWS = ("one", "symmetric")
-PREDICTORS = ("learned", "symmetric", "identity", "directpred", "directcopy")
+PREDICTORS = tuple(P.PREDICTORS)  # the registry's names (byoldyn.predictors)
 EMA_FORMS = ("practice", "flow")
 
 
@@ -54,7 +55,7 @@ class Setup(eqx.Module):
     - `ema_form`: `"practice"` or `"flow"` (see the module docstring).
     - `batch`: minibatch size, or None for exact expectations (Euclidean loss only).
     - `freq`: DirectPred/DirectCopy sets Wp every `freq` steps.
-    - `directpred_form`: `"boost_scale"` (official code) or `"paper"` (Eq. 18).
+    - `directpred_form`: `"code"` (official code's boost_scale; `"boost_scale"` accepted) or `"paper"` (Eq. 18).
     """
 
     loss: str = eqx.field(static=True, default="euclidean")
@@ -64,11 +65,12 @@ class Setup(eqx.Module):
     ema_form: str = eqx.field(static=True, default="practice")
     batch: int | None = eqx.field(static=True, default=128)
     freq: int = eqx.field(static=True, default=1)
-    directpred_form: str = eqx.field(static=True, default="boost_scale")
+    directpred_form: str = eqx.field(static=True, default="code",
+                                     converter=lambda f: P.FORM_ALIASES.get(f, f) if isinstance(f, str) else f)
 
     def __check_init__(self):
         for name, allowed in (("loss", LOSSES), ("views", VIEWS), ("predictor", PREDICTORS),
-                              ("ema_form", EMA_FORMS), ("directpred_form", FORMS)):
+                              ("ema_form", EMA_FORMS), ("directpred_form", P.FORMS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not isinstance(self.ema, bool):
@@ -200,6 +202,17 @@ def _directions(ts: TrainState, Wp, T, hyper, key, source: Source, data: Data, s
     return -gW - hyper.eta * W, hyper.alpha_p * (-gWp) - hyper.eta_p * Wp, d
 
 
+def predictor_of(setup: Setup, sgd: SGD) -> P.Predictor:
+    """The `byoldyn.predictors` object of a run: `setup.predictor` with DirectPred's `sgd.eps`, `sgd.rho`,
+    `setup.freq`, `setup.directpred_form` (THEORY.md 10.1-10.2)."""
+    cls = P.PREDICTORS[setup.predictor]
+    if cls is P.DirectPred:
+        return P.DirectPred(eps=sgd.eps, form=setup.directpred_form, freq=setup.freq)
+    if cls is P.DirectCopy:
+        return P.DirectCopy(eps=sgd.eps, freq=setup.freq)
+    return cls()
+
+
 def sgd_step(ts: TrainState, sgd: SGD, source: Source, data: Data, key, setup: Setup) -> TrainState:
     """One SGD iteration (module docstring, steps 1-5). Unbatched; traced-safe; no validation."""
     hyper, dt = to_flow(sgd)
@@ -207,7 +220,7 @@ def sgd_step(ts: TrainState, sgd: SGD, source: Source, data: Data, key, setup: S
     Wp = eye if setup.predictor == "identity" else ts.Wp
     T = ts.Wa if setup.ema else ts.W
     dW, dWp, d = _directions(ts, Wp, T, hyper, key, source, data, setup)
-    direct = setup.predictor in ("directpred", "directcopy")
+    direct = P.PREDICTORS[setup.predictor].direct
     Fhat = fhat_update(ts.Fhat, d, sgd.rho, ts.step == 0) if direct else ts.Fhat
     vW = sgd.momentum * ts.vW + dW
     W = ts.W + sgd.lr * vW
@@ -219,10 +232,7 @@ def sgd_step(ts: TrainState, sgd: SGD, source: Source, data: Data, key, setup: S
         if setup.predictor == "symmetric":
             Wp_new = _sym(Wp_new)
         elif direct:
-            if setup.predictor == "directpred":
-                Wset = directpred_predictor(Fhat, sgd.eps, setup.directpred_form)
-            else:
-                Wset = directcopy_predictor(Fhat, sgd.eps)
+            Wset = predictor_of(setup, sgd).matrix(Fhat)
             Wp_new = jnp.where(ts.step % setup.freq == 0, Wset, Wp_new)
     if not setup.ema:
         Wa = W
