@@ -198,3 +198,39 @@ def test_variant():
         P.Variant(ema=0.996)
     with pytest.raises(ValueError, match="predictor must be one of"):
         P.Variant(predictor="mlp")
+
+
+def test_resnet_config_vocabulary():
+    """nets.Config takes the shared names; old values ("linear", "none", symmetric=True, predictor_wd) map onto
+    them, so a checkpoint's stored config of an old run compares equal to the same run's new config."""
+    pytest.importorskip("flax")
+    from byoldyn.nets.config import PREDICTORS as NETS, Config
+    assert NETS == (*P.PREDICTORS, "mlp")
+    assert Config(predictor="linear") == Config(predictor="learned") == Config()
+    assert Config(predictor="none").predictor == "identity"
+    c = Config(predictor="linear", symmetric=True)
+    assert (c.predictor, c.symmetric, c.symmetrize) == ("symmetric", False, True)
+    assert Config(predictor="mlp", symmetric=True).symmetrize and not Config().symmetrize
+    assert Config(predictor="directpred", eps=0.2, dp_form="paper", freq=3).predictor_object == \
+        P.DirectPred(eps=0.2, rho=0.3, form="paper", freq=3)
+    assert Config(predictor="mlp").predictor_object is None
+    assert Config(predictor_wd=1e-3).wd_p == 1e-3 and Config(wd_p=1e-3).eta_p == 1e-3
+    old = Config().to_dict()
+    old.update(predictor="linear", symmetric=True, predictor_wd=2e-3)
+    del old["wd_p"]
+    assert Config.from_dict(old) == Config(predictor="symmetric", wd_p=2e-3)
+    with pytest.raises(ValueError, match="symmetric must be False unless"):
+        Config(predictor="directpred", symmetric=True)
+    with pytest.raises(ValueError, match="wd_p and predictor_wd"):
+        Config(wd_p=1e-3, predictor_wd=2e-3)
+    with pytest.raises(ValueError, match="predictor must be one of"):
+        Config(predictor="deep")
+
+
+def test_sampled_vocabulary():
+    from byoldyn import sampled as sp
+    assert sp.PREDICTORS == tuple(P.PREDICTORS)
+    assert sp.Setup(directpred_form="boost_scale") == sp.Setup(directpred_form="code") == sp.Setup()
+    sgd = sp.SGD(eps=0.2)
+    assert sp.predictor_of(sp.Setup(predictor="directpred", freq=2), sgd) == P.DirectPred(eps=sgd.eps, freq=2)
+    assert sp.predictor_of(sp.Setup(predictor="symmetric"), sgd) == P.Symmetric()

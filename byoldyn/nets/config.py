@@ -4,8 +4,8 @@ Defaults are the official CIFAR-10 settings: SGD lr 0.03, momentum 0.9, weight d
 EMA 0.996, projector 512-128 with BN(affine=False), linear predictor without bias, DirectPred
 rho = 0.3, eps = 0.1 (Table 8), freq = 1, the code's boost_scale form, an independently initialized
 target (section 15, item 4). Paper symbols: `ema` is the target's retention m (the theory's EMA rate
-beta relates to 1 - m); `alpha_p` the predictor's learning-rate ratio; `predictor_wd` its own weight
-decay (eta_p); `rho`, `eps`, `freq` DirectPred's.
+beta relates to 1 - m); `alpha_p` the predictor's learning-rate ratio; `wd_p` its own weight
+decay (eta_p; `predictor_wd` accepted); `rho`, `eps`, `freq` DirectPred's.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class Config:
     ("independent" as the official code | "copy" as BYOL).
     **DirectPred:** `rho` (F̂ retention), `eps`, `freq`, `dp_form` ("code" | "paper").
     **Optimizer:** `optimizer` ("sgd" | "lars"), `lr`, `momentum`, `wd`, `alpha_p` (predictor lr =
-    alpha_p lr), `predictor_wd` (None: `wd`), `batch_size`.
+    alpha_p lr), `wd_p` (the predictor's weight decay, None: `wd`; the former keyword
+    `predictor_wd` is accepted), `batch_size`.
     **Schedules** (`byoldyn.nets.schedule`; the defaults are the official code's: none): `lr_schedule`
     ("constant" | "cosine": half-cosine to 0 at `total_steps`), `warmup_steps` (linear warmup from 0),
     `ema_schedule` ("constant" | "byol": tau_k = 1 - (1 - ema)(cos(pi k/K) + 1)/2, K = `total_steps`),
@@ -74,7 +75,7 @@ class Config:
     momentum: float = 0.9
     wd: float = 4e-4
     alpha_p: float = 1.0
-    predictor_wd: float | None = None
+    wd_p: float | None = None
     batch_size: int = 128
     lr_schedule: str = "constant"
     warmup_steps: int = 0
@@ -83,8 +84,13 @@ class Config:
     dtype: str = "float32"
     augment: Augment = dataclasses.field(default_factory=Augment.cifar10)
     seed: int = 0
+    predictor_wd: dataclasses.InitVar[float | None] = None  # the former name of wd_p, accepted
 
-    def __post_init__(self):
+    def __post_init__(self, predictor_wd=None):
+        if predictor_wd is not None:
+            if self.wd_p is not None and self.wd_p != predictor_wd:
+                raise ValueError(f"wd_p and predictor_wd (its former name) differ: {self.wd_p!r} != {predictor_wd!r}")
+            object.__setattr__(self, "wd_p", predictor_wd)
         if isinstance(self.predictor, str):  # the shared vocabulary (byoldyn.predictors; issue 14)
             name = ALIASES.get(self.predictor, self.predictor)
             if name == "symmetric" or (self.symmetric is True and name == "learned"):
@@ -112,8 +118,8 @@ class Config:
         finite("momentum", 0, False, 1, True)
         finite("wd", 0)
         finite("alpha_p", 0, True)
-        if self.predictor_wd is not None:
-            finite("predictor_wd", 0)
+        if self.wd_p is not None:
+            finite("wd_p", 0)
         for name in ("proj_hidden", "proj_dim", "pred_hidden", "batch_size", "freq"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -162,8 +168,8 @@ class Config:
 
     @property
     def eta_p(self) -> float:
-        """The predictor's weight decay: `predictor_wd`, or `wd` when that is None."""
-        return self.wd if self.predictor_wd is None else self.predictor_wd
+        """The predictor's weight decay: `wd_p`, or `wd` when that is None."""
+        return self.wd if self.wd_p is None else self.wd_p
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (the augmentation nested), inverse of `Config.from_dict`."""

@@ -14,10 +14,10 @@ from .data import Source
 from .dictionary import SGD, flow_time, from_flow, to_flow
 from .directpred import directcopy_predictor, directpred_predictor, fhat_update
 from .train import (EMA_FORMS, LOSSES, PREDICTORS, VIEWS, Run, Setup, TrainState, euclidean_direction,
-                    init_train_state, sgd_step, train)
+                    init_train_state, predictor_of, sgd_step, train)
 
 __all__ = [
     "SGD", "to_flow", "from_flow", "flow_time", "Source", "Setup", "TrainState", "Run", "train", "sgd_step",
-    "init_train_state", "euclidean_direction", "directpred_predictor", "directcopy_predictor", "fhat_update",
+    "init_train_state", "predictor_of", "euclidean_direction", "directpred_predictor", "directcopy_predictor", "fhat_update",
     "compare", "Comparison", "DISTANCES", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS",
 ]
