@@ -234,3 +234,6 @@ def test_sampled_vocabulary():
     sgd = sp.SGD(eps=0.2)
     assert sp.predictor_of(sp.Setup(predictor="directpred", freq=2), sgd) == P.DirectPred(eps=sgd.eps, freq=2)
     assert sp.predictor_of(sp.Setup(predictor="symmetric"), sgd) == P.Symmetric()
+    assert float(sp.SGD(ema=0.9).gamma_a) == 0.9 and float(sp.SGD().gamma_a) == 0.996
+    with pytest.raises(ValueError, match="gamma_a and ema name the same"):
+        sp.SGD(gamma_a=0.5, ema=0.9)

@@ -53,7 +53,8 @@ class SGD(eqx.Module):
     - `lr_p`: predictor learning rate > 0; default `lr` (alpha_p = 1).
     - `wd`: coupled weight decay of W (torch `weight_decay`), >= 0.
     - `wd_p`: weight decay of Wp, >= 0; default `wd`.
-    - `gamma_a`: EMA momentum of the target in [0, 1] (BYOL 0.996); 1 freezes the target.
+    - `gamma_a`: EMA momentum (retention) γ_a of the target in [0, 1] (BYOL 0.996); 1 freezes the target;
+      `ema=` is accepted for it (the ResNet level's `Config.ema` and the CLI's `--ema`; README, Vocabulary).
     - `momentum`: SGD momentum μ in [0, 1).
     - `rho`: DirectPred retention ρ in [0, 1] of F̂ <- ρ F̂ + (1 - ρ) E_B[ffᵀ] (Eq. 19; code `dyn_lambda`).
     - `eps`: DirectPred / DirectCopy boost ε >= 0 (Eq. 18; code `dyn_eps`).
@@ -70,7 +71,11 @@ class SGD(eqx.Module):
     rho: jax.Array
     eps: jax.Array
 
-    def __init__(self, lr=0.01, lr_p=None, wd=0.0, wd_p=None, gamma_a=0.996, momentum=0.0, rho=0.3, eps=0.1):
+    def __init__(self, lr=0.01, lr_p=None, wd=0.0, wd_p=None, gamma_a=None, momentum=0.0, rho=0.3, eps=0.1, *,
+                 ema=None):
+        if gamma_a is not None and ema is not None:
+            raise ValueError(f"gamma_a and ema name the same EMA retention; give one, got {gamma_a!r} and {ema!r}")
+        gamma_a = 0.996 if gamma_a is None and ema is None else (gamma_a if ema is None else ema)
         self.lr = _array("lr", lr)
         self.lr_p = self.lr if lr_p is None else _array("lr_p", lr_p)
         self.wd = _array("wd", wd)
