@@ -158,14 +158,15 @@ def test_eigenvectors_aligned_by_construction():
     state, hyper, data = _problem(seed=3, isotropic=True)
     ts = jnp.linspace(0.0, 5.0, 11)
     align = lambda t, y: ob.eigen_alignment(ob.F(y.W, data), y.Wp)[1]
-    for pred in ("directpred", bd.DirectPred(form="paper"), "directcopy"):
+    for pred in ("directpred", "directcopy"):
         sol = bd.simulate(state, hyper, data, 5.0, ts=ts, predictor=pred, rtol=1e-9, atol=1e-12)
         cos = ob.eigen_alignment(ob.F(sol.states.W, data), sol.states.Wp)[1]
         np.testing.assert_allclose(cos, 1.0, rtol=0, atol=1e-10)
         np.testing.assert_allclose(ob.commutator_normalized(ob.F(sol.states.W, data), sol.states.Wp), 0.0,
                                    rtol=0, atol=1e-10)
-        seen = bd.simulate(state, hyper, data, 5.0, ts=ts, predictor=pred, rtol=1e-9, atol=1e-12, observe=align)
-        np.testing.assert_allclose(seen.observed, 1.0, rtol=0, atol=1e-10)
+    # the observe path sees the synced Wp
+    seen = bd.simulate(state, hyper, data, 5.0, ts=ts, predictor="directpred", rtol=1e-9, atol=1e-12, observe=align)
+    np.testing.assert_allclose(seen.observed, 1.0, rtol=0, atol=1e-10)
     # a finite beta_F: Wp is aligned with F̂ (not with the current F)
     sol = bd.simulate(state, hyper, data, 5.0, ts=ts, predictor=bd.DirectPred(beta_F=0.5), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ob.eigen_alignment(sol.states.Fhat, sol.states.Wp)[1], 1.0, rtol=0, atol=1e-10)
@@ -220,3 +221,53 @@ def test_batch_isotropic_data_per_member():
         np.testing.assert_allclose(sb.states.Wp[i], one.states.Wp, rtol=0, atol=1e-13)
     W0 = np.asarray(state.W)
     np.testing.assert_allclose(sb.states.Fhat[1, 0], 1.6 * W0 @ W0.T, rtol=0, atol=1e-14)
+
+
+def _modes_run(pred, t1, ts, atol=1e-12):
+    """n = 4 isotropic (kappa = 1.3), eta = 0.05, beta = 0.5, one small random start (F's spectrum
+    0.72, 0.41, 0.045, 8.8e-4)."""
+    data = bd.Data.isotropic(4, 0.3)
+    state = bd.State.random(jax.random.PRNGKey(0), 4, 4, scale=0.5)
+    hyper = bd.Hyper(alpha_p=1.0, eta=0.05, beta=0.5)
+    return bd.simulate(state, hyper, data, t1, ts=jnp.asarray(ts), predictor=pred, rtol=1e-10, atol=atol)
+
+
+def test_eq18_keeps_every_mode_where_learned_collapses_two():
+    """Eq. 18 (p = sqrt(s_F̂) + eps max s_F̂, F̂ = kappa F) from the same start as the learned Wp: all four
+    modes survive, at the closed-form fixed point; the learned predictor keeps two (negative control).
+
+    Fixed point (Wa = W, tau = 1): p (1 - kappa p) = eta, the stable root p* = (1 + sqrt(1 - 4 kappa eta)) / 2 kappa
+    (THEORY.md 7.4); learned (alpha_p = 1, Theorem 1): s = p*²; Eq. 18 with all s_j equal:
+    u + eps u² = p*, u = sqrt(kappa s), so s = u² / kappa.
+    """
+    kappa, eta, eps = 1.3, 0.05, 0.1
+    p = (1 + np.sqrt(1 - 4 * kappa * eta)) / (2 * kappa)
+    u = (-1 + np.sqrt(1 + 4 * eps * p)) / (2 * eps)
+    dp = _modes_run(bd.DirectPred(eps=eps, form="paper"), 200.0, [0.0, 200.0])
+    learned = _modes_run("learned", 200.0, [0.0, 200.0])
+    s0 = np.asarray(ob.spectrum_F(ob.F(dp.states.W[0])))
+    assert s0[-1] < 1e-3 and s0[0] > 0.5  # the start: one small mode
+    np.testing.assert_allclose(ob.spectrum_F(ob.F(dp.states.W[-1])), u * u / kappa, rtol=0, atol=1e-8)
+    s_l = np.asarray(ob.spectrum_F(ob.F(learned.states.W[-1])))
+    np.testing.assert_allclose(s_l[:2], p * p, rtol=0, atol=1e-8)
+    assert np.all(np.abs(s_l[2:]) < 1e-10)
+    assert int(ob.n_modes(ob.F(dp.states.W[-1]))) == 4 and int(ob.n_modes(ob.F(learned.states.W[-1]))) == 2
+
+
+@pytest.mark.parametrize("pred", [bd.DirectPred(eps=0.1, form="code"), bd.DirectCopy(eps=0.1)], ids=["code", "copy"])
+def test_scale_free_forms_collapse_in_the_l2_flow(pred):
+    """The code form (10.2) and DirectCopy fix p_max = 1 + eps whatever the scale of F̂, so under Eq. 1's
+    unnormalized loss every mode decays: the spectrum equalizes (p_j -> q = 1 + eps for all j) and
+    W ~ e^{-rt} with the target lagging, tau = beta / (beta - r), r = eta + q (kappa q - tau), i.e.
+    r² - (beta + c) r + beta (c - q) = 0 with c = eta + kappa q² (smaller root). The paper's cosine loss
+    removes the scale; here it is the collapse rate of s_j = e^{-2rt}."""
+    kappa, eta, beta, q = 1.3, 0.05, 0.5, 1.1
+    c = eta + kappa * q * q
+    r = ((beta + c) - np.sqrt((beta + c) ** 2 - 4 * beta * (c - q))) / 2
+    sol = _modes_run(pred, 125.0, [0.0, 100.0, 125.0], atol=1e-30)
+    s = np.asarray(ob.spectrum_F(ob.F(sol.states.W)))
+    rate = np.log(s[2] / s[1]) / 25.0
+    np.testing.assert_allclose(rate, -2 * r, rtol=1e-6)
+    np.testing.assert_allclose(ob.tau_hat(sol.states.W[-1], sol.states.Wa[-1]), beta / (beta - r), rtol=1e-6)
+    np.testing.assert_allclose(s[-1] / s[-1, 0], 1.0, rtol=1e-6)  # isotropic spectrum
+    assert s[-1, 0] < 1e-12 < s[0, -1]  # negative control: the start has four modes above 1e-4
