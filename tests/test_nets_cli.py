@@ -145,7 +145,7 @@ def test_compare_corrupt_inputs_one_line(tmp_path, capsys):
     save_netcdf(xr.Dataset({"epoch": ("step", [0.5, 1.0]), "loss": ("step", [1.0, 0.5])}, coords={"step": [1, 2]},
                            attrs={"config": json.dumps({"predictor": "linear", "ema": 0.9})}), a / "log.nc")
     cases.append((a, f"training log {str(a / 'log.nc')!r} lacks variables z_std, effective_rank, asymmetry, "
-                     "commutator_normalized, s, cos"))
+                     "commutator_normalized, s, alignment"))
     b = tmp_path / "truncated"
     b.mkdir()
     raw = (a / "log.nc").read_bytes()
