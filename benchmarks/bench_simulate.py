@@ -104,11 +104,10 @@ if NDEV > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XL
     # Only affects this process; single-device jit/vmap code runs on device 0 as before.
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={NDEV}").strip()
 
+import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
-
-import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)  # float64 throughout, for a matched-accuracy comparison
 
@@ -786,7 +785,7 @@ def markdown_table(rows, mm, B):
     hdr = (f"| method | dtype | wall s (B={B}) | compile s | accepted steps | attempts | config·steps/s "
            "| speedup vs (a) | speedup vs (b) | GFLOP/s | % batched matmul | max rel err W |")
     lines = [hdr, "|" + "---|" * 12]
-    for k, r in rows.items():
+    for r in rows.values():
         name = r.get("driver") or r["method"]
         acc = r.get("accepted_steps", r.get("accepted_steps_timed"))
         att = r.get("attempted_steps", r.get("attempted_steps_timed"))

@@ -87,17 +87,16 @@ NCORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={NCORES}").strip()
 
-import numpy as np  # noqa: E402
-
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 import byoldyn  # noqa: E402
 from byoldyn.io import atomic_write, save_figure  # noqa: E402
-from byoldyn.sweep import summary, sweep  # noqa: E402
 from byoldyn.sweep_levels import initial as _initial  # noqa: E402
+from byoldyn.sweeps import summary, sweep  # noqa: E402
 
 SIGMA2, BETA, SCALE = 0.5, 1.0, 0.5
 FLAGS = (True, True, "learned")
@@ -267,7 +266,7 @@ def strategies(level, B, n, steps, blocks, repeats, dt=0.05):
     """Each batching strategy of `sweep` (byoldyn.batch.fixed_step_block) on the same work, beside the NumPy peer
     timed in the same run (min of `repeats`); the auto row is broken down into its parts."""
     from byoldyn.batch import fixed_step_block
-    from byoldyn.sweep import _blown_members, _global, _mesh, _observe, _program, _start
+    from byoldyn.sweeps.run import global_array, make_mesh, observe, program, start
 
     a, e, ns = grid(B)
     B = len(a) * len(e) * ns
@@ -305,23 +304,23 @@ def strategies(level, B, n, steps, blocks, repeats, dt=0.05):
         log(f"  {strategy:>8} block {str(r['block']):>5}: {wall:.3f} s ({pwall / wall:.2f}x numpy"
             + ("" if flops is None else f", {r['gflops']:.1f} GFLOP/s") + f"), first call {first:.1f} s, "
             f"bit-identical to vmap: {r['bit_identical_to_vmap']}")
-    # where the time of the auto row goes: the parts of one chunk (byoldyn.sweep._run_chunk), each timed alone
-    mesh = _mesh(None)
+    # where the time of the auto row goes: the parts of one chunk (byoldyn.sweeps.run.run_chunk), each timed alone
+    mesh = make_mesh(None)
     one = mesh.devices.ravel()[0]
-    prog = _program(level, FLAGS, "rk4", 1, steps, False, 1e8, mesh, auto_block)
+    prog = program(level, FLAGS, "rk4", 1, steps, False, 1e8, mesh, auto_block)
     seeds, scale = jnp.asarray(S, jnp.uint32), jnp.full(B, SCALE)
     with jax.default_device(one):  # each part warmed up (compiled) before it is timed
-        jax.block_until_ready(_start(level, FLAGS, seeds, scale, n, n))
-        t_start, _, ys = best_of(lambda: jax.block_until_ready(_start(level, FLAGS, seeds, scale, n, n)), repeats)
-    yg = jax.tree.map(lambda v: _global(np.asarray(v), mesh), ys)
-    args = [_global(np.asarray(v, float), mesh) for v in (A, E, E, np.full(B, BETA), np.full(B, SIGMA2))]
+        jax.block_until_ready(start(level, FLAGS, seeds, scale, n, n))
+        t_start, _, ys = best_of(lambda: jax.block_until_ready(start(level, FLAGS, seeds, scale, n, n)), repeats)
+    yg = jax.tree.map(lambda v: global_array(np.asarray(v), mesh), ys)
+    args = [global_array(np.asarray(v, float), mesh) for v in (A, E, E, np.full(B, BETA), np.full(B, SIGMA2))]
     jax.block_until_ready(prog(yg, *args, jnp.asarray(dt)))
     t_prog, _, out = best_of(lambda: jax.block_until_ready(prog(yg, *args, jnp.asarray(dt))), repeats)
     y1 = jax.tree.map(np.asarray, out[0])
     ok = np.asarray(out[2])[-1]
     with jax.default_device(one):
-        jax.block_until_ready(_observe(level, y1, ok, 1e-4))
-        t_obs, _, _ = best_of(lambda: jax.block_until_ready(_observe(level, y1, ok, 1e-4)), repeats)
+        jax.block_until_ready(observe(level, y1, ok, 1e-4))
+        t_obs, _, _ = best_of(lambda: jax.block_until_ready(observe(level, y1, ok, 1e-4)), repeats)
     auto_row = rows[-1]
     parts = dict(start_s=t_start, program_s=t_prog, observables_s=t_obs,
                  rest_s=auto_row["wall_s"] - t_start - t_prog - t_obs,
@@ -341,7 +340,7 @@ _MEM_SCRIPT = """
 import sys, time, json, jax
 jax.config.update("jax_enable_x64", True)
 import numpy as np
-from byoldyn.sweep import sweep, summary
+from byoldyn.sweeps import sweep, summary
 B, steps, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 na, ne = 50, 50
 ns = -(-B // (na * ne))
@@ -380,7 +379,7 @@ jax.config.update("jax_enable_x64", True)
 from byoldyn.launch import initialize_from_env
 initialize_from_env()
 import numpy as np
-from byoldyn.sweep import summary, sweep
+from byoldyn.sweeps import summary, sweep
 na, ne, ns, steps = map(int, sys.argv[1:5])
 kw = dict(alpha_p=np.geomspace(0.5, 2.0, na), eta=np.linspace(0.0, 0.05, ne), seeds=ns, sigma2=0.5, beta=1.0, n1=16,
           scale=0.5, t1=steps * 0.05, dt=0.05, progress=False)

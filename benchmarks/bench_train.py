@@ -196,7 +196,7 @@ def main(argv=None):
         r["images_per_s"] = a.batch / r["step_s"]
     print(f"ResNet-{a.depth} width {a.width}, batch {a.batch}, {a.size}x{a.size}, {a.dtype}, {os.cpu_count()} cores, "
           f"median of {a.steps} steps")
-    print(f"| implementation | first call (s) | step (s) | steps/s | images/s | memory MiB |\n|---|---|---|---|---|---|")
+    print("| implementation | first call (s) | step (s) | steps/s | images/s | memory MiB |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['impl']} | {r['first_call_s']:.1f} | {r['step_s']:.3f} | {r['steps_per_s']:.2f} | "
               f"{r['images_per_s']:.0f} | {r['memory_bytes'] / 2**20:.0f} ({r['memory']}) |")

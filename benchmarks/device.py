@@ -87,15 +87,14 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     # one XLA CPU device per core (only the CPU backend reads it), as the other benchmarks
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={NCORES}").strip()
 
-import numpy as np  # noqa: E402
-
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 import byoldyn as bd  # noqa: E402
-from byoldyn.batch import auto_block, fixed_step_block, resolve_strategy, _working_set  # noqa: E402
+from byoldyn.batch import _working_set, auto_block, fixed_step_block, resolve_strategy  # noqa: E402
 from byoldyn.io import atomic_write  # noqa: E402
 
 T_START = time.perf_counter()

@@ -117,7 +117,7 @@ CPU_BLOCK_BYTES = 1 << 21
 
 def fixed_step_block(strategy: str, platform: str, members_per_device: int, per_member_bytes: int,
                      block: int | None = None, device=None) -> int | None:
-    """Members per lockstep block of a fixed-step program (`byoldyn.sweep`), None for the whole batch at once.
+    """Members per lockstep block of a fixed-step program (`byoldyn.sweeps`), None for the whole batch at once.
 
     A fixed-step batch has no lockstep waste (every member takes the same steps), so what matters is where
     the state lives: `"map"` is blocks of 1, `"vmap"` the whole batch, `"map-vmap"` blocks of `block`

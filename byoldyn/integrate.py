@@ -26,16 +26,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from .flows.matrix import augmented_correlation, check_variant, derives_wp, effective_wp, synced, vector_field
-from .model import Data, Hyper, State, _concrete
+from .model import Data, Hyper, State
 from .predictors import Predictor, as_predictor
-from .model import _brief, _precision_hint, _to_dtype
-from .solution import (DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, check_number,
-                       check_times, check_tolerances)
+from .solution import (
+    DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, check_number, check_times,
+    check_tolerances)
 from .stepper import adaptive_solve, fixed_solve, mask_after
+from .validate import brief, is_concrete, precision_hint, to_dtype
 
 __all__ = ["simulate", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES"]
 
-def _prepare(state0: State, ema: bool, predictor, data: Data | None = None) -> State:
+def prepare(state0: State, ema: bool, predictor, data: Data | None = None) -> State:
     """Initial state made consistent with the variant (DESIGN.md semantics).
 
     DirectPred / DirectCopy: with a finite `beta_F`, F̂(0) is `state0.Fhat` or else W(0) (X + X') W(0)ᵀ (the
@@ -135,9 +136,17 @@ def simulate(
     `jax.config.update("jax_enable_x64", True)`.
 
     **Returns:** a `Solution`.
+
+    Example (Lemma 1 from a random start, BYOL with α_p = 1, η = 0.01, σ² = 0.5):
+
+    >>> import jax, byoldyn as bd
+    >>> s0 = bd.State.random(jax.random.PRNGKey(0), 4, 4, scale=0.5)
+    >>> sol = bd.simulate(s0, bd.Hyper(alpha_p=1.0, eta=0.01), bd.Data.isotropic(4, sigma2=0.5), 50.0, ts=[0.0, 50.0])
+    >>> sol.status_names(), sol.states.W.shape
+    ('succeeded', (2, 4, 4))
     """
     if not isinstance(progress, (bool, np.bool_)):
-        raise ValueError(f"progress must be True or False, got {_brief(progress)}")
+        raise ValueError(f"progress must be True or False, got {brief(progress)}")
     args = checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt,
                     max_steps, observe, max_norm)
     return solve_checked(*args, meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter())
@@ -164,14 +173,14 @@ def checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, sol
     """
     for name, v in (("ema", ema), ("stop_grad", stop_grad)):
         if not isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {_brief(v)}")
+            raise ValueError(f"{name} must be True or False, got {brief(v)}")
     if not isinstance(predictor, (str, Predictor)):
-        raise ValueError(f"predictor must be a name or a byoldyn.predictors.Predictor, got {_brief(predictor)}")
+        raise ValueError(f"predictor must be a name or a byoldyn.predictors.Predictor, got {brief(predictor)}")
     predictor = check_variant(ema, stop_grad, predictor)
     try:
         hash(predictor)
     except TypeError:
-        raise ValueError(f"predictor parameters must be plain numbers, got {_brief(predictor)}") from None
+        raise ValueError(f"predictor parameters must be plain numbers, got {brief(predictor)}") from None
     if not isinstance(state0, State) or not isinstance(hyper, Hyper) or not isinstance(data, Data):
         raise ValueError("simulate takes (State, Hyper, Data) as its first three arguments")
     if state0.n1 != data.n1:
@@ -180,10 +189,10 @@ def checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, sol
     t0, t1, ts = check_times(t0, t1, ts, dtype)
     check_number("max_norm", max_norm, positive=True, finite=False)
     if observe is not None and not callable(observe):
-        raise ValueError(f"observe must be a function observe(t, state) or None, got {_brief(observe)}")
+        raise ValueError(f"observe must be a function observe(t, state) or None, got {brief(observe)}")
     check_tolerances(rtol, atol, max_steps)
     if solver is not None and not isinstance(solver, diffrax.AbstractSolver):
-        raise ValueError(f"solver must be a diffrax solver such as diffrax.Tsit5(), got {_brief(solver)}")
+        raise ValueError(f"solver must be a diffrax solver such as diffrax.Tsit5(), got {brief(solver)}")
     if dt is None:
         if solver is not None and not isinstance(solver, diffrax.AbstractAdaptiveSolver):
             raise ValueError(f"solver must give an error estimate for the adaptive mode (e.g. diffrax.Tsit5()), "
@@ -191,12 +200,12 @@ def checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, sol
         solver = diffrax.Tsit5() if solver is None else solver
     else:
         dt = check_number("dt", dt, positive=True)
-        _to_dtype("dt", dt, dtype)
-        if _concrete(ts) and _concrete(t0):
+        to_dtype("dt", dt, dtype)
+        if is_concrete(ts) and is_concrete(t0):
             _check_grid(np.asarray(ts, np.float64), float(t0), dt, dtype)
     options = _Options((bool(ema), bool(stop_grad), predictor), solver, float(rtol), float(atol),
                        None if dt is None else float(dt), int(max_steps), observe, float(max_norm))
-    return _prepare(state0, ema, predictor, data), hyper, data, t0, t1, ts, options
+    return prepare(state0, ema, predictor, data), hyper, data, t0, t1, ts, options
 
 
 def _check_grid(ts: np.ndarray, t0: float, dt: float, dtype) -> None:
@@ -216,7 +225,7 @@ def _check_grid(ts: np.ndarray, t0: float, dt: float, dtype) -> None:
     tol = max(4 * eps * (T / dt_d + 1), 1e-6)
     if tol > 0.25:
         raise ValueError(f"dt is too small for {np.dtype(dtype).name} over times up to {T:g}: {n:.3g} steps of "
-                         f"dt = {dt} cannot be placed on a grid in this precision{_precision_hint(dtype)}")
+                         f"dt = {dt} cannot be placed on a grid in this precision{precision_hint(dtype)}")
     k = (ts - t0) / dt_d
     off = np.abs(k - np.round(k))
     if np.max(off) > tol:

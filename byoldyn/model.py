@@ -13,126 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .validate import as_array, brief, check_finite, check_key, check_psd, check_sign
+
 __all__ = ["Hyper", "Data", "State"]
-
-
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def _brief(x, limit: int = 60) -> str:
-    """`repr(x)`, shortened to `limit` characters (for messages)."""
-    r = repr(x)
-    return r if len(r) <= limit else r[: limit - 3] + "..."
-
-
-def _precision_hint(dtype) -> str:
-    return "" if np.dtype(dtype) == np.float64 else \
-        "; use float64: jax.config.update('jax_enable_x64', True) before creating arrays (CLI: --x64)"
-
-
-def _check_representable(name: str, v: np.ndarray, a) -> None:
-    """`ValueError` if finite values `v` overflow to inf (or a non-zero scalar underflows to 0) in `a`'s dtype."""
-    if not np.issubdtype(v.dtype, np.number) or v.dtype == a.dtype:
-        return
-    got = np.asarray(a)
-    over = np.isfinite(v) & ~np.isfinite(got)
-    if np.any(over):
-        bad = v[over].ravel()[0] if v.ndim else v
-        raise ValueError(f"{name} is too large for {a.dtype}, got {np.asarray(bad).item()!r} "
-                         f"({a.dtype} holds magnitudes up to {np.finfo(a.dtype).max:.3g}){_precision_hint(a.dtype)}")
-    if v.size == 1 and v.item() != 0 and got.item() == 0:
-        raise ValueError(f"{name} is too small for {a.dtype}, got {v.item()!r}, which rounds to 0 "
-                         f"({a.dtype} resolves magnitudes down to {np.finfo(a.dtype).smallest_subnormal:.3g})"
-                         f"{_precision_hint(a.dtype)}")
-
-
-def _to_dtype(name: str, x, dtype) -> jax.Array:
-    """A concrete real value as a jnp array of `dtype`, refusing values that do not fit (`_check_representable`)."""
-    v = np.asarray(x)
-    with np.errstate(over="ignore", under="ignore"):  # reported below, by name
-        a = jnp.asarray(v, dtype)
-    _check_representable(name, v, a)
-    return a
-
-
-def _array(name: str, x):
-    """`x` as a floating jnp array; `ValueError` naming `name` if it is not a real number or an array of them
-    (strings, None, bools, ragged lists, complex), or if a finite value overflows the floating dtype
-    (float32 unless x64 is enabled) or a non-zero scalar underflows to 0 there."""
-    if isinstance(x, (jax.Array, jax.core.Tracer)):
-        a = x
-        if not jnp.issubdtype(a.dtype, jnp.number) or a.dtype == jnp.bool_:
-            raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
-        if jnp.issubdtype(a.dtype, jnp.complexfloating):
-            raise ValueError(f"{name} must be real, got dtype {a.dtype}")
-        return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(jnp.result_type(float))
-    if x is None or isinstance(x, (str, bytes, dict, set)):
-        raise ValueError(f"{name} must be numeric, got {_brief(x)}")
-    try:
-        v = np.asarray(x)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be numeric, got {_brief(x)}") from e
-    if np.issubdtype(v.dtype, np.complexfloating):
-        raise ValueError(f"{name} must be real, got dtype {v.dtype}")
-    if not np.issubdtype(v.dtype, np.number):
-        raise ValueError(f"{name} must be numeric, got {_brief(x)}")
-    # integers go through float64, so that large ones are not wrapped in int32
-    with np.errstate(over="ignore", under="ignore"):  # reported below, by name
-        a = jnp.asarray(x) if np.issubdtype(v.dtype, np.floating) else jnp.asarray(v.astype(np.float64))
-    _check_representable(name, v, a)
-    return a
-
-
-def _check_key(key) -> None:
-    """`ValueError` unless `key` is a JAX PRNG key: typed (`jax.random.key`) or raw uint32 (`PRNGKey`)."""
-    dtype = getattr(key, "dtype", None)
-    shape = getattr(key, "shape", None)
-    if isinstance(key, (jax.Array, jax.core.Tracer, np.ndarray)) and dtype is not None:
-        if jnp.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
-            return
-        if dtype == jnp.uint32 and len(shape) == 1 and shape[0] in (2, 4):
-            return
-    raise ValueError(f"key must be a JAX PRNG key (jax.random.PRNGKey(seed) or jax.random.key(seed)), "
-                     f"got {_brief(key)}")
-
-
-def _show(x) -> str:
-    a = np.asarray(x)
-    return repr(a.item()) if a.size == 1 else f"array of shape {a.shape}"
-
-
-def _check_finite(name: str, a) -> None:
-    if _concrete(a) and not np.all(np.isfinite(np.asarray(a))):
-        raise ValueError(f"{name} must be finite, got {_show(a)} with non-finite entries")
-
-
-def _check_sign(name: str, a, *, strict: bool) -> None:
-    if not _concrete(a):
-        return
-    v = np.asarray(a)
-    bad = v <= 0 if strict else v < 0
-    if np.any(bad):
-        rel = "> 0" if strict else ">= 0"
-        shown = v if v.size == 1 else v[bad].ravel()[0]
-        raise ValueError(f"{name} must be {rel}, got {_show(shown)}")
-
-
-def _check_psd(name: str, a, rtol: float = 1e-6) -> None:
-    """Symmetric positive semi-definite, up to a relative rounding tolerance."""
-    if not _concrete(a):
-        return
-    m = np.asarray(a, dtype=np.float64)
-    if m.ndim < 2 or m.shape[-1] != m.shape[-2]:
-        raise ValueError(f"{name} must be a square matrix (..., n1, n1), got shape {m.shape}")
-    scale = max(np.max(np.abs(m)), np.finfo(np.float64).tiny)
-    tol = rtol * scale if np.asarray(a).dtype == np.float64 else max(rtol, 1e-5) * scale
-    asym = np.max(np.abs(m - np.swapaxes(m, -1, -2)))
-    if asym > tol:
-        raise ValueError(f"{name} must be symmetric, got max |{name} - {name}^T| = {asym:.3g}")
-    lmin = np.min(np.linalg.eigvalsh(m))
-    if lmin < -tol:
-        raise ValueError(f"{name} must be positive semi-definite, got smallest eigenvalue {lmin:.6g}")
 
 
 class Hyper(eqx.Module):
@@ -154,16 +37,16 @@ class Hyper(eqx.Module):
     eta_p: jax.Array
 
     def __init__(self, alpha_p=1.0, eta=0.0, beta=1.0, eta_p=None):
-        self.alpha_p = _array("alpha_p", alpha_p)
-        self.eta = _array("eta", eta)
-        self.beta = _array("beta", beta)
-        self.eta_p = self.eta if eta_p is None else _array("eta_p", eta_p)
+        self.alpha_p = as_array("alpha_p", alpha_p)
+        self.eta = as_array("eta", eta)
+        self.beta = as_array("beta", beta)
+        self.eta_p = self.eta if eta_p is None else as_array("eta_p", eta_p)
         for name in ("alpha_p", "eta", "beta", "eta_p"):
-            _check_finite(name, getattr(self, name))
-        _check_sign("alpha_p", self.alpha_p, strict=True)
-        _check_sign("eta", self.eta, strict=False)
-        _check_sign("beta", self.beta, strict=False)
-        _check_sign("eta_p", self.eta_p, strict=False)
+            check_finite(name, getattr(self, name))
+        check_sign("alpha_p", self.alpha_p, strict=True)
+        check_sign("eta", self.eta, strict=False)
+        check_sign("beta", self.beta, strict=False)
+        check_sign("eta_p", self.eta_p, strict=False)
 
 
 class Data(eqx.Module):
@@ -182,24 +65,24 @@ class Data(eqx.Module):
     def __init__(self, X, Xp, *, n1: int | None = None, _isotropic: bool = False):
         self.isotropic_ = bool(_isotropic)
         nx, nxp = ("x", "sigma2") if self.isotropic_ else ("X", "Xp")  # the names the caller used
-        self.X = _array(nx, X)
-        self.Xp = _array(nxp, Xp)
-        _check_finite(nx, self.X)
-        _check_finite(nxp, self.Xp)
+        self.X = as_array(nx, X)
+        self.Xp = as_array(nxp, Xp)
+        check_finite(nx, self.X)
+        check_finite(nxp, self.Xp)
         if self.isotropic_:
             if isinstance(n1, bool) or not isinstance(n1, (int, np.integer)) or n1 < 1:
                 raise ValueError(f"n1 must be a positive integer, got {n1!r}")
             self.n1 = int(n1)
-            _check_sign(nx, self.X, strict=False)
-            _check_sign(nxp, self.Xp, strict=False)
+            check_sign(nx, self.X, strict=False)
+            check_sign(nxp, self.Xp, strict=False)
             return
         if self.X.ndim < 2 or self.X.shape[-1] != self.X.shape[-2]:
             raise ValueError(f"X must have shape (..., n1, n1), got {self.X.shape}")
         if self.Xp.shape[-2:] != self.X.shape[-2:]:
             raise ValueError(f"Xp must have the shape of X {self.X.shape[-2:]}, got {self.Xp.shape}")
         self.n1 = int(self.X.shape[-1])
-        _check_psd("X", self.X)
-        _check_psd("Xp", self.Xp)
+        check_psd("X", self.X)
+        check_psd("Xp", self.Xp)
 
     @classmethod
     def isotropic(cls, n1: int, sigma2=0.0, x=1.0) -> "Data":
@@ -248,10 +131,10 @@ class State(eqx.Module):
     Fhat: jax.Array | None = None
 
     def __init__(self, W, Wp, Wa=None, Fhat=None):
-        self.W = _array("W", W)
-        self.Wp = _array("Wp", Wp)
-        self.Wa = jnp.zeros_like(self.W) if Wa is None else _array("Wa", Wa)
-        self.Fhat = None if Fhat is None else _array("Fhat", Fhat)
+        self.W = as_array("W", W)
+        self.Wp = as_array("Wp", Wp)
+        self.Wa = jnp.zeros_like(self.W) if Wa is None else as_array("Wa", Wa)
+        self.Fhat = None if Fhat is None else as_array("Fhat", Fhat)
         if self.W.ndim < 2:
             raise ValueError(f"W must have shape (..., n2, n1), got {self.W.shape}")
         n2 = self.W.shape[-2]
@@ -264,9 +147,9 @@ class State(eqx.Module):
                              f"got {self.Fhat.shape}")
         for name in ("W", "Wp", "Wa", "Fhat"):
             if getattr(self, name) is not None:
-                _check_finite(name, getattr(self, name))
+                check_finite(name, getattr(self, name))
         if self.Fhat is not None:
-            _check_psd("Fhat", self.Fhat)
+            check_psd("Fhat", self.Fhat)
 
     @classmethod
     def unchecked(cls, W, Wp, Wa, Fhat=None) -> "State":
@@ -296,14 +179,14 @@ class State(eqx.Module):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if target not in ("zero", "copy"):
             raise ValueError(f"target must be 'zero' or 'copy', got {target!r}")
-        _check_sign("scale", _array("scale", scale), strict=False)
+        check_sign("scale", as_array("scale", scale), strict=False)
         wp_scale = scale if wp_scale is None else wp_scale
-        _check_sign("wp_scale", _array("wp_scale", wp_scale), strict=False)
-        _check_key(key)
+        check_sign("wp_scale", as_array("wp_scale", wp_scale), strict=False)
+        check_key(key)
         try:
             dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
         except TypeError:
-            raise ValueError(f"dtype must be a floating dtype, got {_brief(dtype)}") from None
+            raise ValueError(f"dtype must be a floating dtype, got {brief(dtype)}") from None
         if not jnp.issubdtype(dtype, jnp.floating):
             raise ValueError(f"dtype must be a floating dtype, got {dtype}")
         k1, k2 = jax.random.split(key)

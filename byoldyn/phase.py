@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .model import _check_finite
 from .stepper import fixed_solve, mask
+from .validate import check_finite
 
 __all__ = ["rk4", "basin_map", "portrait", "STABLE_COLOR", "UNSTABLE_COLOR"]
 
@@ -77,7 +77,7 @@ def basin_map(field: Callable, y0, t1: float, *, args: tuple = (), dt: float = 0
     **Returns:** `(y_final, collapsed_mask)`.
     """
     for leaf in jax.tree.leaves(y0):
-        _check_finite("y0", leaf)
+        check_finite("y0", leaf)
     y1 = rk4(field, y0, t1, args=args, dt=dt)
     if collapsed is None:
         scale = y1.s if hasattr(y1, "s") else getattr(y1, "p", y1)

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .validate import is_concrete
+
 __all__ = ["Predictor", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "Variant",
            "PREDICTORS", "ALIASES", "FORMS", "FORM_ALIASES", "P_MIN", "as_predictor", "canonical_name",
            "correlation", "update_correlation"]
@@ -35,17 +37,13 @@ FORM_ALIASES = {"boost_scale": "code"}
 P_MIN = 1e-4
 
 
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _real(name: str, x, *, lo: float, lo_strict: bool = False, hi: float | None = None):
     """A finite real (scalar or array) with lo <(=) x (< hi); python numbers become floats."""
     if isinstance(x, bool) or not (isinstance(x, numbers.Real) or hasattr(x, "dtype")):
         raise ValueError(f"{name} must be a real number, got {x!r}")
     if isinstance(x, numbers.Real) and not hasattr(x, "dtype"):
         x = float(x)
-    if _concrete(x):
+    if is_concrete(x):
         a = np.asarray(x)
         if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
             raise ValueError(f"{name} must be a real number, got {x!r}")
@@ -122,6 +120,10 @@ class DirectPred(Predictor):
 
     `eps` >= 0 the boost; `rho` in [0, 1) F̂'s retention (Eq. 19); `freq` >= 1 the steps between
     two settings of Wp (discrete levels); `beta_F` None (F̂ ≡ F) or the rate of F̂ at the ODE levels (15.13).
+
+    >>> import numpy as np, byoldyn as bd
+    >>> np.round(np.asarray(bd.DirectPred(eps=0.1).modes(np.array([4.0, 1.0, 0.0]))), 4).tolist()
+    [1.1, 0.6, 0.1]
     """
 
     name: ClassVar[str] = "directpred"

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from .model import _brief, _concrete, _to_dtype
+from .validate import brief, is_concrete, to_dtype
 
 __all__ = ["Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES", "status_of",
            "check_times", "check_tolerances", "check_number", "check_count", "finite_rms_norm"]
@@ -85,11 +85,11 @@ def check_number(name: str, v, *, positive: bool = False, finite: bool = True) -
     sequences and arrays with more than one element. `positive`: > 0; `finite`: not inf/NaN.
     """
     ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-    if not ok and isinstance(v, (np.ndarray, np.generic, jax.Array)) and _concrete(v):
+    if not ok and isinstance(v, (np.ndarray, np.generic, jax.Array)) and is_concrete(v):
         ok = np.shape(v) == () and np.issubdtype(np.asarray(v).dtype, np.number) \
             and not np.issubdtype(np.asarray(v).dtype, np.complexfloating)
     if not ok:
-        raise ValueError(f"{name} must be a real number, got {_brief(v)}")
+        raise ValueError(f"{name} must be a real number, got {brief(v)}")
     x = float(v)
     if positive and not (x > 0 and (np.isfinite(x) or not finite)):
         raise ValueError(f"{name} must be {'a finite number > 0' if finite else '> 0'}, got {x!r}")
@@ -102,18 +102,18 @@ def check_count(name: str, v) -> int:
     """A positive integer (Python or NumPy int, or an integral float such as 1e5), else `ValueError`."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, float, np.floating)) \
             or not np.isfinite(v) or v != int(v) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {_brief(v)}")
+        raise ValueError(f"{name} must be a positive integer, got {brief(v)}")
     return int(v)
 
 
 def _time(name: str, v, dtype):
     """t0 or t1: a real scalar (or a scalar tracer) as a `dtype` array."""
-    if not _concrete(v):
+    if not is_concrete(v):
         if np.shape(v) != ():
             raise ValueError(f"{name} must be a scalar, got shape {np.shape(v)}")
         return jnp.asarray(v, dtype)
     check_number(name, v)
-    return _to_dtype(name, v, dtype)
+    return to_dtype(name, v, dtype)
 
 
 def check_times(t0, t1, ts, dtype):
@@ -126,23 +126,23 @@ def check_times(t0, t1, ts, dtype):
     **Returns:** `(t0, t1, ts)` as arrays of `dtype`; `ts` defaults to 101 evenly spaced points.
     """
     t0, t1 = _time("t0", t0, dtype), _time("t1", t1, dtype)
-    concrete = _concrete(t0) and _concrete(t1)
+    concrete = is_concrete(t0) and is_concrete(t1)
     if concrete and not float(t1) > float(t0):
         raise ValueError(f"t1 must be > t0 = {float(t0)}, got {float(t1)}")
     if ts is None:
         return t0, t1, jnp.linspace(t0, t1, 101)
-    if not _concrete(ts):
+    if not is_concrete(ts):
         if np.ndim(ts) != 1 or np.shape(ts)[0] < 1:
             raise ValueError(f"ts must be a non-empty 1-D array of times, got shape {np.shape(ts)}")
         return t0, t1, jnp.asarray(ts, dtype)
     if isinstance(ts, (str, bytes)):
-        raise ValueError(f"ts must be a 1-D array of save times, got {_brief(ts)}")
+        raise ValueError(f"ts must be a 1-D array of save times, got {brief(ts)}")
     try:
         v = np.asarray(ts)
     except (TypeError, ValueError):
-        raise ValueError(f"ts must be a 1-D array of save times, got {_brief(ts)}") from None
+        raise ValueError(f"ts must be a 1-D array of save times, got {brief(ts)}") from None
     if not np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.complexfloating):
-        raise ValueError(f"ts must be a 1-D array of real save times, got {_brief(ts)}")
+        raise ValueError(f"ts must be a 1-D array of real save times, got {brief(ts)}")
     if v.ndim != 1 or v.shape[0] < 1:
         raise ValueError(f"ts must be a non-empty 1-D array of times, got shape {v.shape}")
     v = v.astype(np.float64)

@@ -1,4 +1,4 @@
-"""The three levels of the model ladder as `byoldyn.sweep` integrates them (THEORY.md sections 5, 7).
+"""The three levels of the model ladder as `byoldyn.sweeps` integrates them (THEORY.md sections 5, 7).
 
 For each level ("modes", "symmetric", "matrix"): the batched field (`RHS`; every array carries a
 leading member axis), the observables recorded (`LEVEL_OUTPUTS`, names of `observables.REGISTRY`,
@@ -14,7 +14,7 @@ from . import observables as ob
 from .flows.matrix import vector_field
 from .flows.modes import ModeState, mode_field
 from .flows.symmetric import SymState, reduced_field, symmetric_field
-from .integrate import _prepare
+from .integrate import prepare
 from .model import Data, Hyper, State
 
 __all__ = ["LEVEL_OUTPUTS", "OBSERVABLES", "RHS", "OBS", "Observe", "initial", "inputs", "per_mode"]
@@ -126,7 +126,7 @@ def initial(level: str, flags, seeds, scale, n1: int, n2: int, dtype):
     ema, _, predictor = flags
     keys = jax.vmap(jax.random.PRNGKey)(seeds)
     s0 = jax.vmap(lambda k, c: State.random(k, n1, n2, scale=c, dtype=dtype))(keys, scale)
-    s0 = _prepare(s0, ema, predictor)
+    s0 = prepare(s0, ema, predictor)
     if level == "matrix":
         return s0
     if level == "symmetric":

@@ -1,4 +1,4 @@
-"""Closed forms of the reduced dynamics (THEORY.md sections 6-8).
+"""Closed forms of the reduced dynamics (THEORY.md sections 6-8; DirectPred modes: docs/directpred_modes.md).
 
 Scalar functions broadcast over arrays of parameters and modes; `kappa` is κ = 1 + σ² or an
 isotropic `Data` throughout. Conventions: c_j has the corrected sign of section 7.2
@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .flows.symmetric import SymState, kappa_of
-from .model import Hyper, State, _array, _check_finite, _check_psd, _check_sign, _concrete
+from .model import Hyper, State
+from .validate import as_array, check_finite, check_psd, check_sign, is_concrete
 
 __all__ = [
     "eta_c", "p_star", "parabola", "parabola_c", "delta", "margin_17", "K", "lambda_min_K",
     "jacobian_ps", "classify", "fixed_points_ps", "final_s_eta0", "appendix_d_fixed_point",
     "appendix_d_residual", "STABILITY_NAMES", "NO_POINT", "STABLE_NODE", "STABLE_FOCUS",
     "UNSTABLE_NODE", "UNSTABLE_FOCUS", "SADDLE", "NON_HYPERBOLIC",
+    "DIRECTPRED_FORMS", "directpred_form", "directpred_p0", "directpred_origin_rate", "directpred_eta_c",
+    "directpred_top_rate", "directpred_s_star", "directpred_fixed_points",
 ]
 
 NO_POINT, STABLE_NODE, STABLE_FOCUS, UNSTABLE_NODE, UNSTABLE_FOCUS, SADDLE, NON_HYPERBOLIC = -1, 0, 1, 2, 3, 4, 5
@@ -27,10 +31,10 @@ STABILITY_NAMES = ("stable node", "stable focus", "unstable node", "unstable foc
 
 def _num(name, x, sign=None):
     """A finite real array; sign "+" (> 0) or "0+" (>= 0) checked when concrete."""
-    a = _array(name, x)
-    _check_finite(name, a)
+    a = as_array(name, x)
+    check_finite(name, a)
     if sign is not None:
-        _check_sign(name, a, strict=sign == "+")
+        check_sign(name, a, strict=sign == "+")
     return a
 
 
@@ -50,6 +54,10 @@ def p_star(tau, kappa, eta) -> tuple[jax.Array, jax.Array]:
     (p*_−, p*_+) = (0, τ/κ).
 
     **Returns:** `(p_minus, p_plus)`, NaN where η > η_c (no real fixed point).
+
+    >>> from byoldyn import theory
+    >>> [round(float(p), 4) for p in theory.p_star(1.0, 1.5, 0.05)]
+    [0.0544, 0.6122]
     """
     tau, kappa, eta = _num("tau", tau), kappa_of(kappa), _num("eta", eta, "0+")
     disc = tau * tau - 4.0 * eta * kappa
@@ -153,7 +161,7 @@ def classify(J, rtol: float = 1e-9) -> jax.Array:
     **Returns:** int codes (...,): `STABLE_NODE`, `STABLE_FOCUS`, `UNSTABLE_NODE`,
     `UNSTABLE_FOCUS`, `SADDLE`, `NON_HYPERBOLIC` (names in `STABILITY_NAMES`), or `NO_POINT` for NaN input.
     """
-    J = _array("J", J)
+    J = as_array("J", J)
     if J.shape[-2:] != (2, 2):
         raise ValueError(f"J must have shape (..., 2, 2), got {J.shape}")
     return _classify(J, rtol)
@@ -226,12 +234,12 @@ def appendix_d_fixed_point(Sigma_s, Sigma_d, n2: int, mix=None) -> State:
     **Returns:** a `State(W, Wp, Wa=W)`.
     """
     S, D = _num("Sigma_s", Sigma_s), _num("Sigma_d", Sigma_d)
-    _check_psd("Sigma_s", S)
+    check_psd("Sigma_s", S)
     if S.ndim != 2 or D.shape != S.shape:
         raise ValueError(f"Sigma_s and Sigma_d must be (n1, n1) matrices of one shape, got {S.shape} and {D.shape}")
-    if _concrete(S) and float(jnp.linalg.eigvalsh(S)[0]) <= 0:
+    if is_concrete(S) and float(jnp.linalg.eigvalsh(S)[0]) <= 0:
         raise ValueError("Sigma_s must be positive definite (Eq. 103 needs its inverse)")
-    if _concrete(D) and float(jnp.max(jnp.abs(D - D.T))) > 1e-6 * float(jnp.max(jnp.abs(D))):
+    if is_concrete(D) and float(jnp.max(jnp.abs(D - D.T))) > 1e-6 * float(jnp.max(jnp.abs(D))):
         raise ValueError("Sigma_d must be symmetric")
     n1 = S.shape[-1]
     if isinstance(n2, bool) or not isinstance(n2, int) or not 1 <= n2 <= n1:
@@ -254,3 +262,165 @@ def appendix_d_residual(state: State, Sigma_s, Sigma_d) -> jax.Array:
     S, D = _num("Sigma_s", Sigma_s), _num("Sigma_d", Sigma_d)
     fro = lambda A: jnp.sqrt(jnp.sum(A * A, axis=(-2, -1)))
     return fro(state.Wp @ state.W @ S - state.Wa @ D) + fro(state.W - state.Wa)
+
+
+# ---------------------------------------------------------------------------------------------
+# DirectPred / DirectCopy at the mode level: p_j = g(s_j, max_k s_k) (docs/directpred_modes.md; THEORY.md 7, 10)
+
+DIRECTPRED_FORMS = ("sqrt", "paper", "code", "directcopy")
+
+
+def directpred_form(predictor, eps=None) -> tuple[str, jax.Array]:
+    """(form, ε) of a DirectPred / DirectCopy predictor or a form name (docs/directpred_modes.md, table):
+
+    "sqrt": p = √s + ε (the issue's simplification, Eq. 18 at max s = 1); "paper": p = √s + ε max s (Eq. 18);
+    "code": p = max(√(s/max s) + ε, 1e-4) (section 10.2); "directcopy": p = s/max s + ε.
+    A predictor object gives its own ε (`eps` must then be None); a name needs `eps` >= 0.
+    """
+    if isinstance(predictor, str):
+        form = predictor
+        if form not in DIRECTPRED_FORMS:
+            raise ValueError(f"form must be one of {', '.join(DIRECTPRED_FORMS)} or a DirectPred/DirectCopy, got {form!r}")
+        if eps is None:
+            raise ValueError("eps must be given with a form name")
+    else:
+        name = getattr(predictor, "name", None)
+        if name == "directcopy":
+            form = "directcopy"
+        elif name == "directpred" and getattr(predictor, "form", None) in ("paper", "code"):
+            form = predictor.form
+        else:
+            raise ValueError(f"predictor must be a DirectPred, a DirectCopy or one of {', '.join(DIRECTPRED_FORMS)}, "
+                             f"got {predictor!r}")
+        if eps is not None:
+            raise ValueError("eps must be None with a predictor object (its own eps is used)")
+        eps = predictor.eps
+    return form, _num("eps", eps, "0+")
+
+
+def _h(p, tau, kappa):
+    return p * (tau - kappa * p)
+
+
+def directpred_p0(predictor, m=1.0, eps=None) -> jax.Array:
+    """p_0 = g(0, m), the predictor eigenvalue of a mode at s = 0 when the largest mode is m
+    (docs/directpred_modes.md, D2): ε (sqrt, directcopy), max(ε, 1e-4) (code), ε m (paper)."""
+    from .predictors import P_MIN  # the code form's floor p >= 1e-4 (THEORY.md 10.2)
+
+    form, eps = directpred_form(predictor, eps)
+    m = _num("m", m, "0+")
+    if form == "paper":
+        return eps * m
+    return jnp.maximum(eps, P_MIN) + 0.0 * m if form == "code" else eps + 0.0 * m
+
+
+def directpred_origin_rate(predictor, tau, kappa, eta, m=1.0, eps=None) -> jax.Array:
+    """λ_0 = 2 [p_0 (τ − κ p_0) − η], the linear rate of Eq. 12 at s_j → 0, ṡ_j ≈ λ_0 s_j
+    (docs/directpred_modes.md, Eq. D2.1). The origin of the mode is unstable iff λ_0 > 0, i.e.
+    p_0 (τ − κ p_0) > η (for p = √s + ε: ε(τ − κε) > η, not ετ > η). With BYOL (Eq. 13) the sign is that
+    at τ = 1 for every β > 0 (D2). p_0 = `directpred_p0(predictor, m)`; `m` the largest mode (paper form).
+    """
+    tau, kappa, eta = _num("tau", tau), kappa_of(kappa), _num("eta", eta, "0+")
+    p0 = directpred_p0(predictor, m, eps)
+    return 2.0 * (_h(p0, tau, kappa) - eta)
+
+
+def directpred_eta_c(predictor, tau, kappa, eps=None) -> jax.Array:
+    """η_c: collapse of every mode from every start iff η > η_c (docs/directpred_modes.md, D3);
+    η_c = sup of p (τ − κ p) over the p the non-zero branch can take:
+
+    - "sqrt": τ²/4κ if ε <= τ/2κ, else ε (τ − κ ε);
+    - "paper" (top mode): τ²/4κ, as the learned predictor (Eq. 16);
+    - "code", "directcopy": (1 + ε)(τ − κ (1 + ε)) (the top mode has p ≡ 1 + ε; <= 0 when κ(1 + ε) >= τ:
+      the scale-free forms collapse at the mode level for every η >= 0).
+    """
+    form, eps = directpred_form(predictor, eps)
+    tau, kappa = _num("tau", tau), kappa_of(kappa)
+    peak = tau * tau / (4.0 * kappa)
+    if form == "sqrt":
+        return jnp.where(eps <= tau / (2.0 * kappa), peak, _h(eps, tau, kappa))
+    if form == "paper":
+        return peak + 0.0 * eps
+    return _h(1.0 + eps, tau, kappa)
+
+
+def directpred_top_rate(predictor, tau, kappa, eta, eps=None) -> jax.Array:
+    """Scale-free forms ("code", "directcopy"): the top mode has p ≡ 1 + ε, so Eq. 12 is linear,
+    s_1(t) = s_1(0) e^{λ t} with λ = 2 [(1 + ε)(τ − κ(1 + ε)) − η] (docs/directpred_modes.md, D1; τ fixed)."""
+    form, eps = directpred_form(predictor, eps)
+    if form not in ("code", "directcopy"):
+        raise ValueError(f"directpred_top_rate is for the scale-free forms code / directcopy, got {form!r}")
+    tau, kappa, eta = _num("tau", tau), kappa_of(kappa), _num("eta", eta, "0+")
+    return 2.0 * (_h(1.0 + eps, tau, kappa) - eta)
+
+
+def directpred_s_star(predictor, tau, kappa, eta, m=None, eps=None) -> tuple[jax.Array, jax.Array]:
+    """Non-zero fixed points s*_± of Eq. 12 with p = g(s, max s) (docs/directpred_modes.md, D1): every one has
+    p = p*_± = [τ ± √(τ² − 4κη)]/(2κ) (`p_star`); s*_± = g⁻¹(p*_±).
+
+    - "sqrt": s*_± = (p*_± − ε)², NaN where p*_± < ε;
+    - "paper", `m=None` (the top mode, m = s): s*_± = x_±², x_± = 2p*_± / (1 + √(1 + 4εp*_±));
+    - "paper", `m` given (a weak mode under a top mode held at m): s_± = (p*_± − ε m)², NaN where p*_± < εm.
+
+    The scale-free forms ("code", "directcopy") have no isolated non-zero fixed point (`directpred_top_rate`).
+    BYOL (Eq. 13) has the same fixed points with τ = 1. NaN where η > τ²/4κ.
+
+    **Returns:** `(s_minus, s_plus)`; s_minus is unstable, s_plus stable (D2).
+    """
+    form, eps = directpred_form(predictor, eps)
+    if form in ("code", "directcopy"):
+        raise ValueError(f"the {form} form is scale-free: no isolated non-zero fixed point (see directpred_top_rate)")
+    pm, pp = p_star(tau, kappa, eta)
+
+    def inv(p):
+        if form == "paper" and m is None:
+            x = 2.0 * p / (1.0 + jnp.sqrt(1.0 + 4.0 * eps * p))
+            return x * x
+        base = p - (eps if form == "sqrt" else eps * _num("m", m, "0+"))
+        return jnp.where(base >= 0, base * base, jnp.nan)
+
+    return inv(pm), inv(pp)
+
+
+def directpred_fixed_points(predictor, tau, kappa, eta, m=None, beta=None, eps=None) -> tuple[jax.Array, jax.Array]:
+    """Fixed points of a DirectPred mode, the origin, s*_−, s*_+, with their stability (docs/directpred_modes.md, D2).
+
+    - `beta=None`: τ fixed at `tau` (τ = 1: SimSiam), the 1-D Eq. 12; codes from the sign of
+      ∂ṡ/∂s: `STABLE_NODE` (< 0), `UNSTABLE_NODE` (> 0), `NON_HYPERBOLIC` (0).
+    - `beta` > 0: BYOL (Eq. 13) in (w, w_a); the fixed points have τ = 1 (`tau` must be 1) and the codes
+      come from `classify` of the 2x2 Jacobian (origin: a saddle iff p_0 (1 − κp_0) > η; s*_−: saddle; s*_+: stable).
+
+    "paper" with `m=None` is the top mode (and its origin is that of all modes, p_0 = 0); with `m` a weak mode.
+    Not for the scale-free forms ("code", "directcopy").
+
+    **Returns:** `(s, code)`, each of shape (..., 3) in the order origin, s*_−, s*_+ (`NO_POINT` where absent).
+    """
+    form, eps = directpred_form(predictor, eps)
+    sm, sp = directpred_s_star(form, tau, kappa, eta, m=m, eps=eps)
+    tau, kappa, eta = _num("tau", tau), kappa_of(kappa), _num("eta", eta, "0+")
+    p0 = directpred_p0(form, 0.0 if (form == "paper" and m is None) else (1.0 if m is None else m), eps)
+    pm, pp = p_star(tau, kappa, eta)
+    # dg/dw at w = √s > 0 (p as a function of w): 1 (sqrt, paper weak) or 1 + 2εw (paper top)
+    top = form == "paper" and m is None
+    dgdw = lambda s: 1.0 + (2.0 * eps * jnp.sqrt(s) if top else 0.0)  # noqa: E731
+    s = jnp.stack(jnp.broadcast_arrays(jnp.zeros_like(sm), sm, sp), -1)
+    if beta is None:
+        lam0 = 2.0 * (_h(p0, tau, kappa) - eta)
+        # ∂ṡ/∂s = 2 s (τ − 2κp*) ∂g/∂s, ∂g/∂s = (dg/dw) / (2√s)
+        lam = lambda s, p: jnp.sqrt(s) * (tau - 2.0 * kappa * p) * dgdw(s)  # noqa: E731
+        rates = jnp.stack(jnp.broadcast_arrays(lam0, lam(sm, pm), lam(sp, pp)), -1)
+        code = jnp.where(rates < 0, STABLE_NODE, jnp.where(rates > 0, UNSTABLE_NODE, NON_HYPERBOLIC))
+        return s, jnp.where(jnp.isnan(rates), NO_POINT, code).astype(jnp.int32)
+    beta = _num("beta", beta, "+")
+    if is_concrete(tau) and not np.all(np.asarray(tau) == 1.0):
+        raise ValueError(f"tau must be 1 with beta (BYOL fixed points have w_a = w), got {tau!r}")
+
+    def jac(a, b):  # [[a, b], [β, −β]] of (ẇ, ẇ_a)
+        row0 = jnp.stack(jnp.broadcast_arrays(a, b), -1)
+        row1 = jnp.stack(jnp.broadcast_arrays(beta + 0.0 * a, -beta + 0.0 * a), -1)
+        return jnp.stack(jnp.broadcast_arrays(row0, row1), -2)
+
+    # at s*: ∂ẇ/∂w = w (dg/dw)(1 − 2κp*) − κp*² − η, ∂ẇ/∂w_a = p* (docs, D2)
+    a_fp = lambda s, p: jnp.sqrt(s) * dgdw(s) * (1.0 - 2.0 * kappa * p) - kappa * p * p - eta  # noqa: E731
+    J = jnp.stack(jnp.broadcast_arrays(jac(-kappa * p0 * p0 - eta, p0), jac(a_fp(sm, pm), pm), jac(a_fp(sp, pp), pp)), -3)
+    return s, classify(J)

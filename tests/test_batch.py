@@ -28,6 +28,7 @@ def _member(tree, i):
     return jax.tree.map(lambda a: a[i] if a.ndim and a.shape[0] == 5 else a, tree)
 
 
+@pytest.mark.slow
 def test_members_equal_single_solves():
     states, hypers, data = _members()
     sol = bd.simulate_batch(states, hypers, data, 4.0, ts=TS, rtol=1e-9, atol=1e-12)
@@ -40,6 +41,7 @@ def test_members_equal_single_solves():
     assert np.all(np.asarray(sol.status) == bd.SUCCEEDED)
 
 
+@pytest.mark.slow
 def test_diverging_member_marked_others_complete():
     states, _, data = _members()
     hypers = bd.Hyper(alpha_p=jnp.array([1.0, 1.0, 1e4, 1.0, 1.0]), eta=0.0, beta=1.0)
@@ -49,6 +51,7 @@ def test_diverging_member_marked_others_complete():
     assert np.all(np.isfinite(W[[0, 1, 3, 4]])) and np.isnan(W[2, -1]).all()
 
 
+@pytest.mark.slow
 def test_observe_and_shared_state():
     _, hypers, data = _members()
     s0 = bd.State.random(jax.random.PRNGKey(1), 3, 2)  # shared by all members
@@ -70,6 +73,7 @@ def test_batch_rejects():
         bd.simulate_batch(states, hypers, data, -1.0)
 
 
+@pytest.mark.slow
 def test_sharded_over_four_cpu_devices_equals_one_device():
     """Members split over 4 forced CPU devices (B = 7, padded) give the single-device results."""
     code = textwrap.dedent("""
@@ -104,6 +108,7 @@ def _four():
         bd.Data.isotropic(3, r.uniform(0.1, 1.0, 4))
 
 
+@pytest.mark.slow
 def test_strategies_adaptive_same_steps_and_states():
     """Step control is per member under vmap too (diffrax keeps each lane's t, h and controller state), so every
     strategy takes the same accepted steps; the states differ only by the rounding of batched kernels. Bound:
@@ -121,6 +126,7 @@ def test_strategies_adaptive_same_steps_and_states():
     assert int(ref.num_steps.min()) > 5
 
 
+@pytest.mark.slow
 def test_strategies_fixed_step_bit_identical():
     """Fixed steps (Euler = gradient descent): every strategy gives bit-identical members, including a block
     size that does not divide B (the remainder block) and a diverging member."""
@@ -168,6 +174,7 @@ def _same(a, b, what):
         np.testing.assert_array_equal(a[k].values, b[k].values, err_msg=f"{what}: {k}")
 
 
+@pytest.mark.slow
 def test_sweep_strategies_matrix_bit_identical():
     """Matrix level, RK4, with saves and diverging members (alpha_p = 1e4): blocks of any size >= 2 and the
     whole batch give the same bits. A lone member ("map") has its products compiled as plain matrix products
@@ -184,6 +191,7 @@ def test_sweep_strategies_matrix_bit_identical():
         np.testing.assert_allclose(ds[k].values, ref[k].values, rtol=1e-14, atol=0)
 
 
+@pytest.mark.slow
 def test_sweep_strategies_modes():
     """Mode level (elementwise lanes): blocks of a power of two >= 4 give the same bits as one lockstep batch;
     blocks of 1-3 members compile to other (less vectorised) loops, where a fused multiply-add may round
@@ -195,6 +203,7 @@ def test_sweep_strategies_modes():
         np.testing.assert_allclose(ds[k].values, ref[k].values, rtol=4e-16, atol=1e-300)
 
 
+@pytest.mark.slow
 def test_sweep_strategy_reaches_simulate_batch_and_is_validated(monkeypatch):
     import byoldyn.batch
 

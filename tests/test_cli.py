@@ -11,6 +11,7 @@ import xarray as xr
 from byoldyn.cli import main
 
 
+@pytest.mark.slow
 def test_simulate_writes_netcdf_and_png(tmp_path, capsys):
     out = tmp_path / "run.nc"
     code = main(["simulate", "--n1", "4", "--n2", "3", "--t1", "20", "--n-save", "11", "--eta", "0.05",
@@ -57,6 +58,7 @@ def test_bad_input_one_line_exit_2(argv, match, capsys, tmp_path, monkeypatch):
     assert match in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_console_script_exit_status():
     r = subprocess.run([sys.executable, "-m", "byoldyn.cli", "simulate", "--beta", "-3"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip() == "byoldyn: error: --beta must be >= 0, got -3.0"
@@ -76,6 +78,7 @@ def test_console_script_exit_status():
       "--x64"],
      "byoldyn: failed: train-linear diverged after step 2 (t = 100); last finite save step 2: |W| = "),
 ])
+@pytest.mark.slow
 def test_divergence_writes_result_and_exits_1(argv, line, tmp_path, capsys):
     out = tmp_path / "div.nc"
     assert main([*argv, "--out", str(out)]) == 1
@@ -114,6 +117,7 @@ def test_output_checked_before_computing(tmp_path, capsys, monkeypatch):
         assert err.count("\n") == 1 and str(f) in err
 
 
+@pytest.mark.slow
 def test_io_fault_after_computing_is_a_failed_run(tmp_path, capsys, monkeypatch):
     """An OSError once the computation started (here: the disk fills while the result is written) exits 1."""
     import errno

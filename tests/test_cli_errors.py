@@ -217,6 +217,7 @@ def test_submodule_mains_equal_byoldyn(module, cmd, extra, tmp_path, capsys, mon
     assert c1 == c2 == 2 and r1 == r2 and len(r1.err.splitlines()) == 1, results
 
 
+@pytest.mark.slow
 def test_entry_points_behave_the_same(tmp_path, proc):
     """The console script `byoldyn`, `python -m byoldyn.sweep_cli` and `python -m byoldyn.nets.cli` (run at once;
     `python -m byoldyn.cli` is tests/test_cli.py::test_console_script_exit_status)."""

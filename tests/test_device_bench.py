@@ -1,6 +1,7 @@
 """`benchmarks/device.py --tiny`: the accelerator benchmark runs end to end on a CPU at tiny sizes, every
 strategy side by side, and its strategies agree member by member."""
 
+import pytest
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import jax
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_device_benchmark_tiny(tmp_path):
     out = tmp_path / "device.json"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}

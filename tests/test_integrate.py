@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.linalg
+from conftest import random_psd
 
 import byoldyn as bd
 from byoldyn import observables as ob
-from conftest import random_psd
 
 
 def _general(rng, n1=4, n2=3, scale=0.7):
@@ -29,6 +29,7 @@ def _lemma1_numpy(t, y, n1, n2, X, Xp, alpha_p, eta, beta):
                            (beta * (W - Wa)).ravel()])
 
 
+@pytest.mark.slow
 def test_simulate_matches_scipy_dop853(rng):
     state, data = _general(rng)
     hyper = bd.Hyper(alpha_p=1.5, eta=0.05, beta=0.8)
@@ -45,6 +46,7 @@ def test_simulate_matches_scipy_dop853(rng):
     assert np.max(np.abs(ref.y[:, -1] - y0)) > 0.1  # the state really moved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ema", [True, False], ids=["byol", "simsiam"])
 def test_theorem1_invariant_along_long_run(rng, ema):
     """Eq. 5: W Wᵀ − Wpᵀ Wp/alpha_p − e^{−2ηt} C = 0 for t in [0, 120], general X, X', eta > 0."""
@@ -59,6 +61,7 @@ def test_theorem1_invariant_along_long_run(rng, ema):
     assert norm[-1] > 1e-2 and abs(norm[-1] - norm[0]) > 1e-2  # non-trivial, non-collapsed run
 
 
+@pytest.mark.slow
 def test_theorem2_no_stop_grad_collapses(rng):
     """Theorem 2 / Lemma 2: ‖vec W(t)‖ <= e^{−λ0 t} ‖vec W(0)‖ with λ0 = λ_min(X') + eta <= λ_min(H)."""
     state, data = _general(rng)
@@ -72,6 +75,7 @@ def test_theorem2_no_stop_grad_collapses(rng):
     assert norm[-1] < 1e-3 * norm[0]
 
 
+@pytest.mark.slow
 def test_no_predictor_no_ema_closed_form(rng):
     """Wp = I, Wa = W: dW = −W (X' + ηI), so W(t) = W(0) expm(−t (X' + ηI)) (THEORY.md section 2)."""
     state, data = _general(rng)
@@ -85,6 +89,7 @@ def test_no_predictor_no_ema_closed_form(rng):
     np.testing.assert_array_equal(sol.states.Wp[-1], np.eye(3))
 
 
+@pytest.mark.slow
 def test_fixed_step_is_gradient_descent_bit_for_bit(rng):
     state, data = _general(rng)
     hyper = bd.Hyper(alpha_p=1.3, eta=0.03, beta=0.7)
@@ -108,6 +113,7 @@ def test_fixed_step_is_gradient_descent_bit_for_bit(rng):
     assert int(sol.num_steps) == n and int(sol.status) == bd.SUCCEEDED
 
 
+@pytest.mark.slow
 def test_vmap_over_64_hypers_equals_loop(rng):
     state, data = _general(rng, n1=3, n2=3, scale=0.5)
     r = np.random.default_rng(1)
@@ -120,6 +126,7 @@ def test_vmap_over_64_hypers_equals_loop(rng):
     assert np.std(batched[:, -1]) > 1e-2  # members differ
 
 
+@pytest.mark.slow
 def test_vmap_over_initial_states(rng):
     data = bd.Data.isotropic(3, 0.2)
     keys = jax.random.split(jax.random.PRNGKey(0), 8)
@@ -131,6 +138,7 @@ def test_vmap_over_initial_states(rng):
     assert np.all(np.asarray(sol.status) == bd.SUCCEEDED)
 
 
+@pytest.mark.slow
 def test_diverging_member_is_marked_and_others_complete():
     """Fixed-step GD with a huge alpha_p blows up; it is DIVERGED, NaN after, the rest are exact."""
     data = bd.Data.isotropic(3, 0.5)
@@ -150,6 +158,7 @@ def test_diverging_member_is_marked_and_others_complete():
     np.testing.assert_array_equal(W[2], np.asarray(one.states.W))
 
 
+@pytest.mark.slow
 def test_adaptive_divergence_and_max_steps(rng):
     state, data = _general(rng, scale=0.2)
     hyper = bd.Hyper(alpha_p=1.0, eta=0.0, beta=1.0)
@@ -166,6 +175,7 @@ def test_adaptive_divergence_and_max_steps(rng):
     assert sol.status_names() == "max_steps"
 
 
+@pytest.mark.slow
 def test_float32_default(rng):
     with jax.enable_x64(False):
         s = bd.State.random(jax.random.PRNGKey(0), 3, 3)
@@ -236,6 +246,7 @@ def test_unknown_option_is_named():
         bd.simulate(state, bd.Hyper(), bd.Data.isotropic(2, 0.1), 1.0, foo=1)
 
 
+@pytest.mark.slow
 def test_float32_fixed_step_on_ordinary_grids():
     """Issue 15 item 3: dt = 0.1 in float32 was refused ("ts is not on the dt = 0.1 grid")."""
     with jax.enable_x64(False):
@@ -265,6 +276,7 @@ def test_float32_grid_tolerance_is_tight_in_float64():
         bd.simulate(s0, bd.Hyper(), bd.Data.isotropic(2, 0.1), 2.0, ts=[0.0, 1.000001], dt=0.1)
 
 
+@pytest.mark.slow
 def test_float32_stiff_start_recovers():
     """Issue 15 item 10: in float32 a large alpha_p overflowed diffrax's first step (dt0 = 0.01), the NaN error
     estimate made every later step size NaN, no step was accepted and t = 0 was saved as inf. Now the
@@ -284,6 +296,7 @@ def test_float32_stiff_start_recovers():
     assert np.max(np.abs(np.asarray(ref.states.W)[-1] - np.asarray(s64.W))) > 1e-3  # it moved
 
 
+@pytest.mark.slow
 def test_no_step_accepted_is_said_and_never_inf():
     """Issue 15 item 10: a solve that accepts no step says so in `status`; t = t0 holds the initial state and
     the saves it never reached are NaN (never inf)."""

@@ -3,9 +3,9 @@
 import jax
 import numpy as np
 import pytest
+from conftest import random_psd
 
 import byoldyn as bd
-from conftest import random_psd
 
 VARIANTS = [
     dict(ema=True, stop_grad=True, predictor="learned"),      # BYOL, Lemma 1
@@ -28,6 +28,7 @@ def _problem(rng, n1=5, n2=4, general=True):
     return state, hyper, data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("general", [True, False], ids=["general", "isotropic"])
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={v[k]}" for k in v))
 def test_field_equals_autodiff_of_expected_loss(rng, variant, general):

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_psd
 from scipy.integrate import solve_ivp
 
 import byoldyn as bd
 from byoldyn import observables as ob
-from conftest import random_psd
 
 N1, N2 = 4, 3
 
@@ -99,6 +99,7 @@ def test_field_by_hand_and_autodiff(c, ema):
     assert np.max(np.abs(dW)) > 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("c", CASES, ids=_ids)
 def test_flow_against_scipy_dop853(c):
     """The whole trajectory, W, Wa, F̂ and the saved Wp = g(F̂), to 1e-8 (float64)."""
@@ -135,6 +136,7 @@ def test_flow_against_scipy_dop853(c):
     assert np.max(np.abs(Y[-1, :k] - Y[0, :k])) > 0.05  # it moved
 
 
+@pytest.mark.slow
 def test_fixed_step_is_numpy_euler():
     """`dt` mode: each step y <- y + dt f(y) with the numpy field (beta_F finite), to rounding."""
     c = CASES[4]
@@ -152,6 +154,7 @@ def test_fixed_step_is_numpy_euler():
     np.testing.assert_allclose(sol.states.Wp[-1], g_numpy(Fh, "directpred", "code", 0.1), rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_eigenvectors_aligned_by_construction():
     """Theorem 3's alignment holds at every save by construction (isotropic data: F̂ = κ F), and through
     `observe`; the learned predictor from the same start is not aligned (negative control)."""
@@ -175,6 +178,7 @@ def test_eigenvectors_aligned_by_construction():
     assert np.min(np.asarray(learned.observed)[0]) < 0.9
 
 
+@pytest.mark.slow
 def test_batch_equals_simulate():
     state, hyper, data = _problem(seed=4)
     pred = bd.DirectPred(beta_F=1.0)
@@ -189,6 +193,7 @@ def test_batch_equals_simulate():
             np.testing.assert_allclose(getattr(sb.states, name)[i], getattr(one.states, name), rtol=0, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_validation():
     state, hyper, data = _problem()
     with pytest.raises(ValueError, match="needs the state's Fhat"):
@@ -206,6 +211,7 @@ def test_validation():
     np.testing.assert_allclose(sol.states.Fhat[0], np.eye(N2), rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_batch_isotropic_data_per_member():
     """A sigma2 per member: F̂(0) = (1 + sigma2_b) W Wᵀ per member, as in the unbatched solve."""
     state, hyper, _ = _problem(seed=5)
@@ -232,6 +238,7 @@ def _modes_run(pred, t1, ts, atol=1e-12):
     return bd.simulate(state, hyper, data, t1, ts=jnp.asarray(ts), predictor=pred, rtol=1e-10, atol=atol)
 
 
+@pytest.mark.slow
 def test_eq18_keeps_every_mode_where_learned_collapses_two():
     """Eq. 18 (p = sqrt(s_F̂) + eps max s_F̂, F̂ = kappa F) from the same start as the learned Wp: all four
     modes survive, at the closed-form fixed point; the learned predictor keeps two (negative control).
@@ -254,6 +261,7 @@ def test_eq18_keeps_every_mode_where_learned_collapses_two():
     assert int(ob.n_modes(ob.F(dp.states.W[-1]))) == 4 and int(ob.n_modes(ob.F(learned.states.W[-1]))) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pred", [bd.DirectPred(eps=0.1, form="code"), bd.DirectCopy(eps=0.1)], ids=["code", "copy"])
 def test_scale_free_forms_collapse_in_the_l2_flow(pred):
     """The code form (10.2) and DirectCopy fix p_max = 1 + eps whatever the scale of F̂, so under Eq. 1's

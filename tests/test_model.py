@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_psd
 
 import byoldyn as bd
-from conftest import random_psd
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_data_rejects(rng):
     with pytest.raises(ValueError, match=r"n1 must be a positive integer, got 0"):
         bd.Data.isotropic(0, 0.1)
     with pytest.raises(ValueError, match=r"kappa is defined for isotropic data only"):
-        bd.Data(X, X).kappa
+        _ = bd.Data(X, X).kappa
 
 
 def test_data_isotropic_is_scalar():
@@ -91,6 +91,7 @@ def test_state_rejects():
         bd.State.random(jax.random.PRNGKey(0), 3, 3, scale=-1.0)
 
 
+@pytest.mark.slow
 def test_state_random_statistics():
     s = bd.State.random(jax.random.PRNGKey(1), 400, 300, scale=0.5)
     # entries ~ N(0, scale^2 / fan_in): the sample variance matches to a few percent

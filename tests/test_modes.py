@@ -12,7 +12,14 @@ import scipy.integrate  # noqa: E402
 import byoldyn as bd  # noqa: E402
 from byoldyn import theory as th  # noqa: E402
 from byoldyn.flows.modes import (  # noqa: E402
-    ModePST, ModeState, ParabolaState, cubic_field, mode_field, parabola_field, pst_field, solve_modes,
+    ModePST,
+    ModeState,
+    ParabolaState,
+    cubic_field,
+    mode_field,
+    parabola_field,
+    pst_field,
+    solve_modes,
 )
 
 KAPPA = 1.5  # sigma2 = 0.5
@@ -28,6 +35,7 @@ def _eqs_11_13_numpy(t, y, alpha_p, eta, beta, kappa):
     return np.concatenate([dp, ds, dtau])
 
 
+@pytest.mark.slow
 def test_scalar_equivalence_with_lemma1_and_scipy():
     """(p, s, τ) of Eqs. 11-13 = (w_p, w², w_a/w) of Lemma 1 with diagonal (decoupled) 4x4 matrices = scipy DOP853."""
     hp = bd.Hyper(alpha_p=1.3, eta=0.05, beta=0.7)
@@ -63,6 +71,7 @@ def _end(sol):
     return jax.tree.map(lambda a: np.asarray(a)[-1], sol.states)
 
 
+@pytest.mark.slow
 def test_fixed_points_equal_long_run_endpoints():
     """Closed-form fixed points (Eq. 16, section 7.3) = end points of long runs, to <= 1e-6, all forms."""
     hp = bd.Hyper(alpha_p=2.0, eta=0.1, beta=1.0)
@@ -149,6 +158,7 @@ def test_collapsing_mode_run_stays_finite():
     assert float(pst.t_final) < 300.0
 
 
+@pytest.mark.slow
 def test_solve_modes_vmap_and_float32():
     """`vmap` over hyperparameters equals separate solves; float32 inputs give float32 derivatives."""
     etas = jnp.array([0.0, 0.05, 0.12])

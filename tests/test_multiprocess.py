@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,8 +31,8 @@ import jax
 jax.config.update("jax_enable_x64", True)
 from byoldyn.launch import initialize_from_env
 assert initialize_from_env()
-import byoldyn.sweep
-S = sys.modules["byoldyn.sweep"]  # the module (byoldyn.sweep is also the function)
+import byoldyn.sweeps as S
+from byoldyn.sweeps import api, store  # the file writes (store) and the barriers (api) are spied on where they are called
 me = jax.process_index()
 log = open(os.path.join(os.environ["WROTE"], f"wrote-{me}.txt"), "w")
 def spy(f, name):
@@ -42,15 +41,15 @@ def spy(f, name):
         log.write(f"{name} {os.path.basename(str(path))}\n"); log.flush()
         return f(*a, **k)
     return g
-S.atomic_write = spy(S.atomic_write, "atomic")
-S.save_netcdf = spy(S.save_netcdf, "netcdf")
+store.atomic_write = spy(store.atomic_write, "atomic")
+store.save_netcdf = spy(store.save_netcdf, "netcdf")
 kill_id, kill_after = int(os.environ.get("KILL_ID", -1)), os.environ.get("KILL_AFTER")
-barrier = S._barrier
+barrier = api.barrier
 def b(name):
     barrier(name)
     if me == kill_id and name == f"chunk {kill_after}":
         os.kill(os.getpid(), signal.SIGKILL)
-S._barrier = b
+api.barrier = b
 grid = json.loads(sys.argv[2])
 try:
     ds = S.sweep("modes", **grid, out=sys.argv[1], progress=False)
@@ -93,6 +92,7 @@ def _writes(wrote, i):
     return (wrote / f"wrote-{i}.txt").read_text().split("\n")[:-1]
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_and_only_process_0_writes(tmp_path, reference):
     out = tmp_path / "mh.nc"
     r, _ = _launch(2, out, tmp_path / "w")
@@ -108,6 +108,7 @@ def test_two_processes_equal_one_and_only_process_0_writes(tmp_path, reference):
     assert not (tmp_path / "mh.parts").exists()
 
 
+@pytest.mark.slow
 def test_four_processes_cli_equal_one(tmp_path, reference):
     """`byoldyn sweep --processes 4`: one summary line, the file equal to the single-process sweep."""
     out = tmp_path / "c4.nc"
@@ -122,6 +123,7 @@ def test_four_processes_cli_equal_one(tmp_path, reference):
     assert _equal(out, reference)["processes"] == 4
 
 
+@pytest.mark.slow
 def test_sigkill_stops_the_job_in_one_line_and_the_rerun_resumes(tmp_path, reference):
     out = tmp_path / "k.nc"
     r, wall = _launch(2, out, tmp_path / "w1", KILL_ID=1, KILL_AFTER=1)
@@ -140,6 +142,7 @@ def test_sigkill_stops_the_job_in_one_line_and_the_rerun_resumes(tmp_path, refer
     assert (run["processes"], run["computed"]) == (2, 3)
 
 
+@pytest.mark.slow
 def test_without_the_launcher_a_dead_process_stops_the_others(tmp_path):
     """Bare `jax.distributed` processes (no launcher to stop them): the survivor exits non-zero within a bounded
     time (the heartbeat timeout), it does not hang."""
@@ -179,6 +182,7 @@ def _run_launch(*args, timeout=60):
                           timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_launcher_environment_and_first_failure():
     """Each child gets its id, the count and one coordinator; the first failure's status is returned, the
     sleeping sibling is stopped, and one line names the process."""
@@ -233,6 +237,7 @@ def test_free_ports_differ_and_env_is_validated(monkeypatch):
     assert initialize_from_env() is False
 
 
+@pytest.mark.slow
 def test_sweep_processes_flag_is_validated(tmp_path):
     r = subprocess.run(["byoldyn", "sweep", "--processes", "0", "--out", str(tmp_path / "x.nc")], capture_output=True,
                        text=True, timeout=60)

@@ -10,9 +10,9 @@ pytest.importorskip("flax")
 import jax
 import jax.numpy as jnp
 
-from byoldyn.nets.augment import (Augment, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation,
-                                  augment_batch, eval_transform, gaussian_blur, grayscale, hsv_to_rgb,
-                                  random_resized_crop_box, rgb_to_hsv)
+from byoldyn.nets.augment import (
+    Augment, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, augment_batch, eval_transform,
+    gaussian_blur, grayscale, hsv_to_rgb, random_resized_crop_box, rgb_to_hsv)
 
 KEY = lambda i: jax.random.key(i, impl="rbg")
 PLAIN = dataclasses.replace(Augment.cifar10(16), scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, p_jitter=0.0,
@@ -29,6 +29,7 @@ def img01():
     return jnp.asarray(np.random.default_rng(1).random((7, 5, 3)), jnp.float32)
 
 
+@pytest.mark.slow
 def test_batch_shape_dtype_and_keys(images):
     """The official CIFAR-10 pipeline: float32 views, a function of the key only."""
     f = jax.jit(augment_batch, static_argnums=2)
@@ -39,6 +40,7 @@ def test_batch_shape_dtype_and_keys(images):
     assert not np.allclose(a[0], a[1])
 
 
+@pytest.mark.slow
 def test_crop_flip_grayscale_and_normalization(images):
     """Whole-image crop, no jitter: each view is x, flip(x), gray(x) or gray(flip(x)), normalized."""
     aug = dataclasses.replace(PLAIN, flip=True, p_gray=0.5)
@@ -56,6 +58,7 @@ def test_crop_flip_grayscale_and_normalization(images):
     assert len(seen) >= 2
 
 
+@pytest.mark.slow
 def test_colour_adjustments_match_torchvision_formulas(img01):
     x = np.asarray(img01, np.float64)
     gray = x @ np.array([0.299, 0.587, 0.114])
@@ -72,6 +75,7 @@ def test_colour_adjustments_match_torchvision_formulas(img01):
     np.testing.assert_allclose(adjust_hue(img01, 0.25)[0, 0], colorsys.hsv_to_rgb((h + 0.25) % 1, s, v), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_crop_box_within_bounds_and_scale():
     boxes = jax.vmap(lambda k: jnp.stack(random_resized_crop_box(k, 32, 24)))(jax.random.split(KEY(0), 500))
     top, left, h, w = np.asarray(boxes).T
@@ -81,6 +85,7 @@ def test_crop_box_within_bounds_and_scale():
     assert np.all(h == np.round(h)) and np.all(w == np.round(w))
 
 
+@pytest.mark.slow
 def test_blur_keeps_constants_and_mass(img01):
     c = jnp.full((9, 9, 3), 0.5, jnp.float32)
     np.testing.assert_allclose(gaussian_blur(c, 1.0), c, atol=1e-6)

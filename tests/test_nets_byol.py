@@ -9,9 +9,9 @@ pytest.importorskip("flax")
 
 import jax
 import jax.numpy as jnp
+from _nets_tiny import TINY, tiny_dataset
 from flax import nnx
 
-from _nets_tiny import TINY, tiny_dataset
 from byoldyn.nets import Config, Projector, build, byol_loss, ema_update, pair_loss, symmetrize_predictor
 
 KEY = lambda i: jax.random.key(i, impl="rbg")
@@ -22,6 +22,7 @@ def batch():
     return jnp.asarray(tiny_dataset(8).images)
 
 
+@pytest.mark.slow
 def test_resnet18_step_loss_finite(batch):
     """The real ResNet-18 layout (2, 2, 2, 2) at width 1/16: one step, finite loss in [0, 8]."""
     m = build(dataclasses.replace(TINY, stage_sizes=(2, 2, 2, 2)))
@@ -32,6 +33,7 @@ def test_resnet18_step_loss_finite(batch):
     assert int(s.step) == 1 and 0 < float(met["z_std"]) < 1
 
 
+@pytest.mark.slow
 def test_step_ema_is_exact_and_online_moves(batch):
     m = build(TINY)
     s0 = m.init(KEY(0))
@@ -52,6 +54,7 @@ def test_step_ema_is_exact_and_online_moves(batch):
     np.testing.assert_array_equal(ema_update(a, b, 0.9)["w"], 0.9 * np.arange(3.0, dtype=np.float32) + np.float32(0.1))
 
 
+@pytest.mark.slow
 def test_stop_gradient_zero_target_gradient(batch):
     m = build(TINY)
     s = m.init(KEY(0))
@@ -73,6 +76,7 @@ def test_loss_formulas(rng):
     np.testing.assert_allclose(byol_loss(*map(jnp.asarray, (y1, y2, z1, z2))), ref, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_two_view_batchnorm_equals_two_sequential_passes(rng):
     """The vmapped pass over both views gives per-view batch statistics and the running statistics of
     two sequential forward passes (official code), up to rounding."""

@@ -72,6 +72,7 @@ def test_download_bad_checksum_exit_2(tmp_path, capsys):
     assert rc == 2 and "checksum mismatch for cifar-10-python.tar.gz" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_and_resume(folder, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", str(folder), "--epochs", "1", "--out", str(out), *TINY_FLAGS]) == 0
@@ -86,11 +87,12 @@ def test_train_and_resume(folder, tmp_path, capsys):
     assert (base / "eval.json").exists() and not (base / "log.nc").exists()
 
 
+@pytest.mark.slow
 def test_cli_module_imports_without_flax():
     code = ("import sys; sys.modules['flax'] = None\n"
             "import byoldyn.nets.cli as c, argparse\n"
-            "from byoldyn.cli import _Parser\n"
-            "p = _Parser(prog='byoldyn'); c.add_parsers(p.add_subparsers(parser_class=_Parser))\n"
+            "from byoldyn.cli.common import Parser\n"
+            "p = Parser(prog='byoldyn'); c.add_parsers(p.add_subparsers(parser_class=Parser))\n"
             "print(p.format_help())")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -179,6 +181,7 @@ def test_train_refuses_non_integer_cifar_labels(tmp_path, capsys):
                                  "in [0, 10), got 0.7 (float64)")
 
 
+@pytest.mark.slow
 def test_train_limit_other_data_corrupt_checkpoint_and_log(folder, tmp_path, capsys):
     from byoldyn.cli import main as byoldyn
 

@@ -3,8 +3,6 @@ untrained-network run, exports them, and refuses a damaged curve with one line (
 
 import json
 
-import pytest
-
 from byoldyn.figures.curves import fig_curves, load_curve
 from byoldyn.nets.cli import main
 

@@ -31,6 +31,7 @@ def _ref(F, eps, form):
     return (U * p) @ U.T
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["code", "paper"])
 @pytest.mark.parametrize("negative", [False, True])
 def test_directpred_matrix_formula(rng, form, negative):
@@ -41,6 +42,7 @@ def test_directpred_matrix_formula(rng, form, negative):
                            _ref(F, 0.1, "paper") / _ref(F, 0.1, "paper")[0, 0])
 
 
+@pytest.mark.slow
 def test_directcopy_matrix_formula(rng):
     F = _F(rng) * 2.5
     ref = F / np.linalg.eigvalsh(F).max() + 0.2 * np.eye(6)
@@ -56,10 +58,12 @@ def test_correlation_update(rng):
     np.testing.assert_allclose(update_correlation(jnp.asarray(F0), jnp.asarray(f), 0.3, True), f.T @ f / 10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_train_step_sets_predictor_from_F():
     import dataclasses
 
     from _nets_tiny import TINY, tiny_dataset
+
     from byoldyn.nets import build, predictor_matrix
 
     cfg = dataclasses.replace(TINY, predictor="directpred", eps=0.1)

@@ -29,6 +29,7 @@ def test_knn_matches_reference(rng):
                                       _knn_ref(tr, ytr, te, k, 0.1, 4))
 
 
+@pytest.mark.slow
 def test_knn_and_probe_separate_clusters(rng):
     centres = rng.standard_normal((3, 16)) * 4
     ytr, yte = rng.integers(0, 3, 240), rng.integers(0, 3, 60)
@@ -53,20 +54,21 @@ def test_pixel_features_are_the_normalized_test_transform():
     np.testing.assert_allclose(f.reshape(3, 8, 8, 3), np.broadcast_to(want, (3, 8, 8, 3)), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_untrained_baselines_batch_bn_and_protocol(tmp_path):
     """--epochs 0: eval-mode numbers (initial running stats, i.e. no normalization) plus raw pixels and
     batch-statistics BN, and the protocol, in eval.json; batch-BN features are the per-batch normalized ones."""
     import json
 
     import jax
-
     from _nets_tiny import TINY, tiny_dataset
+
     from byoldyn.nets import build
     from byoldyn.nets.evaluate import PROTOCOL, extract_features, pixel_features
     from byoldyn.nets.trainer import train
 
     tr, te = tiny_dataset(24, seed=0), tiny_dataset(12, seed=1)
-    r = train(TINY, tr, te, tmp_path / "b", epochs=0, progress=False, evaluate=("knn",))
+    train(TINY, tr, te, tmp_path / "b", epochs=0, progress=False, evaluate=("knn",))
     ev = json.loads((tmp_path / "b" / "eval.json").read_text())
     assert set(k for k in ev if k.endswith("_acc")) == {"knn_acc", "pixels_knn_acc", "batch_bn_knn_acc"}
     assert ev["protocol"] == PROTOCOL and "k = 200, T = 0.1" in PROTOCOL and ev["step"] == 0

@@ -18,9 +18,8 @@ import pytest
 
 pytest.importorskip("flax")
 
-from PIL import Image
-
 from _nets_tiny import tiny_dataset
+from PIL import Image
 
 FLAGS = ["--width", "0.0625", "--depth", "10", "--proj-hidden", "32", "--proj-dim", "16", "--batch-size", "8",
          "--no-progress", "--eval", "none", "--epochs", "4", "--log-every", "3", "--ckpt-every", "2"]
@@ -86,6 +85,7 @@ def _state(out, step):
         return c.restore(out / "checkpoints" / str(step) / "state")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Sharding info not provided")
 def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(folder, tmp_path):
     import jax

@@ -26,10 +26,11 @@ TRAIN, TEST = tiny_dataset(24, seed=0), tiny_dataset(12, seed=1)
 def _paper_tiny() -> Config:
     """The paper-cifar10 preset's config (ResNet-18, the official optimizer) at tiny width, in bfloat16,
     with warmup + cosine lr and BYOL's EMA schedule over 6 steps."""
-    from byoldyn.nets.cli import _apply_preset, _parser
+    from byoldyn.cli import parser
+    from byoldyn.cli.train import apply_preset
 
-    a = _parser().parse_args(["train", "--data", "D", "--preset", "paper-cifar10", "--width", "0.0625"])
-    _apply_preset(a)
+    a = parser().parse_args(["train", "--data", "D", "--preset", "paper-cifar10", "--width", "0.0625"])
+    apply_preset(a)
     return dataclasses.replace(TINY, width=a.width, stage_sizes=(2, 2, 2, 2) if a.depth == "18" else (1, 1, 1, 1),
                                lr=a.lr, momentum=a.momentum, wd=a.wd, ema=a.ema, predictor=a.predictor,
                                dtype="bfloat16", lr_schedule="cosine", warmup_steps=2, total_steps=6,
@@ -77,6 +78,7 @@ def test_old_config_dicts_still_load():
     assert Config.from_dict(d) == TINY  # checkpoints written before these options resume unchanged
 
 
+@pytest.mark.slow
 def test_step_uses_scheduled_lr_and_ema():
     cfg = PAPER  # shares its compiled step with the full-scale test below
     m = build(cfg)
@@ -98,17 +100,18 @@ def test_step_uses_scheduled_lr_and_ema():
 
 
 def test_cli_preset_fills_defaults_and_explicit_flags_win():
-    from byoldyn.nets.cli import _apply_preset, _parser, _recipe
+    from byoldyn.cli import parser
+    from byoldyn.cli.train import apply_preset, recipe
 
-    a = _parser().parse_args(["train", "--data", "D", "--preset", "paper-cifar10", "--width", "0.0625",
+    a = parser().parse_args(["train", "--data", "D", "--preset", "paper-cifar10", "--width", "0.0625",
                               "--lr-schedule", "cosine", "--warmup-steps", "3"])
-    _apply_preset(a)
+    apply_preset(a)
     assert (a.width, a.depth, a.epochs, a.lr, a.batch_size, a.ema) == (0.0625, "18", 100, 0.03, 128, 0.996)
-    cfg = _recipe(a, TINY, 1000)  # schedules over the whole run: 100 epochs of 1000 // 8 steps
+    cfg = recipe(a, TINY, 1000)  # schedules over the whole run: 100 epochs of 1000 // 8 steps
     assert (cfg.lr_schedule, cfg.warmup_steps, cfg.total_steps, cfg.dtype) == ("cosine", 3, 100 * 125, "float32")
-    b = _parser().parse_args(["train", "--data", "D"])
-    _apply_preset(b)
-    assert _recipe(b, TINY, 1000) == TINY  # the official recipe: no schedule fields set
+    b = parser().parse_args(["train", "--data", "D"])
+    apply_preset(b)
+    assert recipe(b, TINY, 1000) == TINY  # the official recipe: no schedule fields set
     assert PRESETS["official"] == {}
 
 
@@ -120,6 +123,7 @@ def test_append_curve_drops_points_of_an_interrupted_run(tmp_path):
     assert json.loads(p.read_text())[-1] == {"step": 5, "knn_acc": 0.5}
 
 
+@pytest.mark.slow
 def test_full_scale_preset_path_tiny_resumes_exactly(tmp_path):
     cfg = PAPER
     full = train(cfg, TRAIN, TEST, tmp_path / "full", epochs=2, log_every=2, progress=False, evaluate=())
@@ -134,6 +138,7 @@ def test_full_scale_preset_path_tiny_resumes_exactly(tmp_path):
     assert {np.asarray(x).dtype.name for x in jax.tree.leaves(full.state.online)} == {"float32"}
 
 
+@pytest.mark.slow
 def test_learning_curve_points_resume_with_the_run(tmp_path):
     kw = dict(epochs=2, log_every=2, progress=False, evaluate=(), eval_every=3)
     train(TINY, TRAIN, TEST, tmp_path / "full", **kw)

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("flax")
 
 import jax
-
 from _nets_tiny import TINY, tiny_dataset
+
 from byoldyn.nets import Diverged, build, train
 from byoldyn.nets.checkpoint import Checkpoints
 from byoldyn.observables import REGISTRY
@@ -46,6 +46,7 @@ def _logs_identical(a, b):
     return x
 
 
+@pytest.mark.slow
 def test_resume_reproduces_uninterrupted_run(tmp_path):
     full = train(TINY, TRAIN, TEST, tmp_path / "full", epochs=2, log_every=2, progress=False)
     part = train(TINY, TRAIN, TEST, tmp_path / "part", epochs=1, log_every=2, progress=False, evaluate=())
@@ -94,6 +95,7 @@ def _crash_before(monkeypatch, step):
 KW = dict(epochs=3, log_every=4, ckpt_every=3, progress=False, evaluate=())  # records 4, 8, 9; checkpoints 3, 6, 9
 
 
+@pytest.mark.slow
 def test_resume_between_records_logs_as_uninterrupted(tmp_path, monkeypatch):
     full = train(TINY, TRAIN, None, tmp_path / "full", **KW)
     _crash_before(monkeypatch, 5)  # after the record at 4, the newest checkpoint is at 3
@@ -113,6 +115,7 @@ def _corrupt_state(step_dir):
         f.write_bytes(b"\0" * f.stat().st_size)
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_data_and_falls_back_past_a_corrupt_checkpoint(tmp_path, capsys):
     full = train(TINY, TRAIN, None, tmp_path / "full", **KW)
     run = tmp_path / "run"
@@ -148,6 +151,7 @@ def test_resume_refuses_other_data_and_falls_back_past_a_corrupt_checkpoint(tmp_
     assert Checkpoints(ck).steps() == [9, 6]
 
 
+@pytest.mark.slow
 def test_resume_with_a_damaged_log(tmp_path):
     run = tmp_path / "run"
     train(TINY, TRAIN, None, run, **dict(KW, epochs=2))  # records 4, 6 (end); checkpoints 3, 6

@@ -24,6 +24,7 @@ def test_notebooks_exist():
     assert NOTEBOOKS, "no notebooks found in notebooks/"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_small(path, monkeypatch):
     monkeypatch.setenv("BYOLDYN_NOTEBOOK_SIZE", "small")  # inherited by the kernel process

@@ -3,10 +3,10 @@
 import jax
 import numpy as np
 import pytest
+from conftest import random_psd
 
 import byoldyn as bd
 from byoldyn import observables as ob
-from conftest import random_psd
 
 
 def _orthogonal(rng, n):
@@ -59,6 +59,7 @@ def test_asymmetry_spectra_tau(rng):
     assert float(ob.tau_hat(np.zeros((3, 5)), W)) == 0.0  # collapse: defined as 0, never NaN
 
 
+@pytest.mark.slow
 def test_collapse_indicators():
     F_ = np.diag([3.0, 2.0, 1e-5, 0.0])
     assert int(ob.n_modes(F_)) == 2 and int(ob.n_modes(F_, threshold=1e-6)) == 3
@@ -81,6 +82,7 @@ def test_theorem1_residual_definition(rng):
     assert float(ob.theorem1_residual(s, h, 1.0, C, relative=True)) == pytest.approx(r / np.linalg.norm(W @ W.T))
 
 
+@pytest.mark.slow
 def test_observables_broadcast_over_batch_axes(rng):
     Ws = rng.standard_normal((7, 2, 3, 4))
     Wps = rng.standard_normal((7, 2, 3, 3))
@@ -93,6 +95,7 @@ def test_observables_broadcast_over_batch_axes(rng):
     assert ob.effective_rank(F_).shape == (7, 2)
 
 
+@pytest.mark.slow
 def test_standard_observer_along_simulation():
     data = bd.Data.isotropic(4, 0.2)
     s0 = bd.State.random(jax.random.PRNGKey(0), 4, 4, scale=0.5)

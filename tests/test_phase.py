@@ -14,6 +14,7 @@ def _decay(y, rate):
     return -rate * y
 
 
+@pytest.mark.slow
 def test_rk4_matches_closed_form():
     y0 = jnp.linspace(-1.0, 1.0, 7)
     y1 = phase.rk4(_decay, y0, 3.0, args=(jnp.asarray(0.7),), dt=0.01)
@@ -39,6 +40,7 @@ def test_basin_boundary_on_parabola_is_p_minus(eta):
     np.testing.assert_allclose(np.asarray(yf.p)[~col], pp, atol=1e-8)  # survivors reach p*_+
 
 
+@pytest.mark.slow
 def test_basin_map_grid_above_eta_c_all_collapse():
     tau, kappa = 1.0, 1.5
     eta = 1.05 * float(theory.eta_c(tau, kappa))

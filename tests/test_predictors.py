@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_psd
 
 import byoldyn as bd
 import byoldyn.predictors as P
-from conftest import random_psd
 
 
 def _F(rng, d=6, negative=False, scale=3.7):
@@ -118,6 +118,7 @@ def test_code_form_is_paper_form_up_to_scale_at_eps_0(rng):
     assert np.max(np.abs(c / c[0, 0] - p / p[0, 0])) > 1e-3
 
 
+@pytest.mark.slow
 def test_batched_matrix(rng):
     Fs = np.stack([_F(rng), _F(rng, scale=0.4)])
     for pred in (P.DirectPred(form="paper"), P.DirectPred(), P.DirectCopy()):

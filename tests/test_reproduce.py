@@ -4,12 +4,14 @@ The figures of the sampled networks are left out here: their claims are asserted
 tests/test_sampled.py, and compiling their many configurations takes over a minute.
 """
 
+import pytest
 from byoldyn.cli import main
 from byoldyn.figures import FIGURES, reproduce
 
 THEORY = [name for name in FIGURES if not name.startswith("sampled_")]
 
 
+@pytest.mark.slow
 def test_reproduce_small_all_checks_agree(tmp_path):
     checks = reproduce(tmp_path, size="small", only=THEORY, report=True, progress=False)
     assert len(checks) >= 25 and not checks.failed, checks.failed
@@ -74,6 +76,7 @@ def _failing(name):
     return [i for i, c in enumerate(rows) if not c.passed]
 
 
+@pytest.mark.slow
 def test_breaking_a_mechanism_fails_exactly_its_rows(monkeypatch):
     """Three breaks, each failing exactly the rows whose mechanism it removes (and nothing else there)."""
     import jax.numpy as jnp
@@ -98,6 +101,7 @@ def test_breaking_a_mechanism_fails_exactly_its_rows(monkeypatch):
         assert _failing("fig10_appendix_d") == [1]
 
 
+@pytest.mark.slow
 def test_sampled_verdicts_agree_for_disjoint_seed_sets():
     """The stochastic rows (sampled level, decided on a Z-SE interval) give the same verdict, claim and
     control, for the seeds drawn from seed 0 and the disjoint set drawn from seed 1000 (small size).

@@ -8,7 +8,8 @@ import pytest
 
 import byoldyn as bd
 from byoldyn import sampled as sp
-from byoldyn.cli import _Parser, _UsageError
+from byoldyn.cli.common import Parser
+from byoldyn.errors import UsageError
 from byoldyn.sampled.train import _cosine_loss, init_train_state, sgd_step
 
 from conftest import random_psd
@@ -19,6 +20,7 @@ def _state(n1=5, n2=4, seed=1):
     return bd.State(s.W, s.Wp, 0.3 * s.W)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("predictor", ["learned", "identity"])
 @pytest.mark.parametrize("ema", [True, False])
 @pytest.mark.parametrize("iso", [True, False])
@@ -36,6 +38,7 @@ def test_exact_step_is_euler_step_bitwise(predictor, ema, iso, rng):
         np.testing.assert_array_equal(getattr(run.states, k)[1], getattr(sol.states, k)[1])
 
 
+@pytest.mark.slow
 def test_symmetric_and_momentum_steps():
     s0, src = _state(), sp.Source.isotropic(5, 0.4)
     hyper, _ = sp.to_flow(sp.SGD(lr=0.05, wd=0.02, gamma_a=0.97))
@@ -56,6 +59,7 @@ def test_symmetric_and_momentum_steps():
     np.testing.assert_allclose(ts2.W, s0.W + 0.05 * d0.W + 0.05 * (0.9 * d0.W + d1.W), rtol=1e-13)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("views", ["one", "symmetric"])
 def test_euclidean_direction_is_autodiff_of_sampled_loss(views):
     n1, n2, B = 5, 4, 32
@@ -101,6 +105,7 @@ def test_directpred_formulas(rng):
     np.testing.assert_allclose(sp.directcopy_predictor(F, 0.1), np.asarray(F) / s.max() + 0.1 * np.eye(6), rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["boost_scale", "paper"])
 def test_fhat_ema_and_predictor_in_training(form):
     n, rho, eps = 5, 0.3, 0.1
@@ -132,6 +137,7 @@ def test_dictionary_roundtrip():
     np.testing.assert_allclose(sp.flow_time(100, sgd), 30.0, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_scramble_moments_match_samples():
     n = 4
     U = np.eye(n)[:, :2]
@@ -144,6 +150,7 @@ def test_scramble_moments_match_samples():
     np.testing.assert_allclose(data.Xp, 3.0 * np.diag([1, 1, 0, 0]), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_sgd_converges_to_ode():
     """Distance of the sampled spectrum to the ODE falls as lr -> 0 and the batch grows."""
     n, T = 8, 20.0
@@ -188,16 +195,17 @@ def test_bad_inputs():
 
 def _cli(argv):
     from byoldyn.sampled_cli import add_parsers
-    p = _Parser(prog="byoldyn")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = Parser(prog="byoldyn")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_parsers(sub)
     try:
         a = p.parse_args(argv)
         return a.func(a)
-    except (_UsageError, ValueError):
+    except (UsageError, ValueError):
         return 2
 
 
+@pytest.mark.slow
 def test_cli(tmp_path):
     import xarray as xr
     assert _cli(["train-linear", "--momentum", "1.0"]) == 2
@@ -213,6 +221,7 @@ def test_cli(tmp_path):
     assert out.with_suffix(".png").exists()
 
 
+@pytest.mark.slow
 def test_collapse_claims():
     """Table 3 pattern, alpha_p rescue (Fig. 6) and DirectPred in the sampled linear model (cosine loss)."""
     from byoldyn.figures.sampled import _SCALE, _SIGMA2, _WP_SCALE, _runs, _sgd
@@ -223,7 +232,7 @@ def test_collapse_claims():
         setup = sp.Setup(loss=loss, views="symmetric", predictor=pred, ema=ema)
         o, _, st = _runs(setup, _sgd(alpha_p=alpha_p), src, n, seeds, steps, steps, _SCALE, _WP_SCALE)
         assert np.all(st == 0)
-        return float(o["modes"][:, -1].mean()), None
+        return float(o["n_modes"][:, -1].mean()), None
 
     sym_ema, sym_no, sym_no_ap, dp = modes("symmetric", True), modes("symmetric", False), \
         modes("symmetric", False, 10.0), modes("directpred", True)
@@ -233,6 +242,7 @@ def test_collapse_claims():
     assert dp[0] >= sym_ema[0] and dp[0] >= 0.8 * n   # DirectPred keeps the modes
 
 
+@pytest.mark.slow
 def test_diverging_training_is_marked_consistently():
     """Issue 15 item 2 (library side): `train-linear --lr 50` diverges; the Run says at which step, keeps the
     last good state, holds data up to that step and NaN after it (never inf)."""

@@ -1,4 +1,4 @@
-"""`byoldyn.sweep`: labels, sharding, kill-and-resume, failures, the eta_c boundary, the sweep CLI."""
+"""`byoldyn.sweeps` (`bd.sweep`): labels, sharding, kill-and-resume, failures, the eta_c boundary, the sweep CLI."""
 
 import json
 import os
@@ -16,7 +16,7 @@ import xarray as xr
 
 import byoldyn as bd
 from byoldyn import theory
-from byoldyn.sweep import parts_dir, summary, sweep
+from byoldyn.sweeps import parts_dir, summary, sweep
 from byoldyn.sweep_cli import main as cli_main, parse_range
 
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
@@ -29,6 +29,7 @@ def _data(ds):
     return ds
 
 
+@pytest.mark.slow
 def test_labels_roundtrip_and_matrix_euler_equals_simulate(tmp_path):
     """The saved file round-trips with its labels; Euler at the matrix level is simulate(dt) member by member."""
     out = tmp_path / "s.nc"
@@ -53,6 +54,7 @@ def test_labels_roundtrip_and_matrix_euler_equals_simulate(tmp_path):
     np.testing.assert_allclose(m.s.values, np.asarray(sol.observed["s"]), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_modes_sweep_reproduces_eta_c_and_matches_mode_field():
     """THEORY.md 7.4: complete collapse exactly for eta > eta_c = tau²/(4 kappa) (tau -> 1), over alpha_p x eta."""
     sigma2 = 0.5
@@ -73,6 +75,7 @@ def test_modes_sweep_reproduces_eta_c_and_matches_mode_field():
     np.testing.assert_allclose(float(m.tau_hat), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_failing_member_is_marked_and_others_complete():
     """A huge alpha_p diverges in fixed-step mode: status 'diverged', NaN observables, the rest unaffected."""
     kw = dict(eta=0.05, sigma2=0.5, n1=3, seeds=2, t1=20.0, dt=0.1, progress=False)
@@ -87,6 +90,7 @@ def test_failing_member_is_marked_and_others_complete():
     np.testing.assert_allclose(ok.norm_W.values, ds.norm_W.values[[0, 2]], rtol=1e-13)
 
 
+@pytest.mark.slow
 def test_widths_points_and_bad_input():
     """Widths run one after another (modes padded with NaN); explicit points; ValueErrors name the parameter."""
     ds = sweep("symmetric", n1=[2, 3], eta=0.01, seeds=2, t1=5.0, dt=0.1, predictor="symmetric", progress=False)
@@ -110,6 +114,7 @@ def test_widths_points_and_bad_input():
         sweep("ode")
 
 
+@pytest.mark.slow
 def test_seeds_are_32_bit_and_never_wrap():
     """Issue 15 item 6: seeds [0, 2**32] gave identical members (the seed wrapped); seeds are refused outside
     [0, 2**32), and every seed up to 2**32 - 1 starts from State.random(PRNGKey(seed)) exactly."""
@@ -134,7 +139,7 @@ def test_seeds_are_32_bit_and_never_wrap():
 def test_work_bound_is_checked_from_the_sizes(monkeypatch):
     """Issue 15 item 4: what cannot fit is refused before the member table or any state exists, naming the
     parameter, the estimate and the limit (`BYOLDYN_MEMORY_LIMIT` overrides the default fraction of memory)."""
-    from byoldyn.sweep import MEMORY_FRACTION, memory_limit
+    from byoldyn.sweeps import MEMORY_FRACTION, memory_limit
 
     monkeypatch.delenv("BYOLDYN_MEMORY_LIMIT", raising=False)
     limit, source = memory_limit()
@@ -156,7 +161,7 @@ def test_work_bound_is_checked_from_the_sizes(monkeypatch):
 _KILL_SCRIPT = """
 import sys, jax
 jax.config.update("jax_enable_x64", True)
-from byoldyn.sweep import sweep
+from byoldyn.sweeps import sweep
 sweep("matrix", alpha_p=[0.5, 2.0], eta=[0.0, 0.02, 0.05, 0.1], n1=4, seeds=4, sigma2=0.5, t1=100.0, dt=0.01,
       chunk=4, out=sys.argv[1], keep_parts=True, progress=False)
 """
@@ -164,6 +169,7 @@ _KILL_ARGS = dict(alpha_p=[0.5, 2.0], eta=[0.0, 0.02, 0.05, 0.1], n1=4, seeds=4,
                   chunk=4, keep_parts=True, progress=False)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(tmp_path):
     """SIGKILL mid-sweep; the rerun reuses every finished chunk (counted, files untouched) and equals a clean run."""
     out = tmp_path / "k.nc"
@@ -197,12 +203,13 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     xr.testing.assert_identical(_data(again), _data(clean))
 
 
+@pytest.mark.slow
 def test_sharded_over_four_cpu_devices_equals_one_device():
     """The member axis sharded over 4 forced CPU devices gives bit-identical results to one device."""
     code = textwrap.dedent("""
         import jax, numpy as np
         jax.config.update("jax_enable_x64", True)
-        from byoldyn.sweep import sweep
+        from byoldyn.sweeps import sweep
         assert jax.device_count() == 4
         diffs = []
         for level, kw in (("matrix", dict(method="rk4", n_save=3)), ("modes", dict(method="rk4"))):
@@ -250,6 +257,7 @@ def test_cli_bad_ranges_exit_2(argv, match, capsys, tmp_path, monkeypatch):
     assert match in err and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.slow
 def test_cli_sweep_resume_and_plot(tmp_path, capsys):
     out = tmp_path / "c.nc"
     argv = ["sweep", "--alpha-p", "log:0.5:2:3", "--eta", "0:0.3:4", "--seeds", "2", "--sigma2", "0.5", "--n1", "3",
@@ -266,3 +274,24 @@ def test_cli_sweep_resume_and_plot(tmp_path, capsys):
     assert (tmp_path / "c.png").stat().st_size > 20_000
     assert cli_main(["plot", str(out), "--var", "s"]) == 2
     assert "per mode" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_directpred_sweeps_at_the_matrix_level_only():
+    """Issue 14: DirectPred / DirectCopy are swept at the matrix level (Wp = g(F̂), THEORY.md 10.2), where the
+    fixed-step RK4 program agrees with the adaptive per-member solves (RK4's O(dt⁴) error at dt = 0.02 over
+    t1 = 4: < 1e-6 relative, against rtol 1e-10) and differs from the learned Wp (control); the mode and
+    symmetric levels, which have no F̂-derived Wp, refuse them instead of silently running the learned field."""
+    kw = dict(alpha_p=1.0, eta=[0.0, 0.05], seeds=2, n1=4, sigma2=0.5, t1=4.0, progress=False)
+    for name in ("directpred", "directcopy"):
+        rk4 = sweep("matrix", predictor=name, dt=0.02, **kw)
+        ada = sweep("matrix", predictor=name, method="adaptive", dt=None, rtol=1e-10, atol=1e-12, **kw)
+        assert (rk4.status.values == bd.SUCCEEDED).all() and json.loads(rk4.attrs["config"])["predictor"] == name
+        np.testing.assert_allclose(rk4.s.values, ada.s.values, rtol=1e-6, atol=1e-9)
+        learned = sweep("matrix", dt=0.02, **kw)
+        assert np.max(np.abs(learned.s.values - rk4.s.values)) > 1e-3, name
+    for level in ("modes", "symmetric"):
+        with pytest.raises(ValueError, match=f"swept at the matrix level only .*the {level} level"):
+            sweep(level, alpha_p=1.0, eta=0.0, seeds=1, t1=1.0, predictor="directpred", progress=False)
+    with pytest.raises(ValueError, match="must be a name of byoldyn.predictors.PREDICTORS"):
+        sweep("matrix", alpha_p=1.0, seeds=1, t1=1.0, predictor=bd.DirectPred(), progress=False)

@@ -10,7 +10,7 @@ import xarray as xr
 
 from byoldyn.cli import main
 from byoldyn.io import save_netcdf
-from byoldyn.sweep import parts_dir
+from byoldyn.sweeps import parts_dir
 
 TINY = ["--n1", "2", "--t1", "1", "--dt", "0.5", "--x64", "--no-progress"]
 
@@ -81,6 +81,7 @@ def test_widths_that_cannot_fit_are_refused_before_xla(capsys, tmp_path, monkeyp
                            "needs about 2.96 TB, above the memory limit 64 GB (BYOLDYN_MEMORY_LIMIT)"), line
 
 
+@pytest.mark.slow
 def test_the_grid_and_the_chunk_are_bounded(capsys, tmp_path, monkeypatch):
     """The whole grid's results and one chunk's states are estimated against the limit, naming the flags."""
     monkeypatch.setenv("BYOLDYN_MEMORY_LIMIT", "1e8")

@@ -1,18 +1,13 @@
 """The reduced (Wp, F) flows: Eq. 7 (symmetrized) and Eq. 62 (non-symmetrized) against Lemma 1; Theorem 3."""
 
-import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import byoldyn as bd  # noqa: E402
-from byoldyn import observables as ob  # noqa: E402
-from byoldyn import theory as th  # noqa: E402
-from byoldyn.flows.modes import ModePST, pst_field, solve_modes  # noqa: E402
-from byoldyn.flows.symmetric import SymState, reduced_field, symmetric_field  # noqa: E402
+import byoldyn as bd
+from byoldyn import observables as ob, theory as th
+from byoldyn.flows.modes import ModePST, pst_field, solve_modes
+from byoldyn.flows.symmetric import SymState, reduced_field, symmetric_field
 
 SIGMA2 = 0.5
 KAPPA = 1.0 + SIGMA2
@@ -48,6 +43,7 @@ def test_field_equals_lemma1_with_proportional_ema(rng, predictor):
     assert np.max(np.abs(dF)) > 0.1
 
 
+@pytest.mark.slow
 def test_trajectory_equals_simsiam_lemma1(rng):
     """SimSiam (Wa = W, τ ≡ 1), symmetric predictor: Lemma 1 runs give F = W Wᵀ and Wp equal to Eq. 7 runs."""
     W, Wp = _random(rng, n1=4, n2=4, scale=0.6)
@@ -68,6 +64,7 @@ def test_trajectory_equals_simsiam_lemma1(rng):
     assert float(ob.commutator(F_lem[0], Wp)) > 0.1  # starts far from aligned (Theorem 3 aligns it)
 
 
+@pytest.mark.slow
 def test_evolving_tau_equals_byol_lemma1_single_output():
     """n2 = 1, Wa(0) = 0: Assumption 1 holds exactly in Lemma 1, and the evolving-τ Eq. 7 flow reproduces (F, Wp, τ̂)."""
     rng = np.random.default_rng(3)

@@ -126,6 +126,7 @@ def _commuting(rng, n1):
     return Q @ np.diag(lam_s) @ Q.T, Q @ np.diag(lam_d) @ Q.T, lam_d / lam_s
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ema", [True, False], ids=["byol", "simsiam"])
 def test_appendix_d_fixed_points_zero_lemma1_field(ema):
     """Random commuting non-isotropic Σ^s, Σ^d: the Eq. 103 fixed points zero the Lemma 1 field at η = 0."""

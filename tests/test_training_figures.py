@@ -66,6 +66,7 @@ def test_describe_and_table(tmp_path):
     assert table[3].split("|")[4].strip() == "–"   # no eval.json
 
 
+@pytest.mark.slow
 def test_compare_cli(tmp_path, capsys):
     for n in ("lin", "none", "init"):
         (tmp_path / n).mkdir()
@@ -91,6 +92,7 @@ def test_compare_bad_log_exit_2(tmp_path, capsys, make):
     assert len(err.splitlines()) == 1 and "log.nc" in err
 
 
+@pytest.mark.slow
 def test_compare_export_slim(tmp_path, capsys):
     run = tmp_path / "lin"
     run.mkdir()

@@ -12,8 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import byoldyn as bd
 
@@ -189,6 +188,7 @@ def test_state_random_refuses_bad_arguments(case):
     _raises_naming(name, lambda key, n1, n2, **o: bd.State.random(key, n1, n2, **o), **kw)
 
 
+@pytest.mark.slow
 @RUNS
 @given(st.integers(1, 3), st.integers(1, 3), st.floats(0.0, 3.0), st.sampled_from(["zero", "copy"]))
 def test_state_random_accepts_good_arguments(n1, n2, scale, target):
@@ -263,6 +263,7 @@ def test_simulate_refuses_bad_options(case):
 @RUNS
 @given(positive.filter(lambda a: a < 5), st.floats(0.0, 0.1), st.floats(0.0, 2.0), st.floats(0.05, 1.0),
        st.sampled_from([None, 0.05, 0.1]), st.integers(0, 2**31))
+@pytest.mark.slow
 def test_simulate_runs_good_options(alpha_p, eta, beta, t1, dt, seed):
     s0 = bd.State.random(jax.random.PRNGKey(seed), 2, 2, scale=0.5)
     hp = bd.Hyper(alpha_p=alpha_p, eta=eta, beta=beta)

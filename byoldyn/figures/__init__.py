@@ -17,15 +17,16 @@ import matplotlib.pyplot as plt
 from ..io import atomic_write, save_figure
 from .common import Check, Finding
 from .matrix import fig7_assumption1, fig_theorem2, fig_theorem3_full
-from .modes import fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d, fig_alpha_p
+from .modes import fig3_directpred, fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d, fig_alpha_p
 from .reduced import fig8_antisymmetric, fig9_commutator
-from .sweeps import fig_sweep
 from .sampled import fig_sampled_alpha_p, fig_sampled_directpred, fig_sampled_ode, fig_sampled_table3
+from .sweeps import fig_sweep
 
 __all__ = ["Check", "Finding", "FIGURES", "Results", "headline", "reproduce"]
 
 FIGURES = {
     "fig3_phase_portraits": fig3_phase_portraits,
+    "fig3_directpred": fig3_directpred,
     "fig4_cubic": fig4_cubic,
     "fig5_decoupled": fig5_decoupled,
     "obs_alpha_p": fig_alpha_p,

@@ -11,29 +11,29 @@ The last three run the Euclidean loss (Eq. 1) and the cosine loss (as real BYOL)
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import observables as ob
 from ..model import State
 from ..sampled import SGD, Setup, Source, compare, train
-from .common import Z, Check, Finding, diff_ci, fmt_ms, mean_se, note
+from .common import Check, Finding, Z, diff_ci, fmt_ms, mean_se, note
 
 __all__ = ["fig_sampled_ode", "fig_sampled_table3", "fig_sampled_alpha_p", "fig_sampled_directpred"]
 
-# A mode survives if s_j > REL * max_j s_j (scale free, so it serves the cosine loss too). Surviving modes
+# Here a mode survives if s_j > REL * max_j s_j, an explicit threshold in place of observables.SURVIVAL
+# (scale free, so it serves the cosine loss too; these short SGD runs leave dying modes only a few decades
+# down at the horizon). Surviving modes
 # settle at s_j ~ p*_+² of the same order as the top one, collapsing ones decay exponentially (Eq. 12 at
 # rate >= 2η): two decades below the top separate the two groups.
 REL = 1e-2
 
 
+_OBSERVED = ("n_modes", "norm_W", "alignment_weighted", "s")  # names of observables.REGISTRY
+
+
 def _obs(t, s: State):
-    F_ = ob.F(s.W)
-    sj, cos = ob.eigen_alignment(F_, s.Wp)
-    w = jnp.clip(sj, 0.0, None)
-    return {"modes": jnp.sum(sj > REL * sj[0]).astype(F_.dtype), "norm_W": ob.norm_W(s.W),
-            "align": jnp.sum(w * cos) / jnp.maximum(jnp.sum(w), 1e-300), "s": sj}
+    return ob.measure(_OBSERVED, ob.Inputs(W=s.W, Wp=s.Wp, threshold=REL, relative=True))
 
 
 def _runs(setup, sgd, source, n, seeds, steps, save_every, scale, wp_scale, target="copy", seed=0):
@@ -184,7 +184,7 @@ def _claim_runs(size, configs, seed=0):
 
 def _final(res, key):
     """Per-seed surviving modes at the end of the run."""
-    return res[key][0]["modes"][:, -1]
+    return res[key][0]["n_modes"][:, -1]
 
 
 def _note(n, seeds, steps, extra=""):
@@ -198,7 +198,7 @@ def _note(n, seeds, steps, extra=""):
 def _plot_modes(ax, res, labels, title):
     for lab in labels:
         o, ts = res[lab]
-        m = o["modes"].mean(0)
+        m = o["n_modes"].mean(0)
         ax.plot(ts, m, label=f"{lab}: {m[-1]:.1f}")
     ax.set(title=title, xlabel="flow time t", ylabel="surviving modes (mean over seeds)")
     ax.legend(fontsize=7)
@@ -299,7 +299,7 @@ def fig_sampled_directpred(size: str = "full", seed: int = 0):
         _plot_modes(ax[0, col], {k: res[v] for k, v in labs.items()}, list(labs), f"{loss} loss, EMA")
         for k, v in labs.items():
             o, ts = res[v]
-            ax[1, col].plot(ts, o["align"].mean(0), label=k)
+            ax[1, col].plot(ts, o["alignment_weighted"].mean(0), label=k)
         ax[1, col].set(title=f"{loss}: s-weighted alignment of Wp with F", xlabel="flow time t", ylim=(-1.05, 1.05))
         ax[1, col].legend(fontsize=7)
         checks.append(_more(f"DirectPred ({loss} loss, sampled linear model): surviving modes vs the SGD predictor",
@@ -307,7 +307,7 @@ def fig_sampled_directpred(size: str = "full", seed: int = 0):
                             ("DirectPred", "SGD predictor"), n, "no collapse: more modes"))
         # Theorem 3 at level 3: the learned Wp's eigenvectors align with F's during training (DirectPred's
         # alignment holds by construction, so it tests nothing). Control: dynamics off (t = 0 against t = 0).
-        al = res[cfgs[(loss, "learned")][0]][0]["align"]
+        al = res[cfgs[(loss, "learned")][0]][0]["alignment_weighted"]
         d = diff_ci(al[:, -1], al[:, 0])
         d0 = diff_ci(al[:, 0], al[:, 0])
         checks.append(Check(f"Theorem 3 ({loss} loss, sampled linear model): s-weighted alignment of the SGD predictor "
@@ -332,7 +332,7 @@ def fig_sampled_directpred(size: str = "full", seed: int = 0):
                           "with max s_j < 1 the printed form boosts the weak modes sqrt(max s_j) times less, yet the "
                           "linear model keeps (nearly) every mode either way: the DirectPred predictor alone "
                           "prevents the collapse here, so the ε boost is not what matters"))
-    ax[0, 1].plot(*(lambda o, ts: (ts, o["modes"].mean(0)))(*res[forms[("paper", 0.1)][0]]), "--",
+    ax[0, 1].plot(*(lambda o, ts: (ts, o["n_modes"].mean(0)))(*res[forms[("paper", 0.1)][0]]), "--",
                   label="DirectPred, Eq. 18 as printed")
     ax[0, 1].legend(fontsize=7)
     fig.suptitle("DirectPred in sampled linear BYOL: Wp set from F̂ keeps the modes; the learned Wp aligns with F")

@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from ..sweep import sweep
-from .common import Z, Check, diff_ci, fmt_ms, note
+from ..sweeps import sweep
+from .common import Check, Z, diff_ci, fmt_ms, note
 
 __all__ = ["plot_sweep", "plot_lines", "default_axes", "eta_c_of", "fig_sweep"]
 

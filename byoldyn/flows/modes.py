@@ -8,6 +8,8 @@ axis: fields take arrays of any common shape, and `solve_modes` integrates them 
 - `pst_field`: Eqs. 11-13 literally, in (p, s, τ); with `evolve_tau=False` the 2-D (p, s) plane of Fig. 3.
 - `cubic_field`: the 1-D flow of p on the invariant parabola at fixed τ (Eq. 16).
 - `parabola_field`: the 2-D flow on the parabola with τ from Eq. 15, in (p, q = τ p).
+- `directpred_field`, `directpred_s_field`, `solve_directpred`: DirectPred / DirectCopy, p_j = g(s_j, max s)
+  slaved to the spectrum instead of Eq. 11 (docs/directpred_modes.md; THEORY.md section 10).
 """
 
 from __future__ import annotations
@@ -19,15 +21,22 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..model import Hyper
 from ..solution import Solution, check_times, check_tolerances
 from ..stepper import adaptive_solve
-from ..model import Hyper, _check_finite, _check_sign
+from ..validate import check_finite, check_sign
 from .symmetric import kappa_of
 
 __all__ = [
     "ModeState", "ModePST", "ParabolaState",
     "mode_field", "pst_field", "cubic_field", "parabola_field", "solve_modes",
+    "DirectModeState", "SqrtEps", "directpred_field", "directpred_s_field", "solve_directpred",
 ]
+
+
+# s = w², τ = w_a / w of the (w, w_a) states below (section 7.1)
+_S = property(lambda self: self.w * self.w, doc="s = w².")
+_TAU = property(lambda self: self.w_a / self.w, doc="τ = w_a / w (NaN or ±inf at w = 0).")
 
 
 class ModeState(NamedTuple):
@@ -44,19 +53,14 @@ class ModeState(NamedTuple):
     def p(self) -> jax.Array:
         return self.w_p
 
-    @property
-    def s(self) -> jax.Array:
-        return self.w * self.w
-
-    @property
-    def tau(self) -> jax.Array:
-        return self.w_a / self.w
+    s = _S
+    tau = _TAU
 
     @classmethod
     def from_pst(cls, p, s, tau) -> "ModeState":
         """(w, w_p, w_a) = (√s, p, τ√s): the change of variables of section 7.1 (s >= 0)."""
         p, s, tau = (_float(n, v) for n, v in (("p", p), ("s", s), ("tau", tau)))
-        _check_sign("s", s, strict=False)
+        check_sign("s", s, strict=False)
         w = jnp.sqrt(s)
         return cls(*jnp.broadcast_arrays(w, p, tau * w))
 
@@ -84,7 +88,7 @@ def _float(name, x):
     a = jnp.asarray(x)
     if not jnp.issubdtype(a.dtype, jnp.floating):
         a = a.astype(jnp.result_type(float))
-    _check_finite(name, a)
+    check_finite(name, a)
     return a
 
 
@@ -98,7 +102,7 @@ def _fields(state, cls):
     if not isinstance(state, cls):
         raise ValueError(f"state must be a {cls.__name__}, got {type(state).__name__}")
     for name, v in zip(cls._fields, state):
-        _check_finite(name, v)
+        check_finite(name, v)
 
 
 def mode_field(state: ModeState, hyper: Hyper, kappa, tau=None, lambda_d=1.0) -> ModeState:
@@ -255,3 +259,148 @@ def solve_modes(
     y0, args = jax.tree.map(lambda a: jnp.asarray(a, a.dtype) if isinstance(a, jax.Array) else a, (y0, args))
     solver = diffrax.Tsit5() if solver is None else solver
     return _solve(field, y0, args, t0, t1, ts, solver, float(rtol), float(atol), int(max_steps), float(max_norm))
+
+
+# ---------------------------------------------------------------------------------------------
+# DirectPred / DirectCopy: p_j slaved to the spectrum (docs/directpred_modes.md; THEORY.md sections 7.1, 10)
+
+
+class DirectModeState(NamedTuple):
+    """Per-mode (w, w_a) of a mode system whose predictor eigenvalue p_j = g(s_j, max_k s_k) is not a state
+    (DirectPred / DirectCopy, docs/directpred_modes.md); arrays of one shape (..., modes), modes on the LAST axis.
+
+    s = w², τ = w_a / w (NaN or ±inf at w = 0), as `ModeState` without w_p.
+    """
+
+    w: jax.Array
+    w_a: jax.Array
+
+    s = _S
+    tau = _TAU
+
+    @classmethod
+    def from_s_tau(cls, s, tau=0.0) -> "DirectModeState":
+        """(w, w_a) = (√s, τ√s) (s >= 0; τ(0) = 0 is the paper's W_a(0) = 0, THEORY.md section 5)."""
+        s, tau = _float("s", s), _float("tau", tau)
+        check_sign("s", s, strict=False)
+        w = jnp.sqrt(s)
+        return cls(*jnp.broadcast_arrays(w, tau * w))
+
+
+class SqrtEps(eqx.Module):
+    """The simplified DirectPred form p = √s + ε of issue 14 (Eq. 18 with max s fixed to 1; THEORY.md 10.1),
+    a predictor for `directpred_field` with `.modes(s)` (docs/directpred_modes.md: its closed forms are the
+    "sqrt" form of `byoldyn.theory.directpred_*`)."""
+
+    eps: float = 0.1
+    name = "directpred"
+    form = "sqrt"
+
+    def __init__(self, eps=0.1):
+        e = _float("eps", eps)
+        check_sign("eps", e, strict=False)
+        self.eps = float(e)
+
+    def modes(self, s):
+        return jnp.sqrt(jnp.maximum(s, 0.0)) + self.eps
+
+
+def _slaved_p(predictor, s):
+    """p = predictor.modes(s) over the last axis; 0 where undefined (every mode exactly 0: s/max s = 0/0),
+    where ṡ = 2 p s (...) vanishes anyway."""
+    if not callable(getattr(predictor, "modes", None)):
+        raise ValueError(f"predictor must have a .modes(s) method (DirectPred, DirectCopy), got {predictor!r}")
+    p = predictor.modes(s)
+    return jnp.where(jnp.isfinite(p), p, 0.0)
+
+
+def directpred_field(state: DirectModeState, hyper: Hyper, kappa, predictor, tau=None,
+                     lambda_d=1.0) -> DirectModeState:
+    """Eqs. 12-13 with the predictor slaved to the spectrum, p = g(s, max s) = `predictor.modes(s)`
+    (docs/directpred_modes.md; THEORY.md sections 7.1, 10.1 Eq. 18, 10.2), in the scalar form of `mode_field`:
+
+        ẇ   = p (λ_d w_a − κ p w) − η w,     p_j = g(w_j², max_k w_k²)
+        ẇ_a = β (w − w_a)
+
+    i.e. ṡ_j = 2 p_j s_j (λ_d τ_j − κ p_j) − 2η s_j (Eq. 12) and Eq. 13 for τ_j = w_a/w, finite in collapse.
+    Eq. 11 is gone: there is no predictor state (α_p and η_p play no role).
+
+    **Arguments:**
+
+    - `state`: a `DirectModeState`, modes on the last axis (the max is taken over it; leading axes are members).
+    - `hyper`: a `Hyper` (η, β); `kappa`: κ = 1 + σ² or an isotropic `Data`.
+    - `predictor`: an object with `.modes(s)` over the last axis (`DirectPred`, `DirectCopy`).
+    - `tau`: None evolves w_a (BYOL, Eq. 13); a number fixes τ (w_a = τ w; τ = 1 is SimSiam).
+    - `lambda_d`: λ_d of App. D.4 (1 for the main model).
+
+    **Returns:** the time derivative, a `DirectModeState`.
+    """
+    _fields(state, DirectModeState)
+    _, eta, _, beta, k = _params(hyper, kappa)
+    w = state.w
+    w_a = state.w_a if tau is None else tau * w
+    p = _slaved_p(predictor, w * w)
+    dw = p * (lambda_d * w_a - k * p * w) - eta * w
+    dw_a = beta * (w - w_a) if tau is None else tau * dw
+    return DirectModeState(dw, dw_a)
+
+
+def directpred_s_field(s, hyper: Hyper, kappa, predictor, tau) -> jax.Array:
+    """Eq. 12 alone at fixed τ with p = `predictor.modes(s)` (docs/directpred_modes.md, section D1):
+
+        ṡ_j = 2 s_j [p_j (τ − κ p_j) − η],     p_j = g(s_j, max_k s_k)
+
+    **Arguments:** `s` (..., modes), >= 0; `hyper`, `kappa`, `predictor` as `directpred_field`; `tau` the fixed τ.
+
+    **Returns:** ṡ, an array like `s`.
+    """
+    s = _float("s", s)
+    check_sign("s", s, strict=False)
+    _, eta, _, _, k = _params(hyper, kappa)
+    p = _slaved_p(predictor, s)
+    return 2.0 * s * (p * (tau - k * p) - eta)
+
+
+def solve_directpred(
+    y0: DirectModeState,
+    t1: float,
+    hyper: Hyper,
+    kappa,
+    predictor,
+    *,
+    tau=None,
+    lambda_d: float = 1.0,
+    **kwargs,
+) -> Solution:
+    """Integrate `directpred_field` from `y0` to `t1` with `solve_modes` (same solver, tolerances, blow-up rule).
+
+    **Arguments:** `y0` a `DirectModeState` (modes on the last axis); `hyper`, `kappa`, `predictor`, `tau`,
+    `lambda_d` as `directpred_field`; `kwargs` (`ts`, `t0`, `solver`, `rtol`, `atol`, `max_steps`, `max_norm`)
+    as `solve_modes`.
+
+    **Returns:** a `byoldyn.Solution` whose `states` is a `DirectModeState` with a leading time axis
+    (s = states.s, τ = states.tau; p = predictor.modes(states.s)).
+
+    Example (p = √s + ε with ε(τ − κε) > η: every mode ends at s*_+ = (p*_+ − ε)², docs/directpred_modes.md D3):
+
+    >>> import numpy as np, byoldyn as bd
+    >>> from byoldyn.flows import DirectModeState, SqrtEps, solve_directpred
+    >>> y0 = DirectModeState.from_s_tau([0.01, 0.5], 1.0)
+    >>> sol = solve_directpred(y0, 400.0, bd.Hyper(eta=0.05), 1.5, SqrtEps(0.1), tau=1.0, ts=[400.0])
+    >>> np.round(np.asarray(sol.states.s[-1]), 4).tolist(), round(float(bd.theory.directpred_s_star(
+    ...     "sqrt", 1.0, 1.5, 0.05, eps=0.1)[1]), 4)
+    ([0.2624, 0.2624], 0.2624)
+    """
+    if not isinstance(y0, DirectModeState):
+        raise ValueError(f"y0 must be a DirectModeState, got {type(y0).__name__}")
+    if tau is None:
+        return solve_modes(_directpred_byol, y0, t1, args=(hyper, kappa, predictor, lambda_d), **kwargs)
+    return solve_modes(_directpred_fixed_tau, y0, t1, args=(hyper, kappa, predictor, tau, lambda_d), **kwargs)
+
+
+def _directpred_byol(state, hyper, kappa, predictor, lambda_d):
+    return directpred_field(state, hyper, kappa, predictor, None, lambda_d)
+
+
+def _directpred_fixed_tau(state, hyper, kappa, predictor, tau, lambda_d):
+    return directpred_field(state, hyper, kappa, predictor, tau, lambda_d)

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import Data, Hyper, State, _check_finite, _check_sign, _concrete
+from ..model import Data, Hyper, State
+from ..validate import check_finite, check_sign, is_concrete
 
 __all__ = ["SymState", "symmetric_field", "reduced_field", "tau_rate", "kappa_of"]
 
@@ -41,14 +42,14 @@ def kappa_of(data) -> jax.Array:
     if isinstance(data, Data):
         if not data.is_isotropic:
             raise ValueError("the reduced flows need isotropic data (Assumption 2), got a general Data(X, Xp)")
-        if _concrete(data.X) and not np.allclose(np.asarray(data.X), 1.0):
+        if is_concrete(data.X) and not np.allclose(np.asarray(data.X), 1.0):
             raise ValueError(f"the reduced flows need X = I (Assumption 2), got X = {np.asarray(data.X)} I")
         return data.X + data.Xp
     kappa = jnp.asarray(data)
     if not jnp.issubdtype(kappa.dtype, jnp.floating):
         kappa = kappa.astype(jnp.result_type(float))
-    _check_finite("kappa", kappa)
-    _check_sign("kappa", kappa, strict=True)
+    check_finite("kappa", kappa)
+    check_sign("kappa", kappa, strict=True)
     return kappa
 
 
@@ -80,7 +81,7 @@ def _check(state: SymState, hyper: Hyper) -> None:
     if Wp.ndim < 2 or Wp.shape[-1] != Wp.shape[-2] or F.shape[-2:] != Wp.shape[-2:]:
         raise ValueError(f"Wp and F must be square matrices of one size, got shapes {Wp.shape} and {F.shape}")
     for name in ("Wp", "F", "tau"):
-        _check_finite(name, getattr(state, name))
+        check_finite(name, getattr(state, name))
 
 
 def tau_rate(state: SymState, dF: jax.Array, beta) -> jax.Array:

@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from ..predictors import update_correlation
 from .augment import augment_batch, eval_transform
 from .config import Config
-from ..predictors import update_correlation
 from .heads import Projector, make_predictor, set_predictor_matrix, symmetrize_predictor
 from .resnet import ResNet
 from .schedule import ema_at, lr_schedule

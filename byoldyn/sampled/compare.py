@@ -8,8 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import observables as ob
-from .. import predictors as P
+from .. import observables as ob, predictors as P
 from ..integrate import simulate
 from ..model import State
 from .data import Source

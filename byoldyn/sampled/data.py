@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import Data, _array, _check_finite, _check_psd, _check_sign
+from ..model import Data
+from ..validate import as_array, check_finite, check_psd, check_sign
 
 __all__ = ["Source"]
 
@@ -24,9 +25,9 @@ KINDS = ("additive", "scramble")
 
 
 def _sqrtm(name, S):
-    S = _array(name, S)
-    _check_finite(name, S)
-    _check_psd(name, S)
+    S = as_array(name, S)
+    check_finite(name, S)
+    check_psd(name, S)
     s, U = jnp.linalg.eigh(S)
     return S, (U * jnp.sqrt(jnp.clip(s, 0.0, None))[None, :]) @ U.T
 
@@ -59,10 +60,10 @@ class Source(eqx.Module):
         """x ~ N(0, x I), views x + n with n ~ N(0, sigma2 I): the main text's X = x I, X' = sigma2 I."""
         if isinstance(n1, bool) or not isinstance(n1, (int, np.integer)) or n1 < 1:
             raise ValueError(f"n1 must be a positive integer, got {n1!r}")
-        sx, sn = _array("x", x), _array("sigma2", sigma2)
+        sx, sn = as_array("x", x), as_array("sigma2", sigma2)
         for name, v in (("x", sx), ("sigma2", sn)):
-            _check_finite(name, v)
-            _check_sign(name, v, strict=False)
+            check_finite(name, v)
+            check_sign(name, v, strict=False)
             if v.ndim:
                 raise ValueError(f"{name} must be a scalar, got shape {v.shape}")
         return cls(sx, jnp.sqrt(sx), sn, jnp.sqrt(sn), jnp.zeros((n1, 0), sx.dtype), n1, "additive", True)
@@ -81,8 +82,8 @@ class Source(eqx.Module):
     def scramble(cls, Sigma_x, U) -> "Source":
         """Appendix D scrambling: views (P^c + U B Uᵀ) x, B_ij ~ N(0, 1) fresh per view; U (n1, k), k >= 1."""
         Sx, Lx = _sqrtm("Sigma_x", Sigma_x)
-        U = _array("U", U)
-        _check_finite("U", U)
+        U = as_array("U", U)
+        check_finite("U", U)
         if Sx.ndim != 2 or U.ndim != 2 or U.shape[0] != Sx.shape[0] or not 1 <= U.shape[1] <= U.shape[0]:
             raise ValueError(f"U must have shape (n1, k) with n1 = {Sx.shape[-1]} and 1 <= k <= n1, got {U.shape}")
         Q, R = jnp.linalg.qr(U)

@@ -28,13 +28,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import Hyper, _array, _check_finite, _concrete
+from ..model import Hyper
+from ..validate import as_array, check_finite, is_concrete
 
 __all__ = ["SGD", "to_flow", "from_flow", "flow_time"]
 
 
 def _check_range(name, a, lo, hi, lo_open=False, hi_open=False):
-    if not _concrete(a):
+    if not is_concrete(a):
         return
     v = np.asarray(a)
     bad = (v <= lo if lo_open else v < lo) | (v >= hi if hi_open else v > hi)
@@ -76,16 +77,16 @@ class SGD(eqx.Module):
         if gamma_a is not None and ema is not None:
             raise ValueError(f"gamma_a and ema name the same EMA retention; give one, got {gamma_a!r} and {ema!r}")
         gamma_a = 0.996 if gamma_a is None and ema is None else (gamma_a if ema is None else ema)
-        self.lr = _array("lr", lr)
-        self.lr_p = self.lr if lr_p is None else _array("lr_p", lr_p)
-        self.wd = _array("wd", wd)
-        self.wd_p = self.wd if wd_p is None else _array("wd_p", wd_p)
-        self.gamma_a = _array("gamma_a", gamma_a)
-        self.momentum = _array("momentum", momentum)
-        self.rho = _array("rho", rho)
-        self.eps = _array("eps", eps)
+        self.lr = as_array("lr", lr)
+        self.lr_p = self.lr if lr_p is None else as_array("lr_p", lr_p)
+        self.wd = as_array("wd", wd)
+        self.wd_p = self.wd if wd_p is None else as_array("wd_p", wd_p)
+        self.gamma_a = as_array("gamma_a", gamma_a)
+        self.momentum = as_array("momentum", momentum)
+        self.rho = as_array("rho", rho)
+        self.eps = as_array("eps", eps)
         for name in ("lr", "lr_p", "wd", "wd_p", "gamma_a", "momentum", "rho", "eps"):
-            _check_finite(name, getattr(self, name))
+            check_finite(name, getattr(self, name))
         _check_range("lr", self.lr, 0, np.inf, lo_open=True)
         _check_range("lr_p", self.lr_p, 0, np.inf, lo_open=True)
         _check_range("wd", self.wd, 0, np.inf)
@@ -118,12 +119,12 @@ def from_flow(hyper: Hyper, dt, *, momentum=0.0, rho=0.3, eps=0.1) -> SGD:
     lr = dt (1 - momentum), lr_p = alpha_p lr, wd = eta, wd_p = eta_p / alpha_p, gamma_a = 1 - beta dt.
     `ValueError` if beta dt > 1 (no EMA momentum in [0, 1] gives that rate).
     """
-    dt = _array("dt", dt)
+    dt = as_array("dt", dt)
     _check_range("dt", dt, 0, np.inf, lo_open=True)
-    momentum = _array("momentum", momentum)
+    momentum = as_array("momentum", momentum)
     _check_range("momentum", momentum, 0, 1, hi_open=True)
     gamma_a = 1.0 - hyper.beta * dt
-    if _concrete(gamma_a) and np.any(np.asarray(gamma_a) < 0):
+    if is_concrete(gamma_a) and np.any(np.asarray(gamma_a) < 0):
         raise ValueError(f"beta * dt must be <= 1 for an EMA momentum gamma_a in [0, 1], got {np.max(np.asarray(hyper.beta * dt))!r}")
     lr = dt * (1.0 - momentum)
     return SGD(lr=lr, lr_p=hyper.alpha_p * lr, wd=hyper.eta, wd_p=hyper.eta_p / hyper.alpha_p,

@@ -28,12 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import predictors as P
+from ..model import Data, State
 from ..solution import DIVERGED, STATUS_NAMES, SUCCEEDED, check_number
 from ..stepper import blown
-from ..model import Data, State, _brief, _check_key
+from ..validate import brief, check_key
 from .data import Source
 from .dictionary import SGD, to_flow
-from .. import predictors as P
 from .directpred import fhat_update
 
 __all__ = ["Setup", "TrainState", "Run", "train", "init_train_state", "sgd_step", "euclidean_direction",
@@ -315,9 +316,9 @@ def train(
             or steps % save_every:
         raise ValueError(f"save_every must be a positive integer dividing steps = {steps}, got {save_every!r}")
     check_number("max_norm", max_norm, positive=True, finite=False)
-    _check_key(key)
+    check_key(key)
     if observe is not None and not callable(observe):
-        raise ValueError(f"observe must be a function observe(t, state) or None, got {_brief(observe)}")
+        raise ValueError(f"observe must be a function observe(t, state) or None, got {brief(observe)}")
     if resume is not None and not isinstance(resume, TrainState):
         raise ValueError(f"resume must be a TrainState (a Run.final), got {type(resume).__name__}")
     ts0 = init_train_state(state0, setup) if resume is None else resume

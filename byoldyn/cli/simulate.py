@@ -1,0 +1,91 @@
+"""`byoldyn simulate`: integrate the Lemma 1 matrix flow (Eqs. 2-4) and save its observables."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import RunFailed, as_flags, started
+from .common import (add_hyper, add_out, add_progress, add_seed, add_variant, add_x64, begin, config_of, int_from,
+    positive_int, progress, real, state_line)
+
+__all__ = ["add_parser", "run"]
+
+# Python parameter -> flag, for the library's ValueErrors ("eta must be >= 0" -> "--eta must be >= 0")
+FLAGS = {k: "--" + k.replace("_", "-") for k in
+         ("alpha_p", "eta", "eta_p", "beta", "sigma2", "n1", "n2", "scale", "t1", "rtol", "atol", "dt", "predictor")}
+
+
+def add_parser(sub) -> None:
+    """Add `simulate` to the `byoldyn` subcommands `sub`."""
+    p = sub.add_parser(
+        "simulate",
+        help="integrate the Lemma 1 matrix flow (Eqs. 2-4) and save observables",
+        description="Integrate the full-matrix linear BYOL flow (Lemma 1, Eqs. 2-4 of Tian, Chen & Ganguli "
+        "2021) from a random initial state with Wa(0) = 0 on isotropic data (X = I, X' = sigma2 I). "
+        "Writes a netCDF file of the observables over time and a summary PNG beside it.",
+    )
+    g = p.add_argument_group("hyperparameters (ratios to the online learning rate)")
+    add_hyper(g, real, eta=0.01, beta=0.5)
+    g = p.add_argument_group("data and model")
+    g.add_argument("--sigma2", type=real, default=0.5, help="augmentation variance sigma^2 >= 0, X' = sigma2 I (default 0.5)")
+    g.add_argument("--n1", type=positive_int, default=16, help="input dimension n1 (default 16)")
+    g.add_argument("--n2", type=positive_int, default=16, help="output dimension n2 (default 16)")
+    g.add_argument("--scale", type=real, default=0.5, help="initial scale: W, Wp entries ~ N(0, scale^2/fan_in) (default 0.5)")
+    add_seed(g, "the initial state")
+    g = p.add_argument_group("variant")
+    add_variant(g, no_ema="SimSiam: the target is W itself (no EMA)",
+                no_stop_grad="gradient through the target branch too (Theorem 2; implies --no-ema)",
+                help="learned Wp (Eq. 2), symmetrized flow (Assumption 3), Wp = I, or DirectPred / DirectCopy "
+                "(section 10) (default learned)")
+    g = p.add_argument_group("integration")
+    g.add_argument("--t1", type=real, default=200.0, help="final time in flow units (default 200)")
+    g.add_argument("--n-save", type=int_from(2, "an integer >= 2 (the saves include t = 0 and t1)"), default=201,
+                   help="number of evenly spaced save times from 0 to t1, >= 2 (default 201)")
+    g.add_argument("--rtol", type=real, default=1e-6, help="relative tolerance of the adaptive solver (default 1e-6)")
+    g.add_argument("--atol", type=real, default=1e-9, help="absolute tolerance of the adaptive solver (default 1e-9)")
+    g.add_argument("--dt", type=real, default=None, help="fixed-step mode: Euler = full-batch GD with step dt")
+    add_x64(g)
+    g = p.add_argument_group("output")
+    add_out(g, "byoldyn-simulate.nc", "result file (netCDF); the PNG is written beside it (default byoldyn-simulate.nc)")
+    add_progress(g)
+    p.set_defaults(func=run)
+
+
+def run(a) -> int:
+    """Run `byoldyn simulate` with the parsed flags `a`: 0 on success; `RunFailed` (exit 1) when it diverged."""
+    begin(a, png=True)
+    import jax
+    import jax.numpy as jnp
+
+    from .. import Data, Hyper, State, simulate
+    from ..io import save_figure, save_netcdf
+    from ..observables import standard
+    from ..report import simulation_dataset, summary_figure
+
+    finite = [math.isfinite(x) and x > 0 for x in (a.t1, a.dt or 1.0)]
+    if a.dt is not None and all(finite):  # the save times 0, t1/(n-1), ... must be whole numbers of steps
+        k = a.t1 / (a.n_save - 1) / a.dt
+        if abs(k - round(k)) > 1e-9 * max(1.0, k) or round(k) < 1:
+            raise ValueError(f"--dt must divide the save interval --t1/(--n-save - 1) = {a.t1 / (a.n_save - 1):g}, "
+                             f"got --dt {a.dt:g}")
+    with as_flags(FLAGS):
+        hyper = Hyper(alpha_p=a.alpha_p, eta=a.eta, beta=a.beta, eta_p=a.eta_p)
+        data = Data.isotropic(a.n1, a.sigma2)
+        state0 = State.random(jax.random.PRNGKey(a.seed), a.n1, a.n2, scale=a.scale)
+        ema = not (a.no_ema or a.no_stop_grad)
+        flags = dict(ema=ema, stop_grad=not a.no_stop_grad, predictor=a.predictor)
+        ts = jnp.linspace(0.0, a.t1, a.n_save)
+        started()
+        sol = simulate(state0, hyper, data, a.t1, ts=ts, rtol=a.rtol, atol=a.atol, dt=a.dt,
+                       observe=standard(hyper, data, state0), progress=a.dt is None and progress(a), **flags)
+    ds = simulation_dataset(sol, config_of(a))
+    save_netcdf(ds, a.out)
+    png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
+    status, t_final, n = str(ds.attrs["status"]), float(ds.attrs["t_final"]), int(ds.attrs["num_steps"])
+    if status == "succeeded":
+        print(f"succeeded: t = {t_final:g}, {n} steps; {state_line(ds, lambda i: '')}; wrote {a.out} and {png}")
+        return 0
+    last = state_line(ds, lambda i: f"last finite save t = {float(ds.time[i]):g}: ")
+    what = {"max_steps": "ran out of solver steps (max_steps)",
+            "no_step_accepted": "accepted no solver step (the initial step was rejected)"}.get(status, status)
+    raise RunFailed(f"simulate {what} after t = {t_final:g} ({n} steps); {last}; wrote {a.out} and {png}")

@@ -1,0 +1,501 @@
+"""Planning a sweep: the options, the axes and seeds, the member table, the bound on work, the chunks and the
+configuration (the resume key). Nothing here allocates a state or touches a device or a file."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import check_output_dir, check_output_file
+from ..flows.matrix import check_variant
+from ..sweep_levels import OBSERVABLES
+from .errors import Refused, flag
+from .store import parts_dir, schema
+
+__all__ = ["LEVELS", "METHODS", "PARAMS", "SEED_LIMIT", "MEMORY_FRACTION", "MAX_STEPS", "Refused", "SweepOptions",
+           "Plan", "make_plan", "memory_limit", "config_hash", "check_work", "chunks", "auto_chunk", "member_table",
+           "state_size"]
+
+LEVELS = ("modes", "symmetric", "matrix")
+METHODS = ("rk4", "euler", "adaptive")
+PARAMS = ("n1", "n2", "alpha_p", "eta", "eta_p", "beta", "sigma2", "scale")  # canonical dimension order
+_INT_PARAMS = ("n1", "n2")
+_SIGN = {"alpha_p": "+", "eta": "0+", "eta_p": "0+", "beta": "0+", "sigma2": "0+", "scale": "0+"}
+
+
+# validation and the member table
+
+
+def _values(name: str, v, distinct: bool = True) -> tuple[np.ndarray, bool]:
+    """`(values, swept)`: a scalar (not swept) or a non-empty 1-D sequence of distinct values."""
+    is_int = name in _INT_PARAMS or name == "seeds"
+    if isinstance(v, (str, bytes)) or isinstance(v, bool):
+        raise ValueError(f"{name} must be a number or a 1-D sequence of numbers, got {v!r}")
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or a 1-D sequence of numbers, got {v!r}") from None
+    swept = a.ndim == 1
+    if a.ndim > 1 or a.size == 0:
+        raise ValueError(f"{name} must be a number or a non-empty 1-D sequence, got shape {a.shape}")
+    a = a.reshape(-1)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    if is_int:
+        if np.any(a != np.round(a)) or np.any(a < (0 if name == "seeds" else 1)):
+            kind = "non-negative integers" if name == "seeds" else "positive integers"
+            raise ValueError(f"{name} must be {kind}, got {v!r}")
+        a = a.astype(np.int64)
+    sign = _SIGN.get(name)
+    if sign == "+" and np.any(a <= 0):
+        raise ValueError(f"{name} must be > 0, got {a[a <= 0][0].item()!r}")
+    if sign == "0+" and np.any(a < 0):
+        raise ValueError(f"{name} must be >= 0, got {a[a < 0][0].item()!r}")
+    if distinct and swept and len(np.unique(a)) != len(a):
+        raise ValueError(f"{name} values must be distinct, got {v!r}")
+    return a, swept
+
+
+SEED_LIMIT = 2 ** 32  # seeds are 32-bit: PRNGKey(seed) for 0 <= seed < 2**32 (larger ones would wrap)
+
+
+def check_seeds(seeds) -> int | np.ndarray:
+    """A count k (seeds 0..k-1, returned as the count so that a huge one costs nothing before the size check)
+    or the validated array of distinct seeds in [0, 2**32)."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if not 1 <= seeds <= SEED_LIMIT:
+            raise ValueError(f"seeds must be a positive count (at most 2**32) or a sequence of seeds, got {seeds!r}")
+        return int(seeds)
+    a, swept = _values("seeds", seeds)
+    if np.any(a >= SEED_LIMIT):
+        raise ValueError(f"seeds must be < 2**32 (32-bit PRNG seeds; larger ones would repeat smaller ones), "
+                         f"got {a[a >= SEED_LIMIT][0].item()!r}")
+    return a
+
+
+def check_axes(params: dict, points) -> dict:
+    """The validated values of every parameter (small arrays: no member table yet).
+
+    **Returns:** a dict with `vals` (name -> 1-D array), `swept` (grid dimensions, in `PARAMS` order),
+    `tied` (eta_p / n2 when tied), `points` (the names given in `points`) and `n` (members per seed).
+    """
+    tied = {k for k in ("eta_p", "n2") if params[k] is None}
+    vals, swept = {}, []
+    for k in PARAMS:
+        if k in tied:
+            continue
+        a, s = _values(k, params[k])
+        vals[k] = a
+        if s:
+            swept.append(k)
+    if points is None:
+        return {"vals": vals, "swept": swept, "tied": tied, "points": [],
+                "n": math.prod(len(vals[k]) for k in swept)}
+    if swept:
+        raise ValueError(f"with points, the other parameters must be scalars; {swept[0]} is a sequence")
+    if not isinstance(points, dict) or not points:
+        raise ValueError(f"points must be a non-empty dict of parameter name -> 1-D sequence, got {points!r}")
+    lens = set()
+    for k, v in points.items():
+        if k not in PARAMS:
+            raise ValueError(f"points: unknown parameter {k!r}; choose from {', '.join(PARAMS)}")
+        a = np.atleast_1d(_values(k, v, distinct=False)[0])
+        lens.add(len(a))
+        vals[k] = a
+    if len(lens) != 1:
+        raise ValueError(f"points: every parameter needs the same number of values, got lengths {sorted(lens)}")
+    return {"vals": vals, "swept": [], "tied": tied - set(points), "points": list(points), "n": lens.pop()}
+
+
+def member_table(axes: dict, seeds: np.ndarray):
+    """The flat member table and the labelled grid it reshapes to (after `_check_work`: this allocates).
+
+    **Returns:** `(table, dims, coords, fixed, point_coords, tied)`: `table` maps every parameter to a (M,)
+    array (M = members, seed fastest); `dims` the grid dimensions (ending in "seed"); `coords` the dimension
+    coordinates; `fixed` the parameters that are not swept (scalars), with eta_p / n2 absent when tied.
+    """
+    vals, swept, tied, points = axes["vals"], axes["swept"], set(axes["tied"]), axes["points"]
+    S = len(seeds)
+    if points:
+        npts = axes["n"]
+        table = {k: np.repeat(np.broadcast_to(vals[k], (npts,)) if k in points else np.full(npts, vals[k][0]), S)
+                 for k in vals}
+        dims = ["point", "seed"]
+        coords = {"point": np.arange(npts), "seed": seeds}
+        fixed = {k: vals[k][0].item() for k in vals if k not in points}
+        point_coords = {k: np.asarray(vals[k]) for k in points}
+    else:
+        shape = [len(vals[k]) for k in swept] + [S]
+        idx = np.indices(shape).reshape(len(shape), -1)
+        table = {}
+        for k in vals:
+            table[k] = vals[k][idx[swept.index(k)]] if k in swept else np.full(idx.shape[1], vals[k][0])
+        dims = swept + ["seed"]
+        coords = {k: vals[k] for k in swept} | {"seed": seeds}
+        fixed = {k: vals[k][0].item() for k in vals if k not in swept}
+        point_coords = {}
+    M = len(table["n1"])
+    table["seed"] = np.tile(seeds, M // S)
+    if "eta_p" in tied:
+        table["eta_p"] = table["eta"]
+    if "n2" in tied:
+        table["n2"] = table["n1"]
+    return table, dims, coords, fixed, point_coords, sorted(tied)
+
+
+# ---------------------------------------------------------------------------------------------
+# the bound on work: memory (and disk) estimated from the sizes, before anything big is allocated
+
+MEMORY_FRACTION = 0.5  # of the available memory (host; and of each accelerator's) that one sweep may plan to use
+_STAGES = {"euler": 4, "rk4": 8, "adaptive": 12}  # live copies of the state while one step of the scheme runs
+MAX_STEPS = 2 ** 31 - 1  # fixed steps per save interval: the trip count of one int32 loop
+
+
+def state_size(level: str, n1: int, n2: int) -> int:
+    """Numbers in one member's state: (w, w_p, w_a) per mode; (Wp, F, tau); (W, Wp, Wa)."""
+    return {"modes": 3 * n2, "symmetric": 2 * n2 * n2 + 1, "matrix": 2 * n2 * n1 + n2 * n2}[level]
+
+
+def _bytes(b: float) -> str:
+    for unit, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if b >= f:
+            return f"{b / f:.3g} {unit}"
+    return f"{int(b)} B"
+
+
+def _available_memory() -> int | None:
+    """Available host memory in bytes (psutil if installed, else /proc/meminfo, else sysconf), None if unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil is optional
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_limit() -> tuple[float, str]:
+    """The bytes one sweep may plan to hold in host memory, and where that number comes from.
+
+    `BYOLDYN_MEMORY_LIMIT` (a number of bytes, e.g. `4e9`) when set (tests, shared machines), else
+    `MEMORY_FRACTION` of the available memory (inf if that is unknown).
+    """
+    env = os.environ.get("BYOLDYN_MEMORY_LIMIT", "").strip()
+    if env:
+        try:
+            v = float(env)
+        except ValueError:
+            v = float("nan")
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"BYOLDYN_MEMORY_LIMIT must be a number of bytes > 0, got {env!r}")
+        return v, "BYOLDYN_MEMORY_LIMIT"
+    avail = _available_memory()
+    if avail is None:
+        return float("inf"), "available memory unknown"
+    return MEMORY_FRACTION * avail, f"{MEMORY_FRACTION:g} of the {_bytes(avail)} available; BYOLDYN_MEMORY_LIMIT overrides"
+
+
+def _device_limit(devices) -> float:
+    """`MEMORY_FRACTION` of the smallest accelerator memory (`bytes_limit`), inf where devices do not say (CPU)."""
+    lims = []
+    for d in devices:
+        try:
+            st = d.memory_stats()
+        except Exception:  # noqa: BLE001 - not every backend implements it
+            st = None
+        if st and st.get("bytes_limit"):
+            lims.append(float(st["bytes_limit"]))
+    return MEMORY_FRACTION * min(lims) if lims else float("inf")
+
+
+def _footprint(level: str, method: str, n1: int, n2: int, n_time: int, with_path: bool, itemsize: int):
+    """Bytes per member: `(run, start, result)`.
+
+    `run`: the chunk program's peak (the scheme's stages, the saved states and their host copies, the
+    observables with their eigendecompositions); `start`: `State.random` and the reduction to the level;
+    `result`: the observables kept for the whole sweep (per-mode ones at n2 modes).
+    """
+    state = state_size(level, n1, n2)
+    n_obs = sum(n2 if pm else 1 for _, pm, _ in OBSERVABLES[level])
+    work = 0 if level == "modes" else 4 * n2 * n2  # F, its eigenvectors and products, per observed state
+    if method == "adaptive":
+        run = state * _STAGES[method] + n_time * 2 * n_obs + work
+    else:
+        saved = 3 * n_time if with_path else 3  # device path, host copy, states with the start
+        run = state * (_STAGES[method] + saved) + n_time * (n_obs + work)
+    start = 2 * n2 * n1 + 6 * n2 * n2
+    return run * itemsize, start * itemsize, n_time * n_obs * itemsize + 1
+
+
+def check_work(level, method, axes, n_seeds, n_save, chunk, ndev, out, itemsize, devices):
+    """Refuse (one `Refused` line naming the parameter, the estimate and the limit) a sweep that cannot fit
+    in memory (results, member table and the largest chunk) or whose result cannot fit on disk; checked
+    from the sizes alone, before the member table or any state exists."""
+    vals, swept = axes["vals"], axes["swept"]
+    M = axes["n"] * n_seeds
+    n1 = int(vals["n1"].max())
+    n2 = n1 if "n2" not in vals else int(vals["n2"].max())
+    with_path = n_save is not None
+    n_time = 1 if n_save is None else n_save + 1
+    run, start, result = _footprint(level, method, n1, n2, n_time, with_path, itemsize)
+    B = -(-min(chunk, M) // ndev) * ndev  # the largest chunk program, padded to the devices
+    per_member = max(run, start)
+    table = 8 * (len(PARAMS) + 3 + len(swept))  # the member table and its grid indices
+    results = M * (2 * result + table)  # the results, and the copy written or returned
+    limit, source = memory_limit()
+    dev = _device_limit(devices)
+    lim = f"above the memory limit {_bytes(limit)} ({source})"
+    dlim = f"above the accelerator limit {_bytes(dev)} ({MEMORY_FRACTION:g} of the smallest device's memory)"
+
+    def refuse(msg):  # msg(f): the text with parameter names f(name): Python names here, flags for the CLI
+        raise Refused(msg(lambda k: k), cli=msg(flag))
+
+    def widths(f):
+        return f"{f('n1')} = {n1}, {f('n2')} = {n2}"
+
+    if per_member > limit or per_member > dev:
+        refuse(lambda f: f"{widths(f)} too large at the {level} level: one member needs about "
+               f"{_bytes(per_member)}, {lim if per_member > limit else dlim}")
+    if results + B * per_member > limit or max(-(-B // ndev) * run, B * start) > dev:
+        if results + min(ndev, M) * per_member <= limit and max(run, min(ndev, M) * start) <= dev:
+            most = int(min((limit - results) // per_member, dev // start, dev // run * ndev))
+            over = lim if results + B * per_member > limit else dlim
+            refuse(lambda f: f"{f('chunk')} = {B}: a chunk of {B} members ({widths(f)}) needs about "
+                   f"{_bytes(B * per_member)}, {over}; use a chunk of at most {most} members")
+        counts = [(k, len(vals[k])) for k in swept] + ([("points", axes["n"])] if axes["points"] else [])
+        counts.append(("seeds", n_seeds))
+
+        def sizes(f):
+            return " x ".join(f"{f(k)} {n}" for k, n in counts)
+
+        refuse(lambda f: f"sweep too large: {M} members ({sizes(f)}) need about "
+               f"{_bytes(results + min(ndev, M) * per_member)} of memory"
+               + (f" with {f('n_save')} = {n_save}" if with_path else "") + f", {lim}; sweep fewer values")
+    if out is not None:
+        p = Path(out).absolute().parent
+        while not p.exists() and p.parent != p:
+            p = p.parent
+        try:
+            free = shutil.disk_usage(p).free
+        except OSError:
+            free = None
+        need = 2 * M * result  # the chunk files and the result, both present until the end
+        if free is not None and need > free:
+            refuse(lambda f: f"{f('out')}: the result and its chunk files need about {_bytes(need)} on disk, "
+                   f"only {_bytes(free)} free in {str(p)!r}")
+    return M
+
+
+def chunks(table, chunk: int) -> list[tuple[int, int]]:
+    """Member ranges [start, stop): at most `chunk` members, never spanning two widths (n1, n2)."""
+    w = table["n1"] * 1_000_003 + table["n2"]
+    cuts = np.r_[0, np.flatnonzero(np.diff(w)) + 1, len(w)]
+    out = []
+    for a, b in zip(cuts[:-1], cuts[1:]):  # a few width groups: not a hot path
+        out += [(int(s), int(min(s + chunk, b))) for s in range(int(a), int(b), chunk)]
+    return out
+
+
+def auto_chunk(level: str, n1: int, n2: int, method: str, n_save: int | None = None) -> int:
+    """A power of two of members whose state (times the saves, if any) is about 32 MB."""
+    per = state_size(level, n1, n2) * 8
+    target = 8 << 20 if method == "adaptive" else 32 << 20
+    per *= 1 if n_save is None else n_save + 1
+    return int(2 ** max(4, min(16, math.floor(math.log2(max(target // per, 1))))))
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of the canonical JSON of a sweep configuration (the resume key)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+
+# ---------------------------------------------------------------------------------------------
+# the options and the plan
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOptions:
+    """The keywords of `sweep` (documented there) as one typed object; `checked()` validates them."""
+
+    level: str = "modes"
+    alpha_p: Any = 1.0
+    eta: Any = 0.0
+    eta_p: Any = None
+    beta: Any = 1.0
+    sigma2: Any = 0.0
+    n1: Any = 8
+    n2: Any = None
+    scale: Any = 0.5
+    seeds: Any = 1
+    points: dict | None = None
+    ema: bool = True
+    stop_grad: bool = True
+    predictor: str = "learned"
+    t1: float = 100.0
+    dt: float | None = 0.05
+    method: str = "rk4"
+    n_save: int | None = None
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    max_steps: int = 100_000
+    threshold: float = 1e-4
+    max_norm: float = 1e8
+    chunk: int | None = None
+    out: Any = None
+    resume: bool = True
+    keep_parts: bool = False
+    progress: bool = True
+    devices: Any = None
+    strategy: str = "auto"
+    block: int | None = None
+
+    @property
+    def params(self) -> dict:
+        """The grid parameters as given (numbers or sequences), in `PARAMS` order."""
+        return {k: getattr(self, k) for k in PARAMS}
+
+    def checked(self) -> "SweepOptions":
+        """A `ValueError` naming the option for every bad scalar option (the grid values are checked by
+        `make_plan`); before any work, `out` must be a writable `.nc` path. **Returns:** the options, `out` a Path."""
+        level, method = self.level, self.method
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        pred = check_variant(self.ema, self.stop_grad, self.predictor)
+        if not isinstance(self.predictor, str):
+            raise ValueError(f"predictor must be a name of byoldyn.predictors.PREDICTORS in a sweep (its configuration "
+                             f"is stored as JSON), got {self.predictor!r}")
+        if pred.direct and level != "matrix":
+            raise ValueError(f"predictor={self.predictor!r} is swept at the matrix level only (the {level} level has "
+                             "no F̂-derived Wp; for DirectPred modes use byoldyn.flows.solve_directpred)")
+        if level == "symmetric" and not self.stop_grad:
+            raise ValueError("stop_grad=False is not defined at the symmetric level (the reduced flows assume "
+                             "stop-gradient)")
+        if method == "adaptive" and level != "matrix":
+            raise ValueError(f"method='adaptive' is available at the matrix level only, got level={level!r}")
+        t1, dt, n_save = self.t1, self.dt, self.n_save
+        if not (np.isfinite(t1) and t1 > 0):
+            raise ValueError(f"t1 must be a finite number > 0, got {t1!r}")
+        if method != "adaptive" and (dt is None or not (np.isfinite(dt) and dt > 0)):
+            raise ValueError(f"dt must be a finite number > 0 for method={method!r}, got {dt!r}")
+        if n_save is not None and (isinstance(n_save, bool) or not isinstance(n_save, (int, np.integer)) or n_save < 1):
+            raise ValueError(f"n_save must be None or a positive integer, got {n_save!r}")
+        if not (np.isfinite(self.threshold) and self.threshold > 0):
+            raise ValueError(f"threshold must be a finite number > 0, got {self.threshold!r}")
+        if not (self.max_norm > 0):
+            raise ValueError(f"max_norm must be > 0, got {self.max_norm!r}")
+        if method == "adaptive" and not (self.rtol > 0 and self.atol > 0 and int(self.max_steps) >= 1):
+            raise ValueError(f"rtol, atol must be > 0 and max_steps >= 1, got {self.rtol!r}, {self.atol!r}, "
+                             f"{self.max_steps!r}")
+        from ..batch import fixed_step_block
+        fixed_step_block(self.strategy, "cpu", 1, 1, self.block)  # ValueError for a bad strategy or block
+        chunk = self.chunk
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1):
+            raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+        out = self.out
+        if out is not None and Path(out).suffix != ".nc":
+            raise ValueError(f"out must end in .nc, got {str(out)!r}")
+        if out is not None:  # before any work: a directory, a read-only place, a chunk directory that is a file
+            out = check_output_file(out, "out", ".nc")
+            check_output_dir(parts_dir(out), "out: the chunk directory")
+        return dataclasses.replace(self, out=out)
+
+
+@dataclasses.dataclass
+class Plan:
+    """Everything a sweep does, decided before any state exists: `make_plan`."""
+
+    options: SweepOptions
+    table: dict  # parameter (and "seed") -> (M,) array, seed fastest
+    dims: list  # grid dimensions, ending in "seed"
+    coords: dict  # dimension -> coordinate values
+    fixed: dict  # the parameters that are not swept (scalars)
+    point_coords: dict  # with `points`: parameter -> (points,) values
+    config: dict  # the JSON configuration (the resume key is its hash)
+    hash: str
+    ranges: list  # member ranges [start, stop) of the chunks
+    n_modes: int  # the widest n2
+    ndev: int  # devices the member axis is sharded over
+
+    @property
+    def members(self) -> int:
+        return len(self.table["seed"])
+
+    @property
+    def sizes(self) -> tuple:
+        return tuple(len(self.coords[d]) for d in self.dims)
+
+    @property
+    def parts(self) -> Path | None:
+        return None if self.options.out is None else parts_dir(self.options.out)
+
+    def schema(self, n2: int | None = None) -> dict:
+        """The variables of a chunk of width n2 (default: the widest, as in the result)."""
+        o = self.options
+        return schema(o.level, o.n_save, self.n_modes if n2 is None else n2, self.config["dtype"])
+
+    def chunk_schema(self, k: int) -> dict:
+        return self.schema(int(self.table["n2"][self.ranges[k][0]]))
+
+
+def make_plan(o: SweepOptions, devices: list) -> Plan:
+    """The plan of the checked options `o` over `devices`: `Refused` (a `ValueError`) when it cannot fit in memory
+    or on disk (`check_work`, from the sizes alone), else the member table, the configuration and the chunks."""
+    seeds = check_seeds(o.seeds)
+    axes = check_axes(o.params, o.points)
+    w1max = int(axes["vals"]["n1"].max())
+    w2max = int(axes["vals"]["n2"].max()) if "n2" in axes["vals"] else w1max
+    chunk = auto_chunk(o.level, w1max, w2max, o.method, o.n_save) if o.chunk is None else o.chunk
+    n_int = 1 if o.n_save is None else int(o.n_save)
+    n_per = None
+    if o.method != "adaptive":
+        with np.errstate(over="ignore"):
+            steps = max(1.0, float(np.ceil(float(o.t1) / float(o.dt) / n_int)))
+        if not steps <= MAX_STEPS:
+            raise ValueError(f"dt = {o.dt!r} is too small for t1 = {o.t1!r}: {steps:.3g} steps per save interval, "
+                             f"more than {MAX_STEPS}; use a larger dt or a larger n_save")
+        n_per = int(steps)
+    dt_eff = None if o.method == "adaptive" else o.t1 / (n_int * n_per)
+    dtype = str(np.dtype(jnp.result_type(float)))
+    check_work(o.level, o.method, axes, seeds if isinstance(seeds, int) else len(seeds), o.n_save, chunk,
+               len(devices), o.out, np.dtype(dtype).itemsize, devices)
+    if isinstance(seeds, int):
+        seeds = np.arange(seeds, dtype=np.int64)
+    table, dims, coords, fixed, point_coords, tied = member_table(axes, seeds)
+
+    from .. import __version__
+    config = {
+        "level": o.level, "method": o.method, "t1": float(o.t1), "dt": None if o.dt is None else float(o.dt),
+        "dt_eff": dt_eff, "n_int": n_int, "n_per": n_per, "n_save": None if o.n_save is None else int(o.n_save),
+        "ema": bool(o.ema), "stop_grad": bool(o.stop_grad), "predictor": o.predictor,
+        "rtol": float(o.rtol), "atol": float(o.atol), "max_steps": int(o.max_steps),
+        "threshold": float(o.threshold), "max_norm": float(o.max_norm), "chunk": int(chunk), "dtype": dtype,
+        "dims": dims, "fixed": fixed, "tied": {k: ("eta" if k == "eta_p" else "n1") for k in tied},
+        "grid": {k: np.asarray(v).tolist() for k, v in coords.items()},
+        "points": {k: v.tolist() for k, v in point_coords.items()} or None,
+        "data": "isotropic: X = I, X' = sigma2 I (Assumption 2)",
+        "init": "State.random(PRNGKey(seed), n1, n2, scale) with Wa(0) = 0",
+        "version": __version__,
+    }
+    return Plan(o, table, dims, coords, fixed, point_coords, config, config_hash(config), chunks(table, chunk),
+                int(table["n2"].max()), len(devices))

@@ -1,0 +1,252 @@
+"""Running a sweep: the chunk programs (fixed steps through `byoldyn.stepper`, sharded over devices), the
+adaptive chunks (`simulate_batch`), and the multi-process protocol under `jax.distributed`: process 0 alone
+reads and writes files and decides which chunks are computed; every process follows that decision
+(`follow_writer`), gathers each chunk (`to_host`) and waits on process 0's writes (`barrier`)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from ..errors import one_line
+from ..model import Data, Hyper
+from ..solution import DIVERGED, SUCCEEDED
+from ..stepper import blown, fixed_solve, mask
+from ..sweep_levels import OBS, RHS, Observe, initial
+from .errors import Refused
+from .plan import state_size
+
+__all__ = ["program", "start", "observe", "make_mesh", "global_array", "to_host", "barrier", "follow_writer",
+           "run_chunk"]
+
+_AXIS = "members"
+
+
+def _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh, block=None):
+    """The sharded chunk program: fixed-step Euler (one GD step per step) or RK4 (`byoldyn.stepper.fixed_solve`)
+    from the states y0, with the states at the n_int save times; a member whose state blows up is frozen at its
+    last good state and flagged (`alive` False), as `simulate` in fixed-step mode. At the mode level with RK4 the
+    lanes are elementwise and divergence is checked at the saves (a check per step would cost as much as the
+    step). Each device integrates its own block of members (`shard_map`): no communication. The observables
+    (eigendecompositions, i.e. LAPACK calls) are computed outside, by `observe` (concurrent LAPACK custom calls
+    on several host devices were seen to deadlock)."""
+    rhs = RHS[level]
+    check = "save" if level == "modes" and method == "rk4" else "step"
+
+    def program(y0, alpha_p, eta, eta_p, beta, sigma2, dt):
+        col = (lambda a: a[:, None]) if level == "modes" else (lambda a: a)
+        hyper = Hyper(col(alpha_p), col(eta), col(beta), col(eta_p))
+        s2 = col(sigma2)
+        r = fixed_solve(lambda y: rhs(y, hyper, s2, flags), y0, dt, (n_int, n_per), method=method,
+                        max_norm=max_norm, batch_ndim=1, check=check, save=with_path)
+        return r.y, r.ys, r.alive
+
+    def blocked(y0, *args):
+        """`program` over blocks of `block` members one after another (`lax.map`; byoldyn.batch.fixed_step_block):
+        a block stays in cache for all its steps. The same operations per member, so the same bits."""
+        m = jax.tree.leaves(y0)[0].shape[0]
+        if block is None or block >= m:
+            return program(y0, *args)
+        nb = -(-m // block)
+        split = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], nb * block - m, axis=0)]).reshape(  # noqa: E731
+            (nb, block) + a.shape[1:])
+        y1, path, alive_t = jax.lax.map(lambda c: program(*c, args[-1]),
+                                        (jax.tree.map(split, y0),) + tuple(split(a) for a in args[:-1]))
+        first = lambda a: a.reshape((nb * block,) + a.shape[2:])[:m]  # noqa: E731
+        later = lambda a: jnp.moveaxis(a, 0, 1).reshape((a.shape[1], nb * block) + a.shape[3:])[:, :m]  # noqa: E731
+        return jax.tree.map(first, y1), jax.tree.map(later, path), later(alive_t)
+
+    m, mt = P(_AXIS), P(None, _AXIS)
+    f = jax.shard_map(blocked, mesh=mesh, in_specs=(m,) * 6 + (P(),), out_specs=(m, mt, mt), check_vma=False)
+    return jax.jit(f)
+
+
+@jax.jit(static_argnames=("level", "flags", "n1", "n2"))
+def start(level, flags, seeds, scale, n1, n2):
+    return initial(level, flags, seeds, scale, n1, n2, scale.dtype)
+
+
+@jax.jit(static_argnames=("level", "threshold"))
+def observe(level, y, ok, threshold):
+    return mask(OBS[level](y, threshold), ok)
+
+
+@functools.lru_cache(maxsize=64)
+def program(level, flags, method, n_int, n_per, with_path, max_norm, mesh, block=None):
+    """The compiled chunk program of these options (`_fixed_program`), built once per key."""
+    return _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh, block)
+
+
+def make_mesh(devices):
+    devices = list(jax.devices() if devices is None else devices)
+    return jax.make_mesh((len(devices),), (_AXIS,), devices=devices)
+
+
+def global_array(x: np.ndarray, mesh):
+    """A host array as a global array sharded over the member axis (every process passes the same array)."""
+    sharding = NamedSharding(mesh, P(_AXIS, *([None] * (x.ndim - 1))))
+    if jax.process_count() == 1:
+        return jax.device_put(x, sharding)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def to_host(tree):
+    """Global arrays as numpy arrays on this process: `device_get`, or with several processes (`jax.distributed`)
+    the gather of every process's shards (`multihost_utils.process_allgather`, a collective: every process calls it
+    at the same point)."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+    try:
+        return multihost_utils.process_allgather(tree, tiled=True)
+    except Exception as e:  # noqa: BLE001 - a collective that fails: another process died
+        raise _lost("gathering a chunk", e) from None
+
+
+def _lost(what: str, e: BaseException):
+    """The `RunFailed` of a collective that failed (a process of the job died or stopped): one line."""
+    from ..errors import RunFailed
+
+    return RunFailed(f"process {jax.process_index()} of {jax.process_count()}: {what} failed, another process has "
+                     f"died or stopped ({one_line(e)[:200]}); run the same command again to resume")
+
+
+def _local_device(mesh):
+    """The first device of `mesh` that this process can address (with `jax.distributed`, device 0 of the mesh
+    belongs to process 0): where the starts and the observables are computed, from host arrays."""
+    me = jax.process_index()
+    return next(d for d in mesh.devices.flat if d.process_index == me)
+
+
+def barrier(name: str) -> None:
+    """Every process waits here until all have reached `name` (no-op with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        try:
+            multihost_utils.sync_global_devices(f"byoldyn.sweep:{name}")
+        except Exception as e:  # noqa: BLE001 - see _lost
+            raise _lost(f"waiting on {name}", e) from None
+
+
+_MSG_BYTES = 2048
+
+
+def _from_writer(code: int, flags: np.ndarray, message: str = "") -> tuple[int, np.ndarray, str]:
+    """Process 0's decision `(code, flags, message)` on every process (`broadcast_one_to_all`; the others pass
+    placeholders of the same shapes). With one process, the arguments as they are."""
+    if jax.process_count() == 1:
+        return code, flags, message
+    from jax.experimental import multihost_utils
+    msg = np.zeros(_MSG_BYTES, np.uint8)
+    raw = message.encode()[:_MSG_BYTES]
+    msg[:len(raw)] = np.frombuffer(raw, np.uint8)
+    try:
+        got = multihost_utils.broadcast_one_to_all({"code": np.asarray([code], np.int32),
+                                                    "flags": flags.astype(np.int32), "msg": msg})
+    except Exception as e:  # noqa: BLE001 - see _lost
+        raise _lost("receiving process 0's plan", e) from None
+    text = np.asarray(got["msg"], np.uint8).tobytes().rstrip(b"\0").decode(errors="replace")
+    return int(np.asarray(got["code"])[0]), np.asarray(got["flags"]).astype(flags.dtype), text
+
+
+def follow_writer(prepare, is_writer: bool, n_chunks: int, out, read_done) -> tuple:
+    """Several processes: process 0 runs `prepare` (the file bookkeeping) and every process gets its decision;
+    `read_done() -> (ds, why)` reads the complete result on the others.
+
+    **Returns:** `(ds, None)` when `out` is already complete (the other processes read it: `out` must be on a
+    filesystem every process shares), else `(None, todo)`, the same chunk mask on every process. A refusal or error
+    on process 0 is raised there and, as one line, on the others (a `Refused` with the same text, else `RunFailed`).
+    """
+    from ..errors import RunFailed
+
+    err, done, todo = None, None, np.zeros(n_chunks, bool)
+    if is_writer:
+        try:
+            done, todo = prepare()
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the others have been told
+            err = e
+    todo = np.zeros(n_chunks, bool) if todo is None else todo
+    code = 3 if done is not None else 0 if err is None else 1 if isinstance(err, Refused) else 2
+    text = "" if err is None else f"{err}\x1f{err.cli}" if isinstance(err, Refused) else one_line(err)
+    code, todo, text = _from_writer(code, todo, text)
+    if err is not None:
+        raise err
+    if code == 1:
+        msg, _, cli = text.partition("\x1f")
+        raise Refused(msg, cli=cli or msg)
+    if code == 2:
+        raise RunFailed(f"sweep stopped on process 0: {text}")
+    if code == 3 and not is_writer:
+        done, why = read_done()
+        if done is None:
+            raise RunFailed(f"{out} is complete on process 0 but {why} on process {jax.process_index()}: put out on "
+                            "a filesystem every process shares")
+    return done, todo.astype(bool)
+
+
+def run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int, strategy: str = "auto", block=None) -> dict:
+    """Integrate the members `rows` (dict of (B,) arrays) of one width; numpy results with a leading member axis.
+    `strategy`, `block`: how each device batches its members (`byoldyn.batch`); the results do not depend on it."""
+    B = len(rows["seed"])
+    dtype = jnp.result_type(float)
+    npdt = np.dtype(dtype)
+    pad = pad_to - B
+    take = np.r_[np.arange(B), np.full(pad, B - 1)]  # repeat the last member to fill the program's shape
+    cols = {k: np.asarray(rows[k])[take] for k in ("seed", "scale", "alpha_p", "eta", "eta_p", "beta", "sigma2")}
+    flags = (cfg["ema"], cfg["stop_grad"], cfg["predictor"])
+    with_path = cfg["n_save"] is not None
+    if cfg["method"] == "adaptive":
+        from ..batch import simulate_batch
+        s0 = initial("matrix", flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2, dtype)
+        ts = np.linspace(0.0, cfg["t1"], cfg["n_save"] + 1) if with_path else np.asarray([cfg["t1"]])
+        sol = simulate_batch(
+            s0, Hyper(cols["alpha_p"].astype(npdt), cols["eta"].astype(npdt), cols["beta"].astype(npdt),
+                      cols["eta_p"].astype(npdt)),
+            Data.isotropic(n1, cols["sigma2"].astype(npdt)), cfg["t1"], ts=jnp.asarray(ts, dtype),
+            ema=cfg["ema"], stop_grad=cfg["stop_grad"], predictor=cfg["predictor"], rtol=cfg["rtol"],
+            atol=cfg["atol"], max_steps=cfg["max_steps"], max_norm=cfg["max_norm"],
+            observe=Observe(cfg["threshold"]), devices=mesh.devices.ravel().tolist(), strategy=strategy, block=block)
+        obs = to_host(sol.observed)
+        status = np.asarray(to_host(sol.status))[:B].astype(np.int8)
+        path = {k: np.asarray(v)[:B] for k, v in obs.items()}  # (B, T, ...)
+        final = {k: v[:, -1] for k, v in path.items()}
+        return _pack(final, path if with_path else None, status)
+    from ..batch import fixed_step_block
+    state_bytes = state_size(cfg["level"], n1, n2)
+    blk = fixed_step_block(strategy, mesh.devices.ravel()[0].platform, pad_to // mesh.devices.size,
+                           state_bytes * npdt.itemsize * (8 if cfg["method"] == "rk4" else 4), block)
+    prog = program(cfg["level"], flags, cfg["method"], cfg["n_int"], cfg["n_per"], with_path, cfg["max_norm"], mesh,
+                    blk)
+    one = _local_device(mesh)
+    with jax.default_device(one):  # initial states and observables on one device (LAPACK: see _fixed_program)
+        y0 = start(cfg["level"], flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2)
+        y0 = jax.tree.map(np.asarray, y0)  # every process computes the same starts: the same host arrays
+        alive0 = ~np.asarray(blown(y0, cfg["max_norm"], 1))[:B]
+    args = [global_array(cols[k].astype(npdt), mesh) for k in ("alpha_p", "eta", "eta_p", "beta", "sigma2")]
+    y1, path, alive_t = prog(jax.tree.map(lambda a: global_array(a, mesh), y0), *args, jnp.asarray(cfg["dt_eff"], dtype))
+    y1, path, alive_t = to_host((y1, path, alive_t))
+    alive_t = np.asarray(alive_t)[:, :B]
+    cut = lambda t: jax.tree.map(lambda a: np.asarray(a)[:B], t)  # noqa: E731
+    with jax.default_device(one):
+        final = observe(cfg["level"], cut(y1), alive_t[-1], cfg["threshold"])
+        if with_path:
+            states = jax.tree.map(lambda a0, a: np.concatenate([a0[None], a]), cut(y0),
+                                  jax.tree.map(lambda a: np.asarray(a)[:, :B], path))
+            ok = np.concatenate([alive0[None], alive_t])
+            path = jax.vmap(lambda y, k: observe(cfg["level"], y, k, cfg["threshold"]))(states, ok)
+    status = np.where(alive_t[-1], SUCCEEDED, DIVERGED).astype(np.int8)
+    final = {k: np.asarray(v) for k, v in final.items()}
+    path = {k: np.moveaxis(np.asarray(v), 0, 1) for k, v in path.items()} if with_path else None
+    return _pack(final, path, status)
+
+
+def _pack(final, path, status) -> dict:
+    res = {"status": status}
+    src = final if path is None else path
+    for k, v in src.items():
+        res[k] = np.asarray(v)
+    return res

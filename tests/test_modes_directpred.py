@@ -1,0 +1,175 @@
+"""DirectPred / DirectCopy at the mode level (docs/directpred_modes.md; THEORY.md sections 7, 10): the closed
+forms of `byoldyn.theory.directpred_*` against long integrations of `byoldyn.flows.solve_directpred`.
+
+Tolerances: the integrations run at rtol 1e-10 / atol 1e-14 and long enough that the slowest linear rate at the
+fixed point has decayed by e^-30 or more, so the distance to a stable fixed point is below 1e-9 relative; the
+tests assert 1e-6 (the issue's bound). Each claim has a control that must disagree (the learned predictor, the
+issue's first-order origin condition, the other side of a threshold).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from byoldyn import DirectCopy, DirectPred, Hyper, theory
+from byoldyn.flows import (
+    DirectModeState,
+    ModePST,
+    SqrtEps,
+    directpred_field,
+    directpred_s_field,
+    pst_field,
+    solve_directpred,
+    solve_modes,
+)
+
+TAU, KAPPA, EPS = 1.0, 1.5, 0.1  # σ² = 0.5, as Fig. 3
+TOL = dict(rtol=1e-10, atol=1e-14)
+
+
+def final_s(pred, s0, eta, t1, beta=None, tau0=0.0):
+    """s at t1 (modes on the last axis); τ fixed at 1 (SimSiam) when beta is None, else BYOL from τ(0) = tau0."""
+    y0 = DirectModeState.from_s_tau(jnp.asarray(s0, float), 1.0 if beta is None else tau0)
+    hyper = Hyper(eta=eta, beta=0.0 if beta is None else beta)
+    sol = solve_directpred(y0, t1, hyper, KAPPA, pred, tau=1.0 if beta is None else None, ts=[t1], max_steps=10**6,
+                           **TOL)
+    assert bool(np.all(sol.succeeded))
+    return np.asarray(sol.states.s[-1]), np.asarray(sol.states.tau[-1])
+
+
+@pytest.mark.slow
+def test_sqrt_form_fixed_point_and_no_collapse_basin():
+    """p = √s + ε with ε(τ − κε) > η: the origin is unstable and s*_− absent, so every start ends at
+    s*_+ = (p*_+ − ε)² (D1, D3). Control: the learned predictor on its parabola from the same small start dies."""
+    eta = 0.05
+    sm, sp = (float(v) for v in theory.directpred_s_star("sqrt", TAU, KAPPA, eta, eps=EPS))
+    pm, pp = (float(v) for v in theory.p_star(TAU, KAPPA, eta))
+    assert np.isnan(sm) and sp == pytest.approx((pp - EPS) ** 2, rel=1e-14)
+    s0 = np.array([1e-4, 0.01, 0.5, 2.0])
+    s, _ = final_s(SqrtEps(EPS), s0, eta, 400.0)  # rate at s*_+: √s*(τ − 2κp*_+) = −0.43, e^-170
+    np.testing.assert_allclose(s, sp, rtol=1e-6)
+    y0 = ModePST(jnp.sqrt(jnp.asarray([1e-4])), jnp.asarray([1e-4]), jnp.asarray([TAU]))  # α_p = 1: s = p²
+    learned = solve_modes(pst_field, y0, 400.0, args=(Hyper(eta=eta), KAPPA, False), ts=[400.0], **TOL)
+    assert 1e-4 < pm * pm and float(learned.states.s[-1, 0]) < 1e-12  # below p*_−² it collapses
+
+
+@pytest.mark.slow
+def test_paper_form_top_mode_fixed_point_and_byol():
+    """Eq. 18 as printed, one mode (m = s): √s + εs = p*_+ gives s*_+ = x_+², x_+ = 2p*_+/(1 + √(1 + 4εp*_+)) (D1);
+    BYOL (Eq. 13, β = 1, τ(0) = 0) reaches the same point with τ → 1. Control: s*_+ of the learned predictor
+    (p*_+², α_p = 1) is not it."""
+    eta = 0.05
+    pred = DirectPred(eps=EPS, form="paper")
+    sm, sp = (float(v) for v in theory.directpred_s_star(pred, TAU, KAPPA, eta))
+    pp = float(theory.p_star(TAU, KAPPA, eta)[1])
+    s, _ = final_s(pred, [[0.5], [2.0]], eta, 400.0)
+    np.testing.assert_allclose(s[:, 0], sp, rtol=1e-6)
+    s, tau = final_s(pred, [[0.5]], eta, 600.0, beta=1.0, tau0=0.0)
+    np.testing.assert_allclose(s[0], sp, rtol=1e-6)
+    np.testing.assert_allclose(tau[0], 1.0, rtol=1e-6)
+    assert abs(pp * pp - sp) / sp > 0.1
+    # below s*_− the top mode collapses (its origin has p_0 = 0: rate −2η)
+    assert 0 < sm and final_s(pred, [[0.5 * sm]], eta, 400.0)[0][0, 0] < 1e-12
+
+
+@pytest.mark.slow
+def test_origin_rate_corrects_the_first_order_claim():
+    """The origin of a mode is unstable iff ε(τ − κε) > η (Eq. D2.1), not ετ > η: in the window
+    0.085 <= η < 0.1 (τ = 1, κ = 1.5, ε = 0.1) a tiny mode decays at λ_0 = 2[ε(τ − κε) − η] < 0 although ετ > η.
+    The measured rate log(s(t)/s(0))/t matches λ_0 to 5e-5 (the correction from √s <= 1e-5 in p is
+    2(τ − 2κε)√s <= 1.4e-5)."""
+    s0, t1 = 1e-10, 10.0
+    for eta in (0.02, 0.09, 0.12):
+        lam0 = float(theory.directpred_origin_rate("sqrt", TAU, KAPPA, eta, eps=EPS))
+        assert lam0 == pytest.approx(2 * (EPS * (TAU - KAPPA * EPS) - eta), rel=1e-14)
+        s, _ = final_s(SqrtEps(EPS), [s0], eta, t1)
+        rate = float(np.log(s[0] / s0) / t1)
+        assert rate == pytest.approx(lam0, abs=5e-5), eta
+    # the control: at η = 0.09 the first-order claim says unstable, the flow says stable
+    assert EPS * TAU > 0.09 and float(theory.directpred_origin_rate("sqrt", TAU, KAPPA, 0.09, eps=EPS)) < 0
+    s, _ = final_s(SqrtEps(EPS), [s0], 0.09, 400.0)
+    assert s[0] < s0 * np.exp(-3.0)
+
+
+@pytest.mark.slow
+def test_collapse_threshold_is_bracketed():
+    """η_c = τ²/4κ for ε <= τ/2κ, else ε(τ − κε) (D3): from s(0) = 0.3 a mode survives at 0.97 η_c and dies at
+    1.03 η_c, for both cases of ε."""
+    for eps in (EPS, 0.5):
+        etac = float(theory.directpred_eta_c("sqrt", TAU, KAPPA, eps=eps))
+        expect = TAU**2 / (4 * KAPPA) if eps <= TAU / (2 * KAPPA) else eps * (TAU - KAPPA * eps)
+        assert etac == pytest.approx(expect, rel=1e-14)
+        sp = float(theory.directpred_s_star("sqrt", TAU, KAPPA, 0.97 * etac, eps=eps)[1])
+        pp = float(theory.p_star(TAU, KAPPA, 0.97 * etac)[1])
+        t1 = 40.0 / abs(np.sqrt(sp) * (TAU - 2 * KAPPA * pp))  # the linear rate at s*_+ (D2), decayed by e^-40
+        below, _ = final_s(SqrtEps(eps), [0.3], 0.97 * etac, t1)
+        above, _ = final_s(SqrtEps(eps), [0.3], 1.03 * etac, t1)
+        np.testing.assert_allclose(below[0], sp, rtol=1e-6)
+        assert above[0] < 1e-8, (eps, above)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pred", [DirectPred(eps=EPS, form="code"), DirectCopy(eps=EPS)], ids=["code", "directcopy"])
+def test_scale_free_forms_top_mode_is_exponential(pred):
+    """Code form (10.2) and DirectCopy: the top mode has p ≡ 1 + ε, so s_1(t) = s_1(0) e^{λt} exactly with
+    λ = 2[(1 + ε)(τ − κ(1 + ε)) − η] (D1): < 0 here, every mode collapses at the mode level (D3). Control: the
+    learned predictor from the same start keeps its top mode."""
+    eta, t1, s0 = 0.01, 3.0, np.array([0.5, 0.2, 0.05])
+    lam = float(theory.directpred_top_rate(pred, TAU, KAPPA, eta))
+    assert lam == pytest.approx(2 * ((1 + EPS) * (TAU - KAPPA * (1 + EPS)) - eta), rel=1e-14) and lam < 0
+    assert float(theory.directpred_eta_c(pred, TAU, KAPPA)) < 0
+    s, _ = final_s(pred, s0, eta, t1)
+    np.testing.assert_allclose(s[0], s0[0] * np.exp(lam * t1), rtol=1e-6)
+    assert np.all(s[1:] < s[0])  # the weak modes stay below the top one
+    y0 = ModePST(jnp.sqrt(jnp.asarray(s0)), jnp.asarray(s0), jnp.full(3, TAU))
+    learned = solve_modes(pst_field, y0, 400.0, args=(Hyper(eta=eta), KAPPA, False), ts=[400.0], **TOL)
+    assert float(learned.states.s[-1, 0]) > 0.1
+
+
+@pytest.mark.slow
+def test_fixed_point_codes_match_the_jacobian():
+    """`directpred_fixed_points`: at τ = 1 the sign of ∂ṡ/∂s (autodiff of Eq. 12) and with BYOL (β = 1) the
+    class of the 2x2 Jacobian of (ẇ, ẇ_a) (autodiff of `directpred_field`) are the codes it returns."""
+    eta = 0.03
+    for pred in (SqrtEps(EPS), DirectPred(eps=EPS, form="paper")):
+        form = "sqrt" if isinstance(pred, SqrtEps) else pred
+        s, code = (np.asarray(v) for v in theory.directpred_fixed_points(form, TAU, KAPPA, eta, eps=EPS
+                                                                          if isinstance(pred, SqrtEps) else None))
+        sb, codeb = (np.asarray(v) for v in theory.directpred_fixed_points(form, TAU, KAPPA, eta, beta=1.0, eps=EPS
+                                                                            if isinstance(pred, SqrtEps) else None))
+        np.testing.assert_array_equal(s, sb)
+        for k in range(1, 3):  # s*_−, s*_+
+            if code[k] == theory.NO_POINT:
+                assert np.isnan(s[k])
+                continue
+            x = jnp.asarray([s[k]])
+            assert float(directpred_s_field(x, Hyper(eta=eta), KAPPA, pred, TAU)[0]) == pytest.approx(0.0, abs=1e-12)
+            d = float(jax.grad(lambda v: directpred_s_field(v, Hyper(eta=eta), KAPPA, pred, TAU)[0])(x)[0])
+            assert code[k] == (theory.STABLE_NODE if d < 0 else theory.UNSTABLE_NODE), (pred, k, d)
+            w = float(np.sqrt(s[k]))
+
+            def f(y):
+                d = directpred_field(DirectModeState(y[:1], y[1:]), Hyper(eta=eta, beta=1.0), KAPPA, pred)
+                return jnp.concatenate([d.w, d.w_a])
+
+            J = jax.jacfwd(f)(jnp.asarray([w, w]))
+            assert codeb[k] == int(theory.classify(J)), (pred, k, np.asarray(J))
+        assert code[2] == theory.STABLE_NODE and codeb[2] in (theory.STABLE_NODE, theory.STABLE_FOCUS)
+        if code[1] != theory.NO_POINT:
+            assert code[1] == theory.UNSTABLE_NODE and codeb[1] == theory.SADDLE
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="form must be one of"):
+        theory.directpred_form("cosine", eps=0.1)
+    with pytest.raises(ValueError, match="eps must be given"):
+        theory.directpred_eta_c("sqrt", TAU, KAPPA)
+    with pytest.raises(ValueError, match="scale-free"):
+        theory.directpred_s_star(DirectCopy(), TAU, KAPPA, 0.01)
+    with pytest.raises(ValueError, match="tau must be 1 with beta"):
+        theory.directpred_fixed_points("sqrt", 0.8, KAPPA, 0.01, beta=1.0, eps=EPS)
+    with pytest.raises(ValueError, match="DirectModeState"):
+        solve_directpred((1.0, 0.0), 1.0, Hyper(), KAPPA, SqrtEps())
+    with pytest.raises(ValueError, match=r"\.modes\(s\)"):
+        directpred_field(DirectModeState(jnp.ones(2), jnp.ones(2)), Hyper(), KAPPA, "directpred")
