@@ -115,6 +115,20 @@ def test_cli_preset_fills_defaults_and_explicit_flags_win():
     assert PRESETS["official"] == {}
 
 
+def test_cpu_hour_preset_is_the_search_run_p3():
+    """`--preset cpu-hour` parses to the same arguments as the flags of SEARCH.md's run p3."""
+    from byoldyn.cli import parser
+    from byoldyn.cli.train import apply_preset
+
+    a = parser().parse_args(["train", "--data", "D", "--preset", "cpu-hour"])
+    apply_preset(a)
+    b = parser().parse_args(("train --data D --width 0.25 --depth 10 --target-init copy --lr 0.2 --lr-schedule "
+                             "cosine --warmup-steps 200 --ema 0.99 --ema-schedule byol --alpha-p 10 --epochs 11 "
+                             "--total-steps 4000 --stop-at 4000 --eval-every 250").split())
+    apply_preset(b)
+    assert {k: v for k, v in vars(a).items() if k != "preset"} == {k: v for k, v in vars(b).items() if k != "preset"}
+
+
 def test_append_curve_drops_points_of_an_interrupted_run(tmp_path):
     p = tmp_path / "curve.json"
     for s in (0, 5, 10):

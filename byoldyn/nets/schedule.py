@@ -9,8 +9,9 @@
   `config.total_steps` (tau rises from tau_0 to 1).
 * `PRESETS`: named settings of `byoldyn train` flags (argparse dest names). `official` is the official
   code's CIFAR-10 recipe (the defaults); `paper-cifar10` the paper's App. C full-scale run (ResNet-18
-  width 1, full CIFAR-10 50k, 100 epochs, the official optimizer). A CPU preset that learns is still
-  being searched for (figures/nets/SEARCH.md): none is named until a run reaches the issue's target.
+  width 1, full CIFAR-10 50k, 100 epochs, the official optimizer); `cpu-hour` the CPU recipe search's best
+  run (figures/nets/SEARCH.md: ResNet-10 w0.25, copy target, lr 0.2 warmup + cosine, BYOL EMA schedule,
+  alpha_p 10, 4,000 steps, about one hour of one core).
 """
 
 from __future__ import annotations
@@ -48,4 +49,8 @@ PRESETS: dict[str, dict] = {
     "official": {},
     "paper-cifar10": dict(width=1.0, depth="18", epochs=100, batch_size=128, lr=0.03, momentum=0.9, wd=4e-4,
                           ema=0.996, predictor="linear"),
+    # the CPU recipe search's best run (figures/nets/SEARCH.md, p3): one hour of one core, full CIFAR-10
+    "cpu-hour": dict(width=0.25, depth="10", target_init="copy", lr=0.2, lr_schedule="cosine", warmup_steps=200,
+                     ema=0.99, ema_schedule="byol", alpha_p=10.0, epochs=11, total_steps=4000, stop_at=4000,
+                     eval_every=250),
 }
