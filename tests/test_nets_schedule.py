@@ -129,6 +129,17 @@ def test_cpu_hour_preset_is_the_search_run_p3():
     assert {k: v for k, v in vars(a).items() if k != "preset"} == {k: v for k, v in vars(b).items() if k != "preset"}
 
 
+def test_explicit_flag_at_its_default_overrides_the_preset():
+    """`--preset cpu-hour --ema-schedule constant --lr 0.03` keeps both flags although they equal the defaults."""
+    from byoldyn.cli import parser
+    from byoldyn.cli.train import apply_preset
+
+    a = parser().parse_args(["train", "--data", "D", "--preset", "cpu-hour", "--ema-schedule", "constant",
+                             "--lr", "0.03", "--depth", "18"])
+    apply_preset(a)
+    assert (a.ema_schedule, a.lr, a.depth, a.lr_schedule, a.width) == ("constant", 0.03, "18", "cosine", 0.25)
+
+
 def test_append_curve_drops_points_of_an_interrupted_run(tmp_path):
     p = tmp_path / "curve.json"
     for s in (0, 5, 10):

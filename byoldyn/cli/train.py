@@ -15,7 +15,16 @@ from ..predictors import ALIASES
 from .common import (PREDICTOR_NAMES, add_directpred, add_out, add_progress, add_seed, add_variant, nonneg_int,
     positive_int, real)
 
-__all__ = ["add_parser", "run", "apply_preset", "recipe"]
+__all__ = ["add_parser", "run", "apply_preset", "recipe", "UNSET"]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: The parsed value of a preset's flag that was not given (`apply_preset` fills it in).
+UNSET = _Unset()
 
 
 def add_parser(sub) -> None:
@@ -89,7 +98,7 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("recipe (schedules, presets, precision, learning curve)")  # issue 13
     g.add_argument("--preset", choices=tuple(PRESETS), default=None,
                    help="named settings: official (the defaults), paper-cifar10 (App. C: width 1, 100 epochs; "
-                   "give --data the full CIFAR-10); flags that differ from their defaults override it")
+                   "give --data the full CIFAR-10), cpu-hour (the CPU recipe); flags given explicitly override it")
     g.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="constant (official) or half-cosine decay to 0 at --total-steps (default constant)")
     g.add_argument("--warmup-steps", type=nonneg_int, default=0, help="linear lr warmup from 0 (default 0)")
@@ -103,16 +112,19 @@ def add_parser(sub) -> None:
                    help="compute dtype of the ResNet and projector (bfloat16: mixed precision; default float32)")
     g.add_argument("--eval-every", type=positive_int, default=None,
                    help="steps between learning-curve kNN points (random 10k-train bank, 2k test) -> OUT/curve.json")
-    p.set_defaults(func=run, preset_defaults={k: p.get_default(k) for k in set().union(*PRESETS.values())})
+    keys = set().union(*PRESETS.values())  # a preset's flags parse to UNSET unless given, even at their default
+    p.set_defaults(func=run, preset_defaults={k: p.get_default(k) for k in keys}, **{k: UNSET for k in keys})
 
 
 def apply_preset(a) -> None:
-    """Fill the flags of `--preset` that were left at their defaults (`a`: parsed `byoldyn train` flags)."""
+    """Fill the flags that were not given (`a`: parsed `byoldyn train` flags) from `--preset`, else from their
+    defaults; a flag given explicitly wins even when it equals its default."""
     from ..nets.schedule import PRESETS
 
-    for k, v in PRESETS.get(a.preset or "official", {}).items():
-        if getattr(a, k) == a.preset_defaults[k]:
-            setattr(a, k, v)
+    preset = PRESETS.get(a.preset or "official", {})
+    for k, default in a.preset_defaults.items():
+        if getattr(a, k) is UNSET:
+            setattr(a, k, preset.get(k, default))
 
 
 def recipe(a, cfg, n_train: int):
