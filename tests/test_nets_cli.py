@@ -85,6 +85,10 @@ def test_train_and_resume(folder, tmp_path, capsys):
     assert main(["train", "--data", str(folder), "--epochs", "0", "--out", str(base), "--eval", "knn", *TINY_FLAGS]) == 0
     assert "0 steps" in capsys.readouterr().out
     assert (base / "eval.json").exists() and not (base / "log.nc").exists()
+    # ... also under a preset that sets --stop-at (cpu-hour: 4,000): still no training step
+    assert main(["train", "--data", str(folder), "--epochs", "0", "--preset", "cpu-hour", "--out", str(tmp_path / "p0"),
+                 "--eval", "knn", *TINY_FLAGS]) == 0
+    assert "0 steps" in capsys.readouterr().out and not (tmp_path / "p0" / "log.nc").exists()
 
 
 @pytest.mark.slow

@@ -84,7 +84,7 @@ def add_parser(sub) -> None:
                    help="predictor weight decay (default --wd)")
     g.add_argument("--batch-size", type=positive_int, default=128, help="(default 128)")
     g.add_argument("--epochs", type=nonneg_int, default=100,
-                   help="(default 100); 0 evaluates the untrained network (a baseline)")
+                   help="(default 100); 0 evaluates the untrained network (a baseline; also under a --preset with --stop-at)")
     add_seed(g, "the initialisation, augmentations and batches")
     g = p.add_argument_group("output")
     add_out(g, "runs/byol", "run folder (default runs/byol)")
@@ -183,7 +183,7 @@ def run(a) -> int:
     try:
         r = train(cfg, tr, te, a.out, epochs=a.epochs, log_every=a.log_every, ckpt_every=a.ckpt_every,
                   resume=not a.no_resume, evaluate=kinds, progress=not a.no_progress,
-                  max_steps=a.stop_at, eval_every=a.eval_every)
+                  max_steps=0 if a.epochs == 0 else a.stop_at, eval_every=a.eval_every)  # --epochs 0: no step
     except Diverged as e:
         print(f"byoldyn train: stopped: {e}", file=sys.stderr)
         return 1
