@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--export", action="store_true",
                    help="also write OUT/NAME/log.nc without the matrices F̂, Wp (keeping p_j = u_jᵀ Wp u_j) and "
                    "OUT/NAME/eval.json, small enough to commit")
+    p.add_argument("--claims", action="store_true",
+                   help="also decide the paper's real-network claims on the runs, seeds paired (RESULTS.md sections "
+                   "'Seeds' and 'Claims'; byoldyn.figures.net_claims)")
     p.set_defaults(func=run)
 
 
@@ -56,6 +59,15 @@ def run(a) -> int:
     plt.close("all")
     text = "# Real-network runs\n\nWritten by `byoldyn compare " + " ".join(str(d) for d in a.runs) + "`.\n\n"
     text += results_table(runs)
+    if a.claims:  # issue 13: seeds, intervals and verdicts
+        from ..figures.net_claims import claims_table, load_runs, seeds_table
+
+        seeded = load_runs(a.runs, runs)
+        px = next((100 * ev["pixels_knn_acc"] for ds, ev in runs.values() if ds is None and "pixels_knn_acc" in ev),
+                  None)
+        text += ("\n## Seeds\n\nThe final evaluation (eval.json) of each method, over its seeds"
+                 + (f"; raw pixels on the same protocol: {px:.1f} %" if px is not None else "") + ".\n\n"
+                 + seeds_table(seeded, px) + "\n## Claims\n\n" + claims_table(seeded))
     wrote.append(atomic_write(out / "RESULTS.md", lambda tmp: Path(tmp).write_text(text, encoding="utf-8")))
     print("wrote " + ", ".join(str(w) for w in wrote))
     return 0

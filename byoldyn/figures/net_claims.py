@@ -1,0 +1,251 @@
+"""The paper's real-network claims, decided on seeded runs of one preset (issue 13; THEORY.md sections 11-12).
+
+Runs (`byoldyn train` directories) are grouped by method: their config without the seed. A claim compares
+one measurement between groups, or between two steps of one group, with seeds paired (the same seed gives
+the same initialisation, augmentations and batch order), at one training step for every run. Its interval
+is the 95 % Student-t interval of the mean paired difference over the n seeds both sides have,
+mean ± t(0.975, n - 1) sd / √n; no claim is decided on fewer than 2 seeds. The decision rules are fixed in
+`CLAIMS` below, written before the runs were read:
+
+- Fig. 2 asymmetry: ‖Wp - Wpᵀ‖/‖Wp‖ falls from the first record to `final`: holds if the interval of
+  (last - first) lies below 0.
+- Fig. 2 alignment: the mean over the top 10 eigenvectors u_j of F̂ of cos(Wp u_j, u_j) rises: holds if
+  the interval of (last - first) lies above 0.
+- Fig. 2 p_j ∝ √s_j: the slope of log p_j against log s_j over the top 10 modes (p_j the eigenvalues of
+  sym(Wp), s_j those of F̂, both decreasing; p_j > 0): holds if the interval of the slope contains 1/2.
+- Table 3: symmetric Wp with EMA beats symmetric Wp without EMA (learning-curve kNN): holds if the
+  interval of (EMA - no EMA) lies above 0.
+- Theorem 2: without a predictor, and without stop-gradient, the projections collapse: the batch spread
+  `z_std` of the normalized projections, as a ratio to the learned predictor's at the same step and seed
+  (log ratio paired): holds if the interval of the ratio lies below 1/2.
+- Table 8: DirectPred is at least as good as the learned linear predictor (learning-curve kNN): holds if
+  the interval of (DirectPred - learned) lies above 0; "comparable" if it contains 0.
+
+The learning-curve kNN (`RUN/curve.json`: a random 10,000-image bank of the training split and 2,000 test
+images, k = 200, T = 0.1) is the one accuracy every run has at every 250 steps, so the contrasts use it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from .curves import load_curve
+from .training import aligned_fraction, describe, load_run
+
+__all__ = ["Run", "load_runs", "method", "interval", "p_slope", "measure", "CLAIMS", "decide", "claims_table",
+           "seeds_table"]
+
+#: the config fields that do not define a method (a run's identity within its group)
+_NOT_METHOD = ("seed",)
+#: config fields of older logs under their names of today (`byoldyn.nets.config.Config.from_dict`)
+_RENAMED = {"predictor_wd": "wd_p"}
+
+
+@dataclass
+class Run:
+    """One `byoldyn train` run: its directory name, seed, config, log (or None), curve and eval."""
+
+    name: str
+    seed: int
+    config: dict
+    log: object
+    curve: list = field(default_factory=list)
+    eval: dict = field(default_factory=dict)
+
+
+def load_runs(dirs, loaded: dict | None = None) -> list[Run]:
+    """The runs of `dirs` that have a training log (eval-only runs, the baselines, are left out); `loaded`
+    (name -> `load_run`'s pair) saves reading the logs again."""
+    out = []
+    for d in dirs:
+        ds, ev = (loaded or {}).get(Path(d).resolve().name) or load_run(d)
+        if ds is None:
+            continue
+        c = json.loads(ds.attrs["config"])
+        out.append(Run(Path(d).resolve().name, int(c.get("seed", 0)), c, ds, load_curve(d), ev))
+    return out
+
+
+def method(run: Run) -> str:
+    """The key of a run's group: its config without the seed, in today's names, as canonical JSON."""
+    c = {_RENAMED.get(k, k): v for k, v in run.config.items() if k not in _NOT_METHOD}
+    c["predictor"] = {"linear": "learned", "none": "identity"}.get(c["predictor"], c["predictor"])
+    return json.dumps(c, sort_keys=True)
+
+
+def interval(x, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """(mean, lower, upper, n) of the Student-t interval of the mean of the finite values of `x`."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 2:
+        m = float(x[0]) if n else float("nan")
+        return m, float("nan"), float("nan"), n
+    h = stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / np.sqrt(n)
+    return float(x.mean()), float(x.mean() - h), float(x.mean() + h), n
+
+
+def p_slope(ds, t: int, k: int = 10) -> float:
+    """Slope of log p_j against log s_j over the top `k` modes with p_j > 0 and s_j > 0 at record `t`
+    (p_j the eigenvalues of sym(Wp), s_j those of F̂, both decreasing); NaN with fewer than 3 such modes."""
+    s, p = np.asarray(ds.s.values[t, :k], float), np.asarray(ds.p.values[t, :k], float)
+    ok = (s > 0) & (p > 0) & np.isfinite(s) & np.isfinite(p)
+    if ok.sum() < 3:
+        return float("nan")
+    return float(np.polyfit(np.log(s[ok]), np.log(p[ok]), 1)[0])
+
+
+def measure(run: Run, what: str, step: int) -> float:
+    """`what` of `run` at training step `step` (NaN when the run has no record there): `knn` (the
+    learning curve, fraction), `z_std`, `effective_rank`, `asymmetry`, `alignment` (top 10) or `p_slope`.
+    `step = 0` in a log means its first record."""
+    if what == "knn":
+        return next((float(q["knn_acc"]) for q in run.curve if q["step"] == step), float("nan"))
+    steps = run.log.step.values
+    t = 0 if step == 0 else int(np.searchsorted(steps, step))
+    if t >= len(steps) or (step and steps[t] != step):
+        return float("nan")
+    if what == "alignment":
+        return float(aligned_fraction(run.log)[t])
+    if what == "p_slope":
+        return p_slope(run.log, t)
+    return float(run.log[what].values[t])
+
+
+def _is(c: dict, predictor: str, ema: bool = True, stop_grad: bool = True) -> bool:
+    pred = {"linear": "learned", "none": "identity"}.get(c["predictor"], c["predictor"])
+    if pred == "learned" and c.get("symmetric"):
+        pred = "symmetric"
+    return pred == predictor and (c["ema"] > 0) == ema and c.get("stop_grad", True) == stop_grad
+
+
+#: The claims: each names its groups (config predicates), what is measured, at which step (`final`: the
+#: learned group's last common record), how the paired values combine, the rule, and the paper's numbers.
+CLAIMS = (
+    dict(key="fig2-asymmetry", claim="Fig. 2: asymmetry ‖Wp − Wpᵀ‖/‖Wp‖ of the learned Wp falls",
+         a=("learned",), b=None, what="asymmetry", at="final", combine="last-first", rule="below", threshold=0.0,
+         paper="falls to ≈ 0 (Fig. 2, left; with weight decay)"),
+    dict(key="fig2-alignment", claim="Fig. 2: eigenvectors of F̂ align with Wp's (mean cos, top 10 modes)",
+         a=("learned",), b=None, what="alignment", at="final", combine="last-first", rule="above", threshold=0.0,
+         paper="rises to ≈ 1 (Fig. 2, right)"),
+    dict(key="fig2-sqrt", claim="Fig. 2 / Eq. 18: p_j ∝ √s_j (slope of log p_j on log s_j, top 10 modes)",
+         a=("learned",), b=None, what="p_slope", at="final", combine="value", rule="contains", threshold=0.5,
+         paper="slope 1/2 (DirectPred sets p_j = √s_j)"),
+    dict(key="table3", claim="Table 3: symmetric Wp, EMA beats no EMA (kNN %)",
+         a=("symmetric",), b=("symmetric", False), what="knn", at=1000, combine="a-b", rule="above", threshold=0.0,
+         paper="75.09 ± 0.48 vs 36.62 ± 1.85 (STL-10, 100 epochs): +38.5"),
+    dict(key="thm2-nopred", claim="Theorem 2: no predictor collapses (z_std / learned's)",
+         a=("identity",), b=("learned",), what="z_std", at=500, combine="a/b", rule="below", threshold=0.5,
+         paper="collapse (Theorem 2; BYOL without predictor)"),
+    dict(key="thm2-nostopgrad", claim="Theorem 2: no stop-gradient collapses (z_std / learned's)",
+         a=("learned", False, False), b=("learned",), what="z_std", at=500, combine="a/b", rule="below",
+         threshold=0.5, paper="collapse (Theorem 2)"),
+    dict(key="table8", claim="Table 8: DirectPred vs the learned linear Wp (kNN %)",
+         a=("directpred",), b=("learned",), what="knn", at=1000, combine="a-b", rule="above", threshold=0.0,
+         paper="85.21 ± 0.23 vs 84.49 ± 0.20 (CIFAR-10, 100 epochs): +0.72"),
+)
+
+
+def _group(runs, spec) -> dict[int, Run]:
+    """seed -> run of the one method that matches `spec` (the most seeds if several do)."""
+    groups: dict[str, dict[int, Run]] = {}
+    for r in runs:
+        if _is(r.config, *spec):
+            groups.setdefault(method(r), {})[r.seed] = r
+    return max(groups.values(), key=len) if groups else {}
+
+
+def decide(runs, c: dict) -> dict:
+    """The verdict of claim `c` (one of `CLAIMS`) on `runs`: step, per-seed values, interval, verdict."""
+    a = _group(runs, c["a"])
+    b = _group(runs, c["b"]) if c["b"] else None
+    seeds = sorted(set(a) & set(b)) if b is not None else sorted(a)
+    step = c["at"]
+    if step == "final":
+        step = min((int(a[s].log.step.values[-1]) for s in seeds), default=0)
+    scale = 100.0 if c["what"] == "knn" else 1.0
+    va = np.array([measure(a[s], c["what"], step) for s in seeds]) * scale
+    vb = np.array([measure(b[s], c["what"], step) for s in seeds]) * scale if b is not None else None
+    v0 = np.array([measure(a[s], c["what"], 0) for s in seeds]) * scale
+    if c["combine"] == "last-first":
+        d = va - v0
+    elif c["combine"] == "value":
+        d = va
+    elif c["combine"] == "a-b":
+        d = va - vb
+    else:  # a/b: the interval of the log ratio, mapped back
+        d = np.log(va / vb)
+    m, lo, hi, n = interval(d)
+    if c["combine"] == "a/b":
+        m, lo, hi = np.exp(m), np.exp(lo), np.exp(hi)
+    th = c["threshold"]
+    if n < 2 or not np.isfinite([lo, hi]).all():
+        verdict = f"undecided ({n} seed{'s' if n != 1 else ''})"
+    elif c["rule"] == "contains":
+        verdict = "holds" if lo <= th <= hi else f"differs ({'above' if lo > th else 'below'} {th:g})"
+    elif c["rule"] == "above":
+        verdict = "holds" if lo > th else ("reversed" if hi < th else "comparable (interval contains 0)"
+                                            if c["key"] == "table8" else "not resolved")
+    else:
+        verdict = "holds" if hi < th else ("does not hold" if lo > th else "not resolved")
+    return dict(key=c["key"], claim=c["claim"], paper=c["paper"], step=step, seeds=seeds, a=va, b=vb, first=v0,
+                mean=m, lower=lo, upper=hi, n=n, verdict=verdict, combine=c["combine"])
+
+
+def _ms(x, f=".1f") -> str:
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return "–"
+    return f"{x.mean():{f}} ± {x.std(ddof=1):{f}}" if len(x) > 1 else f"{x[0]:{f}}"
+
+
+def claims_table(runs) -> str:
+    """Markdown: one row per claim of `CLAIMS` with the paper's number, the measured values (mean ± sd over
+    seeds), the 95 % interval of the deciding quantity and the verdict."""
+    rows = ["| claim | paper | step | seeds | measured (mean ± sd) | deciding quantity: mean [95 % interval] "
+            "| verdict |", "|---|---|---|---|---|---|---|"]
+    for c in CLAIMS:
+        r = decide(runs, c)
+        f = ".1f" if c["what"] == "knn" else ".3f"
+        if r["combine"] == "last-first":
+            got = f"first record {_ms(r['first'], f)} → {_ms(r['a'], f)}"
+            q = "last − first"
+        elif r["combine"] == "value":
+            got = f"first record {_ms(r['first'], '.2f')}; at the end {_ms(r['a'], '.2f')}"
+            q = "slope"
+        else:
+            got = f"{_ms(r['a'], f)} vs {_ms(r['b'], f)}"
+            q = "ratio" if r["combine"] == "a/b" else "difference"
+        iv = f"{q} {r['mean']:{f}} [{r['lower']:{f}}, {r['upper']:{f}}]"
+        rows.append(f"| {r['claim']} | {r['paper']} | {r['step']} | {', '.join(map(str, r['seeds'])) or '–'} | "
+                    f"{got} | {iv} | **{r['verdict']}** |")
+    return "\n".join(rows) + "\n"
+
+
+def seeds_table(runs, baseline_knn: float | None = None) -> str:
+    """Markdown: the final evaluation (eval.json) of every seed of each method that has one, mean ± sd,
+    and the kNN margin over `baseline_knn` (%, raw pixels on the same protocol) with its 95 % interval."""
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        if "knn_acc" in r.eval:
+            groups.setdefault(method(r), []).append(r)
+    rows = ["| method | step | seeds | kNN % per seed | kNN % mean ± sd | probe % mean ± sd | kNN − raw pixels "
+            "[95 % interval] |", "|---|---|---|---|---|---|---|"]
+    for rs in groups.values():
+        rs = sorted(rs, key=lambda r: r.seed)
+        knn = np.array([100 * r.eval["knn_acc"] for r in rs])
+        lin = np.array([100 * r.eval.get("linear_acc", np.nan) for r in rs])
+        margin = "–"
+        if baseline_knn is not None:
+            m, lo, hi, _ = interval(knn - baseline_knn)
+            margin = f"{m:+.1f}" + (f" [{lo:+.1f}, {hi:+.1f}]" if np.isfinite(lo) else "")
+        steps = sorted({int(r.eval.get("step", -1)) for r in rs})
+        rows.append(f"| {describe(rs[0].log)} | {', '.join(map(str, steps))} | {', '.join(str(r.seed) for r in rs)} | "
+                    f"{' / '.join(f'{k:.1f}' for k in knn)} | {_ms(knn)} | {_ms(lin)} | {margin} |")
+    return "\n".join(rows) + "\n"

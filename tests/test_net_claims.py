@@ -1,0 +1,130 @@
+"""The decision rules of the real-network claims (byoldyn.figures.net_claims) on synthetic runs whose
+answers are known: Student-t intervals by hand, slopes of exact power laws, paired seeds, verdicts."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from byoldyn.figures import net_claims as nc
+
+T2 = 0.95 * np.sqrt(2 / (4 * 0.975 * 0.025))  # t(0.975, 2) in closed form (df = 2: t = (2u - 1) √(2 / 4u(1 - u)))
+
+
+def log(steps, asym, align, s, p, z):
+    """A training log with records at `steps` (per-mode arrays given per record)."""
+    m = np.asarray(s).shape[-1]
+    ds = xr.Dataset({"asymmetry": ("step", asym), "z_std": ("step", z), "effective_rank": ("step", np.ones(len(steps))),
+                     "alignment": (("step", "mode"), np.asarray(align, float) * np.ones((len(steps), m))),
+                     "s": (("step", "mode"), s), "p": (("step", "mode"), p)}, coords={"step": steps})
+    return ds
+
+
+def run(seed, predictor="learned", ema=0.99, stop_grad=True, knn=None, z=(0.03, 0.03), asym=(0.6, 0.1),
+        align=(0.4, 0.9), slope=0.5, ev=None):
+    c = dict(predictor=predictor, ema=ema, stop_grad=stop_grad, symmetric=False, lr=0.2, seed=seed)
+    s = np.geomspace(1.0, 1e-3, 12)
+    steps = [50, 500, 1000]
+    ds = log(steps, [asym[0], asym[1], asym[1]], [[align[0]], [align[1]], [align[1]]], np.tile(s, (3, 1)),
+             np.tile(2.0 * s ** slope, (3, 1)), [z[0], z[1], z[1]])
+    ds.attrs["config"] = json.dumps(c)
+    curve = [{"step": t, "knn_acc": a} for t, a in (knn or {}).items()]
+    return nc.Run(f"{predictor}-s{seed}", seed, c, ds, curve, ev or {})
+
+
+def test_interval_is_student_t():
+    m, lo, hi, n = nc.interval([1.0, 2.0, 3.0])
+    assert (m, n) == (2.0, 3)
+    assert lo == pytest.approx(2.0 - T2 / np.sqrt(3), rel=1e-12) and hi == pytest.approx(2.0 + T2 / np.sqrt(3))
+    assert np.isnan(nc.interval([1.0])[1]) and nc.interval([1.0, np.nan])[3] == 1
+
+
+def test_p_slope_of_an_exact_power_law():
+    r = run(0, slope=0.37)
+    assert nc.p_slope(r.log, 2) == pytest.approx(0.37, abs=1e-12)
+    ds = r.log.copy(deep=True)
+    ds["p"][:] = -1.0  # no positive p_j: nothing to fit
+    assert np.isnan(nc.p_slope(ds, 0))
+
+
+def test_measure_at_steps_and_missing_records():
+    r = run(0, knn={0: 0.3, 1000: 0.41})
+    assert nc.measure(r, "knn", 1000) == 0.41 and np.isnan(nc.measure(r, "knn", 250))
+    assert nc.measure(r, "asymmetry", 0) == 0.6 and nc.measure(r, "asymmetry", 500) == 0.1
+    assert np.isnan(nc.measure(r, "z_std", 750)) and np.isnan(nc.measure(r, "z_std", 4000))
+
+
+def test_contrast_pairs_seeds_and_decides():
+    base = {s: 0.40 + 0.01 * s for s in range(3)}
+    learned = [run(s, knn={1000: base[s]}) for s in range(3)]
+    # DirectPred 1, 2, 3 points above the learned Wp of the same seed: interval 2 ± T2/√3 contains 0
+    dp = [run(s, "directpred", knn={1000: base[s] + 0.01 * (s + 1)}) for s in range(3)]
+    r = nc.decide(learned + dp, next(c for c in nc.CLAIMS if c["key"] == "table8"))
+    assert r["seeds"] == [0, 1, 2] and r["mean"] == pytest.approx(2.0)
+    assert r["lower"] == pytest.approx(2.0 - T2 / np.sqrt(3)) and r["verdict"].startswith("comparable")
+    # 2.0, 2.1, 2.2 points: the interval lies above 0
+    dp = [run(s, "directpred", knn={1000: base[s] + 0.02 + 0.001 * s}) for s in range(3)]
+    assert nc.decide(learned + dp, nc.CLAIMS[-1])["verdict"] == "holds"
+    # pairing by seed matters: seed 2 missing on one side leaves 2 seeds
+    assert nc.decide(learned[:2] + dp, nc.CLAIMS[-1])["n"] == 2
+    # 2 points below: reversed
+    dp = [run(s, "directpred", knn={1000: base[s] - 0.02 - 0.001 * s}) for s in range(3)]
+    assert nc.decide(learned + dp, nc.CLAIMS[-1])["verdict"] == "reversed"
+
+
+def test_collapse_is_a_ratio_below_one_half():
+    claim = next(c for c in nc.CLAIMS if c["key"] == "thm2-nopred")
+    learned = [run(s, z=(0.03, 0.03 + 0.001 * s)) for s in range(3)]
+    collapsed = [run(s, "identity", z=(0.03, 0.003)) for s in range(3)]
+    r = nc.decide(learned + collapsed, claim)
+    assert r["step"] == 500 and r["verdict"] == "holds" and r["upper"] < 0.5 and 0.09 < r["mean"] < 0.1
+    healthy = [run(s, "identity", z=(0.03, 0.03)) for s in range(3)]
+    assert nc.decide(learned + healthy, claim)["verdict"] == "does not hold"
+    assert nc.decide(learned, claim)["verdict"].startswith("undecided")  # no such runs: no verdict
+
+
+def test_fig2_rules_and_their_controls():
+    learned = [run(s, asym=(0.6, 0.1 + 0.01 * s), align=(0.4, 0.9 + 0.01 * s), slope=0.5 + 0.01 * (s - 1))
+               for s in range(3)]
+    got = {c["key"]: nc.decide(learned, c) for c in nc.CLAIMS if c["key"].startswith("fig2")}
+    assert got["fig2-asymmetry"]["step"] == 1000 and got["fig2-asymmetry"]["verdict"] == "holds"
+    assert got["fig2-alignment"]["mean"] == pytest.approx(0.51) and got["fig2-alignment"]["verdict"] == "holds"
+    assert got["fig2-sqrt"]["mean"] == pytest.approx(0.5) and got["fig2-sqrt"]["verdict"] == "holds"
+    # the controls: nothing changes (asymmetry, alignment), a slope of 0.2
+    flat = [run(s, asym=(0.6, 0.6 + 0.01 * (s - 1)), align=(0.4, 0.4 + 0.01 * (s - 1)), slope=0.2 + 0.01 * s)
+            for s in range(3)]
+    got = {c["key"]: nc.decide(flat, c)["verdict"] for c in nc.CLAIMS if c["key"].startswith("fig2")}
+    assert got == {"fig2-asymmetry": "not resolved", "fig2-alignment": "not resolved",
+                   "fig2-sqrt": "differs (below 0.5)"}
+
+
+def test_old_logs_group_with_new_ones():
+    a, b = run(0), run(1)
+    a.config = {**a.config, "predictor": "linear", "predictor_wd": None}
+    b.config = {**b.config, "wd_p": None}
+    assert nc.method(a) == nc.method(b) != nc.method(run(2, ema=0.0))
+
+
+def test_tables_state_seeds_and_margin(tmp_path):
+    runs = [run(s, ev={"knn_acc": 0.50 + 0.01 * s, "linear_acc": 0.55, "step": 4000}) for s in range(3)]
+    t = nc.seeds_table(runs, 41.1)
+    assert "| 4000 | 0, 1, 2 | 50.0 / 51.0 / 52.0 | 51.0 ± 1.0 | 55.0 ± 0.0 |" in t
+    assert f"+9.9 [{9.9 - T2 / np.sqrt(3):+.1f}, {9.9 + T2 / np.sqrt(3):+.1f}]" in t
+    c = nc.claims_table(runs)
+    assert c.count("\n") == 2 + len(nc.CLAIMS) and "undecided (0 seeds)" in c and "**holds**" in c
+
+
+def test_load_runs_skips_eval_only_runs(tmp_path):
+    from byoldyn.io import save_netcdf
+
+    r = run(3, knn={0: 0.3})
+    ds = r.log.assign(epoch=("step", [0.1, 1.0, 2.0]), loss=("step", [1.0, 0.5, 0.4]),
+                      commutator_normalized=("step", [0.1, 0.1, 0.1]))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    save_netcdf(ds, tmp_path / "a" / "log.nc")
+    (tmp_path / "a" / "curve.json").write_text(json.dumps(r.curve))
+    (tmp_path / "b" / "eval.json").write_text(json.dumps({"knn_acc": 0.3, "pixels_knn_acc": 0.41}))
+    got = nc.load_runs([tmp_path / "a", tmp_path / "b"])
+    assert [(g.name, g.seed, g.curve) for g in got] == [("a", 3, [{"step": 0, "knn_acc": 0.3}])]
