@@ -41,11 +41,14 @@ def test_interval_is_student_t():
 
 
 def test_p_slope_of_an_exact_power_law():
-    r = run(0, slope=0.37)
-    assert nc.p_slope(r.log, 2) == pytest.approx(0.37, abs=1e-12)
-    ds = r.log.copy(deep=True)
-    ds["p"][:] = -1.0  # no positive p_j: nothing to fit
-    assert np.isnan(nc.p_slope(ds, 0))
+    from byoldyn.figures.training import p_slope
+
+    s = np.geomspace(1.0, 1e-3, 12)
+    assert p_slope(s, 2.0 * s ** 0.37) == pytest.approx(0.37, abs=1e-12)
+    p = 2.0 * s ** 0.37
+    p[[1, 11]] = [-1.0, 5.0]  # a negative p_j is left out, and so is any mode below the top 10
+    assert p_slope(s, p) == pytest.approx(0.37, abs=1e-12)
+    assert np.isnan(p_slope(s, -p)) and nc.measure(run(0, slope=0.37), "p_slope", 1000) == pytest.approx(0.37)
 
 
 def test_measure_at_steps_and_missing_records():

@@ -35,9 +35,9 @@ import numpy as np
 from scipy import stats
 
 from .curves import load_curve
-from .training import aligned_fraction, describe, load_run
+from .training import aligned_fraction, describe, load_run, p_slope
 
-__all__ = ["Run", "load_runs", "method", "interval", "p_slope", "measure", "CLAIMS", "decide", "claims_table",
+__all__ = ["Run", "load_runs", "method", "interval", "measure", "CLAIMS", "decide", "claims_table",
            "seeds_table"]
 
 #: the config fields that do not define a method (a run's identity within its group)
@@ -90,16 +90,6 @@ def interval(x, confidence: float = 0.95) -> tuple[float, float, float, int]:
     return float(x.mean()), float(x.mean() - h), float(x.mean() + h), n
 
 
-def p_slope(ds, t: int, k: int = 10) -> float:
-    """Slope of log p_j against log s_j over the top `k` modes with p_j > 0 and s_j > 0 at record `t`
-    (p_j the eigenvalues of sym(Wp), s_j those of F̂, both decreasing); NaN with fewer than 3 such modes."""
-    s, p = np.asarray(ds.s.values[t, :k], float), np.asarray(ds.p.values[t, :k], float)
-    ok = (s > 0) & (p > 0) & np.isfinite(s) & np.isfinite(p)
-    if ok.sum() < 3:
-        return float("nan")
-    return float(np.polyfit(np.log(s[ok]), np.log(p[ok]), 1)[0])
-
-
 def measure(run: Run, what: str, step: int) -> float:
     """`what` of `run` at training step `step` (NaN when the run has no record there): `knn` (the
     learning curve, fraction), `z_std`, `effective_rank`, `asymmetry`, `alignment` (top 10) or `p_slope`.
@@ -112,8 +102,8 @@ def measure(run: Run, what: str, step: int) -> float:
         return float("nan")
     if what == "alignment":
         return float(aligned_fraction(run.log)[t])
-    if what == "p_slope":
-        return p_slope(run.log, t)
+    if what == "p_slope":  # the spectrum of sym(Wp): every log has it (older ones lack u_jᵀ Wp u_j)
+        return p_slope(run.log.s.values[t], run.log.p.values[t])
     return float(run.log[what].values[t])
 
 

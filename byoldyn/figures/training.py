@@ -23,7 +23,7 @@ from .. import observables as ob
 from ..errors import one_line, read_json
 from .common import note
 
-__all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "slim", "fig_alignment", "fig_runs",
+__all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "p_slope", "slim", "fig_alignment", "fig_runs",
            "results_table"]
 
 
@@ -109,6 +109,16 @@ def rayleigh_p(ds) -> np.ndarray:
     _, U = np.linalg.eigh(0.5 * (F + np.swapaxes(F, -1, -2)))
     U = U[..., ::-1]
     return np.einsum("tij,tik,tkj->tj", U, Wp, U)
+
+
+def p_slope(s, p, k: int = 10) -> float:
+    """Slope of log p_j against log s_j over the top `k` modes (`s` decreasing) that have s_j, p_j > 0;
+    NaN with fewer than 3 such modes. DirectPred's Eq. 18 sets it to 1/2."""
+    s, p = np.asarray(s, float)[:k], np.asarray(p, float)[:k]
+    ok = (s > 0) & (p > 0) & np.isfinite(s) & np.isfinite(p)
+    if ok.sum() < 3:
+        return float("nan")
+    return float(np.polyfit(np.log(s[ok]), np.log(p[ok]), 1)[0])
 
 
 def slim(ds):
