@@ -131,3 +131,36 @@ def test_load_runs_skips_eval_only_runs(tmp_path):
     (tmp_path / "b" / "eval.json").write_text(json.dumps({"knn_acc": 0.3, "pixels_knn_acc": 0.41}))
     got = nc.load_runs([tmp_path / "a", tmp_path / "b"])
     assert [(g.name, g.seed, g.curve) for g in got] == [("a", 3, [{"step": 0, "knn_acc": 0.3}])]
+
+
+@pytest.mark.slow
+def test_compare_claims_and_notes(tmp_path):
+    """`byoldyn compare --claims --notes`: the Seeds and Claims sections, the baseline's raw pixels, the notes."""
+    from byoldyn.cli import main
+    from byoldyn.io import save_netcdf
+
+    dirs = []
+    for s in range(3):
+        r = run(s, knn={0: 0.3, 1000: 0.4}, ev={"knn_acc": 0.5 + 0.01 * s, "linear_acc": 0.55, "step": 1000})
+        c = {**r.config, "width": 0.25, "batch_size": 128, "wd": 4e-4, "loss": "cosine", "rho": 0.3}
+        ds = r.log.assign(epoch=("step", [0.1, 1.0, 2.0]), loss=("step", [1.0, 0.5, 0.4]),
+                          commutator_normalized=("step", [0.1, 0.1, 0.1]))
+        ds.attrs["config"] = json.dumps(c)
+        d = tmp_path / f"learned-s{s}"
+        d.mkdir()
+        save_netcdf(ds, d / "log.nc")
+        (d / "eval.json").write_text(json.dumps(r.eval))
+        (d / "curve.json").write_text(json.dumps(r.curve))
+        dirs.append(d)
+    base = tmp_path / "init"
+    base.mkdir()
+    (base / "eval.json").write_text(json.dumps({"knn_acc": 0.3, "pixels_knn_acc": 0.41, "batch_bn_knn_acc": 0.25}))
+    notes = tmp_path / "notes.md"
+    notes.write_text("## Reading\n\nA note.\n")
+    out = tmp_path / "out"
+    assert main(["compare", *map(str, dirs), str(base), "--out", str(out), "--claims", "--notes", str(notes)]) == 0
+    text = (out / "RESULTS.md").read_text()
+    assert "raw pixels on the same protocol: 41.0 %" in text and "| 50.0 / 51.0 / 52.0 | 51.0 ± 1.0 |" in text
+    assert text.index("## Seeds") < text.index("## Claims") < text.index("## Reading") and text.endswith("A note.\n")
+    assert "Fig. 2: asymmetry" in text and "**holds**" in text and "undecided (0 seeds)" in text
+    assert main(["compare", str(dirs[0]), "--out", str(out), "--notes", str(tmp_path / "missing.md")]) == 2

@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import check_output_dir
+from ..errors import check_output_dir, one_line
 from .common import add_out
 
-__all__ = ["add_parser", "run", "curves"]
+__all__ = ["add_parser", "run", "curves", "CLAIMS_NOTE"]
+
+#: how the claims section of RESULTS.md is decided (byoldyn.figures.net_claims)
+CLAIMS_NOTE = ("Seeds are paired (the same seed: the same initialisation, augmentations and batches). Each interval "
+               "is the 95 % Student-t interval of the mean paired difference (or of the value, or of the log ratio "
+               "for z_std) over the seeds both sides have; the decision rules are `byoldyn.figures.net_claims.CLAIMS`, "
+               "fixed before the runs were read. kNN at a step is the learning curve's (`curve.json`: a random "
+               "10,000-image bank of the training split, 2,000 test images, k = 200, T = 0.1); a log's first record "
+               "is the control of a claim about change over training.\n\n")
 
 
 def add_parser(sub) -> None:
@@ -29,6 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--claims", action="store_true",
                    help="also decide the paper's real-network claims on the runs, seeds paired (RESULTS.md sections "
                    "'Seeds' and 'Claims'; byoldyn.figures.net_claims)")
+    p.add_argument("--notes", type=Path, default=None,
+                   help="a Markdown file (your reading of the results) appended to RESULTS.md")
     p.set_defaults(func=run)
 
 
@@ -40,6 +50,12 @@ def run(a) -> int:
     from ..io import atomic_write, save_figure, save_netcdf
 
     out = check_output_dir(a.out or a.runs[0].resolve().parent, "--out")
+    notes = ""
+    if a.notes is not None:
+        try:
+            notes = "\n" + a.notes.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"--notes: cannot read {str(a.notes)!r}: {one_line(e)}") from None
     runs = {d.resolve().name: load_run(d) for d in a.runs}
     if len(runs) < len(a.runs):
         raise ValueError("run directories must have distinct names")
@@ -67,7 +83,8 @@ def run(a) -> int:
                   None)
         text += ("\n## Seeds\n\nThe final evaluation (eval.json) of each method, over its seeds"
                  + (f"; raw pixels on the same protocol: {px:.1f} %" if px is not None else "") + ".\n\n"
-                 + seeds_table(seeded, px) + "\n## Claims\n\n" + claims_table(seeded))
+                 + seeds_table(seeded, px) + "\n## Claims\n\n" + CLAIMS_NOTE + claims_table(seeded))
+    text += notes
     wrote.append(atomic_write(out / "RESULTS.md", lambda tmp: Path(tmp).write_text(text, encoding="utf-8")))
     print("wrote " + ", ".join(str(w) for w in wrote))
     return 0
