@@ -166,7 +166,8 @@ def fig_alignment(ds, name: str = "", k: int = 10):
         ax[3].legend(fontsize=7)
     fig.suptitle(f"Real network{': ' + name if name else ''} ({describe(ds)}): the Fig. 2 pattern")
     c = json.loads(ds.attrs["config"])
-    note(fig, f"ResNet-18 width {c['width']}, {ds.attrs.get('n_train', '?')} training images, batch {c['batch_size']}, "
+    depth = {(1, 1, 1, 1): 10}.get(tuple(c.get("stage_sizes", (2, 2, 2, 2))), 18)
+    note(fig, f"ResNet-{depth} width {c['width']}, {ds.attrs.get('n_train', '?')} training images, batch {c['batch_size']}, "
          f"lr {c['lr']}, wd {c['wd']}, loss {c['loss']}; F̂ = EMA of E[ffᵀ] over predictor inputs (ρ = {c['rho']})")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
