@@ -212,7 +212,8 @@ def claims_table(runs) -> str:
         else:
             got = f"{_ms(r['a'], f)} vs {_ms(r['b'], f)}"
             q = "ratio" if r["combine"] == "a/b" else "difference"
-        iv = f"{q} {r['mean']:{f}} [{r['lower']:{f}}, {r['upper']:{f}}]"
+        iv = f"{q} {r['mean']:{f}} " + (f"[{r['lower']:{f}}, {r['upper']:{f}}]" if np.isfinite(r["lower"]) else
+                                         "(no interval)")
         rows.append(f"| {r['claim']} | {r['paper']} | {r['step']} | {', '.join(map(str, r['seeds'])) or '–'} | "
                     f"{got} | {iv} | **{r['verdict']}** |")
     return "\n".join(rows) + "\n"
