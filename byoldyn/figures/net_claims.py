@@ -74,8 +74,14 @@ def load_runs(dirs, loaded: dict | None = None) -> list[Run]:
 def method(run: Run) -> str:
     """The key of a run's group: its config without the seed, in today's names, as canonical JSON."""
     c = {_RENAMED.get(k, k): v for k, v in run.config.items() if k not in _NOT_METHOD}
-    c["predictor"] = {"linear": "learned", "none": "identity"}.get(c["predictor"], c["predictor"])
+    c["predictor"] = _predictor(c)
     return json.dumps(c, sort_keys=True)
+
+
+def _predictor(c: dict) -> str:
+    """The predictor of config `c` in today's names (older logs: linear, none; `symmetric` as a flag)."""
+    pred = {"linear": "learned", "none": "identity"}.get(c["predictor"], c["predictor"])
+    return "symmetric" if pred == "learned" and c.get("symmetric") else pred
 
 
 def interval(x, confidence: float = 0.95) -> tuple[float, float, float, int]:
@@ -108,10 +114,7 @@ def measure(run: Run, what: str, step: int) -> float:
 
 
 def _is(c: dict, predictor: str, ema: bool = True, stop_grad: bool = True) -> bool:
-    pred = {"linear": "learned", "none": "identity"}.get(c["predictor"], c["predictor"])
-    if pred == "learned" and c.get("symmetric"):
-        pred = "symmetric"
-    return pred == predictor and (c["ema"] > 0) == ema and c.get("stop_grad", True) == stop_grad
+    return _predictor(c) == predictor and (c["ema"] > 0) == ema and c.get("stop_grad", True) == stop_grad
 
 
 #: The claims: each names its groups (config predicates), what is measured, at which step (`final`: the
