@@ -27,7 +27,7 @@ from .validate import is_concrete
 
 __all__ = ["Predictor", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "Variant",
            "PREDICTORS", "ALIASES", "FORMS", "FORM_ALIASES", "P_MIN", "as_predictor", "canonical_name",
-           "correlation", "update_correlation"]
+           "correlation", "fhat_update", "update_correlation"]
 
 #: DirectPred's eigenvalue maps: the official code's (THEORY.md 10.2) and Eq. 18's
 FORMS = ("code", "paper")
@@ -244,6 +244,10 @@ def update_correlation(F: jax.Array, f: jax.Array, rho, first) -> jax.Array:
     `rho` is the retention (0.3: the current batch weighs 0.7); `f` (n, d) the detached predictor inputs,
     both views pooled at the ResNet level.
     """
-    d = correlation(f)
-    return jnp.where(first, d, rho * F + (1.0 - rho) * d)
+    return fhat_update(F, correlation(f), rho, first)
+
+
+def fhat_update(Fhat: jax.Array, d: jax.Array, rho, first) -> jax.Array:
+    """Eq. 19 from a correlation d = E_B[f fᵀ]: F̂ <- rho F̂ + (1 - rho) d; the first call sets F̂ = d (code)."""
+    return jnp.where(first, d, rho * Fhat + (1.0 - rho) * d)
 
