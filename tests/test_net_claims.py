@@ -41,10 +41,11 @@ def test_interval_is_student_t():
 
 
 def test_p_slope_of_an_exact_power_law():
-    from byoldyn.figures.training import p_slope
+    from byoldyn.figures.training import p_fit, p_slope
 
     s = np.geomspace(1.0, 1e-3, 12)
     assert p_slope(s, 2.0 * s ** 0.37) == pytest.approx(0.37, abs=1e-12)
+    assert p_fit(s, 2.0 * s ** 0.37)[1] == pytest.approx(np.log(2.0), abs=1e-12)
     p = 2.0 * s ** 0.37
     p[[1, 11]] = [-1.0, 5.0]  # a negative p_j is left out, and so is any mode below the top 10
     assert p_slope(s, p) == pytest.approx(0.37, abs=1e-12)

@@ -23,7 +23,7 @@ from .. import observables as ob
 from ..errors import one_line, read_json
 from .common import note
 
-__all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "p_slope", "slim", "fig_alignment", "fig_runs",
+__all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "p_fit", "p_slope", "slim", "fig_alignment", "fig_runs",
            "results_table"]
 
 
@@ -111,14 +111,20 @@ def rayleigh_p(ds) -> np.ndarray:
     return np.einsum("tij,tik,tkj->tj", U, Wp, U)
 
 
-def p_slope(s, p, k: int = 10) -> float:
-    """Slope of log p_j against log s_j over the top `k` modes (`s` decreasing) that have s_j, p_j > 0;
-    NaN with fewer than 3 such modes. DirectPred's Eq. 18 sets it to 1/2."""
+def p_fit(s, p, k: int = 10) -> tuple[float, float]:
+    """(slope, intercept) of log p_j against log s_j over the top `k` modes (`s` decreasing) that have
+    s_j, p_j > 0; NaNs with fewer than 3 such modes. DirectPred's Eq. 18 sets the slope to 1/2."""
     s, p = np.asarray(s, float)[:k], np.asarray(p, float)[:k]
     ok = (s > 0) & (p > 0) & np.isfinite(s) & np.isfinite(p)
     if ok.sum() < 3:
-        return float("nan")
-    return float(np.polyfit(np.log(s[ok]), np.log(p[ok]), 1)[0])
+        return float("nan"), float("nan")
+    slope, icpt = np.polyfit(np.log(s[ok]), np.log(p[ok]), 1)
+    return float(slope), float(icpt)
+
+
+def p_slope(s, p, k: int = 10) -> float:
+    """The slope of `p_fit`: the exponent in p_j ∝ s_j^slope over the top `k` modes (1/2 under Eq. 18)."""
+    return p_fit(s, p, k)[0]
 
 
 def slim(ds):
@@ -156,8 +162,8 @@ def fig_alignment(ds, name: str = "", k: int = 10):
         p = rayleigh_p(ds)[-1]
         ok = p > 0
         ax[3].loglog(s[-1][ok], p[ok], ".", ms=4, label=r"$p_j = u_j^T W_p u_j > 0$")
-        if ok.sum() >= 3:
-            slope, icpt = np.polyfit(np.log(s[-1][ok][:k]), np.log(p[ok][:k]), 1)
+        slope, icpt = p_fit(s[-1], p, k)
+        if np.isfinite(slope):
             xs = np.geomspace(s[-1][ok].min(), s[-1][ok].max(), 20)
             ax[3].loglog(xs, np.exp(icpt) * xs ** slope, "k--", lw=1, label=f"fit on top {k}: slope {slope:.2f}")
             ax[3].loglog(xs, np.exp(icpt) * xs[0] ** (slope - 0.5) * xs ** 0.5, ":", color="0.5", lw=1,
