@@ -33,6 +33,11 @@ def test_compare_draws_and_exports_the_curve(tmp_path, capsys):
     ax = fig_curves({"run": own}, {"raw pixels": 0.353}).axes[0]
     assert [l.get_ydata()[0] for l in ax.lines] == [30.0, 34.0, 25.0]
     assert "same images as the curve" in ax.get_legend().get_texts()[1].get_text()
+    # seeds of one method: one colour, one legend entry, line styles apart
+    ax = fig_curves({"m-s0": pts, "m-s1": pts, "other": pts}).axes[0]
+    assert ax.lines[0].get_color() == ax.lines[1].get_color() != ax.lines[2].get_color()
+    assert ax.lines[0].get_linestyle() != ax.lines[1].get_linestyle()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["m (seeds 0, 1)", "other"]
 
 
 def test_damaged_curve_is_one_line_exit_2(tmp_path, capsys):

@@ -8,6 +8,7 @@ run (`byoldyn train --epochs 0`) as horizontal lines.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -38,19 +39,29 @@ def load_curve(directory) -> list[dict]:
 def fig_curves(curves: dict, baselines: dict | None = None):
     """kNN % against training step for each run of `curves` (name -> points), the `baselines`
     (label -> accuracy fraction) dashed; the baselines a curve's first point carries (same bank and test
-    images as the curve) are drawn for the first run that has them, in place of `baselines`."""
+    images as the curve) are drawn for the first run that has them, in place of `baselines`. Runs named
+    `METHOD-sN` share METHOD's colour and one legend entry; their seeds differ by line style."""
     own = next(({f"{label} (same images as the curve)": pts[0][k] for k, label in BASELINES.items()
                  if k != "knn_acc" and k in pts[0]} for pts in curves.values() if pts and "pixels_knn_acc" in pts[0]),
                None)
     baselines = own or baselines
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for n, (name, pts) in enumerate(curves.items()):
-        ax.plot([p["step"] for p in pts], [100 * p["knn_acc"] for p in pts], "o-", color=f"C{n}", label=name, ms=3)
+    groups: dict[str, list[str]] = {}
+    for name in curves:
+        groups.setdefault(re.sub(r"-s\d+$", "", name), []).append(name)
+    fig, ax = plt.subplots(figsize=(9.5, 4.2))
+    for n, (group, names) in enumerate(groups.items()):
+        seeds = [m.group(1) for m in (re.search(r"-s(\d+)$", name) for name in names) if m]
+        label = f"{group} (seeds {', '.join(seeds)})" if len(names) > 1 and len(seeds) == len(names) else None
+        for i, name in enumerate(names):
+            pts = curves[name]
+            ax.plot([p["step"] for p in pts], [100 * p["knn_acc"] for p in pts], color=f"C{n % 10}",
+                    ls=("-", "--", ":", "-.")[i % 4], marker="o", ms=3, lw=1.2,
+                    label=(label if i == 0 else None) if label else name)
     for m, (label, acc) in enumerate((baselines or {}).items()):
-        ax.axhline(100 * acc, color=f"C{len(curves) + m}", ls="--", lw=1, label=label)
+        ax.axhline(100 * acc, color=("0.4", "0.7", "k")[m % 3], ls="--", lw=1, label=label)
     pts = next((p for p in curves.values() if p), [{}])
     bank = f"bank {pts[0].get('n_train', '?')} train, {pts[0].get('n_test', '?')} test images"
     ax.set(xlabel="training step", ylabel="kNN accuracy %", title=f"Learning curves (kNN k = 200, T = 0.1; {bank})")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
