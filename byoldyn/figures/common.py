@@ -10,6 +10,7 @@ agreement.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import matplotlib
@@ -17,7 +18,7 @@ import numpy as np
 
 matplotlib.use("Agg")  # figures are files; never open a window
 
-__all__ = ["Check", "Finding", "Z", "mean_se", "diff_ci", "fmt_ms", "note"]
+__all__ = ["Check", "Finding", "Z", "mean_se", "diff_ci", "fmt_ms", "note", "seed_styles"]
 
 # Stochastic verdicts are decided on intervals mean ± Z·SE. Z = 3 (a two-sided 99.7% normal
 # interval): with the few claims of the report, a chance verdict (a null control that "agrees",
@@ -102,3 +103,20 @@ def fmt_ms(x, digits: int = 2, res: float = 0.0) -> str:
 def note(fig, text: str) -> None:
     """Print the settings (chosen ones marked) at the bottom of a figure."""
     fig.text(0.01, 0.005, text, fontsize=7, color="0.3", ha="left", va="bottom", wrap=True)
+
+
+def seed_styles(names) -> dict:
+    """Line styles for runs named `METHOD-sN`: name -> dict(color, ls, label) with one colour per METHOD,
+    one line style per seed, and the label `METHOD (seeds 0, 1)` on its first run only (None on the others);
+    a name without a seed suffix, or a method with one run, is its own label."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(re.sub(r"-s\d+$", "", name), []).append(name)
+    out = {}
+    for n, (group, members) in enumerate(groups.items()):
+        seeds = [m.group(1) for m in (re.search(r"-s(\d+)$", name) for name in members) if m]
+        label = f"{group} (seeds {', '.join(seeds)})" if len(members) > 1 and len(seeds) == len(members) else None
+        for i, name in enumerate(members):
+            out[name] = dict(color=f"C{n % 10}", ls=("-", "--", ":", "-.")[i % 4],
+                             label=(label if i == 0 else None) if label else name)
+    return out

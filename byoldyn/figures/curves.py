@@ -8,12 +8,12 @@ run (`byoldyn train --epochs 0`) as horizontal lines.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 from ..errors import one_line
+from .common import seed_styles
 
 __all__ = ["load_curve", "fig_curves", "BASELINES"]
 
@@ -45,18 +45,11 @@ def fig_curves(curves: dict, baselines: dict | None = None):
                  if k != "knn_acc" and k in pts[0]} for pts in curves.values() if pts and "pixels_knn_acc" in pts[0]),
                None)
     baselines = own or baselines
-    groups: dict[str, list[str]] = {}
-    for name in curves:
-        groups.setdefault(re.sub(r"-s\d+$", "", name), []).append(name)
+    style = seed_styles(curves)
     fig, ax = plt.subplots(figsize=(9.5, 4.2))
-    for n, (group, names) in enumerate(groups.items()):
-        seeds = [m.group(1) for m in (re.search(r"-s(\d+)$", name) for name in names) if m]
-        label = f"{group} (seeds {', '.join(seeds)})" if len(names) > 1 and len(seeds) == len(names) else None
-        for i, name in enumerate(names):
-            pts = curves[name]
-            ax.plot([p["step"] for p in pts], [100 * p["knn_acc"] for p in pts], color=f"C{n % 10}",
-                    ls=("-", "--", ":", "-.")[i % 4], marker="o", ms=3, lw=1.2,
-                    label=(label if i == 0 else None) if label else name)
+    for name, pts in curves.items():
+        ax.plot([p["step"] for p in pts], [100 * p["knn_acc"] for p in pts], marker="o", ms=3, lw=1.2,
+                **style[name])
     for m, (label, acc) in enumerate((baselines or {}).items()):
         ax.axhline(100 * acc, color=("0.4", "0.7", "k")[m % 3], ls="--", lw=1, label=label)
     pts = next((p for p in curves.values() if p), [{}])

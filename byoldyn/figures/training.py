@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import observables as ob
 from ..errors import one_line, read_json
-from .common import note
+from .common import note, seed_styles
 
 __all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "p_fit", "p_slope", "slim", "fig_alignment", "fig_runs",
            "results_table"]
@@ -186,13 +186,15 @@ def fig_runs(runs: dict):
     """
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.9))
     d = None
-    for n, (name, (ds, _)) in enumerate(runs.items()):
+    style = seed_styles([name for name, (ds, _) in runs.items() if ds is not None])
+    for name, (ds, _) in runs.items():
         if ds is None:
             continue
         ep, d = ds.epoch.values, ds.sizes["mode"]
-        ax[0].plot(ep, ds.loss, color=f"C{n}", label=name)
-        ax[1].semilogy(ep, np.clip(ds.z_std.values, 1e-8, None), color=f"C{n}")
-        ax[2].plot(ep, ds.effective_rank, color=f"C{n}")
+        st = {k: v for k, v in style[name].items() if k != "label"}
+        ax[0].plot(ep, ds.loss, label=style[name]["label"], **st)
+        ax[1].semilogy(ep, np.clip(ds.z_std.values, 1e-8, None), **st)
+        ax[2].plot(ep, ds.effective_rank, **st)
     ax[0].set(title="BYOL loss", xlabel="epoch")
     ax[0].legend(fontsize=7)
     if d:
