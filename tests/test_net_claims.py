@@ -22,8 +22,8 @@ def log(steps, asym, align, s, p, z):
 
 
 def run(seed, predictor="learned", ema=0.99, stop_grad=True, knn=None, z=(0.03, 0.03), asym=(0.6, 0.1),
-        align=(0.4, 0.9), slope=0.5, ev=None):
-    c = dict(predictor=predictor, ema=ema, stop_grad=stop_grad, symmetric=False, lr=0.2, seed=seed)
+        align=(0.4, 0.9), slope=0.5, ev=None, alpha_p=10.0):
+    c = dict(predictor=predictor, ema=ema, stop_grad=stop_grad, symmetric=False, lr=0.2, seed=seed, alpha_p=alpha_p)
     s = np.geomspace(1.0, 1e-3, 12)
     steps = [50, 500, 1000]
     ds = log(steps, [asym[0], asym[1], asym[1]], [[align[0]], [align[1]], [align[1]]], np.tile(s, (3, 1)),
@@ -86,6 +86,22 @@ def test_collapse_is_a_ratio_below_one_half():
     healthy = [run(s, "identity", z=(0.03, 0.03)) for s in range(3)]
     assert nc.decide(learned + healthy, claim)["verdict"] == "does not hold"
     assert nc.decide(learned, claim)["verdict"].startswith("undecided")  # no such runs: no verdict
+
+
+def test_alpha_p_claim_pairs_the_two_predictor_rates_without_ema():
+    claim = next(c for c in nc.CLAIMS if c["key"] == "sec33-alpha")
+    fast = [run(s, "symmetric", ema=0.0, alpha_p=10.0, knn={1000: 0.40 + 0.01 * s}) for s in range(3)]
+    slow = [run(s, "symmetric", ema=0.0, alpha_p=1.0, knn={1000: 0.30 + 0.011 * s}) for s in range(2)]
+    ema = [run(s, "symmetric", alpha_p=1.0, knn={1000: 0.0}) for s in range(3)]  # with EMA: in neither group
+    r = nc.decide(fast + slow + ema, claim)
+    assert r["seeds"] == [0, 1] and r["mean"] == pytest.approx(9.95) and r["verdict"] == "holds"
+    same = [run(s, "symmetric", ema=0.0, alpha_p=1.0, knn={1000: 0.40 + 0.01 * s + 0.002 * (-1) ** s})
+            for s in range(3)]
+    assert nc.decide(fast + same, claim)["verdict"] == "not resolved"
+    # Table 3's no-EMA side is the method with the most seeds (here α_p = 10, three seeds)
+    t3 = nc.decide(fast + slow + [run(s, "symmetric", knn={1000: 0.45}) for s in range(3)],
+                   next(c for c in nc.CLAIMS if c["key"] == "table3"))
+    assert t3["n"] == 3 and t3["mean"] == pytest.approx(4.0)
 
 
 def test_fig2_rules_and_their_controls():

@@ -18,6 +18,9 @@ mean ± t(0.975, n - 1) sd / √n; no claim is decided on fewer than 2 seeds. Th
 - Theorem 2: without a predictor, and without stop-gradient, the projections collapse: the batch spread
   `z_std` of the normalized projections, as a ratio to the learned predictor's at the same step and seed
   (log ratio paired): holds if the interval of the ratio lies below 1/2.
+- Section 3.3: a predictor learning rate α_p > 1 lets symmetric Wp work without EMA (the paper's Table 3
+  failure is at α_p = 1): holds if the interval of (kNN at α_p = 10 - kNN at α_p = 1), both without EMA,
+  lies above 0.
 - Table 8: DirectPred is at least as good as the learned linear predictor (learning-curve kNN): holds if
   the interval of (DirectPred - learned) lies above 0; "comparable" if it contains 0.
 
@@ -113,8 +116,10 @@ def measure(run: Run, what: str, step: int) -> float:
     return float(run.log[what].values[t])
 
 
-def _is(c: dict, predictor: str, ema: bool = True, stop_grad: bool = True) -> bool:
-    return _predictor(c) == predictor and (c["ema"] > 0) == ema and c.get("stop_grad", True) == stop_grad
+def _is(c: dict, predictor: str, ema: bool = True, stop_grad: bool = True, alpha_p: float | None = None) -> bool:
+    """Whether config `c` is `predictor` with (or without) EMA and stop-gradient, at `alpha_p` (None: any)."""
+    return (_predictor(c) == predictor and (c["ema"] > 0) == ema and c.get("stop_grad", True) == stop_grad
+            and (alpha_p is None or float(c.get("alpha_p", 1.0)) == alpha_p))
 
 
 #: The claims: each names its groups (config predicates), what is measured, at which step (`final`: the
@@ -138,6 +143,9 @@ CLAIMS = (
     dict(key="thm2-nostopgrad", claim="Theorem 2: no stop-gradient collapses (z_std / learned's)",
          a=("learned", False, False), b=("learned",), what="z_std", at=500, combine="a/b", rule="below",
          threshold=0.5, paper="collapse (Theorem 2)"),
+    dict(key="sec33-alpha", claim="Section 3.3: α_p > 1 lets symmetric Wp work without EMA (kNN %, α_p = 10 vs 1)",
+         a=("symmetric", False, True, 10.0), b=("symmetric", False, True, 1.0), what="knn", at=1000, combine="a-b",
+         rule="above", threshold=0.0, paper="Table 3 is at α_p = 1 (no EMA 36.62); α_p > 1 makes it work (Fig. 6)"),
     dict(key="table8", claim="Table 8: DirectPred vs the learned linear Wp (kNN %)",
          a=("directpred",), b=("learned",), what="knn", at=1000, combine="a-b", rule="above", threshold=0.0,
          paper="85.21 ± 0.23 vs 84.49 ± 0.20 (CIFAR-10, 100 epochs): +0.72"),
