@@ -75,7 +75,7 @@ def load_run(directory):
 
 
 def describe(ds) -> str:
-    """A short label of a run's method from its config: predictor, EMA, stop-gradient."""
+    """A short label of a run's method from its config: predictor, EMA, α_p (when not 1), stop-gradient."""
     if ds is None:
         return "untrained network (--epochs 0)"
     c = json.loads(ds.attrs["config"])
@@ -87,6 +87,8 @@ def describe(ds) -> str:
     if c.get("bias"):
         pred += " + bias"
     parts = [pred, f"EMA {c['ema']}" if c["ema"] > 0 else "no EMA"]
+    if c["predictor"] in ("linear", "learned", "symmetric", "mlp") and float(c.get("alpha_p", 1.0)) != 1.0:
+        parts.append(f"α_p {float(c['alpha_p']):g}")  # the predictor's lr ratio, shown off its default 1
     if not c.get("stop_grad", True):
         parts.append("no stop-grad")
     return ", ".join(parts)
