@@ -15,7 +15,8 @@ from _nets_tiny import TINY, tiny_dataset
 from byoldyn.nets import Config, build
 from byoldyn.nets.byol import ema_update
 from byoldyn.nets.evaluate import append_curve
-from byoldyn.nets.schedule import PRESETS, ema_at, lr_schedule
+from byoldyn.nets.presets import PRESETS
+from byoldyn.nets.schedule import ema_at, lr_schedule
 from byoldyn.nets.trainer import train
 
 SCHED = dataclasses.replace(TINY, lr_schedule="cosine", warmup_steps=2, total_steps=10, ema=0.9,

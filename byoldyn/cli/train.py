@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import check_output_dir, started
+from ..errors import UsageError, check_output_dir, started
 from ..predictors import ALIASES
 from .common import (PREDICTOR_NAMES, add_directpred, add_out, add_progress, add_seed, add_variant, nonneg_int,
     positive_int, real)
@@ -29,7 +29,7 @@ UNSET = _Unset()
 
 def add_parser(sub) -> None:
     """Add `train` to the `byoldyn` subcommands `sub`."""
-    from ..nets.schedule import PRESETS
+    from ..nets.presets import PRESETS
 
     p = sub.add_parser(
         "train",
@@ -119,7 +119,7 @@ def add_parser(sub) -> None:
 def apply_preset(a) -> None:
     """Fill the flags that were not given (`a`: parsed `byoldyn train` flags) from `--preset`, else from their
     defaults; a flag given explicitly wins even when it equals its default."""
-    from ..nets.schedule import PRESETS
+    from ..nets.presets import PRESETS
 
     preset = PRESETS.get(a.preset or "official", {})
     for k, default in a.preset_defaults.items():
@@ -139,9 +139,23 @@ def recipe(a, cfg, n_train: int):
                                ema_schedule=a.ema_schedule, dtype=a.dtype)
 
 
+def require_nets() -> None:
+    """Bad input (one line, exit 2) when the `nets` extra is not installed."""
+    import importlib.util
+
+    missing = [m for m in ("flax", "optax", "orbax.checkpoint", "PIL")
+               if importlib.util.find_spec(m.split(".")[0]) is None
+               or ("." in m and importlib.util.find_spec(m) is None)]
+    if missing:
+        raise UsageError(f"byoldyn train needs the nets extra (missing {', '.join(missing)}): "
+                         "pip install 'byoldyn[nets]' (from a clone: pip install -e '.[nets]')")
+
+
 def run(a) -> int:
     """Run `byoldyn train` with the parsed flags `a`: 0 on success, 1 when the loss became NaN."""
     import dataclasses
+
+    require_nets()
 
     from ..nets.augment import Augment
     from ..nets.config import Config

@@ -7,7 +7,7 @@
 * `ema_at(config, k)`: the target's retention at step k. `"constant"`: `config.ema`. `"byol"`: BYOL's
   schedule `tau_k = 1 - (1 - tau_0)(cos(pi k / K) + 1) / 2` with `tau_0 = config.ema`, K =
   `config.total_steps` (tau rises from tau_0 to 1).
-* `PRESETS`: named settings of `byoldyn train` flags (argparse dest names). `official` is the official
+* `PRESETS` (in `byoldyn.nets.presets`, which needs no extra): named settings of `byoldyn train` flags (argparse dest names). `official` is the official
   code's CIFAR-10 recipe (the defaults); `paper-cifar10` the paper's App. C full-scale run (ResNet-18
   width 1, full CIFAR-10 50k, 100 epochs, the official optimizer); `cpu-hour` the CPU recipe search's best
   run (figures/nets/SEARCH.md: ResNet-10 w0.25, copy target, lr 0.2 warmup + cosine, BYOL EMA schedule,
@@ -21,7 +21,7 @@ import math
 import jax.numpy as jnp
 import optax
 
-__all__ = ["lr_schedule", "ema_at", "PRESETS"]
+__all__ = ["lr_schedule", "ema_at"]
 
 
 def lr_schedule(config, lr: float):
@@ -42,15 +42,3 @@ def ema_at(config, k):
     K = config.total_steps
     frac = jnp.minimum(jnp.asarray(k, jnp.float32) / K, 1.0)
     return 1.0 - (1.0 - config.ema) * (jnp.cos(math.pi * frac) + 1.0) / 2.0
-
-
-#: Flag values (argparse dest -> value) of each named preset; flags given explicitly override them.
-PRESETS: dict[str, dict] = {
-    "official": {},
-    "paper-cifar10": dict(width=1.0, depth="18", epochs=100, batch_size=128, lr=0.03, momentum=0.9, wd=4e-4,
-                          ema=0.996, predictor="linear"),
-    # the CPU recipe search's best run (figures/nets/SEARCH.md, p3): one hour of one core, full CIFAR-10
-    "cpu-hour": dict(width=0.25, depth="10", target_init="copy", lr=0.2, lr_schedule="cosine", warmup_steps=200,
-                     ema=0.99, ema_schedule="byol", alpha_p=10.0, epochs=11, total_steps=4000, stop_at=4000,
-                     eval_every=250),
-}
