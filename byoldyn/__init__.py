@@ -4,6 +4,8 @@ Linear BYOL / SimSiam / DirectPred after Tian, Chen & Ganguli (ICML 2021). The m
 specified in THEORY.md; equation numbers in docstrings follow the paper (arXiv 2102.06810).
 """
 
+from importlib import metadata as _metadata
+
 from . import observables, phase, predictors, sampled, theory
 from .batch import simulate_batch
 from .flows.matrix import autodiff_field, expected_loss, vector_field
@@ -16,7 +18,10 @@ from .predictors import (
     PREDICTORS, DirectCopy, DirectPred, Identity, Learned, Predictor, Symmetric, Variant, as_predictor)
 from .sweeps import sweep
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("byoldyn")  # one home: pyproject.toml
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Hyper", "Data", "State",
