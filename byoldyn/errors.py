@@ -18,8 +18,9 @@ runs its command through `run_command`, so every failure is ONE line on stderr a
   runtime error while computing.
 - 130: interrupted (Ctrl-C).
 
-Anything else (e.g. `AttributeError`) is a bug and keeps its traceback. `BYOLDYN_TRACEBACK=1` keeps the
-traceback of every error (for debugging); `TypeError`/`KeyError` lines say which type they were, as a hint.
+Anything else (e.g. `AttributeError`) is a bug and keeps its traceback. `BYOLDYN_TRACEBACK=1` prints the
+traceback of every error before its line (for debugging), with the same exit status; `TypeError`/`KeyError`
+lines say which type they were, as a hint.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import os
 import re
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -72,8 +74,9 @@ def one_line(e: BaseException) -> str:
 
 def as_flags(names: Mapping[str, str]):
     """A context manager: a `ValueError` whose message starts with Python parameter names (`gamma_a must ...`,
-    `rtol and atol must ...`) is re-raised with the command-line flags instead (`--ema must ...`)."""
-    pattern = re.compile(r"^(\w+)( and (\w+))?(?= must| should| is | are )")
+    `rtol and atol must ...`, `rtol, atol must ...`) is re-raised with the command-line flags instead
+    (`--ema must ...`), when every name it starts with has a flag in `names`."""
+    pattern = re.compile(r"^\w+(?:(?:, | and )\w+)*(?= must| should| is | are )")
 
     @contextlib.contextmanager
     def rename() -> Iterator[None]:
@@ -82,9 +85,10 @@ def as_flags(names: Mapping[str, str]):
         except ValueError as e:
             msg = str(e)
             m = pattern.match(msg)
-            if m is None or m.group(1) not in names or (m.group(3) is not None and m.group(3) not in names):
+            words = re.split(r"(, | and )", m.group()) if m else []
+            if not words or any(w not in names for w in words[::2]):
                 raise
-            head = names[m.group(1)] + (f" and {names[m.group(3)]}" if m.group(3) else "")
+            head = "".join(names.get(w, w) if i % 2 == 0 else w for i, w in enumerate(words))
             raise ValueError(head + msg[m.end():]) from None
 
     return rename()
@@ -164,12 +168,13 @@ def run_command(func: Callable[[], int], prog: str = "byoldyn") -> int:
     """
     global _STARTED
     _STARTED = False
-    if os.environ.get("BYOLDYN_TRACEBACK", "") not in ("", "0"):
-        return int(func() or 0)
+    trace = os.environ.get("BYOLDYN_TRACEBACK", "") not in ("", "0")
 
     def say(line: str) -> None:
         with contextlib.suppress(Exception):
             sys.stdout.flush()  # what the command printed comes first
+        if trace:  # BYOLDYN_TRACEBACK=1: the traceback too, before the line; the exit status is the same
+            traceback.print_exc()
         print(line, file=sys.stderr)
 
     try:

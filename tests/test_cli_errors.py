@@ -285,9 +285,14 @@ def test_run_command_started_is_reset_and_bugs_keep_traceback(capsys, monkeypatc
     assert run_command(lambda: None) == 0
     monkeypatch.setenv("BYOLDYN_TRACEBACK", "0")
     assert _status(_raise(ValueError("x")), capsys) == (2, ["byoldyn: error: x"])
-    monkeypatch.setenv("BYOLDYN_TRACEBACK", "1")
-    with pytest.raises(ValueError, match="x"):
-        run_command(_raise(ValueError("x")))
+    monkeypatch.setenv("BYOLDYN_TRACEBACK", "1")  # the traceback too, before the line; the same exit status
+    for exc, code in ((ValueError("x"), 2), (RunFailed("x"), 1), (KeyboardInterrupt(), 130)):
+        assert run_command(_raise(exc)) == code
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback (most recent call last):") and err.splitlines()[-1].endswith(
+            "interrupted" if code == 130 else ": x")
+    with pytest.raises(AttributeError):  # a bug keeps its traceback
+        run_command(_raise(AttributeError("a bug")))
 
 
 def test_xla_runtime_error_is_a_failed_run(capsys, monkeypatch):
@@ -333,9 +338,15 @@ def test_as_flags():
     with pytest.raises(ValueError, match=r"^--rtol and --atol must be > 0, got rtol=0.0, atol=1e-09$"):
         with as_flags(names):
             raise ValueError("rtol and atol must be > 0, got rtol=0.0, atol=1e-09")
+    with pytest.raises(ValueError, match=r"^--rtol, --atol must be > 0 and max_steps >= 1, got 0.0$"):
+        with as_flags(names):
+            raise ValueError("rtol, atol must be > 0 and max_steps >= 1, got 0.0")
     with pytest.raises(ValueError, match=r"^ts must be finite$"):  # not a flag: left as it is
         with as_flags(names):
             raise ValueError("ts must be finite")
+    with pytest.raises(ValueError, match=r"^rtol and ts must be finite$"):  # not every name is a flag: left
+        with as_flags(names):
+            raise ValueError("rtol and ts must be finite")
 
 
 def test_read_json_names_the_file(tmp_path):
