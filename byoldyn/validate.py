@@ -26,29 +26,33 @@ def precision_hint(dtype) -> str:
         "; use float64: jax.config.update('jax_enable_x64', True) before creating arrays (CLI: --x64)"
 
 
-def check_representable(name: str, v: np.ndarray, a) -> None:
-    """`ValueError` if finite values `v` overflow to inf (or a non-zero scalar underflows to 0) in `a`'s dtype."""
-    if not np.issubdtype(v.dtype, np.number) or v.dtype == a.dtype:
+def check_representable(name: str, v: np.ndarray, dtype) -> None:
+    """`ValueError` if finite values `v` overflow to inf (or a non-zero scalar underflows to 0) in `dtype`.
+
+    The rounding is done in NumPy, on the concrete `v`, so that the check also holds while a caller is being
+    traced (`jax.jit`), where the converted jnp array is a tracer."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(v.dtype, np.number) or v.dtype == dtype:
         return
-    got = np.asarray(a)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # reported below, by name
+        got = v.astype(dtype)
     over = np.isfinite(v) & ~np.isfinite(got)
     if np.any(over):
         bad = v[over].ravel()[0] if v.ndim else v
-        raise ValueError(f"{name} is too large for {a.dtype}, got {np.asarray(bad).item()!r} "
-                         f"({a.dtype} holds magnitudes up to {np.finfo(a.dtype).max:.3g}){precision_hint(a.dtype)}")
+        raise ValueError(f"{name} is too large for {dtype}, got {np.asarray(bad).item()!r} "
+                         f"({dtype} holds magnitudes up to {np.finfo(dtype).max:.3g}){precision_hint(dtype)}")
     if v.size == 1 and v.item() != 0 and got.item() == 0:
-        raise ValueError(f"{name} is too small for {a.dtype}, got {v.item()!r}, which rounds to 0 "
-                         f"({a.dtype} resolves magnitudes down to {np.finfo(a.dtype).smallest_subnormal:.3g})"
-                         f"{precision_hint(a.dtype)}")
+        raise ValueError(f"{name} is too small for {dtype}, got {v.item()!r}, which rounds to 0 "
+                         f"({dtype} resolves magnitudes down to {np.finfo(dtype).smallest_subnormal:.3g})"
+                         f"{precision_hint(dtype)}")
 
 
 def to_dtype(name: str, x, dtype) -> jax.Array:
     """A concrete real value as a jnp array of `dtype`, refusing values that do not fit (`check_representable`)."""
     v = np.asarray(x)
-    with np.errstate(over="ignore", under="ignore"):  # reported below, by name
-        a = jnp.asarray(v, dtype)
-    check_representable(name, v, a)
-    return a
+    check_representable(name, v, dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        return jnp.asarray(v, dtype)
 
 
 def as_array(name: str, x):
@@ -75,7 +79,7 @@ def as_array(name: str, x):
     # integers go through float64, so that large ones are not wrapped in int32
     with np.errstate(over="ignore", under="ignore"):  # reported below, by name
         a = jnp.asarray(x) if np.issubdtype(v.dtype, np.floating) else jnp.asarray(v.astype(np.float64))
-    check_representable(name, v, a)
+    check_representable(name, v, a.dtype)
     return a
 
 
