@@ -17,9 +17,18 @@ from .validate import brief, is_concrete, to_dtype
 __all__ = ["Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES", "status_of",
            "check_times", "check_tolerances", "check_number", "check_count", "finite_rms_norm"]
 
-SUCCEEDED, DIVERGED, MAX_STEPS, FAILED, NO_STEP = 0, 1, 2, 3, 4
-# NO_STEP: the adaptive solver accepted no step at all (the first step and every smaller retry were rejected,
-# e.g. the vector field overflows at the initial state), so the solve never left t0.
+# one assignment per status code, each with its docstring, so that the API reference lists them
+SUCCEEDED = 0
+"""Status: the member reached t1."""
+DIVERGED = 1
+"""Status: the state became non-finite or exceeded `max_norm`; the member stopped there (saves after it are NaN)."""
+MAX_STEPS = 2
+"""Status: the adaptive solver used `max_steps` steps before t1."""
+FAILED = 3
+"""Status: the solver failed otherwise."""
+NO_STEP = 4
+"""Status: the adaptive solver accepted no step at all (the first step and every smaller retry were rejected,
+e.g. the vector field overflows at the initial state), so the solve never left t0."""
 STATUS_NAMES = ("succeeded", "diverged", "max_steps", "failed", "no_step_accepted")
 
 
