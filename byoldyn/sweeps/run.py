@@ -5,7 +5,12 @@ reads and writes files and decides which chunks are computed; every process foll
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import sys
+import threading
+import time
 
 import jax
 import jax.numpy as jnp
@@ -21,9 +26,67 @@ from .errors import Refused
 from .plan import state_size
 
 __all__ = ["program", "start", "observe", "make_mesh", "global_array", "to_host", "barrier", "follow_writer",
-           "run_chunk"]
+           "run_chunk", "stall_timeout", "watching", "STALL_S"]
 
 _AXIS = "members"
+
+# ---- the watchdog: a chunk that makes no progress fails in one line (exit 1) and can be resumed
+
+STALL_S = 300.0  # `byoldyn sweep --stall-timeout`'s default, in seconds
+_WATCH = {"limit": None, "hint": "", "what": None, "since": 0.0, "thread": None}
+
+
+def stall_timeout(seconds: float | None, hint: str = "") -> None:
+    """Arm the watchdog of this process: a chunk during which the process uses no CPU time for `seconds` (a
+    deadlock: threads waiting on each other, as in `observe`) ends the process with one line on stderr and exit
+    status 1, `hint` appended (how to resume: the finished chunks are on disk). `None` or 0 disarms it. Progress is
+    CPU time, not wall time, so a long chunk that computes is never stopped; the waits on other processes (the
+    gathers and barriers) are not watched: a stalled process stops itself, and its peers then fail or are stopped
+    (`jax.distributed`'s heartbeat, `byoldyn.launch`). Used by `byoldyn sweep`; the Python API never exits."""
+    if seconds is not None and not seconds >= 0:
+        raise ValueError(f"the stall timeout must be >= 0 seconds, got {seconds!r}")
+    _WATCH.update(limit=seconds or None, hint=hint)
+
+
+@contextlib.contextmanager
+def watching(what: str):
+    """Watch the block as `what` ("a chunk's integration") when the watchdog is armed (`stall_timeout`)."""
+    if _WATCH["limit"] is None:
+        yield
+        return
+    if _WATCH["thread"] is None:
+        _WATCH["thread"] = threading.Thread(target=_watch, name="byoldyn-watchdog", daemon=True)
+        _WATCH["thread"].start()
+    _WATCH.update(what=what, since=time.monotonic())
+    try:
+        yield
+    finally:
+        _WATCH["what"] = None
+
+
+def _watch() -> None:
+    """The watchdog thread: progress is at least 1 % of a core between two looks; none for `limit` s is a stall."""
+    last, cpu = time.monotonic(), time.process_time()
+    moved = last
+    while True:
+        limit = _WATCH["limit"]
+        time.sleep(min(5.0, max(0.05, (limit or 1.0) / 20)))
+        now, c, what = time.monotonic(), time.process_time(), _WATCH["what"]
+        if limit is None or what is None or c - cpu >= 0.01 * (now - last):
+            moved = now
+        last, cpu = now, c
+        if limit is not None and what is not None and now - max(moved, _WATCH["since"]) >= limit:
+            _stalled(what, limit)
+
+
+def _stalled(what: str, limit: float) -> None:
+    who = f"process {jax.process_index()} of {jax.process_count()}: " if jax.process_count() > 1 else ""
+    print(f"byoldyn: failed: {who}{what} made no progress for {limit:g} s (the process used no CPU time: a "
+          f"deadlock){_WATCH['hint']}", file=sys.stderr, flush=True)
+    with contextlib.suppress(Exception):
+        from ..io import release_outputs  # the output locks, if this version takes them
+        release_outputs()
+    os._exit(1)  # the main thread is stuck in XLA: nothing else can end it
 
 
 def _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh, block=None):
@@ -70,9 +133,33 @@ def start(level, flags, seeds, scale, n1, n2):
     return initial(level, flags, seeds, scale, n1, n2, scale.dtype)
 
 
-@jax.jit(static_argnames=("level", "threshold"))
-def observe(level, y, ok, threshold):
-    return mask(OBS[level](y, threshold), ok)
+@jax.jit(static_argnames=("level", "threshold", "serial"))
+def observe(level, y, ok, threshold, serial=False):
+    """The observables of the members `y` (leading member axis), NaN where not `ok`.
+
+    `serial`: one member at a time (`lax.map`), so that every eigendecomposition is of one matrix. On CPU, jaxlib
+    0.10's batched LAPACK kernels (`lapack_dsyevd_ffi`) split a batch into tasks on XLA's intra-op thread pool and
+    block until they finish (`ParallelBatchMap`, `BlockingCounter::Wait`); when as many batched calls run at once
+    as the pool has threads (two host devices, or two independent eigh in one program, on 2 cores), every worker
+    waits for tasks that no worker is free to run: the sweep hangs at 0 % CPU (issue 29; reproduced: 4 of 4 runs
+    of two concurrent batched eigh on 2 devices hung, 2 of 4 with `--xla_cpu_multi_thread_eigen=false`, 0 of 4
+    with one matrix per call). A batch of one never leaves the calling thread. Same values per member."""
+    if not serial:
+        return mask(OBS[level](y, threshold), ok)
+    one = lambda m: jax.tree.map(lambda a: a[None], m)  # noqa: E731
+    return jax.lax.map(lambda m: jax.tree.map(lambda a: a[0], mask(OBS[level](one(m[0]), threshold), m[1][None])),
+                       (y, ok))
+
+
+def _observe(level, y, ok, threshold, device):
+    """`observe` on `device` of members with any leading axes (time, member): flattened into one member axis, one
+    member at a time on CPU (see `observe`), the whole batch elsewhere."""
+    lead = ok.shape
+    flat = jax.tree.map(lambda a: np.reshape(a, (-1,) + a.shape[len(lead):]), y)
+    serial = device.platform == "cpu" and level != "modes"  # the mode level has no eigendecomposition
+    with jax.default_device(device):
+        out = observe(level, flat, np.reshape(ok, -1), threshold, serial)
+    return {k: np.reshape(np.asarray(v), lead + v.shape[1:]) for k, v in out.items()}
 
 
 @functools.lru_cache(maxsize=64)
@@ -203,13 +290,14 @@ def run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int, strategy: st
         from ..batch import simulate_batch
         s0 = initial("matrix", flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2, dtype)
         ts = np.linspace(0.0, cfg["t1"], cfg["n_save"] + 1) if with_path else np.asarray([cfg["t1"]])
-        sol = simulate_batch(
-            s0, Hyper(cols["alpha_p"].astype(npdt), cols["eta"].astype(npdt), cols["beta"].astype(npdt),
-                      cols["eta_p"].astype(npdt)),
-            Data.isotropic(n1, cols["sigma2"].astype(npdt)), cfg["t1"], ts=jnp.asarray(ts, dtype),
-            ema=cfg["ema"], stop_grad=cfg["stop_grad"], predictor=cfg["predictor"], rtol=cfg["rtol"],
-            atol=cfg["atol"], max_steps=cfg["max_steps"], max_norm=cfg["max_norm"],
-            observe=Observe(cfg["threshold"]), devices=mesh.devices.ravel().tolist(), strategy=strategy, block=block)
+        with watching("a chunk's integration"):  # this process's shards; the gather below waits for the others
+            sol = jax.block_until_ready(simulate_batch(
+                s0, Hyper(cols["alpha_p"].astype(npdt), cols["eta"].astype(npdt), cols["beta"].astype(npdt),
+                          cols["eta_p"].astype(npdt)),
+                Data.isotropic(n1, cols["sigma2"].astype(npdt)), cfg["t1"], ts=jnp.asarray(ts, dtype),
+                ema=cfg["ema"], stop_grad=cfg["stop_grad"], predictor=cfg["predictor"], rtol=cfg["rtol"],
+                atol=cfg["atol"], max_steps=cfg["max_steps"], max_norm=cfg["max_norm"],
+                observe=Observe(cfg["threshold"]), devices=mesh.devices.ravel().tolist(), strategy=strategy, block=block))
         obs = to_host(sol.observed)
         status = np.asarray(to_host(sol.status))[:B].astype(np.int8)
         path = {k: np.asarray(v)[:B] for k, v in obs.items()}  # (B, T, ...)
@@ -222,25 +310,26 @@ def run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int, strategy: st
     prog = program(cfg["level"], flags, cfg["method"], cfg["n_int"], cfg["n_per"], with_path, cfg["max_norm"], mesh,
                     blk)
     one = _local_device(mesh)
-    with jax.default_device(one):  # initial states and observables on one device (LAPACK: see _fixed_program)
+    with watching("a chunk's start"), jax.default_device(one):  # starts and observables on one device (see observe)
         y0 = start(cfg["level"], flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2)
         y0 = jax.tree.map(np.asarray, y0)  # every process computes the same starts: the same host arrays
         alive0 = ~np.asarray(blown(y0, cfg["max_norm"], 1))[:B]
     args = [global_array(cols[k].astype(npdt), mesh) for k in ("alpha_p", "eta", "eta_p", "beta", "sigma2")]
-    y1, path, alive_t = prog(jax.tree.map(lambda a: global_array(a, mesh), y0), *args, jnp.asarray(cfg["dt_eff"], dtype))
+    with watching("a chunk's integration"):  # this process's shards (no communication); to_host gathers them
+        y1, path, alive_t = jax.block_until_ready(
+            prog(jax.tree.map(lambda a: global_array(a, mesh), y0), *args, jnp.asarray(cfg["dt_eff"], dtype)))
     y1, path, alive_t = to_host((y1, path, alive_t))
     alive_t = np.asarray(alive_t)[:, :B]
     cut = lambda t: jax.tree.map(lambda a: np.asarray(a)[:B], t)  # noqa: E731
-    with jax.default_device(one):
-        final = observe(cfg["level"], cut(y1), alive_t[-1], cfg["threshold"])
+    with watching("a chunk's observables"):
+        final = _observe(cfg["level"], cut(y1), alive_t[-1], cfg["threshold"], one)
         if with_path:
             states = jax.tree.map(lambda a0, a: np.concatenate([a0[None], a]), cut(y0),
                                   jax.tree.map(lambda a: np.asarray(a)[:, :B], path))
             ok = np.concatenate([alive0[None], alive_t])
-            path = jax.vmap(lambda y, k: observe(cfg["level"], y, k, cfg["threshold"]))(states, ok)
+            path = _observe(cfg["level"], states, ok, cfg["threshold"], one)
     status = np.where(alive_t[-1], SUCCEEDED, DIVERGED).astype(np.int8)
-    final = {k: np.asarray(v) for k, v in final.items()}
-    path = {k: np.moveaxis(np.asarray(v), 0, 1) for k, v in path.items()} if with_path else None
+    path = {k: np.moveaxis(v, 0, 1) for k, v in path.items()} if with_path else None
     return _pack(final, path, status)
 
 
