@@ -240,21 +240,39 @@ def read_stl10(root, split: str = "train") -> Dataset:
 # ---------------------------------------------------------------------------------------------------
 # image folder
 
-def read_image_folder(root, split: str = "train") -> Dataset:
-    """Images in `root/split/class/*.png|jpg|jpeg`; classes are the sorted sub-folder names.
-
-    All images must have the same size; they are converted to RGB.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    d = Path(root) / split
+def _class_folders(d: Path) -> tuple[str, ...]:
     if not d.is_dir():
         raise DataError(f"missing folder {d}")
     classes = tuple(sorted(p.name for p in d.iterdir() if p.is_dir()))
     if not classes:
         raise DataError(f"no class folders in {d}")
+    return classes
+
+
+def read_image_folder(root, split: str = "train", classes=None) -> Dataset:
+    """Images in `root/split/class/*.png|jpg|jpeg`, converted to RGB; all must have the same size.
+
+    One class map for every split: label i is `classes[i]`, by default the sorted sub-folder names of the
+    training split `root/train` (of `split` itself where there is no `root/train`), so that a test split
+    with fewer classes (test/{cat,fox} beside train/{cat,dog,fox}) keeps the training labels. A class
+    folder of `split` that is not in the map is refused (`DataError` naming it).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    d = Path(root) / split
+    present = _class_folders(d)
+    if classes is None:
+        train = Path(root) / "train"
+        classes = _class_folders(train) if split != "train" and train.is_dir() else present
+    classes = tuple(classes)
+    unknown = [c for c in present if c not in classes]
+    if unknown:
+        raise DataError(f"class {unknown[0]!r} of {d} is not a class of the training split "
+                        f"({', '.join(classes)})")
+    index = {name: i for i, name in enumerate(classes)}
     images, labels, shape = [], [], None
-    for c, name in enumerate(classes):
+    for name in present:
+        c = index[name]
         for f in sorted((d / name).iterdir()):
             if f.suffix.lower() not in _IMAGE_EXT:
                 continue
@@ -291,13 +309,24 @@ def detect_format(root) -> str:
                     f"or train/<class>/ image folders")
 
 
-def load(root, split: str, format: str = "auto") -> Dataset:
-    """Read `split` of the dataset in `root` (`format`: auto, cifar10, stl10 or folder)."""
+def load(root, split: str, format: str = "auto", classes=None) -> Dataset:
+    """Read `split` of the dataset in `root` (`format`: auto, cifar10, stl10 or folder).
+
+    `classes`: the class names of the training split (`train_ds.classes`), so that labels mean the same
+    in every split: an image folder is labelled by them (`read_image_folder`); CIFAR-10 and STL-10 name their
+    classes in their files, which must agree (`DataError` otherwise).
+    """
     fmt = detect_format(root) if format == "auto" else format
     readers = {"cifar10": read_cifar10, "stl10": read_stl10, "folder": read_image_folder}
     if fmt not in readers:
         raise ValueError(f"format must be auto, cifar10, stl10 or folder, got {format!r}")
-    ds = readers[fmt](root, split)
+    if fmt == "folder":
+        ds = read_image_folder(root, split, classes)
+    else:
+        ds = readers[fmt](root, split)
+        if classes is not None and tuple(classes) != ds.classes:
+            raise DataError(f"the classes of {split} in {root} ({', '.join(ds.classes)}) are not those of the "
+                            f"training split ({', '.join(classes)})")
     return ds.replace(source={"path": str(Path(root).absolute()), "format": fmt, "split": split})
 
 
