@@ -18,6 +18,11 @@ runs its command through `run_command`, so every failure is ONE line on stderr a
   runtime error while computing.
 - 130: interrupted (Ctrl-C).
 
+A command that writes `--out` first takes an exclusive lock on it (`byoldyn.io.lock_output`): a second run on the
+same output is refused (exit 2); `run_command` releases the locks when the command ends. A disk that fills up
+while a result is written is an `OSError` (exit 1) whose line says "No space left on device" and what was kept
+(`byoldyn.io.atomic_write`).
+
 Anything else (e.g. `AttributeError`) is a bug and keeps its traceback. `BYOLDYN_TRACEBACK=1` prints the
 traceback of every error before its line (for debugging), with the same exit status; `TypeError`/`KeyError`
 lines say which type they were, as a hint.
@@ -166,6 +171,15 @@ def run_command(func: Callable[[], int], prog: str = "byoldyn") -> int:
     (validation, data, JSON), `OSError`, `EOFError`, `TypeError` / `KeyError` from bad input ->
     "PROG: error: ...", 2; `KeyboardInterrupt` -> 130. `func` returns the status (None counts as 0).
     """
+    from .io import release_outputs
+
+    try:
+        return _run(func, prog)
+    finally:
+        release_outputs()  # the output locks the command took (`byoldyn.io.lock_output`)
+
+
+def _run(func: Callable[[], int], prog: str) -> int:
     global _STARTED
     _STARTED = False
     trace = os.environ.get("BYOLDYN_TRACEBACK", "") not in ("", "0")

@@ -126,6 +126,17 @@ def _same(a, b):
         np.testing.assert_array_equal(a[k].values, b[k].values, err_msg=k)
 
 
+def _resign(f):
+    """Record the sha256 of the edited chunk `f` in the manifest (as if it had been written so): the schema checks
+    below the checksum (issue 29 item 6) are what is tested."""
+    import hashlib
+
+    manifest = f.parent / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["sha256"][f.name] = hashlib.sha256(f.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(m))
+
+
 def test_chunk_missing_a_variable_is_recomputed(finished, capsys):
     """Issue 15 item 5: a valid chunk with the right hash but `norm_W` dropped was reused (NaNs, exit 0)."""
     argv, out, clean = finished
@@ -134,6 +145,7 @@ def test_chunk_missing_a_variable_is_recomputed(finished, capsys):
     with xr.open_dataset(f, engine="h5netcdf") as c:
         bad = c.load().drop_vars("norm_W")
     save_netcdf(bad, f)
+    _resign(f)
     argv = [a for a in argv if a != "--no-progress"]
     code, text, err = _run(argv, capsys)
     assert code == 0
@@ -157,6 +169,7 @@ def test_chunk_with_a_wrong_schema_is_recomputed(finished, damage, why, capsys):
     with xr.open_dataset(f, engine="h5netcdf") as c:
         bad = damage(c.load())
     save_netcdf(bad, f)
+    _resign(f)
     code, text, err = _run([a for a in argv if a != "--no-progress"], capsys)
     assert code == 0 and f"sweep: {f} {why}; recomputing it" in err, err
     _same(_load(out), clean)
@@ -183,8 +196,8 @@ def test_out_missing_a_variable_with_resume_is_recomputed(finished, capsys):
 
 
 def test_corrupt_manifest_is_rebuilt_and_named(finished, capsys):
-    """Issue 15 item 9: a corrupt manifest gave a JSON error without the file; it is now rebuilt, the chunks
-    (each checked against the hash and schema) reused."""
+    """Issue 15 item 9: a corrupt manifest gave a JSON error without the file; it is now rebuilt. Its chunks' sha256
+    are lost with it, so the chunks are recomputed, never trusted unchecked (issue 29 item 6)."""
     argv, out, clean = finished
     out.unlink()
     manifest = parts_dir(out) / "manifest.json"
@@ -193,7 +206,10 @@ def test_corrupt_manifest_is_rebuilt_and_named(finished, capsys):
     assert code == 0
     assert any(e.startswith(f"sweep: cannot read sweep manifest {str(manifest)!r}: ") and e.endswith("; rebuilding it")
                for e in err), err
-    assert "0 chunk(s) computed, 2 reused" in text and json.loads(manifest.read_text())["chunks"] == 2
+    assert "2 chunk(s) computed, 0 reused" in text and f"sweep: {parts_dir(out) / 'chunk-00000.nc'} has no sha256 " \
+        "in the manifest; recomputing it" in err
+    m = json.loads(manifest.read_text())
+    assert m["chunks"] == 2 and sorted(m["sha256"]) == ["chunk-00000.nc", "chunk-00001.nc"]
     manifest.write_text("[1, 2]")
     out.unlink()
     code, text, err = _run([a for a in argv if a != "--no-progress"], capsys)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from ..errors import RunFailed, as_flags, started
+from ..errors import RunFailed, as_flags, one_line, started
+from ..io import lock_output
 from .common import (add_hyper, add_out, add_progress, add_seed, add_variant, add_x64, begin, config_of, int_from,
     positive_int, progress, real, state_line)
 
@@ -54,6 +55,7 @@ def add_parser(sub) -> None:
 def run(a) -> int:
     """Run `byoldyn simulate` with the parsed flags `a`: 0 on success; `RunFailed` (exit 1) when it diverged."""
     begin(a, png=True)
+    lock_output(a.out)  # a second run on the same --out is refused (issue 29 item 7)
     import jax
     import jax.numpy as jnp
 
@@ -80,7 +82,10 @@ def run(a) -> int:
                        observe=standard(hyper, data, state0), progress=a.dt is None and progress(a), **flags)
     ds = simulation_dataset(sol, config_of(a))
     save_netcdf(ds, a.out)
-    png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
+    try:
+        png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
+    except OSError as e:  # the result is written: say so (a full disk, issue 29 item 2)
+        raise RunFailed(f"{one_line(e)}; the result {a.out} was written") from None
     status, t_final, n = str(ds.attrs["status"]), float(ds.attrs["t_final"]), int(ds.attrs["num_steps"])
     if status == "succeeded":
         print(f"succeeded: t = {t_final:g}, {n} steps; {state_line(ds, lambda i: '')}; wrote {a.out} and {png}")

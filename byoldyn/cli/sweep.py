@@ -69,6 +69,12 @@ def run(a) -> int:
     from ..launch import initialize_from_env, sweep_processes
 
     joined = initialize_from_env()  # a process of a jax.distributed job (byoldyn.launch, BYOLDYN_DISTRIBUTED=1)
+    import jax
+
+    from ..io import lock_output
+
+    if not joined or jax.process_index() == 0:  # the writer (under byoldyn.launch, the launcher holds it)
+        lock_output(a.out)  # a second sweep on the same --out is refused (issue 29 item 7)
     if a.processes > 1 and not joined:  # the launcher: N copies of this command, which join above
         return sweep_processes(a.processes)
     ema = not (a.no_ema or a.no_stop_grad)

@@ -174,6 +174,9 @@ def run(a) -> int:
                  optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, wd=a.wd, alpha_p=a.alpha_p,
                  wd_p=a.wd_p, batch_size=a.batch_size, seed=a.seed)  # validates the flags
     check_output_dir(a.out, "--out")  # before reading any data
+    from ..io import lock_output
+
+    lock_output(a.out)  # a second run on the same --out is refused (issue 29 item 7)
     if a.download:
         kw = {}
         if a.download_url:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 
-from ..errors import RunFailed, as_flags, started
+from ..errors import RunFailed, as_flags, one_line, started
+from ..io import lock_output
 from .common import (add_directpred, add_out, add_progress, add_seed, add_variant, add_x64, begin, config_of,
     positive_int, progress, real, state_line)
 
@@ -71,6 +72,7 @@ class _Solution:
 def run(a) -> int:
     """Run `byoldyn train-linear` with the parsed flags `a`: 0 on success; `RunFailed` (exit 1) when it diverged."""
     begin(a, png=True)
+    lock_output(a.out)  # a second run on the same --out is refused (issue 29 item 7)
     import jax
     import numpy as np
     from tqdm.auto import tqdm
@@ -125,7 +127,10 @@ def run(a) -> int:
     ds.attrs["source"] = "byoldyn train-linear: minibatch SGD of linear BYOL on sampled data (Tian, Chen & Ganguli 2021)"
     ds.attrs["flow"] = json.dumps(config["flow"])
     save_netcdf(ds, a.out)
-    png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
+    try:
+        png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
+    except OSError as e:  # the result is written: say so (a full disk, issue 29 item 2)
+        raise RunFailed(f"{one_line(e)}; the result {a.out} was written") from None
     if status == SUCCEEDED:
         print(f"succeeded: {done} steps (t = {done * float(dt):g}); {state_line(ds, lambda i: '')}; "
               f"wrote {a.out} and {png}")

@@ -24,16 +24,17 @@ configuration hash, so a killed sweep started again with the same arguments reco
 missing chunks and then writes `OUT` atomically. The levels' fields, observables and starts are in
 `byoldyn.sweep_levels`.
 
-The modules: `plan` (options, axes, seeds, member table, the bound on work, chunks, the configuration),
-`run` (the chunk programs, sharding, the multi-process protocol), `store` (schema, chunk files, manifest,
-complete results), `api` (`sweep`, the phases in order). The public API is re-exported here; `byoldyn.sweep`
-is the function.
+The modules: `plan` (options, axes, seeds, member table, chunks, the configuration), `budget` (the bound on
+work: memory and disk estimated from the sizes), `run` (the chunk programs, sharding, the multi-process
+protocol), `store` (schema, chunk files, their checksums, manifest, complete results), `api` (`sweep`, the
+phases in order). The public API is re-exported here; `byoldyn.sweep` is the function.
 """
 
 from ..sweep_levels import OBSERVABLES
 from .api import run_sweep, summary, sweep
 from .errors import Refused
-from .plan import LEVELS, MEMORY_FRACTION, METHODS, PARAMS, SEED_LIMIT, Plan, SweepOptions, config_hash, memory_limit
+from .budget import MEMORY_FRACTION, memory_limit
+from .plan import LEVELS, METHODS, PARAMS, SEED_LIMIT, Plan, SweepOptions, config_hash
 from .store import parts_dir
 
 __all__ = ["sweep", "summary", "run_sweep", "SweepOptions", "Plan", "Refused", "LEVELS", "METHODS", "PARAMS",

@@ -23,7 +23,7 @@ from ..solution import DIVERGED, SUCCEEDED
 from ..stepper import blown, fixed_solve, mask
 from ..sweep_levels import OBS, RHS, Observe, initial
 from .errors import Refused
-from .plan import state_size
+from .budget import state_size
 
 __all__ = ["program", "start", "observe", "make_mesh", "global_array", "to_host", "barrier", "follow_writer",
            "run_chunk", "stall_timeout", "watching", "STALL_S"]

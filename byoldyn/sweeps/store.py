@@ -1,9 +1,19 @@
 """Storing a sweep: the schema of its variables, the chunk files `OUT.parts/chunk-NNNNN.nc` and their manifest
 (the resume bookkeeping, `prepare`), the member results (`Results`), and the labelled result (`assemble`,
-`write_result`), with the checks that make a damaged or foreign file recomputed, never trusted."""
+`write_result`), with the checks that make a damaged, edited or foreign file recomputed, never trusted.
+
+The manifest `OUT.parts/manifest.json` holds the configuration hash and the sha256 of every chunk file's bytes,
+recorded before the file is written (`write_chunk`). On resume a chunk is reused only when its bytes have the
+recorded checksum, its configuration hash and its schema are right; otherwise it is recomputed, said in one line
+("... does not match its sha256 in the manifest (edited or damaged); recomputing it"): a resumed sweep gives the
+numbers of an uninterrupted one or recomputes, and an edited chunk costs one chunk's work, not a wrong result.
+A disk that fills up while a file is written is an `OSError` ("No space left on device") saying which finished
+chunks are kept for `resume`."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import sys
 import time
@@ -13,13 +23,15 @@ import numpy as np
 import xarray as xr
 
 from ..errors import one_line, read_json
-from ..io import atomic_write, save_netcdf
+from ..io import atomic_write, netcdf_bytes
 from ..solution import STATUS_NAMES, SUCCEEDED
 from ..sweep_levels import OBSERVABLES, per_mode
 from .errors import Refused
 
 __all__ = ["parts_dir", "chunk_name", "trailing_dims", "schema", "write_chunk", "read_chunk", "read_complete",
-           "read_manifest", "Results", "prepare", "assemble", "failures", "write_result"]
+           "read_manifest", "checksums", "Results", "prepare", "assemble", "failures", "write_result"]
+
+MANIFEST = "manifest.json"
 
 
 def parts_dir(out) -> Path:
@@ -39,11 +51,36 @@ def trailing_dims(level: str, name: str, with_time: bool) -> list[str]:
     return (["time"] if with_time else []) + (["mode"] if per_mode(level, name) else [])
 
 
+def _sha256(data) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _kept(path: Path) -> str:
+    """What a failed write leaves for `resume`: the finished chunk files in `path`."""
+    n = len(list(path.glob("chunk-*.nc")))
+    return (f"{n} finished chunk file(s) are kept in {path}: free disk space and run the same sweep again with "
+            "resume (byoldyn sweep --resume) to continue")
+
+
+def _write_manifest(manifest: Path, content: dict) -> None:
+    atomic_write(manifest, json.dumps(content, sort_keys=True, default=str))
+
+
 def write_chunk(path: Path, k: int, start: int, res: dict, h: str, level: str, with_time: bool) -> None:
+    """Write chunk `k` (members from `start`) to `path/chunk-NNNNN.nc`: serialized in memory, its sha256 recorded
+    in the manifest first, then the file written atomically. **Raises:** `OSError` (a full disk: what is kept)."""
     data = {name: (["member"] + trailing_dims(level, name, with_time), v) for name, v in res.items()}
     ds = xr.Dataset(data, coords={"member": np.arange(start, start + len(res["status"]))},
                     attrs={"config_hash": h, "chunk": k})
-    save_netcdf(ds, path / chunk_name(k))
+    raw = netcdf_bytes(ds)
+    manifest = path / MANIFEST
+    try:
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+        content.setdefault("sha256", {})[chunk_name(k)] = _sha256(raw)
+        _write_manifest(manifest, content)
+        atomic_write(path / chunk_name(k), raw)
+    except OSError as e:
+        raise OSError(e.errno, f"{e.strerror or e}; {_kept(path)}") from None
 
 
 def schema(level: str, n_save: int | None, n2: int, dtype) -> dict:
@@ -71,14 +108,35 @@ def _check_vars(ds: xr.Dataset, schema: dict, lead: tuple, lead_sizes: tuple) ->
     return None
 
 
-def read_chunk(path: Path, k: int, h: str, start: int, stop: int, schema: dict) -> tuple[dict | None, str | None]:
-    """`(results, None)` for a chunk file of this configuration that matches `schema` exactly, else
-    `(None, why)`; why is None when there is no file (nothing to warn about)."""
+def checksums(path: Path) -> dict:
+    """The recorded sha256 of every chunk file in `path` (from its manifest; empty when there is none)."""
+    try:
+        got = json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("sha256", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return got if isinstance(got, dict) else {}
+
+
+def read_chunk(path: Path, k: int, h: str, start: int, stop: int, schema: dict,
+               sums: dict | None = None) -> tuple[dict | None, str | None]:
+    """`(results, None)` for a chunk file whose bytes have the sha256 recorded in `sums` (default: the manifest's,
+    `checksums(path)`), of this configuration, that matches `schema` exactly; else `(None, why)`; why is None when
+    there is no file (nothing to warn about)."""
     f = path / chunk_name(k)
     if not f.exists():
         return None, None
+    sums = checksums(path) if sums is None else sums
     try:
-        with xr.open_dataset(f, engine="h5netcdf") as ds:
+        raw = f.read_bytes()
+    except OSError as e:
+        return None, f"is unreadable ({one_line(e)})"
+    want = sums.get(chunk_name(k))
+    if want is None:
+        return None, "has no sha256 in the manifest"
+    if _sha256(raw) != want:
+        return None, "does not match its sha256 in the manifest (edited or damaged)"
+    try:
+        with xr.open_dataset(io.BytesIO(raw), engine="h5netcdf") as ds:
             if ds.attrs.get("config_hash") != h or int(ds.attrs.get("chunk", -1)) != k:
                 return None, "is from another configuration"
             if "member" not in ds.coords or not np.array_equal(ds.member.values, np.arange(start, stop)):
@@ -86,7 +144,7 @@ def read_chunk(path: Path, k: int, h: str, start: int, stop: int, schema: dict) 
             why = _check_vars(ds, schema, ("member",), (stop - start,))
             if why:
                 return None, why
-            res = {name: ds[name].values for name in schema}
+            res = {name: ds[name].load().values for name in schema}
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
         return None, f"is unreadable ({one_line(e)})"
     if not np.all((res["status"] >= 0) & (res["status"] < len(STATUS_NAMES))):
@@ -116,8 +174,8 @@ def read_complete(out: Path, h: str, schema: dict, dims: list, sizes: tuple) -> 
 
 
 def read_manifest(manifest: Path, progress: bool) -> dict | None:
-    """The manifest of `OUT.parts/`, or None (with a message) when it is corrupt: it is then rebuilt (every chunk
-    is still checked against the configuration hash and the schema on its own)."""
+    """The manifest of `OUT.parts/`, or None (with a message) when it is corrupt: it is then rebuilt, without the
+    chunks' checksums (so every chunk is recomputed)."""
     try:
         old = read_json(manifest, "sweep manifest")
         if not isinstance(old, dict) or not isinstance(old.get("config", {}), dict):
@@ -172,7 +230,8 @@ def prepare(plan, results: Results, invalid: list, t_start: float):
             invalid.append(out.name)
             if progress:
                 print(f"sweep: {out} is damaged ({why}); recomputing it from {parts}", file=sys.stderr)
-        manifest = parts / "manifest.json"
+        manifest = parts / MANIFEST
+        sums = {}
         if parts.exists():
             old = read_manifest(manifest, progress) if resume and manifest.exists() else None
             if old is not None and old.get("config_hash") != h:
@@ -182,6 +241,8 @@ def prepare(plan, results: Results, invalid: list, t_start: float):
                 msg = (f"resume: {parts} holds chunks of a different sweep configuration "
                        f"(differs in {', '.join(diff) or 'version'}); use the same arguments, another ")
                 raise Refused(msg + "out, or resume=False", cli=msg + "--out, or drop --resume to start afresh")
+            if old is not None and isinstance(old.get("sha256"), dict):
+                sums = old["sha256"]
             if not resume:
                 for f in list(parts.glob("chunk-*.nc")) + [manifest]:
                     if f.exists():
@@ -189,12 +250,12 @@ def prepare(plan, results: Results, invalid: list, t_start: float):
             for f in parts.glob(".*.tmp"):  # temporaries of a killed writer: never complete files
                 f.unlink()
         parts.mkdir(parents=True, exist_ok=True)
-        atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(
-            {"config_hash": h, "config": config, "chunks": len(ranges), "members": plan.members}, sort_keys=True,
-            default=str)))
+        _write_manifest(manifest, {"config_hash": h, "config": config, "chunks": len(ranges), "members": plan.members,
+                                   "sha256": sums})
     todo = np.ones(len(ranges), bool)
     for k, (a, b) in enumerate(ranges):
-        res, why = read_chunk(parts, k, h, a, b, plan.chunk_schema(k)) if parts is not None and resume else (None, None)
+        res, why = read_chunk(parts, k, h, a, b, plan.chunk_schema(k), sums) if parts is not None and resume \
+            else (None, None)
         if res is not None:
             results.put(res, a, b)
             todo[k] = False
@@ -243,11 +304,15 @@ def failures(results: Results) -> int:
 
 
 def write_result(ds: xr.Dataset, out: Path, keep_parts: bool) -> None:
-    """Write `out` atomically, then remove the chunk files (unless `keep_parts`)."""
-    save_netcdf(ds, out)
+    """Write `out` atomically, then remove the chunk files (unless `keep_parts`). **Raises:** `OSError` (a full
+    disk: the chunk files are kept for resume)."""
+    parts = parts_dir(out)
+    try:
+        atomic_write(out, netcdf_bytes(ds))
+    except OSError as e:
+        raise OSError(e.errno, f"{e.strerror or e}; {_kept(parts)}") from None
     if not keep_parts:
-        parts = parts_dir(out)
-        for f in list(parts.glob("chunk-*.nc")) + [parts / "manifest.json"]:
+        for f in list(parts.glob("chunk-*.nc")) + [parts / MANIFEST]:
             f.unlink(missing_ok=True)
         try:
             parts.rmdir()

@@ -1,0 +1,279 @@
+"""Issue 29 items 2, 6, 7: a full disk is one line that says what was kept (never HDF5's segfault), the sweep's disk
+estimate counts each file's overhead, an edited chunk is recomputed on resume (sha256 in the manifest), and a second
+run on the same output is refused while the first holds its lock."""
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import byoldyn.io as bio
+from byoldyn.cli import main
+from byoldyn.io import atomic_write, lock_output, lock_path, netcdf_bytes, release_outputs, save_netcdf
+from byoldyn.sweeps import budget, parts_dir, summary, sweep
+
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
+SMALL = dict(alpha_p=[0.5, 1.0, 2.0, 4.0], eta=[0.0, 0.1], seeds=2, n1=3, t1=2.0, dt=0.5, chunk=4, progress=False)
+
+
+def _data(ds):
+    ds = ds.copy()
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k != "run"}
+    return ds
+
+
+def _full_after(monkeypatch, budget_bytes):
+    """Every atomic write fails with ENOSPC once `budget_bytes` bytes have been written (a disk that fills)."""
+    left = [budget_bytes]
+    real = bio._write_all
+
+    def write(fd, data):
+        n = memoryview(data).nbytes
+        if n > left[0]:
+            real(fd, memoryview(data).cast("B")[:left[0]])
+            left[0] = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        left[0] -= n
+        real(fd, data)
+
+    monkeypatch.setattr(bio, "_write_all", write)
+
+
+# ---- item 2: a full disk ---------------------------------------------------------------------------------------
+
+def test_atomic_write_on_a_full_disk_keeps_the_previous_file(tmp_path, monkeypatch):
+    f = tmp_path / "r.nc"
+    ds = xr.Dataset({"x": ("i", np.arange(1000.0))})
+    save_netcdf(ds, f)
+    before = f.read_bytes()
+    _full_after(monkeypatch, 100)
+    with pytest.raises(OSError) as e:
+        save_netcdf(ds * 2, f)
+    n = len(netcdf_bytes(ds * 2))
+    assert e.value.errno == errno.ENOSPC
+    assert str(e.value.strerror) == (f"No space left on device while writing {str(f)!r} ({n / 1e3:.3g} kB); "
+                                     "the previous file is kept unchanged")
+    assert f.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["r.nc"]  # no temporary left
+    with pytest.raises(OSError, match=r"^\[Errno 28\] No space left on device while writing .*\(1.01 kB\); nothing "
+                                      r"was written there$"):
+        atomic_write(tmp_path / "new.txt", "x" * 1010)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.nc"]
+
+
+def test_netcdf_is_serialized_in_memory():
+    """HDF5 writes no file (the segfault came from its finalizers on a half-written file): the bytes round-trip."""
+    import io
+
+    ds = xr.Dataset({"x": ("i", np.arange(5.0))}, attrs={"a": "b"})
+    raw = netcdf_bytes(ds)
+    with xr.open_dataset(io.BytesIO(bytes(raw)), engine="h5netcdf") as back:
+        xr.testing.assert_identical(back.load(), ds)
+
+
+@pytest.mark.slow
+def test_simulate_on_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "s.nc"
+    argv = ["simulate", "--n1", "3", "--n2", "3", "--t1", "1", "--dt", "0.1", "--n-save", "11", "--x64",
+            "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    nc = out.stat().st_size
+    out.unlink()
+    out.with_suffix(".png").unlink()
+    capsys.readouterr()
+    _full_after(monkeypatch, 1000)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == (f"byoldyn: failed: No space left on device while writing {str(out)!r} ({nc / 1e3:.3g} kB); nothing "
+                   "was written there\n")
+    assert list(tmp_path.iterdir()) == []
+    # the result fits, its figure does not: the line says that the result was written
+    monkeypatch.undo()
+    _full_after(monkeypatch, nc + 10)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"byoldyn: failed: No space left on device while writing "
+                                                   f"{str(out.with_suffix('.png'))!r} (")
+    assert err.endswith(f"; nothing was written there; the result {out} was written\n") and out.stat().st_size == nc
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.nc"]
+
+
+def _can_mount_tmpfs(d) -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(d)], capture_output=True)
+    return r.returncode == 0
+
+
+@pytest.mark.slow
+def test_simulate_on_a_real_200k_tmpfs_no_segfault(tmp_path):
+    """The issue's reproduction: a 200 kB tmpfs (root only; skipped where mount is not permitted)."""
+    d = tmp_path / "full"
+    d.mkdir()
+    if not _can_mount_tmpfs(d):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        r = subprocess.run(["byoldyn", "simulate", "--n1", "8", "--n2", "8", "--t1", "10", "--n-save", "2000",
+                            "--no-progress", "--out", str(d / "s.nc")], capture_output=True, text=True, env=ENV)
+        assert r.returncode == 1, r.stderr[-3000:]
+        assert r.stderr.count("\n") == 1 and "No space left on device while writing" in r.stderr, r.stderr[-3000:]
+        assert list(d.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(d)])
+
+
+@pytest.mark.slow
+def test_sweep_on_a_full_disk_keeps_the_finished_chunks_and_resumes(tmp_path, monkeypatch):
+    clean = sweep("modes", out=tmp_path / "clean.nc", **SMALL)
+    sizes = []  # the writes of a sweep: the manifest, then (the manifest, chunk k) per chunk, then the result
+    real = bio._write_all
+    monkeypatch.setattr(bio, "_write_all", lambda fd, data: (sizes.append(memoryview(data).nbytes), real(fd, data)))
+    sweep("modes", out=tmp_path / "probe.nc", **SMALL)
+    monkeypatch.undo()
+    assert len(sizes) == 1 + 2 * 4 + 1
+    out = tmp_path / "w.nc"
+    _full_after(monkeypatch, sum(sizes[:5]) + 10)  # the disk fills after chunk 1
+    with pytest.raises(OSError) as e:
+        sweep("modes", out=out, **SMALL)
+    parts = parts_dir(out)
+    assert e.value.errno == errno.ENOSPC
+    assert str(e.value.strerror) == (
+        f"No space left on device while writing {str(parts / 'manifest.json')!r} ({sizes[5] / 1e3:.3g} kB); the "
+        f"previous file is kept unchanged; 2 finished chunk file(s) are kept in {parts}: free disk space and run the "
+        "same sweep again with resume (byoldyn sweep --resume) to continue")
+    assert sorted(p.name for p in parts.iterdir()) == ["chunk-00000.nc", "chunk-00001.nc", "manifest.json"]
+    monkeypatch.undo()
+    resumed = sweep("modes", out=out, **SMALL)
+    assert (summary(resumed)["reused"], summary(resumed)["computed"]) == (2, 2)
+    xr.testing.assert_identical(_data(resumed), _data(clean))
+
+
+def test_disk_estimate_counts_the_overhead_of_every_file(tmp_path, monkeypatch):
+    """A chunk file's overhead (measured on an in-memory chunk) is that of a real chunk file; the estimate counts it
+    for every chunk, so that a sweep of many small chunks is refused up front, not half-way (about 12 kB each)."""
+    from byoldyn.sweeps.store import schema, write_chunk
+
+    parts = tmp_path / "p"
+    parts.mkdir()
+    (parts / "manifest.json").write_text("{}")
+    res = {name: np.ones((3, *sizes), dtype) for name, (_, sizes, dtype) in schema("modes", None, 2, np.float64).items()}
+    write_chunk(parts, 0, 0, res, "h" * 16, "modes", False)
+    data = sum(v.nbytes for v in res.values()) + 3 * 8  # the variables and the member coordinate
+    overhead = budget.file_overhead("modes", False, 8)
+    assert 10_000 < overhead < 20_000
+    assert abs((parts / "chunk-00000.nc").stat().st_size - data - overhead) < 200
+    # 64 chunks of 2 members: the data alone is about 10 kB, the files about 64 x 12 kB
+    free = [400_000]
+    monkeypatch.setattr(budget.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - free[0], free[0]))
+    with pytest.raises(ValueError, match=r"^out: the result and its 64 chunk file\(s\) need about 8\d\d kB on disk, "
+                                         r"only 400 kB free in "):
+        sweep("modes", alpha_p=np.linspace(1, 2, 64), seeds=2, n1=2, chunk=2, out=tmp_path / "s.nc", progress=False)
+    assert not (tmp_path / "s.nc").exists() and not parts_dir(tmp_path / "s.nc").exists()
+
+
+# ---- item 6: an edited chunk ---------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_an_edited_chunk_is_recomputed_not_reused(tmp_path, capsys):
+    out = tmp_path / "e.nc"
+    clean = sweep("modes", out=out, keep_parts=True, **SMALL)
+    parts = parts_dir(out)
+    sums = json.loads((parts / "manifest.json").read_text())["sha256"]
+    assert sorted(sums) == [f"chunk-{k:05d}.nc" for k in range(4)]
+    import hashlib
+    assert all(hashlib.sha256((parts / k).read_bytes()).hexdigest() == v for k, v in sums.items())
+    # chunk 1 edited with its schema intact (the values changed), chunk 2's checksum removed from the manifest
+    ds = xr.load_dataset(parts / "chunk-00001.nc", engine="h5netcdf")
+    ds["norm_W"] = ds.norm_W + 1.0
+    save_netcdf(ds, parts / "chunk-00001.nc")
+    manifest = json.loads((parts / "manifest.json").read_text())
+    del manifest["sha256"]["chunk-00002.nc"]
+    (parts / "manifest.json").write_text(json.dumps(manifest))
+    out.unlink()
+    capsys.readouterr()
+    again = sweep("modes", out=out, keep_parts=True, **{**SMALL, "progress": True})
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("sweep: ") and "recomputing" in x]
+    assert err == [f"sweep: {parts / 'chunk-00001.nc'} does not match its sha256 in the manifest (edited or damaged); "
+                   "recomputing it", f"sweep: {parts / 'chunk-00002.nc'} has no sha256 in the manifest; recomputing it"]
+    run = summary(again)
+    assert (run["reused"], run["computed"], run["invalid"]) == (2, 2, ["chunk-00001.nc", "chunk-00002.nc"])
+    xr.testing.assert_identical(_data(again), _data(clean))
+
+
+# ---- item 7: one run per output ------------------------------------------------------------------------------------
+
+# byoldyn/io.py alone (standard library only): a fast start, without importing the package (JAX)
+_IO = f"""
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("bio", {bio.__file__!r})
+bio = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bio)
+"""
+_HOLD = _IO + """
+import time
+bio.lock_output(sys.argv[1])
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def _holder(path):
+    p = subprocess.Popen([sys.executable, "-c", _HOLD, str(path)], stdout=subprocess.PIPE, text=True, env=ENV)
+    assert p.stdout.readline() == "locked\n"
+    return p
+
+
+def test_lock_is_exclusive_released_and_freed_by_a_crash(tmp_path):
+    out = tmp_path / "o.nc"
+    p = _holder(out)
+    try:
+        with pytest.raises(ValueError, match=rf"^--out {str(out)!r} is in use by another byoldyn run \(pid {p.pid}\); "
+                                             r"wait for it to finish or use another --out$"):
+            lock_output(out)
+    finally:
+        p.send_signal(signal.SIGKILL)  # a crash: the kernel drops the lock
+        p.wait()
+    lock_output(out)
+    lock_output(out)  # again in the same process: held already
+    assert lock_path(out) == tmp_path / ".o.nc.lock" and lock_path(out).read_text() == f"{os.getpid()}\n"
+    # a child of the holder (byoldyn.launch's workers) may write; another process may not
+    try_lock = _IO + "bio.lock_output(sys.argv[1]); print('ok')"
+    child = subprocess.run([sys.executable, "-c", try_lock, str(out)], capture_output=True, text=True, env=ENV)
+    assert child.stdout == "ok\n", child.stderr
+    via = "import subprocess, sys; sys.exit(subprocess.run([sys.executable, '-c', *sys.argv[1:]]).returncode)"
+    grandchild = subprocess.run([sys.executable, "-c", via, try_lock, str(out)], capture_output=True, text=True, env=ENV)
+    assert grandchild.returncode == 1 and "is in use by another byoldyn run" in grandchild.stderr
+    release_outputs()
+    assert not lock_path(out).exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate", "--n1", "2", "--n2", "2", "--t1", "1", "--n-save", "2"],
+    ["train-linear", "--n1", "2", "--n2", "2", "--steps", "2", "--n-save", "2"],
+    ["sweep", "--n1", "2", "--t1", "1"],
+    pytest.param(["train", "--data", "{tmp}/none"], marks=pytest.mark.slow),  # imports flax
+], ids=["simulate", "train-linear", "sweep", "train"])
+def test_a_second_run_on_the_same_out_is_refused(argv, tmp_path, capsys):
+    if argv[0] == "train":
+        pytest.importorskip("flax")
+    out = tmp_path / ("run" if argv[0] == "train" else "o.nc")
+    p = _holder(out)
+    try:
+        t = time.perf_counter()
+        code = main([a.replace("{tmp}", str(tmp_path)) for a in argv] + ["--out", str(out), "--no-progress"])
+        cap = capsys.readouterr()
+        assert code == 2 and cap.out == "" and cap.err == (
+            f"byoldyn: error: --out {str(out.absolute())!r} is in use by another byoldyn run (pid {p.pid}); wait for "
+            "it to finish or use another --out\n")
+        assert time.perf_counter() - t < 5 and not out.exists()
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert not bio._HELD  # the command released what it took
