@@ -6,8 +6,8 @@ For a test, or one big machine: starts N copies of COMMAND with the environment 
 on the first failure it stops the others (SIGTERM, then SIGKILL) and prints one line naming the process, with the
 exit status of that process (1 if it was killed by a signal); a process stopped (SIGSTOP) or killed by a signal is
 named before one that failed because it could no longer reach it. `--timeout S` bounds the whole run (exit 124).
-SIGTERM, SIGINT and SIGHUP sent to the launcher are forwarded to every process (each in its own session), and
-those still running after a grace period are killed (SIGKILL); the launcher then exits with 128 + the signal.
+SIGTERM, SIGINT and SIGHUP sent to the launcher are forwarded to every process (each in its own session) as
+SIGTERM, and those still running after a grace period are killed (SIGKILL); the launcher exits with 128 + the signal.
 The workers are never left behind: they are stopped whenever the launcher returns, and a worker that joins the job
 (`initialize_from_env`) is killed by the kernel if the launcher itself dies. N is at most what the machine can
 hold (`max_processes`: 4 per core, 512 MiB of free memory each), checked before any process starts.
@@ -230,8 +230,8 @@ def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: i
     The first process to fail stops the others; one line on stderr says which and how; its status is returned
     (1 if it was killed by a signal). A process found stopped, then one killed by a signal (SIGABRT last: the abort
     of a process that lost another), is named before one that exited. Past `timeout` seconds all are stopped and
-    124 is returned. SIGTERM, SIGINT or SIGHUP to this process (from the main thread) is forwarded to all, which
-    are killed after `GRACE_S` s, and 128 + the signal is returned. `refusal`: a status by which a process refuses
+    124 is returned. SIGTERM, SIGINT or SIGHUP to this process (from the main thread) stops all (SIGTERM, then
+    SIGKILL after `GRACE_S` s), and 128 + the signal is returned. `refusal`: a status by which a process refuses
     its input having said so in one line (byoldyn's 2): the others are given `GRACE_S` s to exit by themselves and
     no line is added. No process outlives this call.
     """
@@ -262,8 +262,8 @@ def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: i
             return 2
         end = None if timeout is None else time.monotonic() + timeout
         return _wait(procs, n, end, timeout, prog, refusal)
-    except _Signalled as e:
-        _stop(procs, e.signum)
+    except _Signalled as e:  # each process is stopped by SIGTERM, whatever the signal: a quiet end, no traceback
+        _stop(procs)
         print(f"{prog}: got {signal.Signals(e.signum).name}; stopped all {n} processes", file=sys.stderr)
         return 128 + e.signum
     finally:
