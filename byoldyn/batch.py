@@ -36,18 +36,20 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from .integrate import Solution, checked_args, solve_checked
 from .model import Data, Hyper, State
+from .predictors import Variant, as_variant
 
 __all__ = ["simulate_batch", "member_count", "STRATEGIES", "resolve_strategy", "auto_block", "fixed_step_block",
            "CPU_BLOCK_BYTES"]
 
 _AXIS = "members"
 STRATEGIES = ("auto", "map", "vmap", "map-vmap")
-_SIMULATE_KEYWORDS = ("ts", "t0", "ema", "stop_grad", "predictor", "solver", "rtol", "atol", "dt", "max_steps",
+_SIMULATE_KEYWORDS = ("ts", "t0", "variant", "ema", "stop_grad", "predictor", "solver", "rtol", "atol", "dt", "max_steps",
                       "observe", "max_norm")
 
 
-def _batched_mask(state: State, hyper: Hyper, data: Data):
-    """Per leaf: True if it carries one leading member axis, False if it is shared by all members."""
+def _batched_mask(state: State, hyper: Hyper, data: Data, variant: Variant | None = None):
+    """Per leaf: True if it carries one leading member axis, False if it is shared by all members (the variant's
+    array leaves: its predictor's parameters, scalars or one per member)."""
     d = 0 if data.is_isotropic else 2
 
     def mark(base):
@@ -60,13 +62,17 @@ def _batched_mask(state: State, hyper: Hyper, data: Data):
                              f"got shape {a.shape}")
         return f
 
-    return (jax.tree.map(mark(2), state), jax.tree.map(mark(0), hyper), jax.tree.map(mark(d), data))
+    masks = (jax.tree.map(mark(2), state), jax.tree.map(mark(0), hyper), jax.tree.map(mark(d), data))
+    if variant is None:
+        return masks
+    return masks + (jax.tree.map(mark(0), eqx.filter(variant, eqx.is_array)),)
 
 
-def member_count(state: State, hyper: Hyper, data: Data) -> int:
+def member_count(state: State, hyper: Hyper, data: Data, variant: Variant | None = None) -> int:
     """The number of members B: the common length of every batched field's leading axis."""
-    mask = _batched_mask(state, hyper, data)
-    sizes = {a.shape[0] for a, m in zip(jax.tree.leaves((state, hyper, data)), jax.tree.leaves(mask)) if m}
+    objs = (state, hyper, data) + (() if variant is None else (eqx.filter(variant, eqx.is_array),))
+    mask = _batched_mask(state, hyper, data, variant)
+    sizes = {a.shape[0] for a, m in zip(jax.tree.leaves(objs), jax.tree.leaves(mask)) if m}
     if len(sizes) > 1:
         raise ValueError(f"batched fields disagree on the number of members: {sorted(sizes)}")
     if not sizes:
@@ -150,11 +156,11 @@ def _working_set(y0: State, n_save: int) -> int:
 
 
 @eqx.filter_jit
-def _run(batched, shared, t0, t1, ts, options, mesh, kind, block):
+def _run(batched, shared, static_variant, t0, t1, ts, options, mesh, kind, block):
     def per_device(batched, shared, t0, t1, ts):
         def one(member):
-            y0, hyper, data = eqx.combine(member, shared)
-            return solve_checked(y0, hyper, data, t0, t1, ts, options)
+            y0, hyper, data, variant = eqx.combine(member, shared)
+            return solve_checked(y0, hyper, data, eqx.combine(variant, static_variant), t0, t1, ts, options)
 
         if kind == "vmap":
             return jax.vmap(one)(batched)
@@ -177,8 +183,9 @@ def simulate_batch(state0: State, hyper: Hyper, data: Data, t1: float, *, device
 
     - `state0`, `hyper`, `data`: model objects in which any field may carry a leading member
       axis of length B >= 1 (the others are shared by all members), e.g. `Hyper(alpha_p=array_of_B)`.
-    - `t1` and every keyword of `simulate` (`ts`, `ema`, `predictor`, `rtol`, `dt`, `observe`, ...),
-      shared by all members.
+    - `t1` and every keyword of `simulate` (`ts`, `variant` or its shorthands `ema`, `stop_grad`, `predictor`,
+      `rtol`, `dt`, `observe`, ...), shared by all members, except a predictor parameter given as an array
+      with one value per member (e.g. `predictor=bd.DirectPred(eps=jnp.array([0.1, 0.2]))`).
     - `devices`: a non-empty list of devices to split the members over (default: all of `jax.devices()`).
     - `strategy`: `"auto"`, `"map"`, `"vmap"` or `"map-vmap"` (module docstring); `block`: members
       per lockstep block of `"map-vmap"` (and the largest lockstep batch of `"auto"` on an accelerator;
@@ -195,15 +202,18 @@ def simulate_batch(state0: State, hyper: Hyper, data: Data, t1: float, *, device
                          f"choose from devices, strategy, block, {', '.join(_SIMULATE_KEYWORDS)}")
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    y0, hyper, data, t0, t1, ts, options = checked_args(state0, hyper, data, t1, **{
-        "ts": None, "t0": 0.0, "ema": True, "stop_grad": True, "predictor": "learned", "solver": None,
-        "rtol": 1e-6, "atol": 1e-9, "dt": None, "max_steps": 100_000, "observe": None, "max_norm": 1e8, **kwargs})
-    B = member_count(y0, hyper, data)
+    variant = as_variant(kwargs.pop("variant", None), **{k: kwargs.pop(k, None) for k in ("ema", "stop_grad",
+                                                                                         "predictor")})
+    y0, hyper, data, variant, t0, t1, ts, options = checked_args(state0, hyper, data, t1, **{
+        "ts": None, "t0": 0.0, "variant": variant, "solver": None, "rtol": 1e-6, "atol": 1e-9, "dt": None,
+        "max_steps": 100_000, "observe": None, "max_norm": 1e8, **kwargs})
+    B = member_count(y0, hyper, data, variant)
     if devices is not None:
         devices = list(devices) if not isinstance(devices, jax.Device) else [devices]
         if not devices or not all(isinstance(d, jax.Device) for d in devices):
             raise ValueError(f"devices must be a non-empty list of JAX devices, got {devices!r}")
-    batched, shared = eqx.partition((y0, hyper, data), _batched_mask(y0, hyper, data))
+    dyn_variant, static_variant = eqx.partition(variant, eqx.is_array)
+    batched, shared = eqx.partition((y0, hyper, data, dyn_variant), _batched_mask(y0, hyper, data, variant))
     devices = list(jax.devices() if devices is None else devices)[:B]
     per_device = -(-B // len(devices))
     kind, blk = resolve_strategy(strategy, devices[0].platform, per_device, _working_set(y0, len(ts)), block,
@@ -212,5 +222,5 @@ def simulate_batch(state0: State, hyper: Hyper, data: Data, t1: float, *, device
     if pad:  # repeat the last member so that every device gets the same number
         batched = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), batched)
     mesh = Mesh(np.asarray(devices), (_AXIS,))
-    sol = _run(batched, shared, t0, t1, ts, options, mesh, kind, blk)
+    sol = _run(batched, shared, static_variant, t0, t1, ts, options, mesh, kind, blk)
     return jax.tree.map(lambda a: a[:B], sol)

@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .flows.matrix import augmented_correlation, check_variant, derives_wp, effective_wp, synced, vector_field
+from .flows.matrix import augmented_correlation, derives_wp, effective_wp, synced, vector_field
 from .model import Data, Hyper, State
-from .predictors import Predictor, as_predictor
+from .predictors import Predictor, Variant, as_predictor, as_variant
 from .solution import (
     DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, check_number, check_times,
     check_tolerances)
@@ -62,22 +62,21 @@ def prepare(state0: State, ema: bool, predictor, data: Data | None = None) -> St
 
 
 @eqx.filter_jit
-def _solve_adaptive(state0, hyper, data, t0, t1, ts, flags, solver, rtol, atol, max_steps, observe, max_norm, meter):
-    ema, stop_grad, predictor = flags
-
+def _solve_adaptive(state0, hyper, data, variant, t0, t1, ts, solver, rtol, atol, max_steps, observe, max_norm,
+                    meter):
+    # the variant is closed over: its array leaves (a traced or per-member predictor parameter) stay traced
     def field(y, hyper, data):
-        return vector_field(y, hyper, data, ema=ema, stop_grad=stop_grad, predictor=predictor)
+        return vector_field(y, hyper, data, variant=variant)
 
     return adaptive_solve(field, state0, (hyper, data), t0, t1, ts, solver=solver, rtol=rtol, atol=atol,
                           max_steps=max_steps, max_norm=max_norm, observe=observe, meter=meter)
 
 
 @eqx.filter_jit
-def _solve_fixed(state0, hyper, data, t0, ts, dt, flags, observe, max_norm):
-    ema, stop_grad, predictor = flags
+def _solve_fixed(state0, hyper, data, variant, t0, ts, dt, observe, max_norm):
     ks = jnp.round((ts - t0) / dt).astype(jnp.int32)
     counts = jnp.diff(ks, prepend=jnp.zeros((1,), ks.dtype))
-    r = fixed_solve(lambda y: vector_field(y, hyper, data, ema=ema, stop_grad=stop_grad, predictor=predictor),
+    r = fixed_solve(lambda y: vector_field(y, hyper, data, variant=variant),
                     state0, dt, counts, method="euler", max_norm=max_norm)
     alive, k, ys = r.alive[-1], r.steps, r.ys
     t_final = t0 + k.astype(ts.dtype) * dt
@@ -97,9 +96,10 @@ def simulate(
     *,
     ts=None,
     t0: float = 0.0,
-    ema: bool = True,
-    stop_grad: bool = True,
-    predictor: str | Predictor = "learned",
+    variant: Variant | None = None,
+    ema: bool | None = None,
+    stop_grad: bool | None = None,
+    predictor: str | Predictor | None = None,
     solver: diffrax.AbstractSolver | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-9,
@@ -117,11 +117,14 @@ def simulate(
       or use `simulate_batch`, which is faster for adaptive solves).
     - `t1`: final time (flow-time units: learning rate x iterations, THEORY.md section 1).
     - `ts`: save times in [t0, t1]; default 101 evenly spaced points.
-    - `ema`, `stop_grad`, `predictor`: the variant, as in `vector_field`. With `ema=False` the
+    - `variant`: a `byoldyn.Variant` (EMA, stop-gradient, predictor), as in `vector_field`; the keywords
+      `ema`, `stop_grad`, `predictor` are its shorthands (defaults True, True, "learned"; given with
+      `variant`, they must agree with it). With `ema=False` the
       target starts (and stays) equal to W; with `predictor="identity"` Wp is set to I; with
       `"symmetric"` the initial Wp is replaced by its symmetric part. With DirectPred / DirectCopy
       (`"directpred"`, `bd.DirectPred(...)`) the saved Wp is g(F̂) at each save; with a finite `beta_F`
-      the state carries `Fhat`, started at `state0.Fhat` or else W(0) (X + X') W(0)ᵀ.
+      the state carries `Fhat`, started at `state0.Fhat` or else W(0) (X + X') W(0)ᵀ. The predictor object's
+      parameters (ε, form, beta_F) are the ones that run.
     - `solver`: a diffrax solver for the adaptive mode (default `diffrax.Tsit5()`).
     - `rtol`, `atol`: tolerances of the PID step-size controller.
     - `dt`: if given, fixed-step mode: explicit Euler, one step = one full-batch gradient
@@ -147,15 +150,14 @@ def simulate(
     """
     if not isinstance(progress, (bool, np.bool_)):
         raise ValueError(f"progress must be True or False, got {brief(progress)}")
-    args = checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt,
-                    max_steps, observe, max_norm)
+    args = checked_args(state0, hyper, data, t1, ts, t0, as_variant(variant, ema=ema, stop_grad=stop_grad,
+                        predictor=predictor), solver, rtol, atol, dt, max_steps, observe, max_norm, members=False)
     return solve_checked(*args, meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter())
 
 
 class _Options(eqx.Module):
     """The static part of a solve (hashable, so jitted drivers cache on it)."""
 
-    flags: tuple = eqx.field(static=True)
     solver: Any = eqx.field(static=True)
     rtol: float = eqx.field(static=True)
     atol: float = eqx.field(static=True)
@@ -165,22 +167,24 @@ class _Options(eqx.Module):
     max_norm: float = eqx.field(static=True)
 
 
-def checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, solver, rtol, atol, dt, max_steps,
-                 observe, max_norm):
-    """Validate the arguments of `simulate` (batched objects allowed) -> (y0, hyper, data, t0, t1, ts, options).
+def checked_args(state0, hyper, data, t1, ts, t0, variant: Variant, solver, rtol, atol, dt, max_steps,
+                 observe, max_norm, members: bool = True):
+    """Validate the arguments of `simulate` (batched objects allowed) -> (y0, hyper, data, variant, t0, t1, ts,
+    options).
 
+    `variant` a `Variant` (from `as_variant`); its predictor's array parameters must be scalars, or (with
+    `members`, `simulate_batch`) carry one leading member axis. The ODE levels have the Euclidean loss only.
     Every bad value raises `ValueError` naming the parameter and the value received.
     """
-    for name, v in (("ema", ema), ("stop_grad", stop_grad)):
-        if not isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {brief(v)}")
-    if not isinstance(predictor, (str, Predictor)):
-        raise ValueError(f"predictor must be a name or a byoldyn.predictors.Predictor, got {brief(predictor)}")
-    predictor = check_variant(ema, stop_grad, predictor)
-    try:
-        hash(predictor)
-    except TypeError:
-        raise ValueError(f"predictor parameters must be plain numbers, got {brief(predictor)}") from None
+    if not isinstance(variant, Variant):
+        raise ValueError(f"variant must be a byoldyn.Variant, got {brief(variant)}")
+    if variant.loss != "euclidean":
+        raise ValueError(f"loss must be 'euclidean' at the ODE levels (Eq. 1), got {variant.loss!r}; the cosine loss "
+                         "runs at the sampled and ResNet levels")
+    for k, v in variant.predictor.params().items():
+        if hasattr(v, "ndim") and v.ndim > int(members):
+            raise ValueError(f"predictor parameter {k} must be a scalar{' or one value per member' if members else ''}"
+                             f", got shape {v.shape}{'' if members else '; use simulate_batch for one per member'}")
     if not isinstance(state0, State) or not isinstance(hyper, Hyper) or not isinstance(data, Data):
         raise ValueError("simulate takes (State, Hyper, Data) as its first three arguments")
     if state0.n1 != data.n1:
@@ -203,9 +207,9 @@ def checked_args(state0, hyper, data, t1, ts, t0, ema, stop_grad, predictor, sol
         to_dtype("dt", dt, dtype)
         if is_concrete(ts) and is_concrete(t0):
             _check_grid(np.asarray(ts, np.float64), float(t0), dt, dtype)
-    options = _Options((bool(ema), bool(stop_grad), predictor), solver, float(rtol), float(atol),
-                       None if dt is None else float(dt), int(max_steps), observe, float(max_norm))
-    return prepare(state0, ema, predictor, data), hyper, data, t0, t1, ts, options
+    options = _Options(solver, float(rtol), float(atol), None if dt is None else float(dt), int(max_steps), observe,
+                       float(max_norm))
+    return prepare(state0, variant.ema, variant.predictor, data), hyper, data, variant, t0, t1, ts, options
 
 
 def _check_grid(ts: np.ndarray, t0: float, dt: float, dtype) -> None:
@@ -236,23 +240,24 @@ def _check_grid(ts: np.ndarray, t0: float, dt: float, dtype) -> None:
         raise ValueError(f"dt = {dt} gives {np.max(np.round(k)):.3g} steps to ts[-1], more than 2**31 - 1")
 
 
-def solve_checked(y0, hyper, data, t0, t1, ts, o: _Options, meter=diffrax.NoProgressMeter()) -> Solution:
+def solve_checked(y0, hyper, data, variant: Variant, t0, t1, ts, o: _Options,
+                  meter=diffrax.NoProgressMeter()) -> Solution:
     """One member: the adaptive or the fixed-step solve of validated arguments.
 
     DirectPred / DirectCopy: the states are saved, Wp = g(F̂) is written into them (`synced`), and then
     `observe` (if any) is applied to them, NaN where the state is.
     """
-    observe, derived = o.observe, derives_wp(o.flags[2])
+    observe, derived = o.observe, derives_wp(variant.predictor)
     if derived:
         o = dataclasses.replace(o, observe=None)
     if o.dt is None:
-        ys, status, t_final, n = _solve_adaptive(y0, hyper, data, t0, t1, ts, o.flags, o.solver, o.rtol, o.atol,
+        ys, status, t_final, n = _solve_adaptive(y0, hyper, data, variant, t0, t1, ts, o.solver, o.rtol, o.atol,
                                                  o.max_steps, o.observe, o.max_norm, meter)
     else:
         dt = jnp.asarray(o.dt, y0.W.dtype)
-        ys, status, t_final, n = _solve_fixed(y0, hyper, data, t0, ts, dt, o.flags, o.observe, o.max_norm)
+        ys, status, t_final, n = _solve_fixed(y0, hyper, data, variant, t0, ts, dt, o.observe, o.max_norm)
     if derived:
-        ys = synced(ys, data, o.flags[2])
+        ys = synced(ys, data, variant.predictor)
         if observe is not None:
             ys = _observe_saved(observe, ts, ys)
     states, observed = (ys, None) if observe is None else (None, ys)

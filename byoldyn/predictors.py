@@ -3,20 +3,26 @@
 - `Learned`: Wp follows its gradient flow, Eq. 2 (SGD at the discrete levels; the ResNet's linear Wp).
 - `Symmetric`: the Wp flow symmetrized (Assumption 3; `predictor_reg=symmetric` in the official code).
 - `Identity`: Wp = I, fixed.
-- `DirectPred(eps, rho, form, freq, beta_F)`: Wp = U diag(p) Uᵀ from F̂ = U diag(s) Uᵀ (10.1-10.2, Eq. 18).
+- `DirectPred(eps, rho, form, freq, beta_F)`: Wp = U diag(p) Uᵀ from F̂ = U diag(s) Uᵀ, p a square root of
+  s (10.1-10.2, Eq. 18).
 - `DirectCopy(eps, rho, freq, beta_F)`: Wp = F̂ / ‖F̂‖_2 + eps I (Wang et al. 2021, arXiv 2110.04947).
 
-`rho` is F̂'s retention per step (Eq. 19) and `freq` the steps between two settings of Wp, both used at
-the discrete levels (sampled, ResNet); `beta_F` is F̂'s rate at the ODE levels: None for F̂ ≡ F, else
-dF̂/dt = beta_F (W (X + X') Wᵀ - F̂) (THEORY.md 15.13; the dictionary maps rho = 1 - lr beta_F).
+The carrier principle (DESIGN.md): a predictor object carries its parameters from the entry point to the
+innermost function of every level. `rho` is F̂'s retention per step (Eq. 19) and `freq` the steps between
+two settings of Wp, read at the discrete levels (sampled, ResNet); `beta_F` is F̂'s rate at the ODE levels:
+None for F̂ ≡ F, else dF̂/dt = beta_F (W (X + X') Wᵀ - F̂) (THEORY.md 15.13; the dictionary maps
+rho = 1 - lr beta_F). Each class lists its parameters in `PARAMS` (field -> `Param`): the CLI's flags
+(`byoldyn.cli.common.add_predictor_params`), the figures' labels (`Predictor.label`) and the records
+(`Predictor.params`) are generated from it, so a new predictor is one class here.
 `PREDICTORS` is the registry (name -> class) that feeds every level's choices and the CLI;
-`as_predictor` turns a name into its default object. `Variant` bundles (ema, stop_grad, predictor).
+`as_predictor` turns a name into its default object. `Variant` bundles (ema, stop_grad, predictor, loss);
+`as_variant` builds it from the keyword shorthands.
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -25,14 +31,17 @@ import numpy as np
 
 from .validate import is_concrete
 
-__all__ = ["Predictor", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "Variant",
-           "PREDICTORS", "ALIASES", "FORMS", "FORM_ALIASES", "P_MIN", "as_predictor", "canonical_name",
-           "correlation", "fhat_update", "update_correlation"]
+__all__ = ["Predictor", "Spectral", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "Variant",
+           "Param", "PREDICTORS", "ALIASES", "FORMS", "FORM_ALIASES", "LOSSES", "P_MIN", "as_predictor",
+           "as_variant", "canonical_name", "correlation", "fhat_update", "update_correlation"]
 
-#: DirectPred's eigenvalue maps: the official code's (THEORY.md 10.2) and Eq. 18's
-FORMS = ("code", "paper")
+#: the eigenvalue maps of the spectral predictors (`Spectral`): the official code's (THEORY.md 10.2), Eq. 18's,
+#: and "raw", p = s^a + eps without normalisation (issue 14's p = √s + ε for DirectPred)
+FORMS = ("code", "paper", "raw")
 #: old names of the forms (the official flag `balance_type=boost_scale` is the "code" form)
 FORM_ALIASES = {"boost_scale": "code"}
+#: the losses a `Variant` may name: Eq. 1 (every level) and the normalized one (sampled and ResNet levels)
+LOSSES = ("euclidean", "cosine")
 #: the official code's floor p_j >= 1e-4 of the "code" form (THEORY.md 10.2, step 7)
 P_MIN = 1e-4
 
@@ -67,6 +76,15 @@ def _form(x) -> str:
     return x
 
 
+def _power(x: jax.Array, a) -> jax.Array:
+    """x^a for x >= 0; `jnp.sqrt` at a = 1/2 (DirectPred's bits, whatever the class)."""
+    if isinstance(a, float) and a == 0.5:
+        return jnp.sqrt(x)
+    if isinstance(a, float) and a == 1.0:
+        return x
+    return jnp.power(x, jnp.asarray(a, x.dtype))
+
+
 def _beta_F(x):
     return None if x is None else _real("beta_F", x, lo=0.0, lo_strict=True)
 
@@ -82,19 +100,93 @@ def _normalized(s: jax.Array) -> jax.Array:
     return jnp.where(ok, s / jnp.where(ok, m, 1.0), 0.0)
 
 
+class Param(NamedTuple):
+    """A user-set parameter of a predictor class: what the CLI flag, the label and the docs say of it.
+
+    `help`: one line (the flag's help); `symbol`: the label's symbol (ε, ρ, ...); `kind`: "real", "int",
+    "form" or "rate" (a real or None); `level`: "all", "ode" (read by the ODE levels only) or "discrete"
+    (read by the sampled and ResNet levels only); `flag`: the CLI flag (default `--` + the field name with
+    `-` for `_`); `aliases`: older spellings of the flag.
+    """
+
+    help: str
+    symbol: str
+    kind: str = "real"
+    level: str = "all"
+    flag: str | None = None
+    aliases: tuple[str, ...] = ()
+
+    def flag_of(self, field: str) -> str:
+        return self.flag or "--" + field.replace("_", "-")
+
+
+#: the parameters shared by the F̂-derived predictors (DirectPred, DirectCopy, DirectSet)
+_DIRECT_PARAMS = {
+    "eps": Param("boost eps >= 0 added to every eigenvalue of Wp (Eq. 18; default 0.1)", "ε"),
+    "rho": Param("F̂ retention rho in [0, 1) per step, F̂ <- rho F̂ + (1 - rho) E[ffᵀ] (Eq. 19; default 0.3)", "ρ",
+                 level="discrete"),
+    "freq": Param("set Wp from F̂ every FREQ steps (default 1)", "freq", kind="int", level="discrete"),
+    "beta_F": Param("rate of F̂ at the ODE level, dF̂/dt = beta_F (W (X + X') Wᵀ - F̂) (THEORY.md 15.13; "
+                    "default: F̂ = F exactly)", "β_F", kind="rate", level="ode", flag="--beta-F"),
+}
+_FORM_PARAM = Param("the eigenvalue map: code (official boost_scale: (s_j/max s)^a + eps, floored at 1e-4), paper "
+                    "(Eq. 18: s_j^a + eps max s) or raw (s_j^a + eps); a = 1/2 for DirectPred (default code)", "form",
+                    kind="form", aliases=("--directpred-form", "--dp-form"))
+
+
 class Predictor(eqx.Module):
     """Base of the predictors. `name`: the registry key; `learned`: Wp has a gradient flow (Eq. 2);
-    `direct`: Wp = g(F̂) is set from the correlation F̂ (DirectPred, DirectCopy; THEORY.md 10.1)."""
+    `direct`: Wp = g(F̂) is set from the correlation F̂ (DirectPred, DirectCopy; THEORY.md 10.1);
+    `PARAMS`: the user-set parameters (field -> `Param`), which feed the CLI, the labels and the records."""
 
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
     learned: ClassVar[bool] = False
     direct: ClassVar[bool] = False
+    PARAMS: ClassVar[dict[str, Param]] = {}
+
+    def params(self) -> dict:
+        """The parameters as plain values (field -> value), in `PARAMS` order: what a record stores."""
+        out = {}
+        for k in self.PARAMS:
+            v = getattr(self, k)
+            out[k] = v.item() if hasattr(v, "item") and np.ndim(v) == 0 and is_concrete(v) else v
+        return out
+
+    def replace(self, **kw) -> "Predictor":
+        """The same predictor with some parameters changed (validated again); ValueError for an unknown one."""
+        bad = sorted(set(kw) - set(self.PARAMS))
+        if bad:
+            raise ValueError(f"{bad[0]} is not a parameter of {self.name} (its parameters: "
+                             f"{', '.join(self.PARAMS) or 'none'})")
+        return type(self)(**{**self.params(), **kw})
+
+    def label(self, level: str = "all") -> str:
+        """A figure label from the class's fields: its title and the parameters that differ from the defaults
+        (`level`: "ode" or "discrete" shows only the parameters that level reads), e.g. "DirectPred (ε = 0.2)"."""
+        default = type(self)().params() if self.PARAMS else {}
+        shown = [f"{p.symbol} = {_fmt(v)}" if p.kind != "form" else f"{v} form"
+                 for (k, p), v in zip(self.PARAMS.items(), self.params().values())
+                 if (level == "all" or p.level in ("all", level)) and not _same(v, default.get(k))]
+        return self.title + (f" ({', '.join(shown)})" if shown else "")
+
+
+def _fmt(v) -> str:
+    return "None" if v is None else f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(np.all(np.asarray(a == b)))
+    except Exception:  # noqa: BLE001 - traced values: never equal to a default
+        return False
 
 
 class Learned(Predictor):
     """Wp follows its gradient flow, Eq. 2 (`predictor="learned"`; the ResNet's linear Wp)."""
 
     name: ClassVar[str] = "learned"
+    title: ClassVar[str] = "learned Wp"
     learned: ClassVar[bool] = True
 
 
@@ -102,6 +194,7 @@ class Symmetric(Predictor):
     """The Wp flow (Eq. 2) replaced by its symmetric part (Assumption 3); discrete levels: Wp <- (Wp + Wpᵀ)/2."""
 
     name: ClassVar[str] = "symmetric"
+    title: ClassVar[str] = "symmetric Wp"
     learned: ClassVar[bool] = True
 
 
@@ -109,14 +202,71 @@ class Identity(Predictor):
     """Wp = I, fixed (no predictor)."""
 
     name: ClassVar[str] = "identity"
+    title: ClassVar[str] = "no predictor"
 
 
-class DirectPred(Predictor):
-    """DirectPred (THEORY.md 10.1-10.2): Wp = U diag(p) Uᵀ from F̂ = U diag(s) Uᵀ, s clamped to >= 0.
+class Spectral(Predictor):
+    """Base of the predictors Wp = U diag(p) Uᵀ from F̂ = U diag(s) Uᵀ (s clamped to >= 0) with p a power a of
+    the spectrum (THEORY.md 10.1-10.2, Eq. 18), in one of three forms over the last axis, m = max_k s_k:
+
+    - `form="code"` (official `balance_type=boost_scale`, 10.2): p_j = max((s_j / m)^a + eps, 1e-4);
+    - `form="paper"` (Eq. 18): p_j = s_j^a + eps m;
+    - `form="raw"`: p_j = s_j^a + eps (issue 14's simplification; Eq. 18 with m fixed to 1).
+
+    A subclass gives the power a as `exponent` (DirectPred: 1/2). `eps` >= 0 the boost; `rho` in [0, 1) F̂'s
+    retention (Eq. 19); `freq` >= 1 the steps between two settings of Wp (discrete levels); `beta_F` None
+    (F̂ ≡ F) or the rate of F̂ at the ODE levels (15.13). The mode-level closed forms of every such predictor
+    are `byoldyn.theory.directpred_*` (docs/directpred_modes.md, docs/directset.md).
+    """
+
+    direct: ClassVar[bool] = True
+    eps: float = 0.1
+    rho: float = 0.3
+    form: str = eqx.field(static=True, default="code")
+    freq: int = eqx.field(static=True, default=1)
+    beta_F: float | None = None
+
+    def _set(self, eps, rho, form, freq, beta_F):
+        self.eps = _real("eps", eps, lo=0.0)
+        self.rho = _real("rho", rho, lo=0.0, hi=1.0)
+        self.form = _form(form)
+        self.freq = _freq(freq)
+        self.beta_F = _beta_F(beta_F)
+
+    @property
+    def exponent(self):
+        """The power a of p ∝ s^a."""
+        raise NotImplementedError
+
+    @property
+    def scale_free(self) -> bool:
+        """g(λs, λm) = g(s, m): the "code" form (the mode level's top mode has p ≡ 1 + eps)."""
+        return self.form == "code"
+
+    def modes(self, s: jax.Array) -> jax.Array:
+        """p_j = g(s_j, max_k s_k) over the last axis of `s` (negative s clamped to 0)."""
+        s = jnp.clip(jnp.asarray(s), 0.0, None)
+        eps = jnp.asarray(self.eps, s.dtype)
+        if self.form == "paper":
+            return _power(s, self.exponent) + eps * jnp.max(s, axis=-1, keepdims=True)
+        if self.form == "raw":
+            return _power(s, self.exponent) + eps
+        return jnp.maximum(_power(_normalized(s), self.exponent) + eps, P_MIN)
+
+    def matrix(self, F: jax.Array) -> jax.Array:
+        """Wp = U diag(p) Uᵀ with F̂ = U diag(s) Uᵀ (`eigh` of the symmetric part; batched over leading axes)."""
+        s, U = jnp.linalg.eigh(_sym(jnp.asarray(F)))
+        p = self.modes(s)
+        return (U * p[..., None, :]) @ jnp.swapaxes(U, -1, -2)
+
+
+class DirectPred(Spectral):
+    """DirectPred (THEORY.md 10.1-10.2): `Spectral` with a = 1/2, p_j ∝ √s_j:
 
     - `form="code"` (official `balance_type=boost_scale`, 10.2): p_j = max(sqrt(s_j / max s) + eps, 1e-4),
       i.e. ∝ sqrt(s_j) + eps sqrt(max s);
-    - `form="paper"` (Eq. 18): p_j = sqrt(s_j) + eps max s.
+    - `form="paper"` (Eq. 18): p_j = sqrt(s_j) + eps max s;
+    - `form="raw"`: p_j = sqrt(s_j) + eps (issue 14's simplification, docs/directpred_modes.md "sqrt").
 
     `eps` >= 0 the boost; `rho` in [0, 1) F̂'s retention (Eq. 19); `freq` >= 1 the steps between
     two settings of Wp (discrete levels); `beta_F` None (F̂ ≡ F) or the rate of F̂ at the ODE levels (15.13).
@@ -127,33 +277,14 @@ class DirectPred(Predictor):
     """
 
     name: ClassVar[str] = "directpred"
-    direct: ClassVar[bool] = True
-    eps: float = 0.1
-    rho: float = 0.3
-    form: str = eqx.field(static=True, default="code")
-    freq: int = eqx.field(static=True, default=1)
-    beta_F: float | None = None
+    title: ClassVar[str] = "DirectPred"
+    PARAMS: ClassVar[dict[str, Param]] = {"eps": _DIRECT_PARAMS["eps"], "rho": _DIRECT_PARAMS["rho"],
+                                          "form": _FORM_PARAM, "freq": _DIRECT_PARAMS["freq"],
+                                          "beta_F": _DIRECT_PARAMS["beta_F"]}
+    exponent: ClassVar[float] = 0.5
 
     def __init__(self, eps=0.1, rho=0.3, form="code", freq=1, beta_F=None):
-        self.eps = _real("eps", eps, lo=0.0)
-        self.rho = _real("rho", rho, lo=0.0, hi=1.0)
-        self.form = _form(form)
-        self.freq = _freq(freq)
-        self.beta_F = _beta_F(beta_F)
-
-    def modes(self, s: jax.Array) -> jax.Array:
-        """p_j = g(s_j, max_k s_k) over the last axis of `s` (negative s clamped to 0)."""
-        s = jnp.clip(jnp.asarray(s), 0.0, None)
-        eps = jnp.asarray(self.eps, s.dtype)
-        if self.form == "paper":
-            return jnp.sqrt(s) + eps * jnp.max(s, axis=-1, keepdims=True)
-        return jnp.maximum(jnp.sqrt(_normalized(s)) + eps, P_MIN)
-
-    def matrix(self, F: jax.Array) -> jax.Array:
-        """Wp = U diag(p) Uᵀ with F̂ = U diag(s) Uᵀ (`eigh` of the symmetric part; batched over leading axes)."""
-        s, U = jnp.linalg.eigh(_sym(jnp.asarray(F)))
-        p = self.modes(s)
-        return (U * p[..., None, :]) @ jnp.swapaxes(U, -1, -2)
+        self._set(eps, rho, form, freq, beta_F)
 
 
 class DirectCopy(Predictor):
@@ -164,7 +295,12 @@ class DirectCopy(Predictor):
     """
 
     name: ClassVar[str] = "directcopy"
+    title: ClassVar[str] = "DirectCopy"
     direct: ClassVar[bool] = True
+    PARAMS: ClassVar[dict[str, Param]] = {k: _DIRECT_PARAMS[k] for k in ("eps", "rho", "freq", "beta_F")}
+    exponent: ClassVar[float] = 1.0
+    scale_free: ClassVar[bool] = True
+    form: ClassVar[str] = "code"
     eps: float = 0.1
     rho: float = 0.3
     freq: int = eqx.field(static=True, default=1)
@@ -204,33 +340,91 @@ def canonical_name(name: str) -> str:
     return name
 
 
-def as_predictor(x: str | Predictor) -> Predictor:
-    """The predictor object of a name (its defaults, e.g. "directpred" -> DirectPred()) or the object itself."""
+def as_predictor(x: str | Predictor, **shorthands) -> Predictor:
+    """The predictor object of a name (its defaults, e.g. "directpred" -> DirectPred()) or the object itself.
+
+    `shorthands` (e.g. `eps=0.2`, `freq=2`; None means not given) set parameters where the entry point takes
+    them as loose keywords: with a name they build the object (`ValueError` for a parameter the class lacks);
+    with an object they must equal its values (`ValueError` naming both otherwise): one value per parameter.
+    """
+    given = {k: v for k, v in shorthands.items() if v is not None}
     if isinstance(x, Predictor):
+        for k, v in given.items():
+            if k not in x.PARAMS:
+                raise ValueError(f"{k} is not a parameter of {x.name}; set the predictor's parameters on its object")
+            mine = getattr(x, k)
+            if k == "form":
+                v = _form(v)
+            if not _same(mine, v):
+                raise ValueError(f"{k} = {v!r} conflicts with the predictor's {k} = {mine!r} ({x!r}): give it once, "
+                                 f"on the predictor object")
         return x
-    return PREDICTORS[canonical_name(x)]()
+    if not isinstance(x, str):
+        raise ValueError(f"predictor must be a name or a byoldyn.predictors.Predictor, got {x!r}")
+    cls = PREDICTORS[canonical_name(x)]
+    bad = sorted(set(given) - set(cls.PARAMS))
+    if bad:
+        raise ValueError(f"{bad[0]} is not a parameter of {cls.name} (its parameters: {', '.join(cls.PARAMS) or 'none'})")
+    return cls(**given)
 
 
 class Variant(eqx.Module):
-    """A method variant (DESIGN.md): EMA target or not, stop-gradient or not, and the predictor.
+    """A method variant (DESIGN.md): EMA target or not, stop-gradient or not, the predictor and the loss.
 
     `stop_grad=False` needs `ema=False` (with an EMA target no gradient reaches Wa, Theorem 2);
-    `predictor` a `Predictor` or its name.
+    `predictor` a `Predictor` or its name; `loss` "euclidean" (Eq. 1; the only loss of the ODE levels) or
+    "cosine" (sampled and ResNet levels). The predictor is a pytree field: its parameters may be traced or
+    carry batch axes (a sweep's members); `ema`, `stop_grad`, `loss` are static.
     """
 
     ema: bool = eqx.field(static=True)
     stop_grad: bool = eqx.field(static=True)
     predictor: Predictor
+    loss: str = eqx.field(static=True)
 
-    def __init__(self, ema=True, stop_grad=True, predictor: str | Predictor = "learned"):
+    def __init__(self, ema=True, stop_grad=True, predictor: str | Predictor = "learned", loss="euclidean"):
         for n, v in (("ema", ema), ("stop_grad", stop_grad)):
             if not isinstance(v, (bool, np.bool_)):
                 raise ValueError(f"{n} must be True or False, got {v!r}")
         if not stop_grad and ema:
             raise ValueError("stop_grad=False needs ema=False: with an EMA target no gradient reaches Wa (Theorem 2)")
         if not isinstance(predictor, (str, Predictor)):
-            raise ValueError(f"predictor must be a name or a Predictor, got {predictor!r}")
+            raise ValueError(f"predictor must be a name or a byoldyn.predictors.Predictor, got {predictor!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         self.ema, self.stop_grad, self.predictor = bool(ema), bool(stop_grad), as_predictor(predictor)
+        self.loss = loss
+
+    def label(self) -> str:
+        """A figure label: the predictor's, then "no EMA", "no stop-grad", "cosine" where they apply."""
+        parts = [self.predictor.label()] + [t for t, on in (("no EMA", not self.ema), ("no stop-grad",
+                                            not self.stop_grad), ("cosine loss", self.loss == "cosine")) if on]
+        return ", ".join(parts)
+
+
+def as_variant(variant: Variant | None = None, *, ema=None, stop_grad=None, predictor=None) -> Variant:
+    """The `Variant` of an entry point's arguments: `variant` itself, or one built from the shorthands `ema=`,
+    `stop_grad=`, `predictor=` (None: not given, the defaults True, True, "learned"). Given both, a shorthand
+    must agree with the variant (`ValueError` naming both otherwise)."""
+    if variant is None:
+        return Variant(ema=True if ema is None else ema, stop_grad=True if stop_grad is None else stop_grad,
+                       predictor="learned" if predictor is None else predictor)
+    if not isinstance(variant, Variant):
+        raise ValueError(f"variant must be a byoldyn.Variant, got {variant!r}")
+    for k, v in (("ema", ema), ("stop_grad", stop_grad)):
+        if v is not None and bool(v) != getattr(variant, k):
+            raise ValueError(f"{k}={v!r} conflicts with variant.{k}={getattr(variant, k)!r}: give it once")
+    if predictor is not None:
+        mine = variant.predictor
+        other = as_predictor(predictor) if not isinstance(predictor, str) or \
+            canonical_name(predictor) != mine.name else mine
+        if not _same_predictor(mine, other):
+            raise ValueError(f"predictor={predictor!r} conflicts with variant.predictor={mine!r}: give it once")
+    return variant
+
+
+def _same_predictor(a: Predictor, b: Predictor) -> bool:
+    return type(a) is type(b) and all(_same(x, y) for x, y in zip(a.params().values(), b.params().values()))
 
 
 def correlation(f: jax.Array) -> jax.Array:

@@ -1,4 +1,5 @@
-"""Closed forms of the reduced dynamics (THEORY.md sections 6-8; DirectPred modes: docs/directpred_modes.md).
+"""Closed forms of the reduced dynamics (THEORY.md sections 6-8; DirectPred modes: docs/directpred_modes.md, the
+power family p ∝ s^a of DirectPred, DirectCopy and DirectSet: docs/directset.md).
 
 Scalar functions broadcast over arrays of parameters and modes; `kappa` is κ = 1 + σ² or an
 isotropic `Data` throughout. Conventions: c_j has the corrected sign of section 7.2
@@ -21,8 +22,8 @@ __all__ = [
     "jacobian_ps", "classify", "fixed_points_ps", "final_s_eta0", "appendix_d_fixed_point",
     "appendix_d_residual", "STABILITY_NAMES", "NO_POINT", "STABLE_NODE", "STABLE_FOCUS",
     "UNSTABLE_NODE", "UNSTABLE_FOCUS", "SADDLE", "NON_HYPERBOLIC",
-    "DIRECTPRED_FORMS", "directpred_form", "directpred_p0", "directpred_origin_rate", "directpred_eta_c",
-    "directpred_top_rate", "directpred_s_star", "directpred_fixed_points",
+    "DIRECTPRED_FORMS", "directpred_form", "directpred_predictor", "directpred_p0", "directpred_origin_rate",
+    "directpred_eta_c", "directpred_top_rate", "directpred_s_star", "directpred_fixed_points", "directpred_ratio_star",
 ]
 
 NO_POINT, STABLE_NODE, STABLE_FOCUS, UNSTABLE_NODE, UNSTABLE_FOCUS, SADDLE, NON_HYPERBOLIC = -1, 0, 1, 2, 3, 4, 5
@@ -124,7 +125,7 @@ def K(state: SymState, hyper: Hyper, kappa) -> jax.Array:
 
 def lambda_min_K(state: SymState, hyper: Hyper, kappa) -> jax.Array:
     """λ_min(K(t)) of Theorem 3 (THEORY.md section 6). If it stays >= λ0 > 0 along a run,
-    ‖[F, Wp](t)‖_F <= e^{−2 λ0 t} ‖[F, Wp](0)‖_F."""
+    `‖[F, Wp](t)‖_F <= e^{−2 λ0 t} ‖[F, Wp](0)‖_F`."""
     Km = K(state, hyper, kappa)
     return jnp.linalg.eigvalsh(0.5 * (Km + jnp.swapaxes(Km, -1, -2)))[..., 0]
 
@@ -265,53 +266,77 @@ def appendix_d_residual(state: State, Sigma_s, Sigma_d) -> jax.Array:
 
 
 # ---------------------------------------------------------------------------------------------
-# DirectPred / DirectCopy at the mode level: p_j = g(s_j, max_k s_k) (docs/directpred_modes.md; THEORY.md 7, 10)
+# The F̂-derived predictors at the mode level: p_j = g(s_j, max_k s_k) (docs/directpred_modes.md, docs/directset.md;
+# THEORY.md 7, 10). Generic over the predictor's mode function g, a power a = `predictor.exponent` of s in one of
+# the forms of `byoldyn.predictors.Spectral` ("raw" s^a + ε, "paper" s^a + ε m, "code" max((s/m)^a + ε, floor))
+# or DirectCopy (s/m + ε): every closed form below reads a, ε, the form and the floor from the object.
 
+#: the form names these functions accept with `eps=` (docs/directpred_modes.md's table): "sqrt" is
+#: `DirectPred(eps, form="raw")`, "paper" and "code" the DirectPred forms, "directcopy" `DirectCopy(eps)`
 DIRECTPRED_FORMS = ("sqrt", "paper", "code", "directcopy")
 
 
-def directpred_form(predictor, eps=None) -> tuple[str, jax.Array]:
-    """(form, ε) of a DirectPred / DirectCopy predictor or a form name (docs/directpred_modes.md, table):
+def directpred_predictor(predictor, eps=None):
+    """The predictor object of `predictor`: an F̂-derived predictor object (`eps` must be None: its own ε is used)
+    or one of the form names `DIRECTPRED_FORMS` with `eps` >= 0 (scalar or array)."""
+    from .predictors import DirectCopy, DirectPred, Spectral
 
-    "sqrt": p = √s + ε (the issue's simplification, Eq. 18 at max s = 1); "paper": p = √s + ε max s (Eq. 18);
-    "code": p = max(√(s/max s) + ε, 1e-4) (section 10.2); "directcopy": p = s/max s + ε.
-    A predictor object gives its own ε (`eps` must then be None); a name needs `eps` >= 0.
-    """
     if isinstance(predictor, str):
-        form = predictor
-        if form not in DIRECTPRED_FORMS:
-            raise ValueError(f"form must be one of {', '.join(DIRECTPRED_FORMS)} or a DirectPred/DirectCopy, got {form!r}")
+        if predictor not in DIRECTPRED_FORMS:
+            raise ValueError(f"form must be one of {', '.join(DIRECTPRED_FORMS)} or a DirectPred/DirectCopy/DirectSet, "
+                             f"got {predictor!r}")
         if eps is None:
             raise ValueError("eps must be given with a form name")
-    else:
-        name = getattr(predictor, "name", None)
-        if name == "directcopy":
-            form = "directcopy"
-        elif name == "directpred" and getattr(predictor, "form", None) in ("paper", "code"):
-            form = predictor.form
-        else:
-            raise ValueError(f"predictor must be a DirectPred, a DirectCopy or one of {', '.join(DIRECTPRED_FORMS)}, "
-                             f"got {predictor!r}")
-        if eps is not None:
-            raise ValueError("eps must be None with a predictor object (its own eps is used)")
-        eps = predictor.eps
-    return form, _num("eps", eps, "0+")
+        eps = _num("eps", eps, "0+")
+        if predictor == "directcopy":
+            return DirectCopy(eps=eps)
+        return DirectPred(eps=eps, form="raw" if predictor == "sqrt" else predictor)
+    if not isinstance(predictor, (Spectral, DirectCopy)):
+        raise ValueError(f"predictor must be a DirectPred, a DirectCopy, a DirectSet or one of "
+                         f"{', '.join(DIRECTPRED_FORMS)}, got {predictor!r}")
+    if eps is not None:
+        raise ValueError("eps must be None with a predictor object (its own eps is used)")
+    return predictor
+
+
+def directpred_form(predictor, eps=None) -> tuple[str, jax.Array]:
+    """(form, ε) of an F̂-derived predictor or a form name (docs/directpred_modes.md, table): "raw" (p = s^a + ε;
+    the name "sqrt" for DirectPred's), "paper" (s^a + ε max s, Eq. 18), "code" (max((s/max s)^a + ε, 1e-4),
+    section 10.2) or "directcopy" (s/max s + ε)."""
+    from .predictors import DirectCopy
+
+    pred = directpred_predictor(predictor, eps)
+    return ("directcopy" if isinstance(pred, DirectCopy) else pred.form), _num("eps", pred.eps, "0+")
+
+
+def _parts(predictor, eps):
+    """(predictor, form, ε, a): form "raw" | "paper" | "code" (DirectCopy: "code" with no floor)."""
+    pred = directpred_predictor(predictor, eps)
+    return pred, pred.form, _num("eps", pred.eps, "0+"), pred.exponent
 
 
 def _h(p, tau, kappa):
     return p * (tau - kappa * p)
 
 
+def _root(x, a):
+    """x^{1/a} (x >= 0): x² at a = 1/2 and x at a = 1 exactly."""
+    if isinstance(a, float) and a in (0.5, 1.0):
+        return x * x if a == 0.5 else x
+    return jnp.power(x, 1.0 / a)
+
+
 def directpred_p0(predictor, m=1.0, eps=None) -> jax.Array:
     """p_0 = g(0, m), the predictor eigenvalue of a mode at s = 0 when the largest mode is m
-    (docs/directpred_modes.md, D2): ε (sqrt, directcopy), max(ε, 1e-4) (code), ε m (paper)."""
-    from .predictors import P_MIN  # the code form's floor p >= 1e-4 (THEORY.md 10.2)
+    (docs/directpred_modes.md D2; docs/directset.md S2): ε (raw, directcopy), max(ε, 1e-4) (code), ε m (paper)."""
+    from .predictors import P_MIN, DirectCopy  # the code form's floor p >= 1e-4 (THEORY.md 10.2)
 
-    form, eps = directpred_form(predictor, eps)
+    pred, form, eps, _ = _parts(predictor, eps)
     m = _num("m", m, "0+")
     if form == "paper":
         return eps * m
-    return jnp.maximum(eps, P_MIN) + 0.0 * m if form == "code" else eps + 0.0 * m
+    floor = 0.0 if isinstance(pred, DirectCopy) else P_MIN
+    return jnp.maximum(eps, floor) + 0.0 * m if form == "code" else eps + 0.0 * m
 
 
 def directpred_origin_rate(predictor, tau, kappa, eta, m=1.0, eps=None) -> jax.Array:
@@ -319,6 +344,7 @@ def directpred_origin_rate(predictor, tau, kappa, eta, m=1.0, eps=None) -> jax.A
     (docs/directpred_modes.md, Eq. D2.1). The origin of the mode is unstable iff λ_0 > 0, i.e.
     p_0 (τ − κ p_0) > η (for p = √s + ε: ε(τ − κε) > η, not ετ > η). With BYOL (Eq. 13) the sign is that
     at τ = 1 for every β > 0 (D2). p_0 = `directpred_p0(predictor, m)`; `m` the largest mode (paper form).
+    Independent of the power a (docs/directset.md S2).
     """
     tau, kappa, eta = _num("tau", tau), kappa_of(kappa), _num("eta", eta, "0+")
     p0 = directpred_p0(predictor, m, eps)
@@ -326,18 +352,18 @@ def directpred_origin_rate(predictor, tau, kappa, eta, m=1.0, eps=None) -> jax.A
 
 
 def directpred_eta_c(predictor, tau, kappa, eps=None) -> jax.Array:
-    """η_c: collapse of every mode from every start iff η > η_c (docs/directpred_modes.md, D3);
-    η_c = sup of p (τ − κ p) over the p the non-zero branch can take:
+    """η_c: collapse of every mode from every start iff η > η_c (docs/directpred_modes.md D3, docs/directset.md S3);
+    η_c = sup of p (τ − κ p) over the p the non-zero branch can take, for every power a:
 
-    - "sqrt": τ²/4κ if ε <= τ/2κ, else ε (τ − κ ε);
+    - "raw" (p = s^a + ε): τ²/4κ if ε <= τ/2κ, else ε (τ − κ ε);
     - "paper" (top mode): τ²/4κ, as the learned predictor (Eq. 16);
     - "code", "directcopy": (1 + ε)(τ − κ (1 + ε)) (the top mode has p ≡ 1 + ε; <= 0 when κ(1 + ε) >= τ:
       the scale-free forms collapse at the mode level for every η >= 0).
     """
-    form, eps = directpred_form(predictor, eps)
+    _, form, eps, _ = _parts(predictor, eps)
     tau, kappa = _num("tau", tau), kappa_of(kappa)
     peak = tau * tau / (4.0 * kappa)
-    if form == "sqrt":
+    if form == "raw":
         return jnp.where(eps <= tau / (2.0 * kappa), peak, _h(eps, tau, kappa))
     if form == "paper":
         return peak + 0.0 * eps
@@ -347,43 +373,86 @@ def directpred_eta_c(predictor, tau, kappa, eps=None) -> jax.Array:
 def directpred_top_rate(predictor, tau, kappa, eta, eps=None) -> jax.Array:
     """Scale-free forms ("code", "directcopy"): the top mode has p ≡ 1 + ε, so Eq. 12 is linear,
     s_1(t) = s_1(0) e^{λ t} with λ = 2 [(1 + ε)(τ − κ(1 + ε)) − η] (docs/directpred_modes.md, D1; τ fixed)."""
-    form, eps = directpred_form(predictor, eps)
-    if form not in ("code", "directcopy"):
+    pred, form, eps, _ = _parts(predictor, eps)
+    if form != "code":
         raise ValueError(f"directpred_top_rate is for the scale-free forms code / directcopy, got {form!r}")
     tau, kappa, eta = _num("tau", tau), kappa_of(kappa), _num("eta", eta, "0+")
     return 2.0 * (_h(1.0 + eps, tau, kappa) - eta)
 
 
+def directpred_ratio_star(predictor, tau, kappa, eps=None) -> jax.Array:
+    """Scale-free forms: the interior fixed point r* of the ratios r_j = s_j / max s, whose flow
+    ṙ_j = 2 r_j [h_τ(g(r_j)) − h_τ(1 + ε)] (η cancels) has r = 0, r = 1 and r* with g(r*, 1) = τ/κ − 1 − ε
+    (the mirror of 1 + ε about τ/2κ; docs/directpred_modes.md D1, docs/directset.md S1):
+
+        r* = (τ/κ − 1 − 2ε)^{1/a}        (code: a = `predictor.exponent`; DirectCopy a = 1)
+
+    NaN where it is not in (0, 1), i.e. unless 0 < τ/κ − 1 − 2ε < 1 (or where g(r*) would sit on the code form's
+    floor 1e-4). When 1 + ε > τ/2κ it is unstable: a weak mode with r_j(0) < r* loses to the top mode (r_j → 0),
+    one above it joins the top (r_j → 1).
+    """
+    from .predictors import P_MIN
+
+    _, form, eps, a = _parts(predictor, eps)
+    if form != "code":
+        raise ValueError(f"directpred_ratio_star is for the scale-free forms code / directcopy, got {form!r}")
+    tau, kappa = _num("tau", tau), kappa_of(kappa)
+    x = tau / kappa - 1.0 - 2.0 * eps  # = r*^a
+    ok = (x > 0) & (x < 1) & (x + eps > P_MIN)
+    return jnp.where(ok, _root(jnp.where(ok, x, 0.5), a), jnp.nan)
+
+
+def _top_paper_s(p, eps, a):
+    """s with s^a + ε s = p (the paper form's top mode, m = s), s >= 0: closed form at a = 1/2
+    (x = √s = 2p / (1 + √(1 + 4εp))), else bisection on [0, p^{1/a}] to the last bit (the left side increases)."""
+    if isinstance(a, float) and a == 0.5:
+        x = 2.0 * p / (1.0 + jnp.sqrt(1.0 + 4.0 * eps * p))
+        return x * x
+    pos = jnp.where(p > 0, p, 1.0)
+    lo, hi = jnp.zeros_like(pos), jnp.power(pos, 1.0 / a) + 0.0 * eps
+
+    def step(_, lh):
+        lo, hi = lh
+        mid = 0.5 * (lo + hi)
+        up = jnp.power(mid, a) + eps * mid < pos
+        return jnp.where(up, mid, lo), jnp.where(up, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, 200, step, (lo, hi))
+    return jnp.where(p > 0, 0.5 * (lo + hi), jnp.where(p == 0, 0.0, jnp.nan))
+
+
 def directpred_s_star(predictor, tau, kappa, eta, m=None, eps=None) -> tuple[jax.Array, jax.Array]:
-    """Non-zero fixed points s*_± of Eq. 12 with p = g(s, max s) (docs/directpred_modes.md, D1): every one has
-    p = p*_± = [τ ± √(τ² − 4κη)]/(2κ) (`p_star`); s*_± = g⁻¹(p*_±).
+    """Non-zero fixed points s*_± of Eq. 12 with p = g(s, max s) (docs/directpred_modes.md D1, docs/directset.md S1):
+    every one has p = p*_± = [τ ± √(τ² − 4κη)]/(2κ) (`p_star`); s*_± = g⁻¹(p*_±), with a = `predictor.exponent`:
 
-    - "sqrt": s*_± = (p*_± − ε)², NaN where p*_± < ε;
-    - "paper", `m=None` (the top mode, m = s): s*_± = x_±², x_± = 2p*_± / (1 + √(1 + 4εp*_±));
-    - "paper", `m` given (a weak mode under a top mode held at m): s_± = (p*_± − ε m)², NaN where p*_± < εm.
+    - "raw" (p = s^a + ε; "sqrt" at a = 1/2): s*_± = (p*_± − ε)^{1/a}, NaN where p*_± < ε;
+    - "paper", `m=None` (the top mode, m = s): s^a + ε s = p*_± (a = 1/2: s*_± = x_±², x_± = 2p*_± / (1 +
+      √(1 + 4εp*_±)); other a: solved by bisection to the last bit);
+    - "paper", `m` given (a weak mode under a top mode held at m): s_± = (p*_± − ε m)^{1/a}, NaN where p*_± < εm.
 
-    The scale-free forms ("code", "directcopy") have no isolated non-zero fixed point (`directpred_top_rate`).
-    BYOL (Eq. 13) has the same fixed points with τ = 1. NaN where η > τ²/4κ.
+    The scale-free forms ("code", "directcopy") have no isolated non-zero fixed point (`directpred_top_rate`,
+    `directpred_ratio_star`). BYOL (Eq. 13) has the same fixed points with τ = 1. NaN where η > τ²/4κ.
 
     **Returns:** `(s_minus, s_plus)`; s_minus is unstable, s_plus stable (D2).
     """
-    form, eps = directpred_form(predictor, eps)
-    if form in ("code", "directcopy"):
+    _, form, eps, a = _parts(predictor, eps)
+    if form == "code":
         raise ValueError(f"the {form} form is scale-free: no isolated non-zero fixed point (see directpred_top_rate)")
     pm, pp = p_star(tau, kappa, eta)
 
     def inv(p):
         if form == "paper" and m is None:
-            x = 2.0 * p / (1.0 + jnp.sqrt(1.0 + 4.0 * eps * p))
-            return x * x
-        base = p - (eps if form == "sqrt" else eps * _num("m", m, "0+"))
-        return jnp.where(base >= 0, base * base, jnp.nan)
+            return _top_paper_s(p, eps, a)
+        base = p - (eps if form == "raw" else eps * _num("m", m, "0+"))
+        ok = base >= 0
+        return jnp.where(ok, _root(jnp.where(ok, base, 0.0), a), jnp.nan)
 
     return inv(pm), inv(pp)
 
 
 def directpred_fixed_points(predictor, tau, kappa, eta, m=None, beta=None, eps=None) -> tuple[jax.Array, jax.Array]:
-    """Fixed points of a DirectPred mode, the origin, s*_−, s*_+, with their stability (docs/directpred_modes.md, D2).
+    """Fixed points of a mode, the origin, s*_−, s*_+, with their stability (docs/directpred_modes.md D2,
+    docs/directset.md S2), for the non-scale-free forms ("raw", "paper") of any power a.
 
     - `beta=None`: τ fixed at `tau` (τ = 1: SimSiam), the 1-D Eq. 12; codes from the sign of
       ∂ṡ/∂s: `STABLE_NODE` (< 0), `UNSTABLE_NODE` (> 0), `NON_HYPERBOLIC` (0).
@@ -395,14 +464,19 @@ def directpred_fixed_points(predictor, tau, kappa, eta, m=None, beta=None, eps=N
 
     **Returns:** `(s, code)`, each of shape (..., 3) in the order origin, s*_−, s*_+ (`NO_POINT` where absent).
     """
-    form, eps = directpred_form(predictor, eps)
-    sm, sp = directpred_s_star(form, tau, kappa, eta, m=m, eps=eps)
+    pred, form, eps, a = _parts(predictor, eps)
+    sm, sp = directpred_s_star(pred, tau, kappa, eta, m=m)
     tau, kappa, eta = _num("tau", tau), kappa_of(kappa), _num("eta", eta, "0+")
-    p0 = directpred_p0(form, 0.0 if (form == "paper" and m is None) else (1.0 if m is None else m), eps)
+    p0 = directpred_p0(pred, 0.0 if (form == "paper" and m is None) else (1.0 if m is None else m))
     pm, pp = p_star(tau, kappa, eta)
-    # dg/dw at w = √s > 0 (p as a function of w): 1 (sqrt, paper weak) or 1 + 2εw (paper top)
+    # dg/dw at w = √s > 0 (p as a function of w, g = w^{2a} + ...): 2a w^{2a−1} (raw, paper weak) + 2εw (paper top)
     top = form == "paper" and m is None
-    dgdw = lambda s: 1.0 + (2.0 * eps * jnp.sqrt(s) if top else 0.0)  # noqa: E731
+    half = isinstance(a, float) and a == 0.5
+
+    def dgdw(s):
+        w = jnp.sqrt(s)
+        return (1.0 if half else 2.0 * a * jnp.power(w, 2.0 * a - 1.0)) + (2.0 * eps * w if top else 0.0)
+
     s = jnp.stack(jnp.broadcast_arrays(jnp.zeros_like(sm), sm, sp), -1)
     if beta is None:
         lam0 = 2.0 * (_h(p0, tau, kappa) - eta)
@@ -415,9 +489,9 @@ def directpred_fixed_points(predictor, tau, kappa, eta, m=None, beta=None, eps=N
     if is_concrete(tau) and not np.all(np.asarray(tau) == 1.0):
         raise ValueError(f"tau must be 1 with beta (BYOL fixed points have w_a = w), got {tau!r}")
 
-    def jac(a, b):  # [[a, b], [β, −β]] of (ẇ, ẇ_a)
-        row0 = jnp.stack(jnp.broadcast_arrays(a, b), -1)
-        row1 = jnp.stack(jnp.broadcast_arrays(beta + 0.0 * a, -beta + 0.0 * a), -1)
+    def jac(a_, b):  # [[a, b], [β, −β]] of (ẇ, ẇ_a)
+        row0 = jnp.stack(jnp.broadcast_arrays(a_, b), -1)
+        row1 = jnp.stack(jnp.broadcast_arrays(beta + 0.0 * a_, -beta + 0.0 * a_), -1)
         return jnp.stack(jnp.broadcast_arrays(row0, row1), -2)
 
     # at s*: ∂ẇ/∂w = w (dg/dw)(1 − 2κp*) − κp*² − η, ∂ẇ/∂w_a = p* (docs, D2)

@@ -16,7 +16,6 @@ from byoldyn import DirectCopy, DirectPred, Hyper, theory
 from byoldyn.flows import (
     DirectModeState,
     ModePST,
-    SqrtEps,
     directpred_field,
     directpred_s_field,
     pst_field,
@@ -47,7 +46,7 @@ def test_sqrt_form_fixed_point_and_no_collapse_basin():
     pm, pp = (float(v) for v in theory.p_star(TAU, KAPPA, eta))
     assert np.isnan(sm) and sp == pytest.approx((pp - EPS) ** 2, rel=1e-14)
     s0 = np.array([1e-4, 0.01, 0.5, 2.0])
-    s, _ = final_s(SqrtEps(EPS), s0, eta, 400.0)  # rate at s*_+: √s*(τ − 2κp*_+) = −0.43, e^-170
+    s, _ = final_s(DirectPred(eps=EPS, form="raw"), s0, eta, 400.0)  # rate at s*_+: √s*(τ − 2κp*_+) = −0.43, e^-170
     np.testing.assert_allclose(s, sp, rtol=1e-6)
     y0 = ModePST(jnp.sqrt(jnp.asarray([1e-4])), jnp.asarray([1e-4]), jnp.asarray([TAU]))  # α_p = 1: s = p²
     learned = solve_modes(pst_field, y0, 400.0, args=(Hyper(eta=eta), KAPPA, False), ts=[400.0], **TOL)
@@ -83,12 +82,12 @@ def test_origin_rate_corrects_the_first_order_claim():
     for eta in (0.02, 0.09, 0.12):
         lam0 = float(theory.directpred_origin_rate("sqrt", TAU, KAPPA, eta, eps=EPS))
         assert lam0 == pytest.approx(2 * (EPS * (TAU - KAPPA * EPS) - eta), rel=1e-14)
-        s, _ = final_s(SqrtEps(EPS), [s0], eta, t1)
+        s, _ = final_s(DirectPred(eps=EPS, form="raw"), [s0], eta, t1)
         rate = float(np.log(s[0] / s0) / t1)
         assert rate == pytest.approx(lam0, abs=5e-5), eta
     # the control: at η = 0.09 the first-order claim says unstable, the flow says stable
     assert EPS * TAU > 0.09 and float(theory.directpred_origin_rate("sqrt", TAU, KAPPA, 0.09, eps=EPS)) < 0
-    s, _ = final_s(SqrtEps(EPS), [s0], 0.09, 400.0)
+    s, _ = final_s(DirectPred(eps=EPS, form="raw"), [s0], 0.09, 400.0)
     assert s[0] < s0 * np.exp(-3.0)
 
 
@@ -103,8 +102,8 @@ def test_collapse_threshold_is_bracketed():
         sp = float(theory.directpred_s_star("sqrt", TAU, KAPPA, 0.97 * etac, eps=eps)[1])
         pp = float(theory.p_star(TAU, KAPPA, 0.97 * etac)[1])
         t1 = 40.0 / abs(np.sqrt(sp) * (TAU - 2 * KAPPA * pp))  # the linear rate at s*_+ (D2), decayed by e^-40
-        below, _ = final_s(SqrtEps(eps), [0.3], 0.97 * etac, t1)
-        above, _ = final_s(SqrtEps(eps), [0.3], 1.03 * etac, t1)
+        below, _ = final_s(DirectPred(eps=eps, form="raw"), [0.3], 0.97 * etac, t1)
+        above, _ = final_s(DirectPred(eps=eps, form="raw"), [0.3], 1.03 * etac, t1)
         np.testing.assert_allclose(below[0], sp, rtol=1e-6)
         assert above[0] < 1e-8, (eps, above)
 
@@ -132,12 +131,9 @@ def test_fixed_point_codes_match_the_jacobian():
     """`directpred_fixed_points`: at τ = 1 the sign of ∂ṡ/∂s (autodiff of Eq. 12) and with BYOL (β = 1) the
     class of the 2x2 Jacobian of (ẇ, ẇ_a) (autodiff of `directpred_field`) are the codes it returns."""
     eta = 0.03
-    for pred in (SqrtEps(EPS), DirectPred(eps=EPS, form="paper")):
-        form = "sqrt" if isinstance(pred, SqrtEps) else pred
-        s, code = (np.asarray(v) for v in theory.directpred_fixed_points(form, TAU, KAPPA, eta, eps=EPS
-                                                                          if isinstance(pred, SqrtEps) else None))
-        sb, codeb = (np.asarray(v) for v in theory.directpred_fixed_points(form, TAU, KAPPA, eta, beta=1.0, eps=EPS
-                                                                            if isinstance(pred, SqrtEps) else None))
+    for pred in (DirectPred(eps=EPS, form="raw"), DirectPred(eps=EPS, form="paper")):
+        s, code = (np.asarray(v) for v in theory.directpred_fixed_points(pred, TAU, KAPPA, eta))
+        sb, codeb = (np.asarray(v) for v in theory.directpred_fixed_points(pred, TAU, KAPPA, eta, beta=1.0))
         np.testing.assert_array_equal(s, sb)
         for k in range(1, 3):  # s*_−, s*_+
             if code[k] == theory.NO_POINT:
@@ -170,6 +166,6 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="tau must be 1 with beta"):
         theory.directpred_fixed_points("sqrt", 0.8, KAPPA, 0.01, beta=1.0, eps=EPS)
     with pytest.raises(ValueError, match="DirectModeState"):
-        solve_directpred((1.0, 0.0), 1.0, Hyper(), KAPPA, SqrtEps())
+        solve_directpred((1.0, 0.0), 1.0, Hyper(), KAPPA, DirectPred(form="raw"))
     with pytest.raises(ValueError, match=r"\.modes\(s\)"):
-        directpred_field(DirectModeState(jnp.ones(2), jnp.ones(2)), Hyper(), KAPPA, "directpred")
+        directpred_field(DirectModeState(jnp.ones(2), jnp.ones(2)), Hyper(), KAPPA, "learned")

@@ -231,10 +231,18 @@ def test_resnet_config_vocabulary():
 def test_sampled_vocabulary():
     from byoldyn import sampled as sp
     assert sp.PREDICTORS == tuple(P.PREDICTORS)
-    assert sp.Setup(directpred_form="boost_scale") == sp.Setup(directpred_form="code") == sp.Setup()
-    sgd = sp.SGD(eps=0.2)
-    assert sp.predictor_of(sp.Setup(predictor="directpred", freq=2), sgd) == P.DirectPred(eps=sgd.eps, freq=2)
-    assert sp.predictor_of(sp.Setup(predictor="symmetric"), sgd) == P.Symmetric()
+    dp = sp.Setup(predictor="directpred")
+    assert sp.Setup(predictor="directpred", directpred_form="boost_scale") == \
+        sp.Setup(predictor="directpred", directpred_form="code") == dp
+    assert sp.Setup(predictor="directpred", freq=2).predictor == P.DirectPred(freq=2)
+    assert sp.Setup(predictor=P.DirectPred(eps=0.2, freq=2), freq=2).predictor == P.DirectPred(eps=0.2, freq=2)
+    assert sp.predictor_of(sp.Setup(predictor="symmetric")) == P.Symmetric()
+    with pytest.raises(ValueError, match="freq = 3 conflicts with the predictor's freq = 2"):
+        sp.Setup(predictor=P.DirectPred(freq=2), freq=3)
+    with pytest.raises(ValueError, match="freq is not a parameter of learned"):
+        sp.Setup(freq=2)
+    with pytest.raises(ValueError, match=r"eps is the predictor's parameter, not SGD's"):
+        sp.SGD(eps=0.2)
     assert float(sp.SGD(ema=0.9).gamma_a) == 0.9 and float(sp.SGD().gamma_a) == 0.996
     with pytest.raises(ValueError, match="gamma_a and ema name the same"):
         sp.SGD(gamma_a=0.5, ema=0.9)

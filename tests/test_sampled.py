@@ -111,8 +111,8 @@ def test_fhat_ema_and_predictor_in_training(form):
     n, rho, eps = 5, 0.3, 0.1
     s0, src = _state(n, n), sp.Source.isotropic(n, 0.5)
     data = src.moments()
-    sgd = sp.SGD(lr=0.05, gamma_a=0.99, rho=rho, eps=eps)
-    setup = sp.Setup(batch=None, predictor="directpred", directpred_form=form, freq=2)
+    sgd = sp.SGD(lr=0.05, gamma_a=0.99)
+    setup = sp.Setup(batch=None, predictor=bd.DirectPred(eps=eps, rho=rho, form=form, freq=2))
     ts0 = init_train_state(s0, setup)
     ts1 = sgd_step(ts0, sgd, src, data, None, setup)
     d0 = 1.5 * s0.W @ s0.W.T

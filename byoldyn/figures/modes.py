@@ -513,13 +513,13 @@ def fig3_directpred(size: str = "full"):
     corrected origin condition ε(τ − κε) > η and the issue's ετ > η; (d) the scale-free code form and DirectCopy.
     Checks: the collapse threshold η_c (bracketed), the origin's instability, weak modes kept vs the learned predictor.
     """
-    from ..flows.modes import DirectModeState, SqrtEps, directpred_s_field, solve_directpred
+    from ..flows.modes import DirectModeState, directpred_s_field, solve_directpred
     from ..predictors import DirectCopy, DirectPred
 
     tau, sigma2, eps = 1.0, 0.5, 0.1  # σ² UNCONFIRMED as in Fig. 3
     kappa = 1.0 + sigma2
     ec = float(theory.eta_c(tau, kappa))
-    sq = SqrtEps(eps)
+    sq = DirectPred(eps=eps, form="raw")  # p = √s + ε (issue 14)
     h = lambda p, t=tau: p * (t - kappa * p)  # noqa: E731  (the growth function of Eq. 12, Δ + η)
     n = 400 if size == "full" else 120
 
@@ -634,7 +634,7 @@ def fig3_directpred(size: str = "full"):
     # form's top mode: τ²/4κ. Near the saddle-node (η = 1.01 η_c) the ghost passage takes about
     # π/(√s_c √(κ(η − η_c))) ≈ 300 << t1. Control: the same criterion just above η_c (the mode must die there).
     cases = [(f"p = √s + ε, ε = {eps} (η_c = τ²/4κ)", sq, 0.99, 1.01, ec),
-             ("p = √s + ε, ε = 0.5 (η_c = ε(τ − κε))", SqrtEps(0.5), 0.9, 1.1, float(h(0.5))),
+             ("p = √s + ε, ε = 0.5 (η_c = ε(τ − κε))", DirectPred(eps=0.5, form="raw"), 0.9, 1.1, float(h(0.5))),
              (f"paper Eq. 18, top mode, ε = {eps} (η_c = τ²/4κ)", DirectPred(eps=eps, form="paper"), 0.99, 1.01, ec)]
     for label, pred, lo, hi, etac in cases:
         form = "paper" if getattr(pred, "form", "") == "paper" else "sqrt"

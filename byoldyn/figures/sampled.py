@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import observables as ob
 from ..model import State
+from ..predictors import PREDICTORS, as_predictor
 from ..sampled import SGD, Setup, Source, compare, train
 from .common import Check, Finding, Z, diff_ci, fmt_ms, mean_se, note
 
@@ -163,8 +164,8 @@ def _sgd(alpha_p=1.0, **kw):
 def _cfg(loss, pred, ema=True, alpha_p=1.0, form="boost_scale", eps=0.1):
     """A claim configuration: its cache key, `Setup` and `SGD` (symmetric two-view loss, batch 128)."""
     key = (loss, pred, ema, alpha_p, form, eps)
-    return key, Setup(loss=loss, views="symmetric", predictor=pred, ema=ema, directpred_form=form), \
-        _sgd(alpha_p=alpha_p, rho=0.3, eps=eps)
+    p = as_predictor(pred, eps=eps, rho=0.3, form=form) if PREDICTORS[pred].direct else pred  # the object carries ε
+    return key, Setup(loss=loss, views="symmetric", predictor=p, ema=ema), _sgd(alpha_p=alpha_p)
 
 
 def _claim_runs(size, configs, seed=0):

@@ -8,13 +8,13 @@
 
 from .matrix import autodiff_field, expected_loss, vector_field
 from .modes import (
-    DirectModeState, ModePST, ModeState, ParabolaState, SqrtEps, cubic_field, directpred_field, directpred_s_field,
+    DirectModeState, ModePST, ModeState, ParabolaState, cubic_field, directpred_field, directpred_s_field,
     mode_field, parabola_field, pst_field, solve_directpred, solve_modes)
 from .symmetric import SymState, kappa_of, reduced_field, symmetric_field, tau_rate
 
 __all__ = [
     "vector_field", "autodiff_field", "expected_loss",
     "ModeState", "ModePST", "ParabolaState", "mode_field", "pst_field", "cubic_field", "parabola_field",
-    "solve_modes", "DirectModeState", "SqrtEps", "directpred_field", "directpred_s_field", "solve_directpred",
+    "solve_modes", "DirectModeState", "directpred_field", "directpred_s_field", "solve_directpred",
     "SymState", "symmetric_field", "reduced_field", "tau_rate", "kappa_of",
 ]

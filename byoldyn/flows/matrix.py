@@ -6,7 +6,9 @@ Two independent constructions of the same field:
 - `autodiff_field`: `jax.grad` of the closed-form expected loss (Eq. 1), with
   `stop_gradient` on the target branch where the method has it. Used as a cross-check.
 
-The predictor is any matrix-level predictor of `byoldyn.predictors` (or its name). Learned ones
+The variant is a `byoldyn.Variant` (`variant=`), or its shorthands `ema=`, `stop_grad=`, `predictor=`
+(`byoldyn.predictors.as_variant`); the predictor object carries its own parameters (ε, form, beta_F), which
+are the ones the field reads. The predictor is any predictor of `byoldyn.predictors` (or its name). Learned ones
 (learned, symmetric) have the gradient flow Eq. 2; `identity` fixes Wp = I; DirectPred and
 DirectCopy set Wp = g(F̂) from the predictor-input correlation (THEORY.md 10.1-10.2, 15.13):
 F̂ = F_aug = W (X + X') Wᵀ when `beta_F` is None, else the extra state `State.Fhat` with
@@ -31,11 +33,15 @@ PREDICTORS = tuple(P.PREDICTORS)
 
 def check_variant(ema: bool, stop_grad: bool, predictor) -> P.Predictor:
     """The predictor object of a name or object (`ValueError` listing the names for an unknown one), after
-    checking the variant against DESIGN.md's semantics."""
-    p = P.as_predictor(predictor)
-    if not stop_grad and ema:
-        raise ValueError("stop_grad=False needs ema=False: with an EMA target no gradient reaches Wa (Theorem 2)")
-    return p
+    checking the variant against DESIGN.md's semantics (`byoldyn.Variant`'s checks)."""
+    return P.Variant(ema=ema, stop_grad=stop_grad, predictor=predictor).predictor
+
+
+def _variant(variant, ema, stop_grad, predictor) -> P.Variant:
+    v = P.as_variant(variant, ema=ema, stop_grad=stop_grad, predictor=predictor)
+    if v.loss != "euclidean":
+        raise ValueError(f"loss must be 'euclidean' at the matrix level (Eq. 1), got {v.loss!r}")
+    return v
 
 
 def derives_wp(predictor) -> bool:
@@ -108,9 +114,10 @@ def vector_field(
     hyper: Hyper,
     data: Data,
     *,
-    ema: bool = True,
-    stop_grad: bool = True,
-    predictor: str | P.Predictor = "learned",
+    variant: P.Variant | None = None,
+    ema: bool | None = None,
+    stop_grad: bool | None = None,
+    predictor: str | P.Predictor | None = None,
 ) -> State:
     """Time derivative of (W, Wp, Wa[, Fhat]) under Lemma 1 or one of its variants.
 
@@ -129,12 +136,15 @@ def vector_field(
       in Eq. 3, F̂ = W (X + X') Wᵀ (`beta_F=None`) or `state.Fhat` with
       dF̂ = beta_F (W (X + X') Wᵀ - F̂) (THEORY.md 15.13); dWp = 0 (`state.Wp` is not read).
 
-    **Arguments:** an unbatched `State`, `Hyper` and `Data` (use `jax.vmap` for batches).
+    **Arguments:** an unbatched `State`, `Hyper` and `Data` (use `jax.vmap` for batches); `variant` a
+    `byoldyn.Variant`, or its shorthands `ema`, `stop_grad`, `predictor` (defaults True, True, "learned"; given
+    with `variant`, they must agree with it).
 
     **Returns:** a `State` of derivatives (dW, dWp, dWa[, dFhat]); dFhat is None when `state.Fhat` is,
     0 when the predictor does not use it.
     """
-    p = check_variant(ema, stop_grad, predictor)
+    v = _variant(variant, ema, stop_grad, predictor)
+    ema, stop_grad, p = v.ema, v.stop_grad, v.predictor
     W, Wa = state.W, state.Wa
     Wp = effective_wp(state, data, p)
     T = Wa if ema else W
@@ -170,9 +180,10 @@ def autodiff_field(
     hyper: Hyper,
     data: Data,
     *,
-    ema: bool = True,
-    stop_grad: bool = True,
-    predictor: str | P.Predictor = "learned",
+    variant: P.Variant | None = None,
+    ema: bool | None = None,
+    stop_grad: bool | None = None,
+    predictor: str | P.Predictor | None = None,
 ) -> State:
     """The same field as `vector_field`, as `-grad` of `expected_loss` plus weight decay.
 
@@ -181,7 +192,8 @@ def autodiff_field(
     DirectPred / DirectCopy: J is evaluated at Wp = stop_gradient(g(F̂)), so dW is Eq. 3 with that Wp and
     dWp = 0; dF̂ (not a gradient) is `vector_field`'s.
     """
-    p = check_variant(ema, stop_grad, predictor)
+    v = _variant(variant, ema, stop_grad, predictor)
+    ema, stop_grad, p = v.ema, v.stop_grad, v.predictor
     X, Xp = data.matrices()
     eye = jnp.eye(state.n2, dtype=state.W.dtype)
     derived = derives_wp(p)

@@ -8,8 +8,10 @@ axis: fields take arrays of any common shape, and `solve_modes` integrates them 
 - `pst_field`: Eqs. 11-13 literally, in (p, s, τ); with `evolve_tau=False` the 2-D (p, s) plane of Fig. 3.
 - `cubic_field`: the 1-D flow of p on the invariant parabola at fixed τ (Eq. 16).
 - `parabola_field`: the 2-D flow on the parabola with τ from Eq. 15, in (p, q = τ p).
-- `directpred_field`, `directpred_s_field`, `solve_directpred`: DirectPred / DirectCopy, p_j = g(s_j, max s)
-  slaved to the spectrum instead of Eq. 11 (docs/directpred_modes.md; THEORY.md section 10).
+- `directpred_field`, `directpred_s_field`, `solve_directpred`: the F̂-derived predictors (DirectPred, DirectCopy,
+  every `byoldyn.predictors.Spectral`), p_j = g(s_j, max s) = `predictor.modes(s)` slaved to the spectrum instead
+  of Eq. 11 (docs/directpred_modes.md; THEORY.md section 10). The predictor object (or its name) carries ε and
+  the form; issue 14's p = √s + ε is `DirectPred(eps, form="raw")`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from ..model import Hyper
+from ..predictors import Predictor, as_predictor
 from ..solution import Solution, check_times, check_tolerances
 from ..stepper import adaptive_solve
 from ..validate import check_finite, check_sign
@@ -30,7 +33,7 @@ from .symmetric import kappa_of
 __all__ = [
     "ModeState", "ModePST", "ParabolaState",
     "mode_field", "pst_field", "cubic_field", "parabola_field", "solve_modes",
-    "DirectModeState", "SqrtEps", "directpred_field", "directpred_s_field", "solve_directpred",
+    "DirectModeState", "directpred_field", "directpred_s_field", "solve_directpred",
 ]
 
 
@@ -287,30 +290,19 @@ class DirectModeState(NamedTuple):
         return cls(*jnp.broadcast_arrays(w, tau * w))
 
 
-class SqrtEps(eqx.Module):
-    """The simplified DirectPred form p = √s + ε of issue 14 (Eq. 18 with max s fixed to 1; THEORY.md 10.1),
-    a predictor for `directpred_field` with `.modes(s)` (docs/directpred_modes.md: its closed forms are the
-    "sqrt" form of `byoldyn.theory.directpred_*`)."""
-
-    eps: float = 0.1
-    name = "directpred"
-    form = "sqrt"
-
-    def __init__(self, eps=0.1):
-        e = _float("eps", eps)
-        check_sign("eps", e, strict=False)
-        self.eps = float(e)
-
-    def modes(self, s):
-        return jnp.sqrt(jnp.maximum(s, 0.0)) + self.eps
+def _direct(predictor) -> Predictor:
+    """The predictor object of a name or object; `ValueError` unless its Wp is set from F̂ (a `.modes(s)`)."""
+    p = as_predictor(predictor) if isinstance(predictor, (str, Predictor)) else predictor
+    if not callable(getattr(p, "modes", None)):
+        raise ValueError(f"predictor must be one whose Wp is set from F̂, with a .modes(s) method (DirectPred, "
+                         f"DirectCopy, ...), got {predictor!r}")
+    return p
 
 
 def _slaved_p(predictor, s):
     """p = predictor.modes(s) over the last axis; 0 where undefined (every mode exactly 0: s/max s = 0/0),
     where ṡ = 2 p s (...) vanishes anyway."""
-    if not callable(getattr(predictor, "modes", None)):
-        raise ValueError(f"predictor must have a .modes(s) method (DirectPred, DirectCopy), got {predictor!r}")
-    p = predictor.modes(s)
+    p = _direct(predictor).modes(s)
     return jnp.where(jnp.isfinite(p), p, 0.0)
 
 
@@ -329,7 +321,8 @@ def directpred_field(state: DirectModeState, hyper: Hyper, kappa, predictor, tau
 
     - `state`: a `DirectModeState`, modes on the last axis (the max is taken over it; leading axes are members).
     - `hyper`: a `Hyper` (η, β); `kappa`: κ = 1 + σ² or an isotropic `Data`.
-    - `predictor`: an object with `.modes(s)` over the last axis (`DirectPred`, `DirectCopy`).
+    - `predictor`: a predictor whose Wp is set from F̂ (`DirectPred`, `DirectCopy`, ...; or its name), whose
+      `.modes(s)` over the last axis gives p; its own ε and form are the ones used.
     - `tau`: None evolves w_a (BYOL, Eq. 13); a number fixes τ (w_a = τ w; τ = 1 is SimSiam).
     - `lambda_d`: λ_d of App. D.4 (1 for the main model).
 
@@ -384,15 +377,17 @@ def solve_directpred(
     Example (p = √s + ε with ε(τ − κε) > η: every mode ends at s*_+ = (p*_+ − ε)², docs/directpred_modes.md D3):
 
     >>> import numpy as np, byoldyn as bd
-    >>> from byoldyn.flows import DirectModeState, SqrtEps, solve_directpred
+    >>> from byoldyn.flows import DirectModeState, solve_directpred
+    >>> pred = bd.DirectPred(eps=0.1, form="raw")
     >>> y0 = DirectModeState.from_s_tau([0.01, 0.5], 1.0)
-    >>> sol = solve_directpred(y0, 400.0, bd.Hyper(eta=0.05), 1.5, SqrtEps(0.1), tau=1.0, ts=[400.0])
+    >>> sol = solve_directpred(y0, 400.0, bd.Hyper(eta=0.05), 1.5, pred, tau=1.0, ts=[400.0])
     >>> np.round(np.asarray(sol.states.s[-1]), 4).tolist(), round(float(bd.theory.directpred_s_star(
-    ...     "sqrt", 1.0, 1.5, 0.05, eps=0.1)[1]), 4)
+    ...     pred, 1.0, 1.5, 0.05)[1]), 4)
     ([0.2624, 0.2624], 0.2624)
     """
     if not isinstance(y0, DirectModeState):
         raise ValueError(f"y0 must be a DirectModeState, got {type(y0).__name__}")
+    predictor = _direct(predictor)
     if tau is None:
         return solve_modes(_directpred_byol, y0, t1, args=(hyper, kappa, predictor, lambda_d), **kwargs)
     return solve_modes(_directpred_fixed_tau, y0, t1, args=(hyper, kappa, predictor, tau, lambda_d), **kwargs)

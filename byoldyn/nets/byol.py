@@ -34,6 +34,9 @@ from .heads import Projector, make_predictor, set_predictor_matrix, symmetrize_p
 from .resnet import ResNet
 from .schedule import ema_at, lr_schedule
 
+#: F̂'s retention (Eq. 19) for the logged correlation of a predictor that has no rho of its own (DirectPred's default)
+FHAT_RHO = 0.3
+
 __all__ = ["Siamese", "TrainState", "BYOL", "build", "ema_update", "pair_loss", "byol_loss", "make_optimizer"]
 
 
@@ -234,17 +237,17 @@ class BYOL:
                                                s.target_bn, xs)
         d = aux["f"].shape[-1]
         f = jax.lax.stop_gradient(aux["f"]).reshape(-1, d).astype(jnp.float32)
-        corr = update_correlation(s.corr, f, c.rho, s.step == 0)
+        g = c.predictor_object
+        corr = update_correlation(s.corr, f, g.rho if g is not None and g.direct else FHAT_RHO, s.step == 0)
         upd, opt = self.opt.update(g_online, s.opt, s.online)
         online = optax.apply_updates(s.online, upd)
         upd, pred_opt = self.pred_opt.update(g_pred, s.pred_opt, s.pred)
         pred = optax.apply_updates(s.pred, upd)
         if c.symmetrize:
             pred = symmetrize_predictor(pred)
-        g = c.predictor_object
         if g is not None and g.direct:  # DirectPred / DirectCopy: Wp = g(F̂) every freq steps (THEORY.md 10.1-10.2)
             Wp = g.matrix(corr)
-            pred = jax.lax.cond(s.step % c.freq == 0, lambda: set_predictor_matrix(pred, Wp), lambda: pred)
+            pred = jax.lax.cond(s.step % g.freq == 0, lambda: set_predictor_matrix(pred, Wp), lambda: pred)
         if c.ema == 0:
             target, target_bn = online, aux["online_bn"]
         else:

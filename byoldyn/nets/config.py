@@ -5,7 +5,8 @@ EMA 0.996, projector 512-128 with BN(affine=False), linear predictor without bia
 rho = 0.3, eps = 0.1 (Table 8), freq = 1, the code's boost_scale form, an independently initialized
 target (section 15, item 4). Paper symbols: `ema` is the target's retention m (the theory's EMA rate
 beta relates to 1 - m); `alpha_p` the predictor's learning-rate ratio; `wd_p` its own weight
-decay (eta_p; `predictor_wd` accepted); `rho`, `eps`, `freq` DirectPred's.
+decay (eta_p; `predictor_wd` accepted). The predictor is a `byoldyn.predictors` object that carries its own
+parameters (DirectPred's eps, rho, freq, form); `rho`, `eps`, `freq`, `dp_form` are its shorthands.
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ class Config:
     **BYOL:** `ema` (target retention m in [0, 1); 0 = no EMA, the target is the online net, SimSiam),
     `stop_grad`, `loss` ("cosine": 2 - 2 cos per view pair, | "euclidean": ‖y - z‖²), `target_init`
     ("independent" as the official code | "copy" as BYOL).
-    **DirectPred:** `rho` (F̂ retention), `eps`, `freq`, `dp_form` ("code" | "paper").
+    **Predictor object:** `predictor` may be a `byoldyn.predictors` object (`bd.DirectPred(eps=0.2, freq=2)`);
+    it lands in `predictor_object`, and `predictor` holds its name. `rho` (F̂ retention), `eps`, `freq`,
+    `dp_form` are shorthands of its parameters (None: not given): with a name they build the object, with an
+    object they must agree with it (`ValueError` otherwise). After construction they show the object's values
+    (None where the predictor has no such parameter), and every level reads the object.
     **Optimizer:** `optimizer` ("sgd" | "lars"), `lr`, `momentum`, `wd`, `alpha_p` (predictor lr =
     alpha_p lr), `wd_p` (the predictor's weight decay, None: `wd`; the former keyword
     `predictor_wd` is accepted), `batch_size`.
@@ -66,10 +71,10 @@ class Config:
     stop_grad: bool = True
     loss: str = "cosine"
     target_init: str = "independent"
-    rho: float = 0.3
-    eps: float = 0.1
-    freq: int = 1
-    dp_form: str = "code"
+    rho: float | None = None
+    eps: float | None = None
+    freq: int | None = None
+    dp_form: str | None = None
     optimizer: str = "sgd"
     lr: float = 0.03
     momentum: float = 0.9
@@ -84,6 +89,7 @@ class Config:
     dtype: str = "float32"
     augment: Augment = dataclasses.field(default_factory=Augment.cifar10)
     seed: int = 0
+    predictor_object: P.Predictor | None = None
     predictor_wd: dataclasses.InitVar[float | None] = None  # the former name of wd_p, accepted
 
     def __post_init__(self, predictor_wd=None):
@@ -91,12 +97,7 @@ class Config:
             if self.wd_p is not None and self.wd_p != predictor_wd:
                 raise ValueError(f"wd_p and predictor_wd (its former name) differ: {self.wd_p!r} != {predictor_wd!r}")
             object.__setattr__(self, "wd_p", predictor_wd)
-        if isinstance(self.predictor, str):  # the shared vocabulary (byoldyn.predictors; issue 14)
-            name = ALIASES.get(self.predictor, self.predictor)
-            if name == "symmetric" or (self.symmetric is True and name == "learned"):
-                name = "symmetric"
-                object.__setattr__(self, "symmetric", False)
-            object.__setattr__(self, "predictor", name)
+        self._carry_predictor()
 
         def bad(name, value, want):
             raise ValueError(f"{name} must be {want}, got {value!r}")
@@ -112,15 +113,13 @@ class Config:
 
         finite("width", 0, True)
         finite("ema", 0, False, 1, True)
-        finite("rho", 0, False, 1, True)
-        finite("eps", 0)
         finite("lr", 0, True)
         finite("momentum", 0, False, 1, True)
         finite("wd", 0)
         finite("alpha_p", 0, True)
         if self.wd_p is not None:
             finite("wd_p", 0)
-        for name in ("proj_hidden", "proj_dim", "pred_hidden", "batch_size", "freq"):
+        for name in ("proj_hidden", "proj_dim", "pred_hidden", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 bad(name, v, "a positive integer")
@@ -138,7 +137,7 @@ class Config:
             bad("stage_sizes", self.stage_sizes, "a non-empty tuple of positive integers")
         for name, allowed in (("stem", ("cifar", "imagenet")), ("predictor", PREDICTORS),
                               ("loss", ("cosine", "euclidean")), ("target_init", ("independent", "copy")),
-                              ("dp_form", ("code", "paper")), ("optimizer", ("sgd", "lars")),
+                              ("optimizer", ("sgd", "lars")),
                               ("lr_schedule", ("constant", "cosine")), ("ema_schedule", ("constant", "byol")),
                               ("dtype", ("float32", "bfloat16"))):
             if getattr(self, name) not in allowed:
@@ -155,16 +154,39 @@ class Config:
         """Wp (or the mlp's two layers) projected to its symmetric part after each step (THEORY.md section 11)."""
         return self.predictor == "symmetric" or self.symmetric
 
-    @property
-    def predictor_object(self) -> P.Predictor | None:
-        """The `byoldyn.predictors` object of this run (DirectPred's `eps`, `rho`, `dp_form`, `freq`); None for mlp."""
-        if self.predictor == "mlp":
-            return None
-        if self.predictor == "directpred":
-            return P.DirectPred(eps=self.eps, rho=self.rho, form=self.dp_form, freq=self.freq)
-        if self.predictor == "directcopy":
-            return P.DirectCopy(eps=self.eps, rho=self.rho, freq=self.freq)
-        return P.as_predictor(self.predictor)
+    def _carry_predictor(self) -> None:
+        """`predictor` (a name or an object) and the shorthands -> `predictor_object` (the one carrier) and the
+        name in `predictor`; the shorthand fields then show the object's values."""
+        obj, given = self.predictor_object, self.predictor
+        if isinstance(given, P.Predictor):
+            if obj is not None and obj != given:
+                raise ValueError(f"predictor {given!r} conflicts with predictor_object {obj!r}: give it once")
+            obj, name = given, given.name
+        elif isinstance(given, str):  # the shared vocabulary (byoldyn.predictors; issue 14)
+            name = ALIASES.get(given, given)
+        else:
+            raise ValueError(f"predictor must be a name or a byoldyn.predictors.Predictor, got {given!r}")
+        if obj is not None and not isinstance(obj, P.Predictor):
+            raise ValueError(f"predictor_object must be a byoldyn.predictors.Predictor or None, got {obj!r}")
+        if name == "symmetric" or (self.symmetric is True and name == "learned"):
+            name = "symmetric"
+            object.__setattr__(self, "symmetric", False)
+            obj = None if obj is None or obj.name == "learned" else obj
+        short = {"rho": self.rho, "eps": self.eps, "freq": self.freq, "form": self.dp_form}
+        if obj is not None and obj.name != name:  # `dataclasses.replace(cfg, predictor=NAME)`: NAME wins, built
+            cls = P.PREDICTORS.get(P.ALIASES.get(name, name))  # with the carried values it has a parameter for
+            obj, short = None, {k: v for k, v in short.items() if cls is not None and k in cls.PARAMS}
+        if name == "mlp":
+            if any(v is not None for v in short.values()):
+                bad = next(k for k, v in short.items() if v is not None)
+                raise ValueError(f"{'dp_form' if bad == 'form' else bad} is not a parameter of the mlp predictor")
+        elif name in P.PREDICTORS or name in ALIASES:
+            obj = P.as_predictor(name if obj is None else obj, **short)
+        object.__setattr__(self, "predictor", name)
+        object.__setattr__(self, "predictor_object", obj)
+        pars = {} if obj is None else obj.params()
+        for field, key in (("rho", "rho"), ("eps", "eps"), ("freq", "freq"), ("dp_form", "form")):
+            object.__setattr__(self, field, pars.get(key))
 
     @property
     def eta_p(self) -> float:
@@ -172,14 +194,29 @@ class Config:
         return self.wd if self.wd_p is None else self.wd_p
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict (the augmentation nested), inverse of `Config.from_dict`."""
-        d = dataclasses.asdict(self)
+        """A JSON-ready dict (the augmentation nested; the predictor object as its `params()`), inverse of
+        `Config.from_dict`."""
+        obj = self.predictor_object
+        d = dataclasses.asdict(dataclasses.replace(self, predictor_object=None))
         d["stage_sizes"] = list(self.stage_sizes)
+        d["predictor_object"] = None if obj is None else obj.params()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        """The `Config` of a `to_dict` record, also of older ones (the shorthand keys rho, eps, freq, dp_form of
+        every predictor, kept only where the predictor has that parameter)."""
         d = dict(d)
         a = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.pop("augment").items()}
         d["stage_sizes"] = tuple(d["stage_sizes"])
+        params = d.pop("predictor_object", None)
+        name = ALIASES.get(d.get("predictor", "learned"), d.get("predictor", "learned"))
+        if name == "learned" and d.get("symmetric"):
+            name = "symmetric"
+        cls_ = P.PREDICTORS.get(name)
+        for field, key in (("rho", "rho"), ("eps", "eps"), ("freq", "freq"), ("dp_form", "form")):
+            if params is not None or cls_ is None or key not in cls_.PARAMS:
+                d.pop(field, None)  # the object's record wins; old records list these for every predictor
+        if params is not None:
+            d["predictor_object"] = cls_(**params)
         return cls(augment=Augment(**a), **d)

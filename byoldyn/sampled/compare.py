@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import observables as ob, predictors as P
+from .. import observables as ob
 from ..integrate import simulate
 from ..model import State
 from .data import Source
@@ -83,9 +83,9 @@ def compare(
     setup = Setup() if setup is None else setup
     if setup.loss != "euclidean":
         raise ValueError(f"setup.loss must be 'euclidean' to compare with the ODE (Eq. 1), got {setup.loss!r}")
-    if P.PREDICTORS[setup.predictor].direct:  # Wp = g(F̂): no Lemma 1 flow
+    if setup.predictor.direct:  # Wp = g(F̂): no Lemma 1 flow
         raise ValueError(f"setup.predictor must be learned, symmetric or identity to compare with the ODE, "
-                         f"got {setup.predictor!r}")
+                         f"got {setup.predictor.name!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
     data = source.moments()

@@ -57,8 +57,9 @@ class SGD(eqx.Module):
     - `gamma_a`: EMA momentum (retention) γ_a of the target in [0, 1] (BYOL 0.996); 1 freezes the target;
       `ema=` is accepted for it (the ResNet level's `Config.ema` and the CLI's `--ema`; README, Vocabulary).
     - `momentum`: SGD momentum μ in [0, 1).
-    - `rho`: DirectPred retention ρ in [0, 1] of F̂ <- ρ F̂ + (1 - ρ) E_B[ffᵀ] (Eq. 19; code `dyn_lambda`).
-    - `eps`: DirectPred / DirectCopy boost ε >= 0 (Eq. 18; code `dyn_eps`).
+
+    DirectPred's retention ρ and boost ε are the predictor object's (`Setup(predictor=bd.DirectPred(eps=...,
+    rho=...))`): the former keywords `rho=`, `eps=` here are refused with that advice.
 
     Fields may carry leading batch axes (for `jax.vmap` over hyperparameters).
     """
@@ -69,11 +70,13 @@ class SGD(eqx.Module):
     wd_p: jax.Array
     gamma_a: jax.Array
     momentum: jax.Array
-    rho: jax.Array
-    eps: jax.Array
 
-    def __init__(self, lr=0.01, lr_p=None, wd=0.0, wd_p=None, gamma_a=None, momentum=0.0, rho=0.3, eps=0.1, *,
+    def __init__(self, lr=0.01, lr_p=None, wd=0.0, wd_p=None, gamma_a=None, momentum=0.0, rho=None, eps=None, *,
                  ema=None):
+        for name, v in (("rho", rho), ("eps", eps)):
+            if v is not None:
+                raise ValueError(f"{name} is the predictor's parameter, not SGD's: give it on the predictor object, "
+                                 f"Setup(predictor=bd.DirectPred({name}={v!r}, ...))")
         if gamma_a is not None and ema is not None:
             raise ValueError(f"gamma_a and ema name the same EMA retention; give one, got {gamma_a!r} and {ema!r}")
         gamma_a = 0.996 if gamma_a is None and ema is None else (gamma_a if ema is None else ema)
@@ -83,9 +86,7 @@ class SGD(eqx.Module):
         self.wd_p = self.wd if wd_p is None else as_array("wd_p", wd_p)
         self.gamma_a = as_array("gamma_a", gamma_a)
         self.momentum = as_array("momentum", momentum)
-        self.rho = as_array("rho", rho)
-        self.eps = as_array("eps", eps)
-        for name in ("lr", "lr_p", "wd", "wd_p", "gamma_a", "momentum", "rho", "eps"):
+        for name in ("lr", "lr_p", "wd", "wd_p", "gamma_a", "momentum"):
             check_finite(name, getattr(self, name))
         _check_range("lr", self.lr, 0, np.inf, lo_open=True)
         _check_range("lr_p", self.lr_p, 0, np.inf, lo_open=True)
@@ -93,8 +94,6 @@ class SGD(eqx.Module):
         _check_range("wd_p", self.wd_p, 0, np.inf)
         _check_range("gamma_a", self.gamma_a, 0, 1)
         _check_range("momentum", self.momentum, 0, 1, hi_open=True)
-        _check_range("rho", self.rho, 0, 1)
-        _check_range("eps", self.eps, 0, np.inf)
 
 
 def to_flow(sgd: SGD) -> tuple[Hyper, jax.Array]:
@@ -113,7 +112,7 @@ def to_flow(sgd: SGD) -> tuple[Hyper, jax.Array]:
     return h, dt
 
 
-def from_flow(hyper: Hyper, dt, *, momentum=0.0, rho=0.3, eps=0.1) -> SGD:
+def from_flow(hyper: Hyper, dt, *, momentum=0.0) -> SGD:
     """The discrete `SGD` whose `to_flow` is `(hyper, dt)` at the given momentum (inverse of `to_flow`).
 
     lr = dt (1 - momentum), lr_p = alpha_p lr, wd = eta, wd_p = eta_p / alpha_p, gamma_a = 1 - beta dt.
@@ -128,7 +127,7 @@ def from_flow(hyper: Hyper, dt, *, momentum=0.0, rho=0.3, eps=0.1) -> SGD:
         raise ValueError(f"beta * dt must be <= 1 for an EMA momentum gamma_a in [0, 1], got {np.max(np.asarray(hyper.beta * dt))!r}")
     lr = dt * (1.0 - momentum)
     return SGD(lr=lr, lr_p=hyper.alpha_p * lr, wd=hyper.eta, wd_p=hyper.eta_p / hyper.alpha_p,
-               gamma_a=gamma_a, momentum=momentum, rho=rho, eps=eps)
+               gamma_a=gamma_a, momentum=momentum)
 
 
 def flow_time(steps, sgd: SGD) -> jax.Array:

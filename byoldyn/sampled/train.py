@@ -3,7 +3,8 @@
 One step k (a practitioner's iteration, the order of the official code, THEORY.md section 10.2):
 
 1. draw a batch of inputs and two views (or, with `batch=None`, use the exact moments);
-2. DirectPred / DirectCopy: F̂ <- rho F̂ + (1 - rho) E_B[f fᵀ] over the online features (Eq. 19);
+2. DirectPred / DirectCopy: F̂ <- rho F̂ + (1 - rho) E_B[f fᵀ] over the online features (Eq. 19), rho the
+   predictor object's (`Setup.predictor`, which carries every predictor parameter: eps, rho, freq, form);
 3. loss with the current predictor and target T = stop_grad(Wa) (EMA) or stop_grad(W) (no EMA):
    - Euclidean, one view: ½ E_B‖Wp W x1 − T x2‖² (Eq. 1); symmetric: ¼ E_B[‖Wp W x1 − T x2‖² + ‖Wp W x2 − T x1‖²];
    - cosine, one view: E_B[1 − cos(Wp W x1, T x2)]; symmetric: the mean of both directions
@@ -47,33 +48,36 @@ EMA_FORMS = ("practice", "flow")
 
 
 class Setup(eqx.Module):
-    """The static choices of a sampled run (hashable; changing them recompiles).
+    """The choices of a sampled run (changing them recompiles, except array-valued predictor parameters).
 
     - `loss`: `"euclidean"` (Eq. 1) or `"cosine"` (ℓ2-normalized, as real BYOL).
     - `views`: `"one"` (x1 online, x2 target) or `"symmetric"` (both directions averaged).
-    - `predictor`: `"learned"`, `"symmetric"`, `"identity"`, `"directpred"` (Eq. 18), `"directcopy"`.
+    - `predictor`: a `byoldyn.predictors` object (`bd.DirectPred(eps=0.2, rho=0.5, freq=2)`) or its name
+      (`"learned"`, `"symmetric"`, `"identity"`, `"directpred"` (Eq. 18), `"directcopy"`, ...): the object
+      carries every predictor parameter (eps, rho, freq, form) to the step.
     - `ema`: EMA target (BYOL) or target = W (SimSiam, "no EMA").
     - `ema_form`: `"practice"` or `"flow"` (see the module docstring).
     - `batch`: minibatch size, or None for exact expectations (Euclidean loss only).
-    - `freq`: DirectPred/DirectCopy sets Wp every `freq` steps.
-    - `directpred_form`: `"code"` (official code's boost_scale; `"boost_scale"` accepted) or `"paper"` (Eq. 18).
+    - `freq`, `directpred_form`: shorthands of the predictor's `freq` and `form` (None: not given); with a name
+      they build the object, with an object they must agree with it (`ValueError` otherwise).
     """
 
-    loss: str = eqx.field(static=True, default="euclidean")
-    views: str = eqx.field(static=True, default="one")
-    predictor: str = eqx.field(static=True, default="learned")
-    ema: bool = eqx.field(static=True, default=True)
-    ema_form: str = eqx.field(static=True, default="practice")
-    batch: int | None = eqx.field(static=True, default=128)
-    freq: int = eqx.field(static=True, default=1)
-    directpred_form: str = eqx.field(static=True, default="code",
-                                     converter=lambda f: P.FORM_ALIASES.get(f, f) if isinstance(f, str) else f)
+    loss: str = eqx.field(static=True)
+    views: str = eqx.field(static=True)
+    predictor: P.Predictor
+    ema: bool = eqx.field(static=True)
+    ema_form: str = eqx.field(static=True)
+    batch: int | None = eqx.field(static=True)
 
-    def __check_init__(self):
-        for name, allowed in (("loss", LOSSES), ("views", VIEWS), ("predictor", PREDICTORS),
-                              ("ema_form", EMA_FORMS), ("directpred_form", P.FORMS)):
+    def __init__(self, loss="euclidean", views="one", predictor="learned", ema=True, ema_form="practice", batch=128,
+                 freq=None, directpred_form=None):
+        self.loss, self.views, self.ema, self.ema_form, self.batch = loss, views, ema, ema_form, batch
+        for name, allowed in (("loss", LOSSES), ("views", VIEWS), ("ema_form", EMA_FORMS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if isinstance(predictor, str) and P.ALIASES.get(predictor, predictor) not in PREDICTORS:
+            raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
+        self.predictor = P.as_predictor(predictor, freq=freq, form=directpred_form)
         if not isinstance(self.ema, bool):
             raise ValueError(f"ema must be True or False, got {self.ema!r}")
         b = self.batch
@@ -82,9 +86,6 @@ class Setup(eqx.Module):
         if b is None and self.loss != "euclidean":
             raise ValueError("batch=None (exact expectations) needs loss='euclidean': the cosine loss has no "
                              "closed form in the second moments")
-        f = self.freq
-        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 1:
-            raise ValueError(f"freq must be a positive integer, got {f!r}")
 
 
 class TrainState(eqx.Module):
@@ -139,9 +140,9 @@ def init_train_state(state0: State, setup: Setup) -> TrainState:
     """The initial `TrainState`: the variant's initial Wp (I for identity, symmetrized for symmetric),
     Wa = W without EMA, zero momentum buffers, F̂ = 0 (the first step sets F̂ = E_B[ffᵀ])."""
     W, Wp, Wa = state0.W, state0.Wp, state0.Wa
-    if setup.predictor == "identity":
+    if setup.predictor.name == "identity":
         Wp = jnp.broadcast_to(jnp.eye(Wp.shape[-1], dtype=Wp.dtype), Wp.shape)
-    elif setup.predictor == "symmetric":
+    elif setup.predictor.name == "symmetric":
         Wp = _sym(Wp)
     if not setup.ema:
         Wa = W
@@ -203,38 +204,32 @@ def _directions(ts: TrainState, Wp, T, hyper, key, source: Source, data: Data, s
     return -gW - hyper.eta * W, hyper.alpha_p * (-gWp) - hyper.eta_p * Wp, d
 
 
-def predictor_of(setup: Setup, sgd: SGD) -> P.Predictor:
-    """The `byoldyn.predictors` object of a run: `setup.predictor` with DirectPred's `sgd.eps`, `sgd.rho`,
-    `setup.freq`, `setup.directpred_form` (THEORY.md 10.1-10.2)."""
-    cls = P.PREDICTORS[setup.predictor]
-    if cls is P.DirectPred:
-        return P.DirectPred(eps=sgd.eps, form=setup.directpred_form, freq=setup.freq)
-    if cls is P.DirectCopy:
-        return P.DirectCopy(eps=sgd.eps, freq=setup.freq)
-    return cls()
+def predictor_of(setup: Setup, sgd: SGD | None = None) -> P.Predictor:
+    """The `byoldyn.predictors` object of a run: `setup.predictor`, which carries its own eps, rho, freq and
+    form (THEORY.md 10.1-10.2); `sgd` is not read (kept for the former signature)."""
+    return setup.predictor
 
 
 def sgd_step(ts: TrainState, sgd: SGD, source: Source, data: Data, key, setup: Setup) -> TrainState:
     """One SGD iteration (module docstring, steps 1-5). Unbatched; traced-safe; no validation."""
     hyper, dt = to_flow(sgd)
+    pred = setup.predictor
     eye = jnp.eye(ts.Wp.shape[-1], dtype=ts.Wp.dtype)
-    Wp = eye if setup.predictor == "identity" else ts.Wp
+    Wp = eye if pred.name == "identity" else ts.Wp
     T = ts.Wa if setup.ema else ts.W
     dW, dWp, d = _directions(ts, Wp, T, hyper, key, source, data, setup)
-    direct = P.PREDICTORS[setup.predictor].direct
-    Fhat = fhat_update(ts.Fhat, d, sgd.rho, ts.step == 0) if direct else ts.Fhat
+    Fhat = fhat_update(ts.Fhat, d, pred.rho, ts.step == 0) if pred.direct else ts.Fhat
     vW = sgd.momentum * ts.vW + dW
     W = ts.W + sgd.lr * vW
-    if setup.predictor == "identity":
+    if pred.name == "identity":
         vWp, Wp_new = ts.vWp, ts.Wp
     else:
         vWp = sgd.momentum * ts.vWp + dWp
         Wp_new = ts.Wp + sgd.lr * vWp
-        if setup.predictor == "symmetric":
+        if pred.name == "symmetric":
             Wp_new = _sym(Wp_new)
-        elif direct:
-            Wset = predictor_of(setup, sgd).matrix(Fhat)
-            Wp_new = jnp.where(ts.step % setup.freq == 0, Wset, Wp_new)
+        elif pred.direct:
+            Wp_new = jnp.where(ts.step % pred.freq == 0, pred.matrix(Fhat), Wp_new)
     if not setup.ema:
         Wa = W
     elif setup.ema_form == "flow":
