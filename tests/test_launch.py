@@ -112,7 +112,7 @@ def test_multiprocess_refusal_is_one_line(tmp_path):
                        timeout=300)
     assert r.returncode == 0, r.stderr
     out.unlink()
-    r = subprocess.run([*SWEEP[:6], "0,0.2", *SWEEP[7:], "--out", str(out), "--resume", "--processes", "2"],
+    r = subprocess.run([*SWEEP[:7], "0,0.2", *SWEEP[8:], "--out", str(out), "--resume", "--processes", "2"],
                        env=dict(_env(), BYOLDYN_HEARTBEAT_S="5"), capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     lines = r.stderr.splitlines()
