@@ -9,6 +9,8 @@ from .ranges import parse_int_range, parse_range, parse_seeds
 
 __all__ = ["add_parser", "run"]
 
+STALL_S = 300.0  # --stall-timeout's default (byoldyn.sweeps.run.STALL_S, without importing JAX here)
+
 
 def add_parser(sub) -> None:
     """Add `sweep` to the `byoldyn` subcommands `sub`."""
@@ -55,13 +57,22 @@ def add_parser(sub) -> None:
     g.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after the sweep completes")
     add_progress(g)
     g.add_argument("--processes", type=positive_int, default=1,
-                   help="run as N local processes of one jax.distributed job (byoldyn.launch; default 1)")
+                   help="run as N local processes of one jax.distributed job (byoldyn.launch; at most what the "
+                   "machine can hold: 4 per core and 512 MiB of free memory each; default 1)")
+    g.add_argument("--stall-timeout", type=real, default=STALL_S, metavar="S",
+                   help="fail (exit 1, resumable with --resume) when a chunk makes no progress, i.e. its process uses "
+                   f"no CPU time, for S seconds (a deadlock); 0: never (default {STALL_S:g})")
     p.set_defaults(func=run)
 
 
 def run(a) -> int:
     """Run `byoldyn sweep` with the parsed flags `a` (one summary line, from process 0 of a distributed job)."""
     begin(a)
+    from ..launch import check_processes
+
+    check_processes(a.processes, "--processes")  # before any process is started
+    if not a.stall_timeout >= 0:
+        raise ValueError(f"--stall-timeout must be >= 0 seconds, got {a.stall_timeout:g}")
     from ..sweeps import PARAMS, Refused, parts_dir, summary, sweep
 
     check_output_file(a.out, "--out", ".nc")  # before any work, naming the flag
@@ -77,6 +88,10 @@ def run(a) -> int:
         lock_output(a.out)  # a second sweep on the same --out is refused (issue 29 item 7)
     if a.processes > 1 and not joined:  # the launcher: N copies of this command, which join above
         return sweep_processes(a.processes)
+    from ..sweeps.run import stall_timeout
+
+    stall_timeout(a.stall_timeout, f"; the finished chunks are kept in {parts_dir(a.out)}: run the same command with "
+                  "--resume to continue")
     ema = not (a.no_ema or a.no_stop_grad)
     names = {k: "--" + k.replace("_", "-") for k in (*PARAMS, "seeds", "t1", "dt", "n_save", "threshold", "chunk", "out",
                                                      "predictor")}
@@ -89,6 +104,15 @@ def run(a) -> int:
                        atol=a.atol, threshold=a.threshold, chunk=a.chunk, out=a.out, resume=a.resume,
                        keep_parts=a.keep_parts, progress=not a.no_progress)
         except Refused as e:  # the same refusal, naming the flags (--resume, --n1) instead of Python arguments
+            if joined:  # every process has it (process 0's, relayed): one line, from process 0, and out (see below)
+                import os
+                import sys
+
+                import jax
+
+                if jax.process_index() == 0:
+                    print(f"byoldyn: error: {e.cli}", file=sys.stderr, flush=True)
+                os._exit(2)
             raise ValueError(e.cli) from None
         except RunFailed as e:
             if joined:  # one line, then out: jax.distributed's shutdown would abort with its logs (another died)
