@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import observables as ob
 from ..errors import one_line, read_json
+from ..predictors import PREDICTORS
 from .common import note, seed_styles
 
 __all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "p_fit", "p_slope", "slim", "fig_alignment", "fig_runs",
@@ -79,9 +80,12 @@ def describe(ds) -> str:
     if ds is None:
         return "untrained network (--epochs 0)"
     c = json.loads(ds.attrs["config"])
-    pred = {"learned": "linear Wp", "symmetric": "symmetric linear Wp", "directpred": "DirectPred",
-            "directcopy": "DirectCopy", "mlp": "2-layer MLP", "identity": "no predictor",
-            "linear": "linear Wp", "none": "no predictor"}[c["predictor"]]  # linear, none: older logs
+    pred = {"learned": "linear Wp", "symmetric": "symmetric linear Wp", "mlp": "2-layer MLP",
+            "identity": "no predictor", "linear": "linear Wp", "none": "no predictor"}.get(c["predictor"])
+    if pred is None:  # (linear, none: older logs) an F̂-derived predictor: its class's label, parameters off default
+        cls = PREDICTORS[c["predictor"]]
+        pars = c.get("predictor_object")
+        pred = cls(**pars).label("discrete") if isinstance(pars, dict) else cls.title
     if c["predictor"] in ("linear", "learned") and c.get("symmetric"):
         pred = "symmetric linear Wp"
     if c.get("bias"):
