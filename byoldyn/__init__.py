@@ -15,7 +15,7 @@ from .flows.symmetric import SymState, reduced_field, symmetric_field
 from .integrate import DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, simulate
 from .model import Data, Hyper, State
 from .predictors import (
-    PREDICTORS, DirectCopy, DirectPred, Identity, Learned, Predictor, Symmetric, Variant, as_predictor)
+    PREDICTORS, DirectCopy, DirectPred, DirectSet, Identity, Learned, Predictor, Symmetric, Variant, as_predictor)
 from .sweeps import sweep
 
 try:
@@ -29,6 +29,6 @@ __all__ = [
     "simulate", "simulate_batch", "sweep", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES",
     "ModeState", "ModePST", "ParabolaState", "mode_field", "pst_field", "cubic_field", "parabola_field",
     "solve_modes", "SymState", "symmetric_field", "reduced_field",
-    "Predictor", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "Variant", "PREDICTORS", "as_predictor",
+    "Predictor", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "DirectSet", "Variant", "PREDICTORS", "as_predictor",
     "observables", "theory", "phase", "predictors", "sampled",
 ]

@@ -6,6 +6,8 @@
 - `DirectPred(eps, rho, form, freq, beta_F)`: Wp = U diag(p) Uᵀ from F̂ = U diag(s) Uᵀ, p a square root of
   s (10.1-10.2, Eq. 18).
 - `DirectCopy(eps, rho, freq, beta_F)`: Wp = F̂ / ‖F̂‖_2 + eps I (Wang et al. 2021, arXiv 2110.04947).
+- `DirectSet(alpha, eps, rho, form, freq, beta_F)`: Wp = U diag(p) Uᵀ with p ∝ s^alpha (Wang, Chen, Du & Tian
+  2021, arXiv 2110.04947; alpha = 1/2 is DirectPred, alpha = 1 DirectCopy's spectrum; docs/directset.md).
 
 The carrier principle (DESIGN.md): a predictor object carries its parameters from the entry point to the
 innermost function of every level. `rho` is F̂'s retention per step (Eq. 19) and `freq` the steps between
@@ -31,7 +33,8 @@ import numpy as np
 
 from .validate import is_concrete
 
-__all__ = ["Predictor", "Spectral", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "Variant",
+__all__ = ["Predictor", "Spectral", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "DirectSet",
+           "Variant",
            "Param", "PREDICTORS", "ALIASES", "FORMS", "FORM_ALIASES", "LOSSES", "P_MIN", "as_predictor",
            "as_variant", "canonical_name", "correlation", "fhat_update", "update_correlation"]
 
@@ -326,8 +329,41 @@ class DirectCopy(Predictor):
         return jnp.where(ok, F / jnp.where(ok, norm, 1.0), 0.0) + jnp.asarray(self.eps, F.dtype) * eye
 
 
+class DirectSet(Spectral):
+    """DirectSet(α) (Wang, Chen, Du & Tian 2021, arXiv 2110.04947): `Spectral` with the power a = `alpha` > 0,
+    p_j ∝ s_j^α on F̂'s eigenvectors, with DirectPred's forms and ε conventions (docs/directset.md):
+
+    - `form="code"`: p_j = max((s_j / max s)^α + eps, 1e-4) (α = 1/2: DirectPred's official form; α = 1:
+      DirectCopy's spectrum s_j / max s + eps, floored at 1e-4);
+    - `form="paper"`: p_j = s_j^α + eps max s;  `form="raw"`: p_j = s_j^α + eps.
+
+    `eps`, `rho`, `freq`, `beta_F` as `DirectPred`. The mode-level closed forms (fixed points, collapse threshold,
+    the ratio threshold r* = (τ/κ − 1 − 2ε)^{1/α} of the code form) are `byoldyn.theory.directpred_*`.
+
+    >>> import numpy as np, byoldyn as bd
+    >>> np.round(np.asarray(bd.predictors.DirectSet(alpha=1.0, eps=0.1).modes(np.array([4.0, 1.0, 0.0]))), 4).tolist()
+    [1.1, 0.35, 0.1]
+    """
+
+    name: ClassVar[str] = "directset"
+    title: ClassVar[str] = "DirectSet"
+    PARAMS: ClassVar[dict[str, Param]] = {"alpha": Param("DirectSet's power alpha > 0, p_j ∝ s_j^alpha (1/2: "
+                                                         "DirectPred, 1: DirectCopy's spectrum; default 0.5)", "α"),
+                                          **DirectPred.PARAMS}
+    alpha: float = 0.5
+
+    def __init__(self, alpha=0.5, eps=0.1, rho=0.3, form="code", freq=1, beta_F=None):
+        self.alpha = _real("alpha", alpha, lo=0.0, lo_strict=True)
+        self._set(eps, rho, form, freq, beta_F)
+
+    @property
+    def exponent(self):
+        return self.alpha
+
+
 #: the registry: name -> class (every level's and the CLI's predictor choices come from it)
-PREDICTORS: dict[str, type[Predictor]] = {c.name: c for c in (Learned, Symmetric, Identity, DirectPred, DirectCopy)}
+PREDICTORS: dict[str, type[Predictor]] = {c.name: c for c in (Learned, Symmetric, Identity, DirectPred, DirectCopy,
+                                                              DirectSet)}
 #: old names accepted by `as_predictor` (the ResNet level's "linear" and "none")
 ALIASES = {"linear": "learned", "none": "identity"}
 
