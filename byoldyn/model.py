@@ -8,6 +8,8 @@ checked, since the values are not known yet.
 
 from __future__ import annotations
 
+import os
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -15,7 +17,31 @@ import numpy as np
 
 from .validate import as_array, brief, check_finite, check_key, check_psd, check_sign
 
-__all__ = ["Hyper", "Data", "State"]
+__all__ = ["Hyper", "Data", "State", "memory_bytes", "check_fits"]
+
+
+def memory_bytes() -> int | None:
+    """The memory of JAX's default device: its `bytes_limit` where it says (accelerators), else the host's
+    physical memory (CPU); None if neither is known."""
+    try:
+        limit = (jax.devices()[0].memory_stats() or {}).get("bytes_limit")
+    except Exception:  # noqa: BLE001 - CPU devices and some plugins have no memory statistics
+        limit = None
+    if limit:
+        return int(limit)
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(what: str, nbytes: float) -> None:
+    """`ValueError` naming `what` and its size when `nbytes` exceed the whole memory of the default device
+    (`memory_bytes`): arrays that cannot exist, refused before JAX tries to allocate them."""
+    total = memory_bytes()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} needs {nbytes / 1e9:.3g} GB, more than the {total / 1e9:.3g} GB of memory of the "
+                         f"{jax.devices()[0].platform} device")
 
 
 class Hyper(eqx.Module):
@@ -76,8 +102,8 @@ class Data(eqx.Module):
             check_sign(nx, self.X, strict=False)
             check_sign(nxp, self.Xp, strict=False)
             return
-        if self.X.ndim < 2 or self.X.shape[-1] != self.X.shape[-2]:
-            raise ValueError(f"X must have shape (..., n1, n1), got {self.X.shape}")
+        if self.X.ndim < 2 or self.X.shape[-1] != self.X.shape[-2] or self.X.shape[-1] < 1:
+            raise ValueError(f"X must have shape (..., n1, n1) with n1 >= 1, got {self.X.shape}")
         if self.Xp.shape[-2:] != self.X.shape[-2:]:
             raise ValueError(f"Xp must have the shape of X {self.X.shape[-2:]}, got {self.Xp.shape}")
         self.n1 = int(self.X.shape[-1])
@@ -135,8 +161,8 @@ class State(eqx.Module):
         self.Wp = as_array("Wp", Wp)
         self.Wa = jnp.zeros_like(self.W) if Wa is None else as_array("Wa", Wa)
         self.Fhat = None if Fhat is None else as_array("Fhat", Fhat)
-        if self.W.ndim < 2:
-            raise ValueError(f"W must have shape (..., n2, n1), got {self.W.shape}")
+        if self.W.ndim < 2 or min(self.W.shape[-2:]) < 1:
+            raise ValueError(f"W must have shape (..., n2, n1) with n1, n2 >= 1, got {self.W.shape}")
         n2 = self.W.shape[-2]
         if self.Wp.ndim < 2 or self.Wp.shape[-2:] != (n2, n2):
             raise ValueError(f"Wp must have shape (..., {n2}, {n2}) to match W {self.W.shape}, got {self.Wp.shape}")
@@ -179,9 +205,10 @@ class State(eqx.Module):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if target not in ("zero", "copy"):
             raise ValueError(f"target must be 'zero' or 'copy', got {target!r}")
-        check_sign("scale", as_array("scale", scale), strict=False)
         wp_scale = scale if wp_scale is None else wp_scale
-        check_sign("wp_scale", as_array("wp_scale", wp_scale), strict=False)
+        for name, v in (("scale", scale), ("wp_scale", wp_scale)):
+            check_finite(name, as_array(name, v))
+            check_sign(name, as_array(name, v), strict=False)
         check_key(key)
         try:
             dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
@@ -189,6 +216,7 @@ class State(eqx.Module):
             raise ValueError(f"dtype must be a floating dtype, got {brief(dtype)}") from None
         if not jnp.issubdtype(dtype, jnp.floating):
             raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+        check_fits(f"State.random(n1 = {n1}, n2 = {n2})", (3 * n2 * n1 + 2 * n2 * n2) * dtype.itemsize)
         k1, k2 = jax.random.split(key)
         W = scale / np.sqrt(n1) * jax.random.normal(k1, (n2, n1), dtype)
         Wp = wp_scale / np.sqrt(n2) * jax.random.normal(k2, (n2, n2), dtype)

@@ -101,7 +101,7 @@ def _run(argv, capsys):
 # every subcommand, with an output place that cannot be written: (argv, the output flag's value)
 _FILE_OUT = {
     "simulate": lambda d, out: ["simulate", "--n1", "2", "--n2", "2", "--t1", "1", "--n-save", "2", "--out", out],
-    "train-linear": lambda d, out: ["train-linear", "--n1", "2", "--n2", "2", "--steps", "2", "--n-save", "1",
+    "train-linear": lambda d, out: ["train-linear", "--n1", "2", "--n2", "2", "--steps", "2", "--n-save", "2",
                                     "--out", out],
     "sweep": lambda d, out: ["sweep", "--n1", "2", "--t1", "1", "--dt", "0.5", "--no-progress", "--out", out],
 }
@@ -185,6 +185,103 @@ def test_corrupt_input(argv, named, inputs, capsys):
     code, err = _run(argv(inputs), capsys)
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("byoldyn: error: ") and str(inputs[named]) in err[0], err
+
+
+# ---- issue 29 item 9: refusals that name the flag, and sizes that cannot fit, before any compile ----------------
+
+@pytest.mark.parametrize("argv, line", [
+    (["simulate", "--n1", "100000", "--n2", "1000"],
+     "byoldyn: error: simulate --n1 100000 --n2 1000 --n-save 201 needs about 9.67 GB, above the memory limit 1 GB "
+     "(BYOLDYN_MEMORY_LIMIT); use smaller sizes"),
+    (["simulate", "--n-save", "100000000"],
+     "byoldyn: error: simulate --n1 16 --n2 16 --n-save 100000000 needs about 25.6 GB, above the memory limit 1 GB "
+     "(BYOLDYN_MEMORY_LIMIT); use smaller sizes"),
+    (["simulate", "--n1", "100000", "--n2", "1000", "--dt", "1"],  # fixed steps: every saved state is kept
+     "byoldyn: error: simulate --n1 100000 --n2 1000 --n-save 201 needs about 174 GB, above the memory limit 1 GB "
+     "(BYOLDYN_MEMORY_LIMIT); use smaller sizes"),
+    (["train-linear", "--batch", "100000000"],
+     "byoldyn: error: train-linear --batch 100000000 --n1 16 --n2 16 --n-save 101 needs about 141 GB, above the "
+     "memory limit 1 GB (BYOLDYN_MEMORY_LIMIT); use smaller sizes"),
+    (["train-linear", "--steps", "100000000", "--n-save", "100000001"],
+     "byoldyn: error: train-linear --batch 128 --n1 16 --n2 16 --n-save 100000001 needs about 51.2 GB, above the "
+     "memory limit 1 GB (BYOLDYN_MEMORY_LIMIT); use smaller sizes"),
+], ids=["simulate-n1", "simulate-n-save", "simulate-dt", "train-linear-batch", "train-linear-n-save"])
+def test_sizes_that_cannot_fit_are_refused(argv, line, tmp_path, capsys, monkeypatch):
+    """simulate and train-linear estimate their bytes and compare with the memory limit before compiling (these
+    ended in RESOURCE_EXHAUSTED); BYOLDYN_MEMORY_LIMIT fixes the limit for the test."""
+    monkeypatch.setenv("BYOLDYN_MEMORY_LIMIT", "1e9")
+    code, err = _run([*argv, "--out", tmp_path / "x.nc"], capsys)
+    assert (code, err) == (2, [line])
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, line", [
+    (lambda d: ["train", "--data", d["images"], *TINY_NETS, "--width", "0", "--out", d["root"] / "w0"],
+     "byoldyn: error: --width must be > 0, got 0.0"),
+    (lambda d: ["train", "--data", d["images"], *TINY_NETS, "--ema", "1", "--out", d["root"] / "e1"],
+     "byoldyn: error: --ema must be < 1, got 1.0"),
+    (lambda d: ["plot", d["sweep"], "--x", "eta", "--y", "eta", "--out", d["root"] / "p.png"],
+     "byoldyn: error: --x and --y must be two different parameters, got eta for both"),
+], ids=["train-width", "train-ema", "plot-same-axes"])
+def test_refusals_name_the_flag(argv, line, inputs, capsys):
+    code, err = _run(argv(inputs), capsys)
+    assert (code, err) == (2, [line])
+
+
+@pytest.mark.slow
+def test_train_epochs_0_with_a_batch_larger_than_the_data(inputs, capsys):
+    """--epochs 0 trains nothing: a batch larger than the 8 training images is no reason to refuse."""
+    out = inputs["root"] / "big-batch"
+    argv = ["train", "--data", inputs["images"], *TINY_NETS, "--eval", "knn", "--out", out]
+    argv[argv.index("--batch-size") + 1] = "64"
+    assert main([str(a) for a in argv]) == 0
+    assert json.loads((out / "eval.json").read_text())["step"] == 0
+    argv[argv.index("--epochs") + 1] = "1"  # a step needs a full batch: refused, naming it
+    assert main([str(a) for a in argv]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == ("byoldyn: error: --batch-size 64 is larger than the training "
+                                                        "set (8 images)")
+
+
+def test_plot_seed_axis_label(inputs, tmp_path):
+    """plot --x seed: the heatmap averages over nothing but the other swept parameters (not over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import xarray as xr
+
+    from byoldyn.figures.sweeps import plot_lines, plot_sweep
+
+    ds = xr.open_dataset(inputs["sweep"], engine="h5netcdf").load()  # alpha_p x eta, one seed
+    fig, ax = plt.subplots(1, 2)
+    plot_sweep(ds, "collapsed", "seed", "eta", ax=ax[0])
+    assert fig.axes[-1].get_ylabel() == "collapse fraction over alpha_p"
+    plot_sweep(ds, "collapsed", "alpha_p", "eta", ax=ax[1])
+    assert fig.axes[-1].get_ylabel() == "collapse fraction over seeds"
+    ax2 = plot_lines(ds, "n_modes", "alpha_p", hue="eta")
+    assert ax2.get_ylabel() == "n_modes (mean ± std over seeds)"
+    plt.close("all")
+
+
+# ---- the API's refusals (issue 29 item 9) ----------------------------------------------------------------------
+
+def test_api_refusals_name_the_parameter():
+    import jax
+
+    import byoldyn as bd
+
+    with pytest.raises(ValueError, match=r"^X must have shape \(\.\.\., n1, n1\) with n1 >= 1, got \(0, 0\)$"):
+        bd.Data(X=np.zeros((0, 0)), Xp=np.zeros((0, 0)))
+    with pytest.raises(ValueError, match=r"^W must have shape \(\.\.\., n2, n1\) with n1, n2 >= 1, got \(0, 2\)$"):
+        bd.State(np.zeros((0, 2)), np.zeros((0, 0)))
+    with pytest.raises(ValueError, match=r"^State\.random\(n1 = 1000000, n2 = 1000000\) needs [24]e\+04 GB, more than "
+                                         r"the .* GB of memory of the \w+ device$"):
+        bd.State.random(jax.random.PRNGKey(0), 10**6, 10**6)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"^scale must be finite"):
+            bd.State.random(jax.random.PRNGKey(0), 2, 2, scale=bad)
+        with pytest.raises(ValueError, match=r"^wp_scale must be finite"):
+            bd.State.random(jax.random.PRNGKey(0), 2, 2, wp_scale=bad)
 
 
 def _entry_argv(cmd, proc, tmp_path):

@@ -212,9 +212,9 @@ def test_cli(tmp_path):
     assert _cli(["train-linear", "--lr", "abc"]) == 2
     assert _cli(["train-linear", "--loss", "l1"]) == 2
     assert _cli(["train-linear", "--exact", "--loss", "cosine"]) == 2
-    assert _cli(["train-linear", "--steps", "10", "--n-save", "3"]) == 2
+    assert _cli(["train-linear", "--steps", "10", "--n-save", "4"]) == 2  # 3 intervals do not divide 10 steps
     out = tmp_path / "r.nc"
-    assert _cli(["train-linear", "--n1", "4", "--n2", "4", "--steps", "40", "--n-save", "4", "--predictor",
+    assert _cli(["train-linear", "--n1", "4", "--n2", "4", "--steps", "40", "--n-save", "5", "--predictor",
                  "directpred", "--loss", "cosine", "--views", "symmetric", "--out", str(out)]) == 0
     ds = xr.open_dataset(out, engine="h5netcdf")
     assert ds.sizes["time"] == 5 and list(ds.step.values) == [0, 10, 20, 30, 40]

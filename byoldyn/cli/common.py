@@ -1,11 +1,15 @@
 """What every `byoldyn` subcommand shares: the parser class, argument types, the argument groups of one concept
-(variant and predictor, DirectPred's parameters, seed, x64, output, progress), the checks made before any work,
-and the one error path (`run`, around `byoldyn.errors.run_command`).
+(variant and predictor, DirectPred's parameters, seed, x64, output, progress), the defaults of the flow's flags,
+the checks made before any work, and the one error path (`run`, around `byoldyn.errors.run_command`).
 
-One flag per concept across commands: `--predictor` (names from the registry `byoldyn.predictors.PREDICTORS`),
-`--no-ema`, `--no-stop-grad`, `--eps`, `--rho`, `--freq`, `--directpred-form`, `--seed`, `--x64`, `--out`,
-`--no-progress`. Older spellings stay accepted as aliases where a user may rely on them (`--dp-form`,
+One flag per concept across commands, with one meaning and one default: `--predictor` (names from the registry
+`byoldyn.predictors.PREDICTORS`), `--no-ema`, `--no-stop-grad`, `--eps`, `--rho`, `--freq`, `--directpred-form`,
+`--seed`, `--x64`, `--out`, `--progress/--no-progress` (a bar on a terminal unless told), `--n-save N` (N saved
+times including both ends), and the flow's `--alpha-p`, `--eta`, `--beta`, `--sigma2`, `--scale`, `--t1`
+(`DEFAULTS`). Older spellings stay accepted as aliases where a user may rely on them (`--dp-form`,
 `--directpred-form boost_scale`, ResNet `--predictor linear|none`, `--symmetric`, `--predictor-wd`).
+Abbreviations are not (`--alpha` is not `--alpha-p`). Every option's help shows its default (`HelpFormatter`).
+A library `ValueError` that names a parameter names its flag instead (`command`: `alpha_p` -> `--alpha-p`).
 """
 
 from __future__ import annotations
@@ -17,18 +21,42 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from ..errors import UsageError, check_output_file, run_command
+from ..errors import UsageError, as_flags, check_output_file, run_command
 from ..predictors import FORM_ALIASES, FORMS, PREDICTORS
 
-__all__ = ["Parser", "int_from", "positive_int", "nonneg_int", "seed_int", "real", "canonical", "PREDICTOR_NAMES", "add_hyper",
-           "DIRECTPRED_FORMS", "add_variant", "add_directpred", "add_seed", "add_x64", "add_out", "add_progress",
-           "progress", "begin", "config_of", "state_line", "host_devices", "run"]
+__all__ = ["Parser", "HelpFormatter", "help_with_default", "int_from", "positive_int", "nonneg_int", "seed_int",
+           "real", "canonical", "PREDICTOR_NAMES", "DEFAULTS", "add_hyper", "n_save_int", "DIRECTPRED_FORMS",
+           "add_variant", "add_directpred", "add_seed", "add_x64", "add_out", "add_progress", "progress", "command",
+           "flag_names", "begin", "check_memory", "config_of", "state_line", "host_devices", "run"]
+
+
+def help_with_default(action: argparse.Action) -> str:
+    """The help of an option with its default: as written when it says "default" (or `default` is the
+    meaningful `None` it explains), else with "(default X)" appended. Switches (`store_true`, `--help`),
+    required options, positionals and hidden options are left as they are."""
+    h = action.help or ""
+    if (h == argparse.SUPPRESS or "default" in h or not action.option_strings or action.required
+            or action.nargs == 0):
+        return h
+    d = action.default
+    shown = "none" if d is None else f"{d:g}" if isinstance(d, float) else str(d)
+    return f"{h} (default {shown.replace('%', '%%')})".strip()
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, every option's default shown (`help_with_default`)."""
+
+    def _get_help_string(self, action):
+        return help_with_default(action)
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (`UsageError`, exit 2) and negative values (`-1:0:2`, `-1e-3`) read as values."""
+    """argparse with one-line errors (`UsageError`, exit 2), negative values (`-1:0:2`, `-1e-3`) read as values, no
+    abbreviations (`--alpha` is not `--alpha-p`) and every option's default in its help (`HelpFormatter`)."""
 
     def __init__(self, *args, **kw):
+        kw.setdefault("allow_abbrev", False)
+        kw.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kw)
         # -1:0:2, -1,0, -0.5, -1e-3 are values, not options (argparse alone knows only plain negative numbers)
         self._negative_number_matcher = re.compile(r"^-\.?\d")
@@ -55,6 +83,8 @@ def int_from(lo: int, kind: str, hi: int | None = None) -> Callable[[str], int]:
 
 positive_int = int_from(1, "a positive integer")
 nonneg_int = int_from(0, "a non-negative integer")
+# `--n-save N`: N saved times including both ends (t = 0 or step 0, and the last), in every command
+n_save_int = int_from(2, "an integer >= 2 (the saved times include both ends)")
 # PRNG seeds: jax.random.PRNGKey keeps 32 bits in float32 mode, so 2**32 would silently equal 0
 seed_int = int_from(0, "an integer in [0, 2**32 - 1]", 2**32 - 1)
 
@@ -85,13 +115,17 @@ DIRECTPRED_FORMS: tuple[str, ...] = FORMS  # official code's boost_scale (THEORY
 
 # ---- argument groups ---------------------------------------------------------------------------------------
 
-def add_hyper(g, type: Callable[[str], object], eta: float, beta: float) -> None:
+#: The flow's flags, one default each wherever they appear (`simulate`, `sweep`)
+DEFAULTS: dict[str, float] = {"alpha_p": 1.0, "eta": 0.01, "beta": 0.5, "sigma2": 0.5, "scale": 0.5, "t1": 200.0}
+
+
+def add_hyper(g, type: Callable[[str], object]) -> None:
     """`--alpha-p`, `--eta`, `--eta-p`, `--beta`: the hyperparameters of `byoldyn.Hyper` (ratios to the online
-    learning rate), each read by `type` (one value for `simulate`, a range for `sweep`)."""
-    g.add_argument("--alpha-p", type=type, default=1.0, help="predictor relative learning rate alpha_p > 0 (default 1)")
-    g.add_argument("--eta", type=type, default=eta, help=f"weight decay eta >= 0 of W (default {eta:g})")
+    learning rate), each read by `type` (one value for `simulate`, a range for `sweep`), defaults `DEFAULTS`."""
+    g.add_argument("--alpha-p", type=type, default=DEFAULTS["alpha_p"], help="predictor relative learning rate alpha_p > 0")
+    g.add_argument("--eta", type=type, default=DEFAULTS["eta"], help="weight decay eta >= 0 of W")
     g.add_argument("--eta-p", type=type, default=None, help="predictor weight decay eta_p >= 0 (default: eta)")
-    g.add_argument("--beta", type=type, default=beta, help=f"EMA rate beta >= 0 of the target Wa (default {beta:g})")
+    g.add_argument("--beta", type=type, default=DEFAULTS["beta"], help="EMA rate beta >= 0 of the target Wa")
 
 
 def add_variant(g, *, predictors: Iterable[str] = PREDICTOR_NAMES, default: str = "learned",
@@ -135,12 +169,39 @@ def add_out(g, default: str | None, help: str, **kw) -> None:
 
 
 def add_progress(g) -> None:
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw a progress bar on stderr (default: when stderr is a terminal)")
 
 
 def progress(a) -> bool:
-    """A progress bar unless `--no-progress`, and only on a terminal."""
-    return not getattr(a, "no_progress", False) and sys.stderr.isatty()
+    """The one rule of every command: a progress bar if `--progress`, none if `--no-progress`, else on a terminal."""
+    given = getattr(a, "progress", None)
+    return sys.stderr.isatty() if given is None else bool(given)
+
+
+def flag_names(p: argparse.ArgumentParser, params: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Python parameter name -> flag: every option of `p` by its dest (`alpha_p` -> `--alpha-p`, its first long
+    spelling), then `params` for the library's names that differ from the flags (`gamma_a` -> `--ema`)."""
+    names = {}
+    for action in p._actions:  # noqa: SLF001 - argparse has no public list of a parser's actions
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long and action.dest not in names:
+            names[action.dest] = long[0]
+    return {**names, **(params or {})}
+
+
+def command(p: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int],
+            params: Mapping[str, str] | None = None) -> None:
+    """Make `run` the command of the subparser `p` (after its last option): a `ValueError` of the library that
+    starts with a parameter name says the flag instead ("width must be > 0" -> "--width must be > 0";
+    `flag_names(p, params)`, `byoldyn.errors.as_flags`)."""
+    names = flag_names(p, params)
+
+    def func(a):
+        with as_flags(names):
+            return run(a)
+
+    p.set_defaults(func=func)
 
 
 # ---- before and after the work -----------------------------------------------------------------------------
@@ -155,6 +216,26 @@ def begin(a, png: bool = False) -> None:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+
+
+def check_memory(what: str, numbers: float, itemsize: int) -> None:
+    """Refuse, before compiling, a run whose arrays cannot fit: `ValueError` naming `what` (the flags that set its
+    size), the estimate (`numbers` floats of `itemsize` bytes) and the limit, which is the sweeps' own
+    (`byoldyn.sweeps.memory_limit`: half the available host memory, `BYOLDYN_MEMORY_LIMIT` overrides) and
+    half of an accelerator's memory."""
+    import jax
+
+    from ..model import memory_bytes
+    from ..sweeps import MEMORY_FRACTION, memory_limit
+
+    need = float(numbers) * itemsize
+    limit, source = memory_limit()
+    platform, device = jax.devices()[0].platform, memory_bytes()
+    if platform != "cpu" and device and MEMORY_FRACTION * device < limit:  # an accelerator holds the arrays
+        limit, source = MEMORY_FRACTION * device, f"{MEMORY_FRACTION:g} of the {platform} device's {device / 1e9:.3g} GB"
+    if need > limit:
+        raise ValueError(f"{what} needs about {need / 1e9:.3g} GB, above the memory limit {limit / 1e9:.3g} GB "
+                         f"({source}); use smaller sizes")
 
 
 def config_of(a) -> dict:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import check_output_dir, one_line
-from .common import add_out
+from .common import add_out, command
 
 __all__ = ["add_parser", "run", "curves", "CLAIMS_NOTE"]
 
@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
                    "'Seeds' and 'Claims'; byoldyn.figures.net_claims)")
     p.add_argument("--notes", type=Path, default=None,
                    help="a Markdown file (your reading of the results) appended to RESULTS.md")
-    p.set_defaults(func=run)
+    command(p, run)
 
 
 def run(a) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import check_output_file, one_line
-from .common import add_out
+from .common import add_out, command
 
 __all__ = ["add_parser", "run"]
 
@@ -21,10 +21,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("sweep", type=Path, metavar="SWEEP.nc", help="a file written by byoldyn sweep")
     p.add_argument("--var", default="collapsed", help="observable to plot (default collapsed: the collapse fraction)")
-    p.add_argument("--x", default=None, help="heatmap x axis (default alpha_p or the first swept parameter)")
-    p.add_argument("--y", default=None, help="heatmap y axis (default eta or the second swept parameter)")
+    p.add_argument("--x", default=None, help="heatmap x axis: a swept parameter or seed (default alpha_p or the "
+                   "first swept parameter)")
+    p.add_argument("--y", default=None, help="heatmap y axis, another than --x (default eta or the second swept "
+                   "parameter)")
     add_out(p, None, "PNG to write (default: SWEEP.png beside the file)")
-    p.set_defaults(func=run)
+    command(p, run)
 
 
 def run(a) -> int:
@@ -49,9 +51,11 @@ def run(a) -> int:
         raise ValueError(f"cannot read {str(a.sweep)!r} as netCDF: {one_line(e)}") from None
     if "config" not in ds.attrs or "status" not in ds:
         raise ValueError(f"{str(a.sweep)!r} is not a byoldyn sweep file")
+    if a.x is not None and a.x == a.y:
+        raise ValueError(f"--x and --y must be two different parameters, got {a.x} for both")
     x, y = default_axes(ds)
     x, y = a.x or x, a.y or y
-    if y is None or x == y:
+    if y is None or x == y:  # one swept parameter (or --x the default y): lines only
         fig, ax = plt.subplots(figsize=(6, 4.4))
         plot_lines(ds, a.var, x, ax=ax)
     else:

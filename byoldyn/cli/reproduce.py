@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import check_output_dir, started
-from .common import add_out
+from .common import add_out, command
 
 __all__ = ["add_parser", "run"]
 
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--size", choices=("full", "small"), default="full",
                    help="full (the committed figures) or small (a quick look, seconds)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="build only these figures (REPORT.md is left as it is)")
-    p.set_defaults(func=run)
+    command(p, run)
 
 
 def run(a) -> int:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import math
 
-from ..errors import RunFailed, as_flags, one_line, started
+from ..errors import RunFailed, one_line, started
 from ..io import lock_output
-from .common import (add_hyper, add_out, add_progress, add_seed, add_variant, add_x64, begin, config_of, int_from,
-    positive_int, progress, real, state_line)
+from .common import (DEFAULTS, add_hyper, add_out, add_progress, add_seed, add_variant, add_x64, begin,
+    check_memory, command, config_of, n_save_int, positive_int, progress, real, state_line)
 
 __all__ = ["add_parser", "run"]
-
-# Python parameter -> flag, for the library's ValueErrors ("eta must be >= 0" -> "--eta must be >= 0")
-FLAGS = {k: "--" + k.replace("_", "-") for k in
-         ("alpha_p", "eta", "eta_p", "beta", "sigma2", "n1", "n2", "scale", "t1", "rtol", "atol", "dt", "predictor")}
 
 
 def add_parser(sub) -> None:
@@ -26,12 +22,12 @@ def add_parser(sub) -> None:
         "Writes a netCDF file of the observables over time and a summary PNG beside it.",
     )
     g = p.add_argument_group("hyperparameters (ratios to the online learning rate)")
-    add_hyper(g, real, eta=0.01, beta=0.5)
+    add_hyper(g, real)
     g = p.add_argument_group("data and model")
-    g.add_argument("--sigma2", type=real, default=0.5, help="augmentation variance sigma^2 >= 0, X' = sigma2 I (default 0.5)")
-    g.add_argument("--n1", type=positive_int, default=16, help="input dimension n1 (default 16)")
-    g.add_argument("--n2", type=positive_int, default=16, help="output dimension n2 (default 16)")
-    g.add_argument("--scale", type=real, default=0.5, help="initial scale: W, Wp entries ~ N(0, scale^2/fan_in) (default 0.5)")
+    g.add_argument("--sigma2", type=real, default=DEFAULTS["sigma2"], help="augmentation variance sigma^2 >= 0, X' = sigma2 I")
+    g.add_argument("--n1", type=positive_int, default=16, help="input dimension n1")
+    g.add_argument("--n2", type=positive_int, default=16, help="output dimension n2")
+    g.add_argument("--scale", type=real, default=DEFAULTS["scale"], help="initial scale: W, Wp entries ~ N(0, scale^2/fan_in)")
     add_seed(g, "the initial state")
     g = p.add_argument_group("variant")
     add_variant(g, no_ema="SimSiam: the target is W itself (no EMA)",
@@ -39,17 +35,18 @@ def add_parser(sub) -> None:
                 help="learned Wp (Eq. 2), symmetrized flow (Assumption 3), Wp = I, or DirectPred / DirectCopy "
                 "(section 10) (default learned)")
     g = p.add_argument_group("integration")
-    g.add_argument("--t1", type=real, default=200.0, help="final time in flow units (default 200)")
-    g.add_argument("--n-save", type=int_from(2, "an integer >= 2 (the saves include t = 0 and t1)"), default=201,
-                   help="number of evenly spaced save times from 0 to t1, >= 2 (default 201)")
-    g.add_argument("--rtol", type=real, default=1e-6, help="relative tolerance of the adaptive solver (default 1e-6)")
-    g.add_argument("--atol", type=real, default=1e-9, help="absolute tolerance of the adaptive solver (default 1e-9)")
-    g.add_argument("--dt", type=real, default=None, help="fixed-step mode: Euler = full-batch GD with step dt")
+    g.add_argument("--t1", type=real, default=DEFAULTS["t1"], help="final time in flow units")
+    g.add_argument("--n-save", type=n_save_int, default=201, metavar="N",
+                   help="N saved times, evenly spaced from t = 0 to t1 including both ends, N >= 2")
+    g.add_argument("--rtol", type=real, default=1e-6, help="relative tolerance of the adaptive solver")
+    g.add_argument("--atol", type=real, default=1e-9, help="absolute tolerance of the adaptive solver")
+    g.add_argument("--dt", type=real, default=None,
+                   help="fixed-step mode: Euler = full-batch GD with step dt (default: adaptive steps)")
     add_x64(g)
     g = p.add_argument_group("output")
-    add_out(g, "byoldyn-simulate.nc", "result file (netCDF); the PNG is written beside it (default byoldyn-simulate.nc)")
+    add_out(g, "byoldyn-simulate.nc", "result file (netCDF); the PNG is written beside it")
     add_progress(g)
-    p.set_defaults(func=run)
+    command(p, run)
 
 
 def run(a) -> int:
@@ -62,24 +59,32 @@ def run(a) -> int:
     from .. import Data, Hyper, State, simulate
     from ..io import save_figure, save_netcdf
     from ..observables import standard
+    from ..predictors import as_predictor
     from ..report import simulation_dataset, summary_figure
 
-    finite = [math.isfinite(x) and x > 0 for x in (a.t1, a.dt or 1.0)]
-    if a.dt is not None and all(finite):  # the save times 0, t1/(n-1), ... must be whole numbers of steps
+    if a.dt is not None and not (math.isfinite(a.dt) and a.dt > 0):
+        raise ValueError(f"--dt must be a finite number > 0, got {a.dt:g}")
+    if a.dt is not None and math.isfinite(a.t1) and a.t1 > 0:  # the saves 0, t1/(N-1), ...: whole numbers of steps
         k = a.t1 / (a.n_save - 1) / a.dt
         if abs(k - round(k)) > 1e-9 * max(1.0, k) or round(k) < 1:
             raise ValueError(f"--dt must divide the save interval --t1/(--n-save - 1) = {a.t1 / (a.n_save - 1):g}, "
                              f"got --dt {a.dt:g}")
-    with as_flags(FLAGS):
-        hyper = Hyper(alpha_p=a.alpha_p, eta=a.eta, beta=a.beta, eta_p=a.eta_p)
-        data = Data.isotropic(a.n1, a.sigma2)
-        state0 = State.random(jax.random.PRNGKey(a.seed), a.n1, a.n2, scale=a.scale)
-        ema = not (a.no_ema or a.no_stop_grad)
-        flags = dict(ema=ema, stop_grad=not a.no_stop_grad, predictor=a.predictor)
-        ts = jnp.linspace(0.0, a.t1, a.n_save)
-        started()
-        sol = simulate(state0, hyper, data, a.t1, ts=ts, rtol=a.rtol, atol=a.atol, dt=a.dt,
-                       observe=standard(hyper, data, state0), progress=a.dt is None and progress(a), **flags)
+    # the solver's stages; the observables (F and its eigenvectors) of one save, or of every saved state where
+    # the states are saved first (fixed steps, a Wp derived from F̂: `byoldyn.integrate`); the saves on the host
+    state, n2 = 2 * a.n2 * a.n1 + a.n2 * a.n2, a.n2
+    saved = a.n_save if a.dt is not None or as_predictor(a.predictor).direct else 0
+    check_memory(f"simulate --n1 {a.n1} --n2 {a.n2} --n-save {a.n_save}",
+                 12 * state + max(saved, 1) * 4 * n2 * n2 + saved * state + a.n_save * (3 * n2 + 16),
+                 8 if a.x64 else 4)
+    hyper = Hyper(alpha_p=a.alpha_p, eta=a.eta, beta=a.beta, eta_p=a.eta_p)
+    data = Data.isotropic(a.n1, a.sigma2)
+    state0 = State.random(jax.random.PRNGKey(a.seed), a.n1, a.n2, scale=a.scale)
+    ema = not (a.no_ema or a.no_stop_grad)
+    flags = dict(ema=ema, stop_grad=not a.no_stop_grad, predictor=a.predictor)
+    ts = jnp.linspace(0.0, a.t1, a.n_save)
+    started()
+    sol = simulate(state0, hyper, data, a.t1, ts=ts, rtol=a.rtol, atol=a.atol, dt=a.dt,
+                   observe=standard(hyper, data, state0), progress=a.dt is None and progress(a), **flags)
     ds = simulation_dataset(sol, config_of(a))
     save_netcdf(ds, a.out)
     try:

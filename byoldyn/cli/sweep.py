@@ -3,8 +3,9 @@ sharded over devices, resumable). Values of a swept flag: `byoldyn.cli.ranges`."
 
 from __future__ import annotations
 
-from ..errors import RunFailed, as_flags, check_output_dir, check_output_file, started
-from .common import add_hyper, add_out, add_progress, add_variant, add_x64, begin, positive_int, real
+from ..errors import RunFailed, check_output_dir, check_output_file, started
+from .common import (DEFAULTS, add_hyper, add_out, add_progress, add_variant, add_x64, begin, command, n_save_int,
+    positive_int, progress, real)
 from .ranges import parse_int_range, parse_range, parse_seeds
 
 __all__ = ["add_parser", "run"]
@@ -23,14 +24,14 @@ def add_parser(sub) -> None:
         "(decoupled modes Eqs. 11-13, symmetrized Eq. 7 or full Lemma 1), from State.random(seed, n1, n2, "
         "scale) with Wa(0) = 0 on isotropic data, and save the observables (final values, or on a time grid "
         "with --n-save) with each member's status as a labelled netCDF file. Values: a | a,b,c | a:b:n "
-        "(linspace) | log:a:b:n (geomspace). Finished chunks are kept in OUT.parts/ so that --resume continues "
-        "a killed sweep.",
+        "(linspace) | log:a:b:n (geomspace). Finished chunks are kept in the directory beside OUT with the suffix "
+        ".parts (s.parts/ for s.nc) so that --resume continues a killed sweep.",
     )
     g = p.add_argument_group("swept parameters (a single value fixes it)")
-    add_hyper(g, parse_range, eta=0.0, beta=1.0)
-    g.add_argument("--sigma2", type=parse_range, default=0.5, help="augmentation variance sigma^2 >= 0 (default 0.5)")
-    g.add_argument("--scale", type=parse_range, default=0.5, help="initial scale of W, Wp (default 0.5)")
-    g.add_argument("--n1", type=parse_int_range, default=8, help="input width n1, e.g. 8 or 8,16,32 (default 8)")
+    add_hyper(g, parse_range)
+    g.add_argument("--sigma2", type=parse_range, default=DEFAULTS["sigma2"], help="augmentation variance sigma^2 >= 0")
+    g.add_argument("--scale", type=parse_range, default=DEFAULTS["scale"], help="initial scale of W, Wp")
+    g.add_argument("--n1", type=parse_int_range, default=8, help="input width n1, e.g. 8 or 8,16,32")
     g.add_argument("--n2", type=parse_int_range, default=None, help="output width n2 (default: equal to n1)")
     g.add_argument("--seeds", type=parse_seeds, default=1, help="number of seeds (0..k-1) or a list a,b,c (default 1)")
     g = p.add_argument_group("model")
@@ -40,21 +41,24 @@ def add_parser(sub) -> None:
                 no_stop_grad="gradient through the target (Theorem 2; implies --no-ema)",
                 help="learned Wp, symmetrized flow, Wp = I, or DirectPred / DirectCopy (default learned)")
     g = p.add_argument_group("integration")
-    g.add_argument("--t1", type=real, default=100.0, help="final time in flow units (default 100)")
+    g.add_argument("--t1", type=real, default=DEFAULTS["t1"], help="final time in flow units")
     g.add_argument("--method", choices=METHODS, default="rk4",
                    help="fixed-step RK4, Euler (= full-batch GD), or adaptive Tsit5 (matrix level) (default rk4)")
-    g.add_argument("--dt", type=real, default=0.05, help="fixed step (default 0.05)")
-    g.add_argument("--n-save", type=positive_int, default=None, help="save observables at n+1 times (default: final only)")
-    g.add_argument("--rtol", type=real, default=1e-6, help="adaptive relative tolerance (default 1e-6)")
-    g.add_argument("--atol", type=real, default=1e-9, help="adaptive absolute tolerance (default 1e-9)")
-    g.add_argument("--threshold", type=real, default=1e-4, help="a mode is alive if s_j > threshold (default 1e-4)")
+    g.add_argument("--dt", type=real, default=0.05, help="fixed step")
+    g.add_argument("--n-save", type=n_save_int, default=None, metavar="N",
+                   help="N saved times, evenly spaced from t = 0 to t1 including both ends, N >= 2 (default: the "
+                   "final values only)")
+    g.add_argument("--rtol", type=real, default=1e-6, help="adaptive relative tolerance")
+    g.add_argument("--atol", type=real, default=1e-9, help="adaptive absolute tolerance")
+    g.add_argument("--threshold", type=real, default=1e-4, help="a mode is alive if s_j > threshold")
     add_x64(g)
     g = p.add_argument_group("execution and output")
     g.add_argument("--chunk", type=positive_int, default=None, help="members per chunk (default: about 32 MB of state)")
-    add_out(g, "byoldyn-sweep.nc", "result file (default byoldyn-sweep.nc)")
+    add_out(g, "byoldyn-sweep.nc", "result file")
     g.add_argument("--resume", action="store_true",
-                   help="reuse finished chunks in OUT.parts/ (and a complete OUT) of the same configuration")
-    g.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after the sweep completes")
+                   help="reuse finished chunks in the .parts/ directory beside OUT (and a complete OUT) of the same "
+                   "configuration")
+    g.add_argument("--keep-parts", action="store_true", help="keep the .parts/ directory after the sweep completes")
     add_progress(g)
     g.add_argument("--processes", type=positive_int, default=1,
                    help="run as N local processes of one jax.distributed job (byoldyn.launch; at most what the "
@@ -62,7 +66,7 @@ def add_parser(sub) -> None:
     g.add_argument("--stall-timeout", type=real, default=STALL_S, metavar="S",
                    help="fail (exit 1, resumable with --resume) when a chunk makes no progress, i.e. its process uses "
                    f"no CPU time, for S seconds (a deadlock); 0: never (default {STALL_S:g})")
-    p.set_defaults(func=run)
+    command(p, run)
 
 
 def run(a) -> int:
@@ -73,7 +77,7 @@ def run(a) -> int:
     check_processes(a.processes, "--processes")  # before any process is started
     if not a.stall_timeout >= 0:
         raise ValueError(f"--stall-timeout must be >= 0 seconds, got {a.stall_timeout:g}")
-    from ..sweeps import PARAMS, Refused, parts_dir, summary, sweep
+    from ..sweeps import Refused, parts_dir, summary, sweep
 
     check_output_file(a.out, "--out", ".nc")  # before any work, naming the flag
     check_output_dir(parts_dir(a.out), "--out: the chunk directory")
@@ -93,35 +97,33 @@ def run(a) -> int:
     stall_timeout(a.stall_timeout, f"; the finished chunks are kept in {parts_dir(a.out)}: run the same command with "
                   "--resume to continue")
     ema = not (a.no_ema or a.no_stop_grad)
-    names = {k: "--" + k.replace("_", "-") for k in (*PARAMS, "seeds", "t1", "dt", "n_save", "threshold", "chunk", "out",
-                                                     "predictor")}
-    with as_flags(names):  # "eta must be >= 0" -> "--eta must be >= 0"
-        started()  # the output places are checked: an OSError from here on is a failed run (exit 1)
-        try:
-            ds = sweep(a.level, alpha_p=a.alpha_p, eta=a.eta, eta_p=a.eta_p, beta=a.beta, sigma2=a.sigma2, n1=a.n1,
-                       n2=a.n2, scale=a.scale, seeds=a.seeds, ema=ema, stop_grad=not a.no_stop_grad,
-                       predictor=a.predictor, t1=a.t1, dt=a.dt, method=a.method, n_save=a.n_save, rtol=a.rtol,
-                       atol=a.atol, threshold=a.threshold, chunk=a.chunk, out=a.out, resume=a.resume,
-                       keep_parts=a.keep_parts, progress=not a.no_progress)
-        except Refused as e:  # the same refusal, naming the flags (--resume, --n1) instead of Python arguments
-            if joined:  # every process has it (process 0's, relayed): one line, from process 0, and out (see below)
-                import os
-                import sys
+    started()  # the output places are checked: an OSError from here on is a failed run (exit 1)
+    try:  # a library ValueError naming a parameter names its flag (`command`); sweep(n_save=) counts intervals
+        ds = sweep(a.level, alpha_p=a.alpha_p, eta=a.eta, eta_p=a.eta_p, beta=a.beta, sigma2=a.sigma2, n1=a.n1,
+                   n2=a.n2, scale=a.scale, seeds=a.seeds, ema=ema, stop_grad=not a.no_stop_grad,
+                   predictor=a.predictor, t1=a.t1, dt=a.dt, method=a.method,
+                   n_save=None if a.n_save is None else a.n_save - 1, rtol=a.rtol, atol=a.atol,
+                   threshold=a.threshold, chunk=a.chunk, out=a.out, resume=a.resume, keep_parts=a.keep_parts,
+                   progress=progress(a))
+    except Refused as e:  # the same refusal, naming the flags (--resume, --n1) instead of Python arguments
+        if joined:  # every process has it (process 0's, relayed): one line, from process 0, and out (see below)
+            import os
+            import sys
 
-                import jax
+            import jax
 
-                if jax.process_index() == 0:
-                    print(f"byoldyn: error: {e.cli}", file=sys.stderr, flush=True)
-                os._exit(2)
-            raise ValueError(e.cli) from None
-        except RunFailed as e:
-            if joined:  # one line, then out: jax.distributed's shutdown would abort with its logs (another died)
-                import os
-                import sys
+            if jax.process_index() == 0:
+                print(f"byoldyn: error: {e.cli}", file=sys.stderr, flush=True)
+            os._exit(2)
+        raise ValueError(e.cli) from None
+    except RunFailed as e:
+        if joined:  # one line, then out: jax.distributed's shutdown would abort with its logs (another died)
+            import os
+            import sys
 
-                print(f"byoldyn: failed: {e}", file=sys.stderr, flush=True)
-                os._exit(1)
-            raise
+            print(f"byoldyn: failed: {e}", file=sys.stderr, flush=True)
+            os._exit(1)
+        raise
     import jax
 
     if jax.process_index() != 0:  # one summary line: process 0's (the writer)

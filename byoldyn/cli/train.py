@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..errors import UsageError, check_output_dir, started
 from ..predictors import ALIASES
-from .common import (PREDICTOR_NAMES, add_directpred, add_out, add_progress, add_seed, add_variant, nonneg_int,
-    positive_int, real)
+from .common import (PREDICTOR_NAMES, add_directpred, add_out, add_progress, add_seed, add_variant, command,
+    nonneg_int, positive_int, progress, real)
 
 __all__ = ["add_parser", "run", "apply_preset", "recipe", "UNSET"]
 
@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
     g.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images (smoke runs)")
     g = p.add_argument_group("model")
     g.add_argument("--width", type=real, default=0.25, help="channel multiplier of ResNet-18 (default 0.25)")
-    g.add_argument("--depth", choices=("18", "10"), default="18", help="ResNet-18 (2,2,2,2) or -10 (1,1,1,1)")
+    g.add_argument("--depth", choices=("18", "10"), default="18",
+                   help="ResNet-18 (2,2,2,2) or -10 (1,1,1,1) (default 18)")
     g.add_argument("--stem", choices=("auto", "cifar", "imagenet"), default="auto",
                    help="auto: cifar for images <= 64 px, imagenet (7x7 + max-pool) above")
     g.add_argument("--proj-hidden", type=positive_int, default=512, help="projector hidden width (default 512)")
@@ -103,17 +104,22 @@ def add_parser(sub) -> None:
                    help="constant (official) or half-cosine decay to 0 at --total-steps (default constant)")
     g.add_argument("--warmup-steps", type=nonneg_int, default=0, help="linear lr warmup from 0 (default 0)")
     g.add_argument("--ema-schedule", choices=("constant", "byol"), default="constant",
-                   help="byol: m_k = 1 - (1 - m0)(cos(pi k/K) + 1)/2 with m0 = --ema, K = --total-steps")
+                   help="byol: m_k = 1 - (1 - m0)(cos(pi k/K) + 1)/2 with m0 = --ema, K = --total-steps "
+                   "(default constant)")
     g.add_argument("--total-steps", type=positive_int, default=None,
                    help="length K of the cosine / EMA schedules (default: --epochs x steps per epoch)")
     g.add_argument("--stop-at", type=positive_int, default=None,
-                   help="stop at this global step (the schedules still run over --total-steps; resume later)")
+                   help="stop at this global step (the schedules still run over --total-steps; resume later) "
+                   "(default: none, run every epoch)")
     g.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="compute dtype of the ResNet and projector (bfloat16: mixed precision; default float32)")
     g.add_argument("--eval-every", type=positive_int, default=None,
-                   help="steps between learning-curve kNN points (random 10k-train bank, 2k test) -> OUT/curve.json")
+                   help="steps between learning-curve kNN points (random 10k-train bank, 2k test) -> OUT/curve.json "
+                   "(default: none, no curve)")
     keys = set().union(*PRESETS.values())  # a preset's flags parse to UNSET unless given, even at their default
-    p.set_defaults(func=run, preset_defaults={k: p.get_default(k) for k in keys}, **{k: UNSET for k in keys})
+    # the library's names that differ from the flags: Config(stage_sizes=, dp_form=, symmetric=, stop_grad=)
+    command(p, run, {"stage_sizes": "--depth", "dp_form": "--directpred-form"})
+    p.set_defaults(preset_defaults={k: p.get_default(k) for k in keys}, **{k: UNSET for k in keys})
 
 
 def apply_preset(a) -> None:
@@ -183,7 +189,7 @@ def run(a) -> int:
             kw["url"] = a.download_url
         if a.download_md5:
             kw["md5"] = a.download_md5
-        download_cifar10(a.data, progress=not a.no_progress, **kw)
+        download_cifar10(a.data, progress=progress(a), **kw)
     fmt = detect_format(a.data) if a.format == "auto" else a.format
     split = a.train_split or ("train+unlabeled" if fmt == "stl10" else "train")
     tr = load(a.data, split, fmt)
@@ -199,7 +205,7 @@ def run(a) -> int:
     started()  # an OSError from here on is a failed run (exit 1)
     try:
         r = train(cfg, tr, te, a.out, epochs=a.epochs, log_every=a.log_every, ckpt_every=a.ckpt_every,
-                  resume=not a.no_resume, evaluate=kinds, progress=not a.no_progress,
+                  resume=not a.no_resume, evaluate=kinds, progress=progress(a),
                   max_steps=0 if a.epochs == 0 else a.stop_at, eval_every=a.eval_every)  # --epochs 0: no step
     except Diverged as e:
         print(f"byoldyn train: stopped: {e}", file=sys.stderr)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 
-from ..errors import RunFailed, as_flags, one_line, started
+from ..errors import RunFailed, one_line, started
 from ..io import lock_output
-from .common import (add_directpred, add_out, add_progress, add_seed, add_variant, add_x64, begin, config_of,
-    positive_int, progress, real, state_line)
+from .common import (add_directpred, add_out, add_progress, add_seed, add_variant, add_x64, begin, check_memory,
+    command, config_of, int_from, n_save_int, positive_int, progress, real, state_line)
 
 __all__ = ["add_parser", "run"]
 
-FLAGS = {"lr": "--lr", "lr_p": "--lr-p", "wd": "--wd", "wd_p": "--wd-p", "gamma_a": "--ema", "momentum": "--momentum",
-         "rho": "--rho", "eps": "--eps", "freq": "--freq", "batch": "--batch", "sigma2": "--sigma2", "n1": "--n1",
-         "n2": "--n2", "scale": "--scale", "predictor": "--predictor", "directpred_form": "--directpred-form"}
+# the library's names that differ from the flags (the others are the flags' own: `lr_p` -> `--lr-p`)
+PARAMS = {"gamma_a": "--ema"}
+# the step counter is int32 (float32 mode): a larger --steps would overflow it
+MAX_STEPS = 2 ** 31 - 1
 
 
 def add_parser(sub) -> None:
@@ -33,33 +34,35 @@ def add_parser(sub) -> None:
         "observables over steps and a summary PNG beside it.",
     )
     g = p.add_argument_group("optimizer (discrete)")
-    g.add_argument("--lr", type=real, default=0.05, help="learning rate of W (default 0.05)")
+    g.add_argument("--lr", type=real, default=0.05, help="learning rate of W")
     g.add_argument("--lr-p", type=real, default=None, help="learning rate of Wp (default: --lr, alpha_p = 1)")
-    g.add_argument("--batch", type=positive_int, default=128, help="minibatch size (default 128)")
+    g.add_argument("--batch", type=positive_int, default=128, help="minibatch size")
     g.add_argument("--exact", action="store_true", help="exact expectations instead of samples (Euclidean loss)")
-    g.add_argument("--momentum", type=real, default=0.0, help="SGD momentum in [0, 1) (default 0)")
-    g.add_argument("--wd", type=real, default=0.01, help="coupled weight decay (torch weight_decay) = eta (default 0.01)")
+    g.add_argument("--momentum", type=real, default=0.0, help="SGD momentum in [0, 1)")
+    g.add_argument("--wd", type=real, default=0.01, help="coupled weight decay (torch weight_decay) = eta")
     g.add_argument("--wd-p", type=real, default=None, help="predictor weight decay (default: --wd)")
-    g.add_argument("--ema", type=real, default=0.99, help="EMA momentum gamma_a in [0, 1] (default 0.99)")
+    g.add_argument("--ema", type=real, default=0.99, help="EMA momentum gamma_a in [0, 1]")
     g = p.add_argument_group("model and loss")
     add_variant(g, no_ema="SimSiam: the target is W itself")
-    g.add_argument("--loss", choices=LOSSES, default="euclidean", help="loss (default euclidean)")
+    g.add_argument("--loss", choices=LOSSES, default="euclidean", help="loss")
     g.add_argument("--views", choices=VIEWS, default="one", help="one-view or symmetric two-view loss")
     add_directpred(g)
-    g.add_argument("--sigma2", type=real, default=0.5, help="augmentation noise variance sigma^2 >= 0 (default 0.5)")
-    g.add_argument("--n1", type=positive_int, default=16, help="input dimension n1 (default 16)")
-    g.add_argument("--n2", type=positive_int, default=16, help="output dimension n2 (default 16)")
-    g.add_argument("--scale", type=real, default=0.5, help="initial W, Wp entries ~ N(0, scale^2/fan_in) (default 0.5)")
+    g.add_argument("--sigma2", type=real, default=0.5, help="augmentation noise variance sigma^2 >= 0")
+    g.add_argument("--n1", type=positive_int, default=16, help="input dimension n1")
+    g.add_argument("--n2", type=positive_int, default=16, help="output dimension n2")
+    g.add_argument("--scale", type=real, default=0.5, help="initial W, Wp entries ~ N(0, scale^2/fan_in)")
     g = p.add_argument_group("run")
-    g.add_argument("--steps", type=positive_int, default=4000, help="SGD steps (default 4000)")
-    g.add_argument("--n-save", type=positive_int, default=100, help="number of saves; must divide --steps (default 100)")
+    g.add_argument("--steps", type=int_from(1, f"an integer in [1, {MAX_STEPS}] (the int32 step counter)", MAX_STEPS),
+                   default=4000, help="SGD steps")
+    g.add_argument("--n-save", type=n_save_int, default=101, metavar="N",
+                   help="N saved steps, evenly spaced from step 0 to --steps including both ends, N >= 2; N - 1 must "
+                   "divide --steps")
     add_seed(g, "the initial state and the samples")
     add_x64(g)
     g = p.add_argument_group("output")
-    add_out(g, "byoldyn-train-linear.nc",
-            "result file (netCDF); the PNG is written beside it (default byoldyn-train-linear.nc)")
+    add_out(g, "byoldyn-train-linear.nc", "result file (netCDF); the PNG is written beside it")
     add_progress(g)
-    p.set_defaults(func=run)
+    command(p, run, PARAMS)
 
 
 class _Solution:
@@ -84,26 +87,31 @@ def run(a) -> int:
     from ..report import simulation_dataset, summary_figure
     from ..sampled import SGD, Setup, Source, to_flow, train
 
-    if a.steps % a.n_save:
-        raise ValueError(f"--n-save must divide --steps = {a.steps}, got {a.n_save}")
-    with as_flags(FLAGS):
-        sgd = SGD(lr=a.lr, lr_p=a.lr_p, wd=a.wd, wd_p=a.wd_p, gamma_a=a.ema, momentum=a.momentum, rho=a.rho,
-                  eps=a.eps)
-        setup = Setup(loss=a.loss, views=a.views, predictor=a.predictor, ema=not a.no_ema,
-                      batch=None if a.exact else a.batch, freq=a.freq,
-                      directpred_form=a.directpred_form)
-        source = Source.isotropic(a.n1, a.sigma2)
-        key = jax.random.PRNGKey(a.seed)
-        k0, k1 = jax.random.split(key)
-        state0 = State.random(k0, a.n1, a.n2, scale=a.scale)
-        hyper, dt = to_flow(sgd)
+    intervals = a.n_save - 1  # between the N saved steps
+    if a.steps % intervals:
+        raise ValueError(f"--n-save - 1 must divide --steps = {a.steps}: the saves are evenly spaced steps, got "
+                         f"--n-save {a.n_save}")
+    # a minibatch's samples, views and activations with their gradients; the state, optimizer and F's
+    # eigenvectors; the saved observables on the device and on the host
+    batch, n1, n2 = 0 if a.exact else a.batch, a.n1, a.n2
+    check_memory(f"train-linear --batch {a.batch} --n1 {n1} --n2 {n2} --n-save {a.n_save}",
+                 batch * (6 * n1 + 16 * n2) + 8 * (2 * n2 * n1 + n2 * n2) + 4 * n2 * n2
+                 + 2 * a.n_save * (3 * n2 + 16), 8 if a.x64 else 4)
+    sgd = SGD(lr=a.lr, lr_p=a.lr_p, wd=a.wd, wd_p=a.wd_p, gamma_a=a.ema, momentum=a.momentum, rho=a.rho, eps=a.eps)
+    setup = Setup(loss=a.loss, views=a.views, predictor=a.predictor, ema=not a.no_ema,
+                  batch=None if a.exact else a.batch, freq=a.freq, directpred_form=a.directpred_form)
+    source = Source.isotropic(a.n1, a.sigma2)
+    key = jax.random.PRNGKey(a.seed)
+    k0, k1 = jax.random.split(key)
+    state0 = State.random(k0, a.n1, a.n2, scale=a.scale)
+    hyper, dt = to_flow(sgd)
     observe = standard(hyper, source.moments(), state0)
     # progress: train in chunks (one compile; the state carries over exactly, keys fold in the global step)
-    chunks = min(a.n_save, 20)
-    while a.n_save % chunks:
+    chunks = min(intervals, 20)
+    while intervals % chunks:
         chunks -= 1
     per = a.steps // chunks
-    save_every = a.steps // a.n_save
+    save_every = a.steps // intervals
     obs, steps_all, status, resume = [], [], SUCCEEDED, None
     started()
     for c in tqdm(range(chunks), desc="train-linear", unit="chunk", disable=not progress(a)):

@@ -51,6 +51,12 @@ def _reduce(ds: xr.Dataset, var: str, keep: list[str]) -> tuple[xr.DataArray, xr
     return da.mean(other, skipna=True), da.std(other, skipna=True)
 
 
+def _averaged(ds: xr.Dataset, var: str, keep: list[str]) -> str:
+    """What a plot of `var` against `keep` averages over, in words: "seeds", "seeds and sigma2", "" (nothing)."""
+    dims = [d for d in ds[var].dims if d not in (*keep, "time")]
+    return " and ".join("seeds" if d == "seed" else d for d in dims)
+
+
 def _is_log(v: np.ndarray) -> bool:
     v = np.asarray(v, float)
     if len(v) < 3 or np.any(v <= 0):
@@ -101,7 +107,9 @@ def plot_sweep(ds: xr.Dataset, var: str = "collapsed", x: str | None = None, y: 
     lx, ly = _is_log(xv), _is_log(yv)
     vmin, vmax = (0.0, 1.0) if var == "collapsed" else (None, None)
     m = ax.pcolormesh(_edges(xv, lx), _edges(yv, ly), mean.values, cmap=cmap, vmin=vmin, vmax=vmax, shading="flat")
-    plt.colorbar(m, ax=ax, label=("collapse fraction over seeds" if var == "collapsed" else f"{var} (mean over seeds)"))
+    over = _averaged(ds, var, [x, y])  # the seeds, unless one axis is the seed (then the other swept parameters)
+    label = var if not over else f"collapse fraction over {over}" if var == "collapsed" else f"{var} (mean over {over})"
+    plt.colorbar(m, ax=ax, label=label)
     if lx:
         ax.set_xscale("log")
     if ly:
@@ -158,7 +166,8 @@ def plot_lines(ds: xr.Dataset, var: str = "collapsed", x: str | None = None, hue
     if x == "eta" and "sigma2" in ds.coords and "sigma2" not in ds.dims:
         ax.axvline(float(eta_c_of(ds)), color="k", ls="--", lw=1, label=r"$\eta_c$ ($\tau = 1$)")
     ax.set_xlabel(_LABEL.get(x, x))
-    ax.set_ylabel(f"{var} (mean ± std over seeds)")
+    over = _averaged(ds, var, keep)
+    ax.set_ylabel(f"{var} (mean ± std over {over})" if over else var)
     if hue or x == "eta":
         ax.legend(fontsize=7)
     ax.set_title(title or f"{var} against {x}", fontsize=10)

@@ -214,7 +214,7 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
     out = check_output_dir(out, "out")
     n, B = len(train_data), config.batch_size
     spe = steps_per_epoch(n, B)
-    if spe < 1:
+    if spe < 1 and (epochs > 0 if max_steps is None else int(max_steps) > 0):  # 0 steps: any batch evaluates
         raise ValueError(f"batch_size {B} is larger than the training set ({n} images)")
     if train_data.images.shape[1] < 8:
         raise ValueError(f"images must be at least 8 pixels high, got {train_data.images.shape[1:]}")
@@ -300,7 +300,7 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
     kinds = tuple(evaluate or ())
     if kinds and test_data is not None:
         result.eval = _evaluate(model, state, train_data, test_data, kinds)
-        result.eval.update(step=int(state.step), epoch=int(state.step) / spe)
+        result.eval.update(step=int(state.step), epoch=int(state.step) / spe if spe else 0.0)
         if int(state.step) == 0:  # the untrained network: also raw pixels and batch-statistics BN (issue 13)
             result.eval.update(baselines(model, state, train_data, test_data, kinds))
         result.eval["protocol"] = PROTOCOL
