@@ -30,9 +30,9 @@ from .model import Data, Hyper, State
 from .predictors import Predictor, Variant, as_predictor, as_variant
 from .solution import (
     DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, check_number, check_times,
-    check_tolerances)
+    check_tolerances, grid_steps)
 from .stepper import adaptive_solve, fixed_solve, mask_after
-from .validate import brief, is_concrete, precision_hint, to_dtype
+from .validate import brief, is_concrete, to_dtype
 
 __all__ = ["simulate", "Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES"]
 
@@ -213,31 +213,12 @@ def checked_args(state0, hyper, data, t1, ts, t0, variant: Variant, solver, rtol
 
 
 def _check_grid(ts: np.ndarray, t0: float, dt: float, dtype) -> None:
-    """`ValueError` unless every save time is t0 + k dt, k an integer, up to the rounding of `dtype`.
-
-    The save times and dt are rounded to `dtype` (and save times built in it, as `jnp.linspace` or
-    `jnp.arange` do, carry a few more ulps), so (t - t0)/dt is an integer only to within about
-    eps * T/dt steps, T the largest |time|: for float32, 0.1 steps at 10^6 steps. The tolerance is
-    4 eps (T/dt + 1) steps (1.3 eps (T/dt + 1) measured for linspace/arange grids in float32), and at
-    least 1e-6 steps (times rounded from a lower precision). Beyond 0.25 steps of tolerance the grid
-    cannot be told apart in `dtype`: refused, with the advice to use float64.
-    """
-    eps = float(np.finfo(dtype).eps)
-    dt_d = float(np.asarray(dt, dtype))  # the step the solve takes
-    T = max(abs(t0), float(np.max(np.abs(ts))))
-    n = float(np.max(np.abs(ts - t0))) / dt_d
-    tol = max(4 * eps * (T / dt_d + 1), 1e-6)
-    if tol > 0.25:
-        raise ValueError(f"dt is too small for {np.dtype(dtype).name} over times up to {T:g}: {n:.3g} steps of "
-                         f"dt = {dt} cannot be placed on a grid in this precision{precision_hint(dtype)}")
-    k = (ts - t0) / dt_d
-    off = np.abs(k - np.round(k))
-    if np.max(off) > tol:
-        i = int(np.argmax(off))
+    """`ValueError` unless every save time is t0 + k dt, k an integer, up to the rounding of `dtype`
+    (`byoldyn.solution.grid_steps`, the rule of every fixed-step solve)."""
+    k, bad = grid_steps(ts, t0, dt, dtype)
+    if bad is not None:
         raise ValueError(f"in fixed-step mode every save time must be t0 + k*dt; ts is not on the dt = {dt} grid "
-                         f"(ts[{i}] = {ts[i]:.9g} is {k[i]:.9g} steps from t0 = {t0:g})")
-    if np.max(np.round(k)) > np.iinfo(np.int32).max:
-        raise ValueError(f"dt = {dt} gives {np.max(np.round(k)):.3g} steps to ts[-1], more than 2**31 - 1")
+                         f"(ts[{bad}] = {ts[bad]:.9g} is {k[bad]:.9g} steps from t0 = {t0:g})")
 
 
 def solve_checked(y0, hyper, data, variant: Variant, t0, t1, ts, o: _Options,

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from .validate import brief, is_concrete, to_dtype
+from .validate import brief, is_concrete, precision_hint, to_dtype
 
 __all__ = ["Solution", "SUCCEEDED", "DIVERGED", "MAX_STEPS", "FAILED", "NO_STEP", "STATUS_NAMES", "status_of",
-           "check_times", "check_tolerances", "check_number", "check_count", "finite_rms_norm"]
+           "check_times", "check_tolerances", "check_number", "check_count", "finite_rms_norm", "grid_steps"]
 
 # one assignment per status code, each with its docstring, so that the API reference lists them
 SUCCEEDED = 0
@@ -170,6 +170,37 @@ def check_times(t0, t1, ts, dtype):
                 raise ValueError(f"ts must lie within [t0, t1] = [{lo}, {hi}], got ts[{i % len(v)}] = {float(v[i])!r}")
         return t0, t1, jnp.clip(jnp.asarray(v, dtype), t0, t1)
     return t0, t1, jnp.asarray(v, dtype)
+
+
+def grid_steps(ts, t0: float, dt: float, dtype) -> tuple[np.ndarray, int | None]:
+    """The fixed-step rule, one for `simulate(dt=...)` and `sweep` (Euler, RK4): every save time is t0 + k dt,
+    k a whole number of steps, up to the rounding of `dtype`.
+
+    The save times and dt are rounded to `dtype` (and save times built in it, as `jnp.linspace` or
+    `jnp.arange` do, carry a few more ulps), so (t - t0)/dt is an integer only to within about
+    eps * T/dt steps, T the largest |time|: for float32, 0.1 steps at 10^6 steps. The tolerance is
+    4 eps (T/dt + 1) steps (1.3 eps (T/dt + 1) measured for linspace/arange grids in float32), and at
+    least 1e-6 steps (times rounded from a lower precision).
+
+    **Returns:** `(k, bad)`: k = (ts - t0)/dt in steps (float64), `bad` the index of the first save time that
+    is not a whole number of steps (None if all are). `ValueError` naming dt when the grid cannot be told
+    apart in `dtype` (over 0.25 steps of tolerance) or when a save time is more than 2**31 - 1 steps away.
+    """
+    ts = np.asarray(ts, np.float64)
+    eps = float(np.finfo(dtype).eps)
+    dt_d = float(np.asarray(dt, dtype))  # the step the solve takes
+    T = max(abs(t0), float(np.max(np.abs(ts))))
+    n = float(np.max(np.abs(ts - t0))) / dt_d
+    tol = max(4 * eps * (T / dt_d + 1), 1e-6)
+    if tol > 0.25:
+        raise ValueError(f"dt is too small for {np.dtype(dtype).name} over times up to {T:g}: {n:.3g} steps of "
+                         f"dt = {dt} cannot be placed on a grid in this precision{precision_hint(dtype)}")
+    k = (ts - t0) / dt_d
+    off = np.abs(k - np.round(k))
+    if np.max(np.round(k)) > np.iinfo(np.int32).max:
+        raise ValueError(f"dt = {dt} gives {np.max(np.round(k)):.3g} steps to t = {float(np.max(ts)):g}, "
+                         f"more than 2**31 - 1")
+    return k, (int(np.argmax(off)) if np.max(off) > tol else None)
 
 
 def check_tolerances(rtol, atol, max_steps) -> None:

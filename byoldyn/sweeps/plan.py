@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import check_output_dir, check_output_file
 from ..flows.matrix import check_variant
+from ..solution import grid_steps
 from .budget import check_work, state_size
 from .errors import Refused
 from .store import parts_dir, schema
@@ -310,6 +311,22 @@ class Plan:
         return self.schema(int(self.table["n2"][self.ranges[k][0]]))
 
 
+def _check_step(o: SweepOptions, n_int: int) -> None:
+    """`Refused` unless dt divides the save interval t1 / n_int: a sweep takes whole steps of dt, by the rule of
+    `simulate(dt=...)` (`byoldyn.solution.grid_steps`), not a step shortened to fit."""
+    interval = float(o.t1) / n_int
+    k, bad = grid_steps([interval], 0.0, float(o.dt), np.dtype(jnp.result_type(float)))
+    if bad is None and round(float(k[0])) >= 1:
+        return
+    dt, hint = float(o.dt), f"{float(k[0]):.6g} steps; e.g. {{}} {interval / max(1, math.ceil(k[0])):.6g}"
+    if o.n_save is None:
+        raise Refused(f"dt must divide t1 = {interval:g}, got dt = {dt:g} ({hint.format('dt =')})",
+                      cli=f"--dt must divide --t1 = {interval:g}, got --dt {dt:g} ({hint.format('--dt')})")
+    raise Refused(f"dt must divide the save interval t1/n_save = {interval:g}, got dt = {dt:g} ({hint.format('dt =')})",
+                  cli=f"--dt must divide the save interval --t1/(--n-save - 1) = {interval:g}, got --dt {dt:g} "
+                      f"({hint.format('--dt')})")
+
+
 def make_plan(o: SweepOptions, devices: list) -> Plan:
     """The plan of the checked options `o` over `devices`: `Refused` (a `ValueError`) when it cannot fit in memory
     or on disk (`check_work`, from the sizes alone), else the member table, the configuration and the chunks."""
@@ -327,6 +344,7 @@ def make_plan(o: SweepOptions, devices: list) -> Plan:
             raise ValueError(f"dt = {o.dt!r} is too small for t1 = {o.t1!r}: {steps:.3g} steps per save interval, "
                              f"more than {MAX_STEPS}; use a larger dt or a larger n_save")
         n_per = int(steps)
+        _check_step(o, n_int)
     dt_eff = None if o.method == "adaptive" else o.t1 / (n_int * n_per)
     dtype = str(np.dtype(jnp.result_type(float)))
     check_work(o.level, o.method, axes, seeds if isinstance(seeds, int) else len(seeds), o.n_save, chunk,
