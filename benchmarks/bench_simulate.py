@@ -2,7 +2,10 @@
 """Throughput of `byoldyn.simulate` on a batch of linear-BYOL configurations, against SciPy.
 
     python benchmarks/bench_simulate.py [--members 1024] [--n 32] [--t1 50] [--rtol 1e-5]
-        [--loop-members 32] [--out benchmarks/results/simulate.json]
+        [--loop-members 32] [--out benchmarks/results/simulate.json] [--tiny]
+
+`--tiny` (a smoke run of every row and diagnostic, as in the test suite): B = 4, n = 3, t1 = 2,
+written to the temporary directory unless --out is given.
 
 Problem: B = --members configurations of the Lemma 1 flow (n1 = n2 = n, isotropic data
 X = I, X' = sigma2 I, EMA target, stop-gradient, learned predictor), integrated from t = 0
@@ -70,6 +73,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 
 
@@ -93,8 +97,16 @@ def parse_args(argv=None):
     p.add_argument("--devices", type=int, default=None,
                    help="CPU devices for the per-core driver (default: usable cores); sets "
                         "--xla_force_host_platform_device_count before jax is imported")
-    p.add_argument("--out", default="benchmarks/results/simulate.json")
-    return p.parse_args(argv)
+    p.add_argument("--out", default=None, help="default benchmarks/results/simulate.json")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke run of the whole script)")
+    a = p.parse_args(argv)
+    if a.tiny:
+        a.members, a.n, a.t1, a.loop_members, a.ref_members = 4, 3, 2.0, 2, 2
+        a.repeats, a.scipy_repeats, a.mm_repeats, a.diag_members = 1, 1, 2, 4
+        a.devices = a.devices or 2
+    a.out = a.out or (os.path.join(tempfile.gettempdir(), "byoldyn-bench-tiny", "simulate.json") if a.tiny
+                      else "benchmarks/results/simulate.json")
+    return a
 
 
 ARGS = parse_args()

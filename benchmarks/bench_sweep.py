@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Throughput, scaling and peak memory of `byoldyn.sweep`, against a NumPy peer on the same work.
 
-    python benchmarks/bench_sweep.py [--quick] [--out benchmarks/results/sweep.json]
+    python benchmarks/bench_sweep.py [--quick | --tiny] [--out benchmarks/results/sweep.json]
+
+`--quick`: small sizes; `--tiny`: a smoke run of every part (as in the test suite) at a few members and
+steps, written to the temporary directory unless --out is given.
 
 All runs are float64, fixed-step classical RK4 on isotropic data (X = I, X' = sigma2 I), BYOL
 variant (EMA target, stop-gradient, learned predictor), members from `State.random(seed, n, n,
@@ -71,8 +74,18 @@ def parse_args(argv=None):
     p.add_argument("--only", default="throughput,strategies,scaling_members,scaling_width,peak_memory,processes",
                    help="parts to run (comma-separated)")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test of the script)")
-    p.add_argument("--out", default="benchmarks/results/sweep.json")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke run of every part)")
+    p.add_argument("--out", default=None, help="default benchmarks/results/sweep.json")
     a = p.parse_args(argv)
+    if a.tiny:
+        a.mat_members, a.mat_steps, a.mode_members, a.mode_steps = 8, 4, 64, 4
+        a.members, a.widths, a.width_members, a.width_steps, a.scale_steps = "4,8", "4,8", 4, 2, 2
+        a.mem_members, a.mem_steps = 8, 2
+        a.strat_members, a.strat_steps, a.strat_mode_members, a.strat_mode_steps = 8, 2, 16, 2
+        a.blocks, a.repeats = "2", 1
+        a.proc_members, a.proc_steps, a.processes = 8, 2, "1,2"
+    a.out = a.out or (os.path.join(tempfile.gettempdir(), "byoldyn-bench-tiny", "sweep.json") if a.tiny
+                      else "benchmarks/results/sweep.json")
     if a.quick:
         a.mat_members, a.mat_steps, a.mode_members, a.mode_steps = 256, 20, 4096, 100
         a.members, a.widths, a.width_members, a.mem_members = "10,100,1000", "8,16,32", 32, 2000
@@ -329,7 +342,8 @@ def strategies(level, B, n, steps, blocks, repeats, dt=0.05):
     log(f"  auto row, parts: start {t_start:.3f} s, program {t_prog:.3f} s, observables {t_obs:.3f} s, "
         f"rest (transfers, Dataset) {parts['rest_s']:.3f} s")
     if level == "matrix":
-        parts["incache_matmul_gflops"] = {str(b): incache_matmul(n, b, repeats) for b in (auto_block, 4096 // ndev)}
+        parts["incache_matmul_gflops"] = {str(b): incache_matmul(n, b, repeats)
+                                         for b in (auto_block or max(1, B // ndev), 4096 // ndev)}  # None: one vmap
         log(f"  XLA batched {n}x{n} matmul in cache on {ndev} devices: "
             + ", ".join(f"blocks of {b}: {g:.1f} GFLOP/s" for b, g in parts["incache_matmul_gflops"].items()))
     return dict(level=level, members=B, n=n, steps=steps, dt=dt, auto_block=auto_block, rows=rows, auto_parts=parts,
@@ -342,7 +356,7 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np
 from byoldyn.sweeps import sweep, summary
 B, steps, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-na, ne = 50, 50
+na = ne = 50 if B >= 2500 else max(1, int(B ** 0.5))
 ns = -(-B // (na * ne))
 t = time.perf_counter()
 ds = sweep("matrix", alpha_p=np.geomspace(0.5, 2.0, na), eta=np.linspace(0.0, 0.05, ne), seeds=ns, sigma2=0.5,

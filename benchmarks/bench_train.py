@@ -3,7 +3,7 @@
 
     python benchmarks/bench_train.py [--width 0.25] [--batch 128] [--size 32] [--steps 5]
         [--predictors linear directpred] [--depth 18|10] [--dtype float32|bfloat16]
-        [--preset paper-cifar10] [--no-torch] [--out benchmarks/results/train.json]
+        [--preset paper-cifar10] [--no-torch] [--out benchmarks/results/train.json] [--tiny]
 
 `--preset paper-cifar10` is the paper's App. C step (ResNet-18 width 1, batch 128, 32 x 32): with
 `--dtype bfloat16` (mixed precision) it times the full-scale run of `byoldyn train --preset
@@ -24,6 +24,8 @@ on the online net and the predictor, EMA of the target parameters.
 
 Each row: the first call (compile + run) timed apart, then the median over `--steps` timed steps
 (after one more warm-up). Reports steps/s and images/s (= batch/s; each image is seen in two views).
+`--tiny` (a smoke run, as in the test suite): ResNet-10 width 1/16, projector 32-16, batch 8, 16 x 16, 2 steps,
+the linear predictor, no torch, written to the temporary directory unless --out is given.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -168,8 +171,14 @@ def main(argv=None):
     p.add_argument("--preset", choices=("paper-cifar10",), default=None,
                    help="paper-cifar10: width 1, batch 128, 32x32, ResNet-18 (overrides those flags)")
     p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--out", default="benchmarks/results/train.json")
+    p.add_argument("--out", default=None, help="default benchmarks/results/train.json")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke run of the whole script)")
     a = p.parse_args(argv)
+    if a.tiny:  # the config of tests/_nets_tiny.TINY, so that the test suite compiles its step once
+        a.width, a.depth, a.proj, a.batch, a.size, a.steps = 0.0625, 10, (32, 16), 8, 16, 2
+        a.predictors, a.no_torch = ["linear"], True
+    a.out = a.out or (os.path.join(tempfile.gettempdir(), "byoldyn-bench-tiny", "train.json") if a.tiny
+                      else "benchmarks/results/train.json")
     if a.preset == "paper-cifar10":
         a.width, a.batch, a.size, a.depth = 1.0, 128, 32, 18
     import jax

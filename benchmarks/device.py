@@ -41,6 +41,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -49,7 +50,8 @@ from pathlib import Path
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="benchmarks/results/device.json")
+    p.add_argument("--out", default=None, help="default benchmarks/results/device.json (with --tiny: the "
+                                                "temporary directory)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds (default 270; no limit with --tiny); what would not fit is skipped")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (a CPU smoke run of the whole script)")
@@ -78,6 +80,8 @@ def parse_args(argv=None):
         a.resnet_batch, a.resnet_width, a.resnet_steps, a.repeats = 8, 1 / 16, 1, 1
         a.block = a.block or 2
     a.budget = (float("inf") if a.tiny else 270.0) if a.budget is None else a.budget
+    a.out = a.out or (os.path.join(tempfile.gettempdir(), "byoldyn-bench-tiny", "device.json") if a.tiny
+                      else "benchmarks/results/device.json")
     return a
 
 
