@@ -79,13 +79,20 @@ def _form(x) -> str:
     return x
 
 
+def _lead(v, x: jax.Array, k: int = 1) -> jax.Array:
+    """A parameter `v` (scalar, or one value per leading batch axis of `x`) as an array of x's dtype that broadcasts
+    against x's last `k` axes (a batch of predictors applied to a batch of F̂)."""
+    v = jnp.asarray(v, x.dtype)
+    return v if v.ndim == 0 else v.reshape(v.shape + (1,) * k)
+
+
 def _power(x: jax.Array, a) -> jax.Array:
     """x^a for x >= 0; `jnp.sqrt` at a = 1/2 (DirectPred's bits, whatever the class)."""
     if isinstance(a, float) and a == 0.5:
         return jnp.sqrt(x)
     if isinstance(a, float) and a == 1.0:
         return x
-    return jnp.power(x, jnp.asarray(a, x.dtype))
+    return jnp.power(x, _lead(a, x))
 
 
 def _beta_F(x):
@@ -249,7 +256,7 @@ class Spectral(Predictor):
     def modes(self, s: jax.Array) -> jax.Array:
         """p_j = g(s_j, max_k s_k) over the last axis of `s` (negative s clamped to 0)."""
         s = jnp.clip(jnp.asarray(s), 0.0, None)
-        eps = jnp.asarray(self.eps, s.dtype)
+        eps = _lead(self.eps, s)
         if self.form == "paper":
             return _power(s, self.exponent) + eps * jnp.max(s, axis=-1, keepdims=True)
         if self.form == "raw":
@@ -318,7 +325,7 @@ class DirectCopy(Predictor):
     def modes(self, s: jax.Array) -> jax.Array:
         """p_j = s_j / max_k s_k + eps over the last axis of `s` (negative s clamped to 0)."""
         s = jnp.clip(jnp.asarray(s), 0.0, None)
-        return _normalized(s) + jnp.asarray(self.eps, s.dtype)
+        return _normalized(s) + _lead(self.eps, s)
 
     def matrix(self, F: jax.Array) -> jax.Array:
         """Wp = F̂ / ‖F̂‖_2 + eps I (F̂ symmetrized; batched over leading axes)."""
@@ -326,7 +333,7 @@ class DirectCopy(Predictor):
         norm = jnp.max(jnp.abs(jnp.linalg.eigvalsh(F)), axis=-1)[..., None, None]
         ok = norm > 0
         eye = jnp.broadcast_to(jnp.eye(F.shape[-1], dtype=F.dtype), F.shape)  # batched F under rank_promotion="raise"
-        return jnp.where(ok, F / jnp.where(ok, norm, 1.0), 0.0) + jnp.asarray(self.eps, F.dtype) * eye
+        return jnp.where(ok, F / jnp.where(ok, norm, 1.0), 0.0) + _lead(self.eps, F, 2) * eye
 
 
 class DirectSet(Spectral):
