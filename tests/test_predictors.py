@@ -158,16 +158,16 @@ def test_matrix_under_jit_and_grad(rng):
 
 
 def test_registry_and_as_predictor():
-    assert tuple(P.PREDICTORS) == ("learned", "symmetric", "identity", "directpred", "directcopy")
+    assert tuple(P.PREDICTORS) == ("learned", "symmetric", "identity", "directpred", "directcopy", "directset")
     for name, cls in P.PREDICTORS.items():
         assert cls.name == name and isinstance(P.as_predictor(name), cls)
-    assert [c.learned for c in P.PREDICTORS.values()] == [True, True, False, False, False]
-    assert [c.direct for c in P.PREDICTORS.values()] == [False, False, False, True, True]
+    assert [c.learned for c in P.PREDICTORS.values()] == [True, True, False, False, False, False]
+    assert [c.direct for c in P.PREDICTORS.values()] == [False, False, False, True, True, True]
     assert P.as_predictor("linear") == P.Learned() and P.as_predictor("none") == P.Identity()
     d = P.DirectPred(eps=0.3)
     assert P.as_predictor(d) is d and P.as_predictor("directpred") == P.DirectPred()
     with pytest.raises(ValueError, match=r"predictor must be one of \('learned', 'symmetric', 'identity', "
-                                         r"'directpred', 'directcopy'\), got 'diag'"):
+                                         r"'directpred', 'directcopy', 'directset'\), got 'diag'"):
         P.as_predictor("diag")
     assert bd.DirectPred is P.DirectPred and bd.predictors is P and bd.PREDICTORS is P.PREDICTORS
 
