@@ -238,8 +238,8 @@ def test_train_epochs_0_with_a_batch_larger_than_the_data(inputs, capsys):
     assert json.loads((out / "eval.json").read_text())["step"] == 0
     argv[argv.index("--epochs") + 1] = "1"  # a step needs a full batch: refused, naming it
     assert main([str(a) for a in argv]) == 2
-    assert capsys.readouterr().err.splitlines()[-1] == ("byoldyn: error: --batch-size 64 is larger than the training "
-                                                        "set (8 images)")
+    assert capsys.readouterr().err.splitlines()[-1] == ("byoldyn: error: --batch-size must be at most the 8 training "
+                                                        "images, got 64")
 
 
 def test_plot_seed_axis_label(inputs, tmp_path):

@@ -215,7 +215,7 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
     n, B = len(train_data), config.batch_size
     spe = steps_per_epoch(n, B)
     if spe < 1 and (epochs > 0 if max_steps is None else int(max_steps) > 0):  # 0 steps: any batch evaluates
-        raise ValueError(f"batch_size {B} is larger than the training set ({n} images)")
+        raise ValueError(f"batch_size must be at most the {n} training images, got {B}")
     if train_data.images.shape[1] < 8:
         raise ValueError(f"images must be at least 8 pixels high, got {train_data.images.shape[1:]}")
     total = epochs * spe if max_steps is None else int(max_steps)
