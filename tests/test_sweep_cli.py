@@ -146,7 +146,7 @@ def test_chunk_missing_a_variable_is_recomputed(finished, capsys):
         bad = c.load().drop_vars("norm_W")
     save_netcdf(bad, f)
     _resign(f)
-    argv = [a for a in argv if a != "--no-progress"]
+    argv = [a if a != "--no-progress" else "--progress" for a in argv]
     code, text, err = _run(argv, capsys)
     assert code == 0
     assert f"sweep: {f} missing variable 'norm_W'; recomputing it" in err
@@ -170,7 +170,7 @@ def test_chunk_with_a_wrong_schema_is_recomputed(finished, damage, why, capsys):
         bad = damage(c.load())
     save_netcdf(bad, f)
     _resign(f)
-    code, text, err = _run([a for a in argv if a != "--no-progress"], capsys)
+    code, text, err = _run([a if a != "--no-progress" else "--progress" for a in argv], capsys)
     assert code == 0 and f"sweep: {f} {why}; recomputing it" in err, err
     _same(_load(out), clean)
 
@@ -179,7 +179,7 @@ def test_corrupt_out_with_resume_is_recomputed_from_the_parts(finished, capsys):
     """A damaged final OUT under --resume (truncated: unreadable) is rebuilt from OUT.parts/, with a message."""
     argv, out, clean = finished
     out.write_bytes(out.read_bytes()[:300])
-    code, text, err = _run([a for a in argv if a != "--no-progress"], capsys)
+    code, text, err = _run([a if a != "--no-progress" else "--progress" for a in argv], capsys)
     assert code == 0
     assert any(e.startswith(f"sweep: {out} is damaged (unreadable") and e.endswith(f"recomputing it from {parts_dir(out)}")
                for e in err), err
@@ -202,7 +202,7 @@ def test_corrupt_manifest_is_rebuilt_and_named(finished, capsys):
     out.unlink()
     manifest = parts_dir(out) / "manifest.json"
     manifest.write_text('{"config_hash": "abc", ')
-    code, text, err = _run([a for a in argv if a != "--no-progress"], capsys)
+    code, text, err = _run([a if a != "--no-progress" else "--progress" for a in argv], capsys)
     assert code == 0
     assert any(e.startswith(f"sweep: cannot read sweep manifest {str(manifest)!r}: ") and e.endswith("; rebuilding it")
                for e in err), err
@@ -212,7 +212,7 @@ def test_corrupt_manifest_is_rebuilt_and_named(finished, capsys):
     assert m["chunks"] == 2 and sorted(m["sha256"]) == ["chunk-00000.nc", "chunk-00001.nc"]
     manifest.write_text("[1, 2]")
     out.unlink()
-    code, text, err = _run([a for a in argv if a != "--no-progress"], capsys)
+    code, text, err = _run([a if a != "--no-progress" else "--progress" for a in argv], capsys)
     assert code == 0 and f"sweep: sweep manifest {str(manifest)!r} is not a JSON object with a config; rebuilding it" in err
 
 
