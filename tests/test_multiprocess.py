@@ -112,7 +112,8 @@ def test_four_processes_cli_equal_one(tmp_path, reference):
     """`byoldyn sweep --processes 4`: one summary line, the file equal to the single-process sweep."""
     out = tmp_path / "c4.nc"
     cmd = ["byoldyn", "sweep", "--level", "modes", "--alpha-p", "0.5,1.5,3,4", "--eta", "0:0.2:3", "--seeds", "2",
-           "--t1", "5", "--dt", "0.05", "--sigma2", "0.5", "--chunk", "6", "--x64", "--no-progress", "--out", str(out),
+           "--t1", "5", "--dt", "0.05", "--sigma2", "0.5", "--beta", "1", "--chunk", "6", "--x64",
+           "--no-progress", "--out", str(out),
            "--processes", "4"]
     e = dict(os.environ, BYOLDYN_HEARTBEAT_S="5")
     r = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=300)
