@@ -53,8 +53,13 @@ class Results(list):
 
     @property
     def failed(self) -> list[Check]:
-        """Checks whose claim disagrees or whose control agrees."""
-        return [c for c in self if not c.passed]
+        """Decided checks whose claim disagrees or whose control agrees."""
+        return [c for c in self if c.decided and not c.passed]
+
+    @property
+    def undecided(self) -> list[Check]:
+        """Checks that the size run cannot decide (`Check.undecided`): neither agreements nor failures."""
+        return [c for c in self if not c.decided]
 
     @property
     def headline(self) -> str:
@@ -62,13 +67,16 @@ class Results(list):
 
 
 def headline(checks, findings) -> str:
-    """"N claims agree, N controls fail as they must, M findings" (with the totals where not all do)."""
-    n = len(checks)
-    agree = sum(bool(c.agrees) for c in checks)
-    ctl = sum(c.control_agrees is False for c in checks)
+    """"N claims agree, N controls fail as they must, M findings" (with the totals where not all do), and
+    "K not decided at this size" where some rows cannot be decided (`Check.undecided`), counted apart."""
+    decided = [c for c in checks if c.decided]
+    n = len(decided)
+    agree = sum(bool(c.agrees) for c in decided)
+    ctl = sum(c.control_agrees is False for c in decided)
     a = f"{agree} claims agree" if agree == n else f"{agree} of {n} claims agree"
     b = f"{ctl} controls fail as they must" if ctl == n else f"{ctl} of {n} controls fail as they must"
-    return f"{a}, {b}, {len(findings)} findings"
+    u = len(checks) - n
+    return f"{a}, {b}" + (f", {u} not decided at this size" if u else "") + f", {len(findings)} findings"
 
 
 def reproduce(out_dir="figures", *, size: str = "full", only=None, progress: bool = True,
@@ -115,6 +123,9 @@ def reproduce(out_dir="figures", *, size: str = "full", only=None, progress: boo
         "hold. A row passes only if its claim agrees and its control disagrees; `byoldyn reproduce`",
         "exits 1 otherwise. Stochastic rows show mean ± standard error over seeds and decide on the",
         "interval mean ± 3 SE.",
+        *(["A row 'not decided' cannot be decided at this size (its verdict would be seed noise): it is shown",
+           "with its measurement and is neither an agreement nor a failure; the full size decides it."]
+          if res.undecided else []),
         "",
         "| claim | measured | theory | agrees | negative control → outcome |",
         "|---|---|---|---|---|",

@@ -37,6 +37,9 @@ class Check:
     agrees: bool
     control: str = ""                   # the input where the claim must not hold, and its measurement
     control_agrees: bool | None = None  # the same criterion on the control; must be False
+    # why this size cannot decide the claim (its verdict would be seed noise); "" where it decides. A row that is
+    # not decided is shown with its measurement but is neither an agreement nor a disagreement.
+    undecided: str = ""
 
     def __post_init__(self):  # numpy booleans (np.bool_) become bool, so that `is False` means what it says
         object.__setattr__(self, "agrees", bool(self.agrees))
@@ -44,16 +47,20 @@ class Check:
             object.__setattr__(self, "control_agrees", bool(self.control_agrees))
 
     @property
+    def decided(self) -> bool:
+        return not self.undecided
+
+    @property
     def passed(self) -> bool:
-        """The claim agrees and its control disagrees, as it must."""
-        return bool(self.agrees) and self.control_agrees is False
+        """The claim is decided, agrees, and its control disagrees, as it must."""
+        return self.decided and bool(self.agrees) and self.control_agrees is False
 
     def row(self, figure: str = "") -> str:
         link = f"[{figure}]({figure}.png): " if figure else ""
         ctl = ("(no control)" if self.control_agrees is None
                else f"{self.control} → {'**AGREES** (it must not)' if self.control_agrees else 'disagrees'}")
-        return (f"| {link}{self.claim} | {self.measured} | {self.predicted} | {'yes' if self.agrees else '**NO**'} "
-                f"| {ctl} |")
+        verdict = f"not decided: {self.undecided}" if self.undecided else "yes" if self.agrees else "**NO**"
+        return f"| {link}{self.claim} | {self.measured} | {self.predicted} | {verdict} | {ctl} |"
 
 
 @dataclass(frozen=True)
