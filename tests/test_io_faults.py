@@ -277,3 +277,82 @@ def test_a_second_run_on_the_same_out_is_refused(argv, tmp_path, capsys):
         p.send_signal(signal.SIGKILL)
         p.wait()
     assert not bio._HELD  # the command released what it took
+
+
+# ---- item 8 (part): a corrupt checkpoint is one line, not hundreds ------------------------------------------------
+
+# tensorstore reads awaited in an event loop that is closed while they are pending, as orbax does when one read of a
+# checkpoint fails: each pending read prints a 6-line "RuntimeError: Event loop is closed" traceback when it completes
+_PENDING_READS = """
+import asyncio, sys, time
+import numpy as np, tensorstore as ts
+stores = []
+for i in range(30):
+    t = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": f"{sys.argv[1]}/{i}"}}, create=True,
+                dtype=ts.float32, shape=[400, 400], chunk_layout=ts.ChunkLayout(read_chunk_shape=[50, 50])).result()
+    t.write(np.ones((400, 400), np.float32)).result()
+    stores.append(t)
+if sys.argv[2] == "contained":
+    from byoldyn.nets.checkpoint import contain_orbax_noise
+    contain_orbax_noise()
+async def fail():
+    await asyncio.sleep(0.001)
+    raise ValueError("corrupt")
+async def main():
+    await asyncio.gather(fail(), *[s.read() for s in stores])
+loop = asyncio.new_event_loop()
+try:
+    loop.run_until_complete(main())
+except ValueError:
+    print("the read failed", file=sys.stderr)
+finally:
+    loop.close()
+time.sleep(2)  # the pending reads complete
+"""
+
+
+@pytest.mark.slow
+def test_pending_reads_after_a_failed_restore_print_nothing(tmp_path):
+    pytest.importorskip("tensorstore")
+    runs = {how: subprocess.run([sys.executable, "-c", _PENDING_READS, str(tmp_path / how), how], capture_output=True,
+                                text=True, env=ENV, timeout=120) for how in ("raw", "contained")}
+    raw = runs["raw"].stderr.splitlines()
+    assert raw.count("RuntimeError: Event loop is closed") >= 10 and len(raw) > 60  # the flood, reproduced
+    assert runs["contained"].stderr == "the read failed\n"
+
+
+_CORRUPT = """
+import sys
+import jax.numpy as jnp, numpy as np
+sys.path.insert(0, sys.argv[2])
+from _nets_tiny import TINY
+from byoldyn.nets.checkpoint import Checkpoints
+from byoldyn.nets.trainer import _restore
+out = __import__("pathlib").Path(sys.argv[1])
+tree = {f"a{i:03d}": jnp.asarray(np.random.default_rng(i).standard_normal(20_000), jnp.float32) for i in range(120)}
+data = {"n": 1, "shape": [16, 16, 3], "fingerprint": "f"}
+ck = Checkpoints(out / "checkpoints")
+for step in (1, 2):
+    ck.save(step, tree, {"config": TINY.to_dict(), "data": data, "step": step})
+ck.close()
+bad = out / "checkpoints" / "2"
+(bad / "_CHECKPOINT_METADATA").write_text("garbage")
+for f in (bad / "state" / "ocdbt.process_0" / "d").iterdir():
+    f.write_bytes(b"garbage")
+ck = Checkpoints(out / "checkpoints")
+state, meta = _restore(ck, tree, TINY, data, out)
+ck.close()
+assert meta["step"] == 1 and np.array_equal(state["a007"], tree["a007"])
+"""
+
+
+@pytest.mark.slow
+def test_a_corrupt_checkpoint_is_one_line_on_stderr(tmp_path):
+    pytest.importorskip("orbax.checkpoint")
+    r = subprocess.run([sys.executable, "-c", _CORRUPT, str(tmp_path), os.path.dirname(__file__)], capture_output=True,
+                       text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr[-3000:]
+    assert lines[0].startswith(f"byoldyn train: checkpoint 2 in {tmp_path / 'checkpoints'} is unreadable (")
+    assert lines[0].endswith(f"moved to {tmp_path / 'checkpoints.bad' / '2'}; resuming from step 1")

@@ -3,14 +3,65 @@ the newest `keep` kept, plus the run's config and position as JSON beside each s
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
+import sys
+import threading
 from pathlib import Path
 
 import jax
 
-from ..errors import read_json
+from ..errors import one_line, read_json
 
-__all__ = ["Checkpoints"]
+__all__ = ["Checkpoints", "contain_orbax_noise", "unreadable_why"]
+
+
+def _loop_closed(e) -> bool:
+    return isinstance(e, RuntimeError) and str(e) == "Event loop is closed"
+
+
+_CONTAINED = False
+
+
+def contain_orbax_noise() -> None:
+    """Drop the `RuntimeError: Event loop is closed` tracebacks that follow a failed restore (issue 29 item 8).
+
+    Orbax reads a checkpoint's arrays as tensorstore futures awaited in a fresh event loop; when one read fails
+    (a corrupt file), orbax closes that loop while the other reads are still pending, and each of them, on
+    completing, prints a 6-line traceback from tensorstore's thread (about 100 for a ResNet's state: 600 lines).
+    The failure itself is reported by the caller in one line. Only that exact error is dropped, from
+    `sys.excepthook`, `sys.unraisablehook` and `threading.excepthook`; installed once, for the rest of the process
+    (the pending reads finish later).
+    """
+    global _CONTAINED
+    if _CONTAINED:
+        return
+    _CONTAINED = True
+    hook, unraisable, thread_hook = sys.excepthook, sys.unraisablehook, threading.excepthook
+    sys.excepthook = lambda t, e, tb: None if _loop_closed(e) else hook(t, e, tb)
+    sys.unraisablehook = lambda u: None if _loop_closed(u.exc_value) else unraisable(u)
+    threading.excepthook = lambda a: None if _loop_closed(a.exc_value) else thread_hook(a)
+
+
+def unreadable_why(e: BaseException) -> str:
+    """Why a checkpoint could not be read, in one line (tensorstore's messages end in a long spec dump)."""
+    return one_line(e).split(" See full TensorStore details")[0]
+
+
+@contextlib.contextmanager
+def _quiet_logs():
+    """Orbax's own log lines about a damaged checkpoint (absl WARNING/ERROR: "Failed to json parse Metadata
+    file ...") are silenced while it is read: the caller says in one line what was wrong and what it did."""
+    loggers = [logging.getLogger(name) for name in ("absl", "orbax")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 class Checkpoints:
@@ -20,7 +71,8 @@ class Checkpoints:
     `latest()`: the newest step or None; `steps()`: all, newest first. `read_meta(step)`: the meta dict
     (a corrupt file raises `ValueError` naming it). `restore(step, like)`: `(state, meta)`, the state
     restored into the structure, shapes and dtypes of `like` (a `TrainState` or its `jax.eval_shape`);
-    `restore_state(step, like)` the state alone. `set_aside(step, to)`: move an unreadable checkpoint out
+    `restore_state(step, like)` the state alone (orbax's log lines and, after a failed read, the stray tracebacks
+    of its pending reads are contained: `contain_orbax_noise`). `set_aside(step, to)`: move an unreadable checkpoint out
     of the way (into folder `to`), so that it is neither resumed from nor overwritten.
     """
 
@@ -35,7 +87,8 @@ class Checkpoints:
     def _open(self):
         ocp = self._ocp
         opts = ocp.CheckpointManagerOptions(max_to_keep=self._keep, enable_async_checkpointing=False, create=True)
-        return ocp.CheckpointManager(self.directory, options=opts)
+        with _quiet_logs():  # it reads every step's metadata: a damaged one is reported when it is restored
+            return ocp.CheckpointManager(self.directory, options=opts)
 
     def save(self, step: int, state, meta: dict) -> None:
         ocp = self._ocp
@@ -48,12 +101,19 @@ class Checkpoints:
 
     def steps(self) -> list[int]:
         """Every checkpointed step, newest first."""
-        return sorted(self._mgr.all_steps(), reverse=True)
+        with _quiet_logs():  # a damaged step's metadata is reported by the caller when it reads it
+            return sorted(self._mgr.all_steps(), reverse=True)
 
     def restore_state(self, step: int, like):
         ocp = self._ocp
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), like)
-        return self._mgr.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+        try:
+            with _quiet_logs():
+                return self._mgr.restore(int(step),
+                                         args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+        except Exception:
+            contain_orbax_noise()  # the reads still pending when orbax gave up (see there)
+            raise
 
     def restore(self, step: int, like):
         return self.restore_state(step, like), self.read_meta(step)

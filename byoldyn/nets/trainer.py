@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import check_output_dir, one_line
 from ..io import atomic_write
 from .byol import BYOL, TrainState, build
-from .checkpoint import Checkpoints
+from .checkpoint import Checkpoints, unreadable_why
 from .config import Config
 from .data import Dataset
 from .evaluate import PROTOCOL, append_curve, baselines, curve_point, extract_features, knn_accuracy, linear_probe
@@ -145,7 +145,7 @@ def _restore(ckpt: Checkpoints, like, config: Config, data: dict, out: Path):
         try:
             state = ckpt.restore_state(step, like)
         except Exception as e:  # noqa: BLE001 - orbax / tensorstore raise many types for a corrupt file
-            bad.append((step, one_line(e)))
+            bad.append((step, unreadable_why(e)))
             continue
         if bad:
             where = [str(ckpt.set_aside(s, out / "checkpoints.bad")) for s, _ in bad]
@@ -305,6 +305,6 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
             result.eval.update(baselines(model, state, train_data, test_data, kinds))
         result.eval["protocol"] = PROTOCOL
         text = json.dumps(result.eval, indent=1)
-        atomic_write(out / "eval.json", lambda tmp: Path(tmp).write_text(text))
+        atomic_write(out / "eval.json", text)
     result.seconds = time.perf_counter() - t0
     return result
