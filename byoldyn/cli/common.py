@@ -3,11 +3,13 @@
 the checks made before any work, and the one error path (`run`, around `byoldyn.errors.run_command`).
 
 One flag per concept across commands, with one meaning and one default: `--predictor` (names from the registry
-`byoldyn.predictors.PREDICTORS`), `--no-ema`, `--no-stop-grad`, `--eps`, `--rho`, `--freq`, `--directpred-form`,
-`--seed`, `--x64`, `--out`, `--progress/--no-progress` (a bar on a terminal unless told), `--n-save N` (N saved
-times including both ends), and the flow's `--alpha-p`, `--eta`, `--beta`, `--sigma2`, `--scale`, `--t1`
+`byoldyn.predictors.PREDICTORS`), `--no-ema`, `--no-stop-grad`, the predictors' parameters (generated from the
+classes' `PARAMS`, `add_predictor_params`: `--eps`, `--rho`, `--freq`, `--form`, `--beta-F`, ...; default: not
+given, `predictor_from_flags` builds the object and refuses a flag the chosen predictor lacks), `--seed`, `--x64`,
+`--out`, `--progress/--no-progress` (a bar on a terminal unless told), `--n-save N` (N saved times including both ends), and the flow's `--alpha-p`, `--eta`, `--beta`, `--sigma2`, `--scale`, `--t1`
 (`DEFAULTS`). Older spellings stay accepted as aliases where a user may rely on them (`--dp-form`,
-`--directpred-form boost_scale`, ResNet `--predictor linear|none`, `--symmetric`, `--predictor-wd`).
+`--directpred-form` for `--form`, the value `boost_scale`, ResNet `--predictor linear|none`, `--symmetric`,
+`--predictor-wd`).
 Abbreviations are not (`--alpha` is not `--alpha-p`). Every option's help shows its default (`HelpFormatter`).
 A library `ValueError` that names a parameter names its flag instead (`command`: `alpha_p` -> `--alpha-p`).
 """
@@ -22,11 +24,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from ..errors import UsageError, as_flags, check_output_file, run_command
-from ..predictors import FORM_ALIASES, FORMS, PREDICTORS
+from ..predictors import ALIASES, FORM_ALIASES, FORMS, PREDICTORS, Param, Predictor
 
 __all__ = ["Parser", "HelpFormatter", "help_with_default", "int_from", "positive_int", "nonneg_int", "seed_int",
            "real", "canonical", "PREDICTOR_NAMES", "DEFAULTS", "add_hyper", "n_save_int", "DIRECTPRED_FORMS",
-           "add_variant", "add_directpred", "add_seed", "add_x64", "add_out", "add_progress", "progress", "command",
+           "add_variant", "add_predictor_params", "predictor_params", "predictor_from_flags", "add_seed", "add_x64",
+           "add_out", "add_progress", "progress", "command",
            "flag_names", "begin", "check_memory", "config_of", "state_line", "host_devices", "run"]
 
 
@@ -141,18 +144,47 @@ def add_variant(g, *, predictors: Iterable[str] = PREDICTOR_NAMES, default: str 
                    help=help or f"predictor: {', '.join(names)} (default {default})")
 
 
-def add_directpred(g, *, freq: bool = True, rho: str = "DirectPred F̂ retention rho in [0, 1] (Eq. 19; default 0.3)",
-                   freq_help: str = "DirectPred/DirectCopy: set Wp from F̂ every FREQ steps (default 1)") -> None:
-    """DirectPred / DirectCopy's parameters (THEORY.md 10.1-10.2): `--eps`, `--rho`, `--freq`, `--directpred-form`
-    (old spellings `--dp-form` and the value `boost_scale` accepted)."""
-    g.add_argument("--rho", type=real, default=0.3, help=rho)
-    g.add_argument("--eps", type=real, default=0.1, help="DirectPred/DirectCopy boost eps >= 0 (default 0.1)")
-    if freq:
-        g.add_argument("--freq", type=positive_int, default=1, help=freq_help)
-    g.add_argument("--directpred-form", "--dp-form", dest="directpred_form", type=canonical(FORM_ALIASES),
-                   choices=DIRECTPRED_FORMS, default="code",
-                   help="DirectPred's p_j: official code's sqrt(s_j/s_max) + eps (boost_scale), or Eq. 18's "
-                   "sqrt(s_j) + eps s_max (default code)")
+def predictor_params(level: str) -> dict[str, Param]:
+    """The parameters of the registry's predictors read at `level` ("ode": the matrix flow; "discrete": the
+    sampled and ResNet levels), field -> `Param`, from the classes' `PARAMS` (the first class naming a field)."""
+    out: dict[str, Param] = {}
+    for cls in PREDICTORS.values():
+        for k, prm in cls.PARAMS.items():
+            if prm.level in ("all", level):
+                out.setdefault(k, prm)
+    return out
+
+
+def _owners(field: str) -> list[str]:
+    return [c.name for c in PREDICTORS.values() if field in c.PARAMS]
+
+
+def add_predictor_params(g, level: str) -> None:
+    """The flags of the predictors' parameters read at `level`, generated from the classes' `PARAMS` (THEORY.md
+    10.1-10.2): one flag per field (`--eps`, `--rho`, `--freq`, `--form` (old spellings `--directpred-form`,
+    `--dp-form`, the value `boost_scale`), `--beta-F`, ...), default None (not given: the class's default), its
+    help naming the predictors that have it. `predictor_from_flags` reads them."""
+    types = {"real": real, "rate": real, "int": positive_int}
+    for k, prm in predictor_params(level).items():
+        kw = dict(type=canonical(FORM_ALIASES), choices=DIRECTPRED_FORMS) if prm.kind == "form" else \
+            dict(type=types[prm.kind])
+        g.add_argument(prm.flag_of(k), *prm.aliases, dest=k, default=None,
+                       help=f"{prm.help} [{', '.join(_owners(k))}]", **kw)
+
+
+def predictor_from_flags(a, level: str) -> Predictor | str:
+    """The predictor object of `--predictor` with the parameter flags given in `a` (the parsed flags), so that
+    `--predictor directpred --eps 0.2` runs ε = 0.2; the name itself for one outside the registry (the ResNet's
+    mlp). A parameter flag the predictor does not have is refused (`ValueError` naming the flag and the
+    predictors that have it); a bad value is the class's own `ValueError`."""
+    name = ALIASES.get(a.predictor, a.predictor)
+    params = predictor_params(level)
+    given = {k: getattr(a, k) for k in params if getattr(a, k, None) is not None}
+    cls = PREDICTORS.get(name)
+    for k in given:
+        if cls is None or k not in cls.PARAMS:
+            raise ValueError(f"{params[k].flag_of(k)} applies to --predictor {' | '.join(_owners(k))}, not {name}")
+    return name if cls is None else cls(**given)
 
 
 def add_seed(g, what: str) -> None:

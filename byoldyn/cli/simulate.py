@@ -6,8 +6,8 @@ import math
 
 from ..errors import RunFailed, one_line, started
 from ..io import lock_output
-from .common import (DEFAULTS, add_hyper, add_out, add_progress, add_seed, add_variant, add_x64, begin,
-    check_memory, command, config_of, n_save_int, positive_int, progress, real, state_line)
+from .common import (DEFAULTS, add_hyper, add_out, add_predictor_params, add_progress, add_seed, add_variant, add_x64,
+    begin, check_memory, command, config_of, n_save_int, positive_int, predictor_from_flags, progress, real, state_line)
 
 __all__ = ["add_parser", "run"]
 
@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
                 no_stop_grad="gradient through the target branch too (Theorem 2; implies --no-ema)",
                 help="learned Wp (Eq. 2), symmetrized flow (Assumption 3), Wp = I, or DirectPred / DirectCopy "
                 "(section 10) (default learned)")
+    add_predictor_params(g, "ode")
     g = p.add_argument_group("integration")
     g.add_argument("--t1", type=real, default=DEFAULTS["t1"], help="final time in flow units")
     g.add_argument("--n-save", type=n_save_int, default=201, metavar="N",
@@ -56,10 +57,9 @@ def run(a) -> int:
     import jax
     import jax.numpy as jnp
 
-    from .. import Data, Hyper, State, simulate
+    from .. import Data, Hyper, State, Variant, simulate
     from ..io import save_figure, save_netcdf
     from ..observables import standard
-    from ..predictors import as_predictor
     from ..report import simulation_dataset, summary_figure
 
     if a.dt is not None and not (math.isfinite(a.dt) and a.dt > 0):
@@ -72,19 +72,19 @@ def run(a) -> int:
     # the solver's stages; the observables (F and its eigenvectors) of one save, or of every saved state where
     # the states are saved first (fixed steps, a Wp derived from F̂: `byoldyn.integrate`); the saves on the host
     state, n2 = 2 * a.n2 * a.n1 + a.n2 * a.n2, a.n2
-    saved = a.n_save if a.dt is not None or as_predictor(a.predictor).direct else 0
+    predictor = predictor_from_flags(a, "ode")  # the object carries the flags' ε, form, beta_F
+    saved = a.n_save if a.dt is not None or predictor.direct else 0
     check_memory(f"simulate --n1 {a.n1} --n2 {a.n2} --n-save {a.n_save}",
                  12 * state + max(saved, 1) * 4 * n2 * n2 + saved * state + a.n_save * (3 * n2 + 16),
                  8 if a.x64 else 4)
     hyper = Hyper(alpha_p=a.alpha_p, eta=a.eta, beta=a.beta, eta_p=a.eta_p)
     data = Data.isotropic(a.n1, a.sigma2)
     state0 = State.random(jax.random.PRNGKey(a.seed), a.n1, a.n2, scale=a.scale)
-    ema = not (a.no_ema or a.no_stop_grad)
-    flags = dict(ema=ema, stop_grad=not a.no_stop_grad, predictor=a.predictor)
+    variant = Variant(ema=not (a.no_ema or a.no_stop_grad), stop_grad=not a.no_stop_grad, predictor=predictor)
     ts = jnp.linspace(0.0, a.t1, a.n_save)
     started()
     sol = simulate(state0, hyper, data, a.t1, ts=ts, rtol=a.rtol, atol=a.atol, dt=a.dt,
-                   observe=standard(hyper, data, state0), progress=a.dt is None and progress(a), **flags)
+                   observe=standard(hyper, data, state0), progress=a.dt is None and progress(a), variant=variant)
     ds = simulation_dataset(sol, config_of(a))
     save_netcdf(ds, a.out)
     try:

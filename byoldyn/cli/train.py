@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..errors import UsageError, check_output_dir, started
 from ..predictors import ALIASES
-from .common import (PREDICTOR_NAMES, add_directpred, add_out, add_progress, add_seed, add_variant, command,
-    nonneg_int, positive_int, progress, real)
+from .common import (PREDICTOR_NAMES, add_out, add_predictor_params, add_progress, add_seed, add_variant, command,
+    nonneg_int, positive_int, predictor_from_flags, progress, real)
 
 __all__ = ["add_parser", "run", "apply_preset", "recipe", "UNSET"]
 
@@ -73,8 +73,7 @@ def add_parser(sub) -> None:
     g.add_argument("--loss", choices=("cosine", "euclidean"), default="cosine", help="(default cosine)")
     g.add_argument("--target-init", choices=("independent", "copy"), default="independent",
                    help="target initialised independently (official code) or as a copy (default independent)")
-    add_directpred(g, rho="F̂ retention rho (Eq. 19; default 0.3)",
-                   freq_help="set Wp from F̂ every FREQ steps (default 1)")
+    add_predictor_params(g, "discrete")
     g = p.add_argument_group("optimization")
     g.add_argument("--optimizer", choices=("sgd", "lars"), default="sgd", help="(default sgd)")
     g.add_argument("--lr", type=real, default=0.03, help="learning rate (default 0.03)")
@@ -118,7 +117,7 @@ def add_parser(sub) -> None:
                    "(default: none, no curve)")
     keys = set().union(*PRESETS.values())  # a preset's flags parse to UNSET unless given, even at their default
     # the library's names that differ from the flags: Config(stage_sizes=, dp_form=, symmetric=, stop_grad=)
-    command(p, run, {"stage_sizes": "--depth", "dp_form": "--directpred-form"})
+    command(p, run, {"stage_sizes": "--depth", "dp_form": "--form"})
     p.set_defaults(preset_defaults={k: p.get_default(k) for k in keys}, **{k: UNSET for k in keys})
 
 
@@ -174,9 +173,9 @@ def run(a) -> int:
     cfg = Config(width=a.width, stage_sizes=(2, 2, 2, 2) if a.depth == "18" else (1, 1, 1, 1),
                  stem="cifar" if a.stem == "auto" else a.stem,
                  proj_hidden=a.proj_hidden, proj_dim=a.proj_dim, proj_out_bn=a.proj_out_bn,
-                 predictor=a.predictor, symmetric=a.symmetric, pred_hidden=a.pred_hidden,
+                 predictor=predictor_from_flags(a, "discrete"), symmetric=a.symmetric, pred_hidden=a.pred_hidden,
                  bias=a.bias, ema=a.ema, stop_grad=not a.no_stop_grad, loss=a.loss,
-                 target_init=a.target_init, rho=a.rho, eps=a.eps, freq=a.freq, dp_form=a.directpred_form,
+                 target_init=a.target_init,
                  optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, wd=a.wd, alpha_p=a.alpha_p,
                  wd_p=a.wd_p, batch_size=a.batch_size, seed=a.seed)  # validates the flags
     check_output_dir(a.out, "--out")  # before reading any data

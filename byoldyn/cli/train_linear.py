@@ -10,8 +10,8 @@ import json
 
 from ..errors import RunFailed, one_line, started
 from ..io import lock_output
-from .common import (add_directpred, add_out, add_progress, add_seed, add_variant, add_x64, begin, check_memory,
-    command, config_of, int_from, n_save_int, positive_int, progress, real, state_line)
+from .common import (add_out, add_predictor_params, add_progress, add_seed, add_variant, add_x64, begin, check_memory,
+    command, config_of, int_from, n_save_int, positive_int, predictor_from_flags, progress, real, state_line)
 
 __all__ = ["add_parser", "run"]
 
@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
     add_variant(g, no_ema="SimSiam: the target is W itself")
     g.add_argument("--loss", choices=LOSSES, default="euclidean", help="loss")
     g.add_argument("--views", choices=VIEWS, default="one", help="one-view or symmetric two-view loss")
-    add_directpred(g)
+    add_predictor_params(g, "discrete")
     g.add_argument("--sigma2", type=real, default=0.5, help="augmentation noise variance sigma^2 >= 0")
     g.add_argument("--n1", type=positive_int, default=16, help="input dimension n1")
     g.add_argument("--n2", type=positive_int, default=16, help="output dimension n2")
@@ -97,9 +97,9 @@ def run(a) -> int:
     check_memory(f"train-linear --batch {a.batch} --n1 {n1} --n2 {n2} --n-save {a.n_save}",
                  batch * (6 * n1 + 16 * n2) + 8 * (2 * n2 * n1 + n2 * n2) + 4 * n2 * n2
                  + 2 * a.n_save * (3 * n2 + 16), 8 if a.x64 else 4)
-    sgd = SGD(lr=a.lr, lr_p=a.lr_p, wd=a.wd, wd_p=a.wd_p, gamma_a=a.ema, momentum=a.momentum, rho=a.rho, eps=a.eps)
-    setup = Setup(loss=a.loss, views=a.views, predictor=a.predictor, ema=not a.no_ema,
-                  batch=None if a.exact else a.batch, freq=a.freq, directpred_form=a.directpred_form)
+    sgd = SGD(lr=a.lr, lr_p=a.lr_p, wd=a.wd, wd_p=a.wd_p, gamma_a=a.ema, momentum=a.momentum)
+    setup = Setup(loss=a.loss, views=a.views, predictor=predictor_from_flags(a, "discrete"), ema=not a.no_ema,
+                  batch=None if a.exact else a.batch)
     source = Source.isotropic(a.n1, a.sigma2)
     key = jax.random.PRNGKey(a.seed)
     k0, k1 = jax.random.split(key)
