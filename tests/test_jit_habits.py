@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import byoldyn as bd
-from byoldyn.flows import DirectModeState, ModeState, SqrtEps, mode_field, solve_directpred, solve_modes
+from byoldyn.flows import DirectModeState, ModeState, mode_field, solve_directpred, solve_modes
 
 pytestmark = pytest.mark.slow  # every case compiles a solve
 
@@ -81,7 +81,7 @@ def test_jit_and_vmap_mode_solvers(precision):
     for i in range(2):
         _close(sols.states.w[i], eager[i].states.w, precision)
     # DirectPred's solver, jitted in t1: every mode ends at s*_+ (its docstring example)
-    d0, g = DirectModeState.from_s_tau(jnp.asarray([0.01, 0.5]), 1.0), SqrtEps(0.1)
+    d0, g = DirectModeState.from_s_tau(jnp.asarray([0.01, 0.5]), 1.0), bd.DirectPred(eps=0.1, form="raw")
     sol = jax.jit(lambda t1: solve_directpred(d0, t1, bd.Hyper(eta=0.05), 1.5, g, tau=1.0, ts=jnp.stack([t1])))(400.0)
     assert sol.states.s.dtype == precision
     s_star = float(bd.theory.directpred_s_star("sqrt", 1.0, 1.5, 0.05, eps=0.1)[1])
