@@ -1,7 +1,6 @@
 """The CLI's one error path and the checks every command makes before it computes.
 
-Every `main` (`byoldyn`, `python -m byoldyn.cli`, `python -m byoldyn.sweep_cli`, `python -m byoldyn.nets.cli`)
-runs its command through `run_command`, so every failure is ONE line on stderr and one of these exit statuses:
+Every command (`byoldyn ...`, `python -m byoldyn.cli ...`) runs through `run_command`, so every failure is ONE line on stderr and one of these exit statuses:
 
 - 0: success.
 - 2: bad input, refused before anything was computed: a bad flag or value (argparse, or a validation

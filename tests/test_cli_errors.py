@@ -136,7 +136,7 @@ def test_unwritable_output_file(command, place, inputs, proc, capsys):
     code, err = _run(_FILE_OUT[command](d, out), capsys)
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("byoldyn: error: ") and str(bad) in err[0]
-    if command != "sweep":  # the exact lines of errors.check_output_file (sweep's belong to byoldyn.sweep_cli)
+    if command != "sweep":  # the exact lines of errors.check_output_file (sweep's own lines are byoldyn.sweeps')
         expect = {"under_file": f"--out: {str(bad)!r} is not a directory",
                   "proc": f"--out: cannot write in {str(bad)!r} (files cannot be created there)",
                   "directory": f"--out {str(bad)!r} is a directory, not a file"}[place]
@@ -290,39 +290,14 @@ def _entry_argv(cmd, proc, tmp_path):
             "compare": ["compare", str(tmp_path), "--out", str(proc)]}[cmd]
 
 
-@pytest.mark.parametrize("module, cmd, extra", [
-    (module, cmd, extra) for module, cmd in [("byoldyn.sweep_cli", "sweep"), ("byoldyn.sweep_cli", "plot"),
-                                             ("byoldyn.nets.cli", "train"), ("byoldyn.nets.cli", "compare")]
-    for extra in (["--bogus"], None, ["--out", "/proc/x.nc"])
-    if not (cmd == "sweep" and extra is None)  # None: a required argument missing (sweep has none)
-])
-def test_submodule_mains_equal_byoldyn(module, cmd, extra, tmp_path, capsys, monkeypatch):
-    """The sub-command's own `main` prints the same line with the same status as `byoldyn`'s."""
-    import importlib
-
-    monkeypatch.chdir(tmp_path)
-    sub_main = importlib.import_module(module).main
-    argv = [cmd] if extra is None else [cmd, *extra]
-    if cmd in ("compare", "plot") and extra is not None:  # a run folder without a log; a missing sweep file
-        argv = [cmd, str(tmp_path if cmd == "compare" else tmp_path / "none.nc"), *extra]
-    results = []
-    for m in (main, sub_main):
-        capsys.readouterr()
-        code = m(argv)
-        results.append((code, capsys.readouterr()))
-    (c1, r1), (c2, r2) = results
-    assert c1 == c2 == 2 and r1 == r2 and len(r1.err.splitlines()) == 1, results
-
-
 @pytest.mark.slow
 def test_entry_points_behave_the_same(tmp_path, proc):
-    """The console script `byoldyn`, `python -m byoldyn.sweep_cli` and `python -m byoldyn.nets.cli` (run at once;
-    `python -m byoldyn.cli` is tests/test_cli.py::test_console_script_exit_status)."""
+    """The console script `byoldyn` and `python -m byoldyn.cli` (run at once) print the same one line."""
     import shutil
 
     byoldyn = [shutil.which("byoldyn")] if shutil.which("byoldyn") else [sys.executable, "-m", "byoldyn.cli"]
-    runs = [(byoldyn, "simulate"), ([sys.executable, "-m", "byoldyn.sweep_cli"], "sweep"),
-            ([sys.executable, "-m", "byoldyn.nets.cli"], "compare")]
+    runs = [(byoldyn, "simulate"), ([sys.executable, "-m", "byoldyn.cli"], "sweep"),
+            ([sys.executable, "-m", "byoldyn.cli"], "compare")]
     env = {k: v for k, v in os.environ.items() if k != "BYOLDYN_TRACEBACK"}
     procs = [(cmd, subprocess.Popen([*exe, *_entry_argv(cmd, proc, tmp_path)], env=env, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)) for exe, cmd in runs]

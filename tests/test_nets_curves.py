@@ -4,7 +4,11 @@ untrained-network run, exports them, and refuses a damaged curve with one line (
 import json
 
 from byoldyn.figures.curves import fig_curves, load_curve
-from byoldyn.nets.cli import main
+from byoldyn.cli import main as _main
+
+
+def main(argv):
+    return _main(argv, devices=False)
 
 
 def _dirs(tmp_path):

@@ -8,7 +8,7 @@ pytest.importorskip("flax")
 import jax
 import jax.numpy as jnp
 
-from byoldyn.nets.directpred import correlation, directcopy_matrix, directpred_matrix, update_correlation
+from byoldyn.predictors import DirectCopy, DirectPred, correlation, update_correlation
 
 
 def _F(rng, d=6, negative=False):
@@ -37,7 +37,7 @@ def _ref(F, eps, form):
 def test_directpred_matrix_formula(rng, form, negative):
     F = _F(rng, negative=negative) * 3.7  # max eigenvalue != 1, so the two forms differ
     for eps in (0.0, 0.1):
-        np.testing.assert_allclose(directpred_matrix(jnp.asarray(F), eps, form=form), _ref(F, eps, form), atol=1e-12)
+        np.testing.assert_allclose(DirectPred(eps=eps, form=form).matrix(jnp.asarray(F)), _ref(F, eps, form), atol=1e-12)
     assert not np.allclose(_ref(F, 0.1, "code") / _ref(F, 0.1, "code")[0, 0],
                            _ref(F, 0.1, "paper") / _ref(F, 0.1, "paper")[0, 0])
 
@@ -46,7 +46,7 @@ def test_directpred_matrix_formula(rng, form, negative):
 def test_directcopy_matrix_formula(rng):
     F = _F(rng) * 2.5
     ref = F / np.linalg.eigvalsh(F).max() + 0.2 * np.eye(6)
-    np.testing.assert_allclose(directcopy_matrix(jnp.asarray(F), 0.2), ref, atol=1e-12)
+    np.testing.assert_allclose(DirectCopy(eps=0.2).matrix(jnp.asarray(F)), ref, atol=1e-12)
 
 
 def test_correlation_update(rng):

@@ -60,7 +60,10 @@ def test_unknown_test_class_refused(root):
 @pytest.mark.slow
 def test_train_cli_refuses_unknown_test_class(root, tmp_path, capsys):
     pytest.importorskip("flax")
-    from byoldyn.nets.cli import main
+    from byoldyn.cli import main as _main
+
+    def main(argv):
+        return _main(argv, devices=False)
 
     (root / "test" / "wolf").mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "test" / "wolf" / "0.png")

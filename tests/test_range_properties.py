@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from byoldyn.sweep_cli import MAX_VALUES, parse_int_range, parse_range
+from byoldyn.cli.ranges import MAX_VALUES, parse_int_range, parse_range
 
 SETTINGS = settings(max_examples=50, deadline=None)
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)

@@ -99,10 +99,10 @@ def test_directpred_formulas(rng):
     s, U = np.linalg.eigh(np.asarray(F))
     for eps in (0.0, 0.1):
         paper = U @ np.diag(np.sqrt(s) + eps * s.max()) @ U.T
-        np.testing.assert_allclose(sp.directpred_predictor(F, eps, "paper"), paper, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(bd.DirectPred(eps=eps, form="paper").matrix(F), paper, rtol=1e-12, atol=1e-13)
         boost = U @ np.diag(np.maximum(np.sqrt(np.clip(s, 0, None) / s.max()) + eps, 1e-4)) @ U.T
-        np.testing.assert_allclose(sp.directpred_predictor(F, eps, "boost_scale"), boost, rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(sp.directcopy_predictor(F, 0.1), np.asarray(F) / s.max() + 0.1 * np.eye(6), rtol=1e-12)
+        np.testing.assert_allclose(bd.DirectPred(eps=eps, form="boost_scale").matrix(F), boost, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(bd.DirectCopy(eps=0.1).matrix(F), np.asarray(F) / s.max() + 0.1 * np.eye(6), rtol=1e-12)
 
 
 @pytest.mark.slow
@@ -117,14 +117,14 @@ def test_fhat_ema_and_predictor_in_training(form):
     ts1 = sgd_step(ts0, sgd, src, data, None, setup)
     d0 = 1.5 * s0.W @ s0.W.T
     np.testing.assert_allclose(ts1.Fhat, d0, rtol=1e-12)                # first call: F̂ = d
-    np.testing.assert_allclose(ts1.Wp, sp.directpred_predictor(d0, eps, form), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(ts1.Wp, bd.DirectPred(eps=eps, form=form).matrix(d0), rtol=1e-13, atol=1e-14)
     ts2 = sgd_step(ts1, sgd, src, data, None, setup)
     np.testing.assert_allclose(ts2.Fhat, rho * d0 + (1 - rho) * 1.5 * ts1.W @ ts1.W.T, rtol=1e-12, atol=1e-14)   # Eq. 19
     hyper, _ = sp.to_flow(sgd)
     G = -1.5 * ts1.Wp @ ts1.W + ts1.Wa                                    # step 1 % freq != 0: an SGD step
     np.testing.assert_allclose(ts2.Wp, ts1.Wp + 0.05 * (G @ ts1.W.T), rtol=1e-13)
     ts3 = sgd_step(ts2, sgd, src, data, None, setup)
-    np.testing.assert_allclose(ts3.Wp, sp.directpred_predictor(ts3.Fhat, eps, form), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(ts3.Wp, bd.DirectPred(eps=eps, form=form).matrix(ts3.Fhat), rtol=1e-13, atol=1e-14)
 
 
 def test_dictionary_roundtrip():
@@ -194,7 +194,7 @@ def test_bad_inputs():
 
 
 def _cli(argv):
-    from byoldyn.sampled_cli import add_parsers
+    from byoldyn.cli.train_linear import add_parser as add_parsers
     p = Parser(prog="byoldyn")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_parsers(sub)

@@ -17,7 +17,8 @@ import xarray as xr
 import byoldyn as bd
 from byoldyn import theory
 from byoldyn.sweeps import parts_dir, summary, sweep
-from byoldyn.sweep_cli import main as cli_main, parse_range
+from byoldyn.cli import main as cli_main
+from byoldyn.cli.ranges import parse_range
 
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
 

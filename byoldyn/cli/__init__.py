@@ -13,12 +13,9 @@ from types import ModuleType
 from . import compare, plot, reproduce, simulate, sweep, train, train_linear
 from .common import Parser, host_devices, run
 
-__all__ = ["main", "parser", "add_commands", "sweep_main", "nets_main", "COMMANDS", "SWEEP_COMMANDS",
-           "NETS_COMMANDS"]
+__all__ = ["main", "parser", "add_commands", "COMMANDS"]
 
 COMMANDS: tuple[ModuleType, ...] = (simulate, reproduce, train_linear, sweep, plot, train, compare)
-SWEEP_COMMANDS = (sweep, plot)  # `python -m byoldyn.sweep_cli`
-NETS_COMMANDS = (train, compare)  # `python -m byoldyn.nets.cli`
 
 DESCRIPTION = "Learning dynamics of linear BYOL / SimSiam (Tian, Chen & Ganguli 2021)."
 EPILOG = ("Exit status: 0 success; 2 bad input (a flag, value, input file or output place; nothing computed); 1 a "
@@ -47,13 +44,3 @@ def main(argv: list[str] | None = None, commands: Sequence[ModuleType] = COMMAND
     if devices:
         host_devices()
     return run(lambda: parser(commands, description, epilog), argv)
-
-
-def sweep_main(argv: list[str] | None = None) -> int:
-    """`python -m byoldyn.sweep_cli sweep|plot ...`: those two subcommands on their own."""
-    return main(argv, SWEEP_COMMANDS, "Hyperparameter sweeps of linear BYOL / SimSiam dynamics.", None)
-
-
-def nets_main(argv: list[str] | None = None) -> int:
-    """`python -m byoldyn.nets.cli train|compare ...`: the real-network subcommands on their own."""
-    return main(argv, NETS_COMMANDS, "Real-network BYOL / DirectPred (byoldyn.nets).", None, devices=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-# name -> submodule; imported on first use so that `byoldyn.nets.cli` (and `byoldyn --help`) work
+# name -> submodule; imported on first use so that `byoldyn --help` works
 # without flax installed
 _EXPORTS = {
     "augment": ["Augment", "augment_batch", "augment_image", "eval_transform"],
@@ -22,7 +22,6 @@ _EXPORTS = {
     "config": ["Config"],
     "data": ["CIFAR10_MD5", "CIFAR10_URL", "DataError", "Dataset", "detect_format", "download_cifar10", "load",
              "read_cifar10", "read_image_folder", "read_stl10"],
-    "directpred": ["correlation", "directcopy_matrix", "directpred_matrix", "update_correlation"],
     "evaluate": ["extract_features", "knn_accuracy", "knn_predict", "linear_probe"],
     "heads": ["IdentityPredictor", "LinearPredictor", "MLPPredictor", "Projector", "make_predictor",
               "predictor_matrix", "set_predictor_matrix", "symmetrize_predictor"],

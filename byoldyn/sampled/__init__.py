@@ -5,19 +5,17 @@
 - `Source`: inputs x ~ N(0, Σx) with additive or Appendix D scrambling augmentations, and their exact moments;
 - `Setup`, `train`, `sgd_step`: the jitted training loop (Euclidean or cosine loss, one or two views,
   learned / symmetric / identity / DirectPred / DirectCopy predictors, EMA target);
-- `directpred_predictor`, `directcopy_predictor`, `fhat_update`: Eqs. 18-19 and the official code's form;
 - `compare`: sampled runs next to the ODE, with their distance over time.
 """
 
 from .compare import DISTANCES, Comparison, compare
 from .data import Source
 from .dictionary import SGD, flow_time, from_flow, to_flow
-from .directpred import directcopy_predictor, directpred_predictor, fhat_update
 from .train import (EMA_FORMS, LOSSES, PREDICTORS, VIEWS, Run, Setup, TrainState, euclidean_direction,
                     init_train_state, predictor_of, sgd_step, train)
 
 __all__ = [
     "SGD", "to_flow", "from_flow", "flow_time", "Source", "Setup", "TrainState", "Run", "train", "sgd_step",
-    "init_train_state", "predictor_of", "euclidean_direction", "directpred_predictor", "directcopy_predictor", "fhat_update",
+    "init_train_state", "predictor_of", "euclidean_direction",
     "compare", "Comparison", "DISTANCES", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS",
 ]

@@ -36,7 +36,6 @@ from ..stepper import blown
 from ..validate import brief, check_key
 from .data import Source
 from .dictionary import SGD, to_flow
-from .directpred import fhat_update
 
 __all__ = ["Setup", "TrainState", "Run", "train", "init_train_state", "sgd_step", "euclidean_direction",
            "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "predictor_of"]
@@ -218,7 +217,7 @@ def sgd_step(ts: TrainState, sgd: SGD, source: Source, data: Data, key, setup: S
     Wp = eye if pred.name == "identity" else ts.Wp
     T = ts.Wa if setup.ema else ts.W
     dW, dWp, d = _directions(ts, Wp, T, hyper, key, source, data, setup)
-    Fhat = fhat_update(ts.Fhat, d, pred.rho, ts.step == 0) if pred.direct else ts.Fhat
+    Fhat = P.fhat_update(ts.Fhat, d, pred.rho, ts.step == 0) if pred.direct else ts.Fhat
     vW = sgd.momentum * ts.vW + dW
     W = ts.W + sgd.lr * vW
     if pred.name == "identity":
