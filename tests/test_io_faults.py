@@ -356,3 +356,36 @@ def test_a_corrupt_checkpoint_is_one_line_on_stderr(tmp_path):
     assert len(lines) == 1, r.stderr[-3000:]
     assert lines[0].startswith(f"byoldyn train: checkpoint 2 in {tmp_path / 'checkpoints'} is unreadable (")
     assert lines[0].endswith(f"moved to {tmp_path / 'checkpoints.bad' / '2'}; resuming from step 1")
+
+
+_SAVE_FULL = """
+import sys
+import jax.numpy as jnp, numpy as np
+from byoldyn.nets.checkpoint import Checkpoints
+tree = {f"a{i:03d}": jnp.asarray(np.random.default_rng(i).standard_normal(1000), jnp.float32) for i in range(100)}
+ck = Checkpoints(sys.argv[1])
+try:
+    ck.save(1, tree, {"step": 1})
+except OSError as e:
+    print(e.strerror, file=sys.stderr)
+ck.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_checkpoint_on_a_full_disk_is_one_line(tmp_path):
+    """`byoldyn train` on a full disk printed about 150 lines of orbax / asyncio errors (exit 2): now one OSError
+    line (exit 1 from the CLI), the partial checkpoint removed."""
+    pytest.importorskip("orbax.checkpoint")
+    d = tmp_path / "full"
+    d.mkdir()
+    if not _can_mount_tmpfs(d):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        r = subprocess.run([sys.executable, "-c", _SAVE_FULL, str(d / "ck")], capture_output=True, text=True, env=ENV,
+                           timeout=300)
+        assert r.stderr == (f"No space left on device while saving checkpoint 1 in {d / 'ck'}; no checkpoint is "
+                            "kept\n"), r.stderr[-3000:]
+        assert [p.name for p in (d / "ck").iterdir()] == []
+    finally:
+        subprocess.run(["umount", str(d)])

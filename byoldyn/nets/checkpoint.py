@@ -4,10 +4,12 @@ the newest `keep` kept, plus the run's config and position as JSON beside each s
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import shutil
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import jax
@@ -25,14 +27,16 @@ _CONTAINED = False
 
 
 def contain_orbax_noise() -> None:
-    """Drop the `RuntimeError: Event loop is closed` tracebacks that follow a failed restore (issue 29 item 8).
+    """Drop the `RuntimeError: Event loop is closed` tracebacks that follow a failed restore (issue 29 item 8),
+    and asyncio's "Future exception was never retrieved" and "coroutine ... was never awaited" of a failed save's
+    other writes.
 
     Orbax reads a checkpoint's arrays as tensorstore futures awaited in a fresh event loop; when one read fails
     (a corrupt file), orbax closes that loop while the other reads are still pending, and each of them, on
     completing, prints a 6-line traceback from tensorstore's thread (about 100 for a ResNet's state: 600 lines).
     The failure itself is reported by the caller in one line. Only that exact error is dropped, from
-    `sys.excepthook`, `sys.unraisablehook` and `threading.excepthook`; installed once, for the rest of the process
-    (the pending reads finish later).
+    `sys.excepthook`, `sys.unraisablehook` and `threading.excepthook`; installed once, by the first `Checkpoints`,
+    for the rest of the process (the pending reads or writes finish later; a failed save does the same).
     """
     global _CONTAINED
     if _CONTAINED:
@@ -40,6 +44,9 @@ def contain_orbax_noise() -> None:
     _CONTAINED = True
     hook, unraisable, thread_hook = sys.excepthook, sys.unraisablehook, threading.excepthook
     sys.excepthook = lambda t, e, tb: None if _loop_closed(e) else hook(t, e, tb)
+    warnings.filterwarnings("ignore", r"coroutine .* was never awaited", RuntimeWarning)  # the writes never started
+    logging.getLogger("asyncio").addFilter(  # the failed reads' / writes' futures that orbax never awaited
+        lambda r: not str(r.msg).split("\n", 1)[0].endswith("exception was never retrieved"))
     sys.unraisablehook = lambda u: None if _loop_closed(u.exc_value) else unraisable(u)
     threading.excepthook = lambda a: None if _loop_closed(a.exc_value) else thread_hook(a)
 
@@ -79,6 +86,7 @@ class Checkpoints:
     def __init__(self, directory, keep: int = 2):
         import orbax.checkpoint as ocp
 
+        contain_orbax_noise()  # a failed read or write prints tracebacks from orbax's threads (see there)
         self._ocp = ocp
         self._keep = keep
         self.directory = Path(directory).absolute()
@@ -91,10 +99,44 @@ class Checkpoints:
             return ocp.CheckpointManager(self.directory, options=opts)
 
     def save(self, step: int, state, meta: dict) -> None:
+        """Save checkpoint `step`. **Raises:** `OSError` (one line) when it cannot be written, e.g. a full disk
+        ("No space left on device"): the partial checkpoint is removed, the earlier ones are kept."""
         ocp = self._ocp
-        self._mgr.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                           meta=ocp.args.JsonSave(meta)), force=True)
-        self._mgr.wait_until_finished()
+        try:
+            with _quiet_logs():
+                self._mgr.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                                   meta=ocp.args.JsonSave(meta)), force=True)
+                self._mgr.wait_until_finished()
+        except Exception as e:
+            self._settle()
+            for tmp in self.directory.glob(f"{int(step)}.orbax-checkpoint-tmp*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+            full = "No space left on device" in str(e) or "os_error_code='28'" in str(e)
+            if not (full or isinstance(e, OSError)):
+                raise
+            kept = self.steps()
+            why = "No space left on device" if full else unreadable_why(e)
+            raise OSError(errno.ENOSPC if full else e.errno,
+                          f"{why} while saving checkpoint {int(step)} in {self.directory}; "
+                          + (f"the checkpoints of steps {', '.join(map(str, kept))} are kept" if kept
+                             else "no checkpoint is kept")) from None
+
+    def _settle(self) -> None:
+        """After a failed save: wait for orbax's writer threads, their own failures unprinted (the caller reports
+        the failure in one line), and start a fresh manager."""
+        hook = threading.excepthook
+        threading.excepthook = lambda a: None
+        try:
+            with _quiet_logs():
+                for t in threading.enumerate():
+                    if type(t).__name__ == "_SignalingThread" and t is not threading.current_thread():
+                        t.join(timeout=60)
+                with contextlib.suppress(Exception):
+                    self._mgr.close()
+        finally:
+            threading.excepthook = hook
+        with contextlib.suppress(OSError):  # a full disk: the closed manager stays (closing it again is a no-op)
+            self._mgr = self._open()
 
     def latest(self) -> int | None:
         return self._mgr.latest_step()
@@ -107,13 +149,8 @@ class Checkpoints:
     def restore_state(self, step: int, like):
         ocp = self._ocp
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), like)
-        try:
-            with _quiet_logs():
-                return self._mgr.restore(int(step),
-                                         args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
-        except Exception:
-            contain_orbax_noise()  # the reads still pending when orbax gave up (see there)
-            raise
+        with _quiet_logs():
+            return self._mgr.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
 
     def restore(self, step: int, like):
         return self.restore_state(step, like), self.read_meta(step)
