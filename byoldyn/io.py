@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
-__all__ = ["atomic_write", "netcdf_bytes", "save_netcdf", "save_figure", "describe_size", "lock_output",
+__all__ = ["atomic_write", "netcdf_bytes", "save_netcdf", "save_figure", "describe_size", "lock_output", "held_outputs", "write_all",
            "release_outputs", "lock_path"]
 
 Content = Union[bytes, bytearray, memoryview, str, Callable[[str], None]]
@@ -38,7 +38,9 @@ def describe_size(n: float) -> str:
     return f"{int(n)} B"
 
 
-def _write_all(fd: int, data) -> None:
+def write_all(fd: int, data) -> None:
+    """Write every byte of `data` to the file descriptor `fd` (the one place bytes reach a disk: faults are
+    injected here in the tests)."""
     view = memoryview(data).cast("B")
     while view:
         view = view[os.write(fd, view):]
@@ -65,7 +67,7 @@ def atomic_write(path: str | os.PathLike, content: Content) -> Path:
                 data(tmp)
                 fd = os.open(tmp, os.O_RDONLY)
             else:
-                _write_all(fd, data)
+                write_all(fd, data)
             os.fsync(fd)  # where a full disk is reported late (delayed allocation, NFS), it is reported here
         finally:
             if fd >= 0:
@@ -164,6 +166,11 @@ def lock_output(out: str | os.PathLike, flag: str = "--out") -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _HELD[out] = (fd, lock)
+
+
+def held_outputs() -> tuple[Path, ...]:
+    """The outputs whose locks this process holds (`lock_output`)."""
+    return tuple(_HELD)
 
 
 def release_outputs() -> None:

@@ -33,7 +33,7 @@ def _data(ds):
 def _full_after(monkeypatch, budget_bytes):
     """Every atomic write fails with ENOSPC once `budget_bytes` bytes have been written (a disk that fills)."""
     left = [budget_bytes]
-    real = bio._write_all
+    real = bio.write_all
 
     def write(fd, data):
         n = memoryview(data).nbytes
@@ -44,7 +44,7 @@ def _full_after(monkeypatch, budget_bytes):
         left[0] -= n
         real(fd, data)
 
-    monkeypatch.setattr(bio, "_write_all", write)
+    monkeypatch.setattr(bio, "write_all", write)
 
 
 # ---- item 2: a full disk ---------------------------------------------------------------------------------------
@@ -133,8 +133,8 @@ def test_simulate_on_a_real_200k_tmpfs_no_segfault(tmp_path):
 def test_sweep_on_a_full_disk_keeps_the_finished_chunks_and_resumes(tmp_path, monkeypatch):
     clean = sweep("modes", out=tmp_path / "clean.nc", **SMALL)
     sizes = []  # the writes of a sweep: the manifest, then (the manifest, chunk k) per chunk, then the result
-    real = bio._write_all
-    monkeypatch.setattr(bio, "_write_all", lambda fd, data: (sizes.append(memoryview(data).nbytes), real(fd, data)))
+    real = bio.write_all
+    monkeypatch.setattr(bio, "write_all", lambda fd, data: (sizes.append(memoryview(data).nbytes), real(fd, data)))
     sweep("modes", out=tmp_path / "probe.nc", **SMALL)
     monkeypatch.undo()
     assert len(sizes) == 1 + 2 * 4 + 1
@@ -276,7 +276,7 @@ def test_a_second_run_on_the_same_out_is_refused(argv, tmp_path, capsys):
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait()
-    assert not bio._HELD  # the command released what it took
+    assert not bio.held_outputs()  # the command released what it took
 
 
 # ---- item 8 (part): a corrupt checkpoint is one line, not hundreds ------------------------------------------------
