@@ -10,7 +10,7 @@ import byoldyn as bd
 from byoldyn import sampled as sp
 from byoldyn.cli.common import Parser
 from byoldyn.errors import UsageError
-from byoldyn.sampled.train import _cosine_loss, init_train_state, sgd_step
+from byoldyn.sampled.train import cosine_loss, init_train_state, sgd_step
 
 from conftest import random_psd
 
@@ -78,7 +78,7 @@ def test_euclidean_direction_is_autodiff_of_sampled_loss(views):
     np.testing.assert_allclose(ts1.W, s0.W - 0.1 * gW, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(ts1.Wp, s0.Wp - 0.3 * gWp, rtol=1e-12, atol=1e-14)
     # cosine loss value: 1 - cos, averaged
-    c = _cosine_loss(s0.W, s0.Wp, T, x1, x2, "one")
+    c = cosine_loss(s0.W, s0.Wp, T, x1, x2, "one")
     p, z = x1 @ (s0.Wp @ s0.W).T, x2 @ T.T
     ref = np.mean(1 - np.sum(p * z, 1) / np.linalg.norm(p, axis=1) / np.linalg.norm(z, axis=1))
     np.testing.assert_allclose(c, ref, rtol=1e-12)

@@ -38,7 +38,7 @@ from .data import Source
 from .dictionary import SGD, to_flow
 
 __all__ = ["Setup", "TrainState", "Run", "train", "init_train_state", "sgd_step", "euclidean_direction",
-           "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "predictor_of"]
+           "cosine_loss", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "predictor_of"]
 
 LOSSES = ("euclidean", "cosine")
 VIEWS = ("one", "symmetric")
@@ -168,7 +168,10 @@ def _normalize(v):
     return v / jnp.maximum(n, 1e-12)  # torch F.normalize
 
 
-def _cosine_loss(W, Wp, T, x1, x2, views):
+def cosine_loss(W, Wp, T, x1, x2, views):
+    """The normalised (cosine) loss of a batch, 1 − ⟨p/‖p‖, z/‖z‖⟩ averaged over samples (THEORY.md 10.2, 11):
+    p = Wp W x1, z = T x2 with the target `T` (stop-gradient is the caller's); `views="one"` that term, else
+    the symmetrized mean of both orders of the views (x1, x2), (x2, x1)."""
     def one(xa, xb):
         p = _normalize(xa @ _T(Wp @ W))
         z = _normalize(xb @ _T(T))
@@ -199,7 +202,7 @@ def _directions(ts: TrainState, Wp, T, hyper, key, source: Source, data: Data, s
     if setup.loss == "euclidean":
         dW, dWp = euclidean_direction(W, Wp, T, lambda A: A @ Ss, lambda A: A @ Sd, hyper)
         return dW, dWp, d
-    gW, gWp = jax.grad(_cosine_loss, argnums=(0, 1))(W, Wp, jax.lax.stop_gradient(T), x1, x2, setup.views)
+    gW, gWp = jax.grad(cosine_loss, argnums=(0, 1))(W, Wp, jax.lax.stop_gradient(T), x1, x2, setup.views)
     return -gW - hyper.eta * W, hyper.alpha_p * (-gWp) - hyper.eta_p * Wp, d
 
 
