@@ -194,7 +194,7 @@ def run(a) -> int:
     tr = load(a.data, split, fmt)
     if a.limit:
         tr = tr.first(a.limit)
-    te = None if a.eval == "none" else load(a.data, "test", fmt)
+    te = None if a.eval == "none" else load(a.data, "test", fmt, classes=tr.classes)  # one class map
     size = tr.images.shape[1]
     stem = a.stem if a.stem != "auto" else ("cifar" if size <= 64 else "imagenet")
     aug = Augment.stl10(size) if fmt == "stl10" else Augment.cifar10(size)
