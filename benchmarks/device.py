@@ -98,7 +98,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 import byoldyn as bd  # noqa: E402
-from byoldyn.batch import _working_set, auto_block, fixed_step_block, resolve_strategy  # noqa: E402
+from byoldyn.batch import working_set, auto_block, fixed_step_block, resolve_strategy  # noqa: E402
 from byoldyn.io import atomic_write  # noqa: E402
 
 T_START = time.perf_counter()
@@ -211,7 +211,7 @@ def sec_simulate(res):
     F = 6 * n ** 3 + 10 * n ** 2
     s0, hyper, data = _problem(B, n)
     ts = jnp.asarray([t1], DTYPE)
-    ws = _working_set(s0, 1)
+    ws = working_set(s0, 1)
     ndev = NDEV
     rows, ref = [], None
     auto = resolve_strategy("auto", DEV.platform, -(-B // ndev), ws, ARGS.block, DEV)
@@ -440,7 +440,7 @@ def main():
         if isinstance(res.get(name), dict):
             res[name]["section_s"] = time.perf_counter() - t
         save(res, out)
-    res["auto_block_simulate"] = auto_block(_working_set(_problem(1, a.sim_n)[0], 1), DEV)
+    res["auto_block_simulate"] = auto_block(working_set(_problem(1, a.sim_n)[0], 1), DEV)
     save(res, out)
     log("\n" + res["markdown"])
     log(f"\nwrote {out} and {out.with_suffix('.md')} in {res['elapsed_s']:.0f} s")

@@ -38,7 +38,7 @@ from .integrate import Solution, checked_args, solve_checked
 from .model import Data, Hyper, State
 from .predictors import Variant, as_variant
 
-__all__ = ["simulate_batch", "member_count", "STRATEGIES", "resolve_strategy", "auto_block", "fixed_step_block",
+__all__ = ["simulate_batch", "member_count", "working_set", "STRATEGIES", "resolve_strategy", "auto_block", "fixed_step_block",
            "CPU_BLOCK_BYTES"]
 
 _AXIS = "members"
@@ -148,7 +148,7 @@ def fixed_step_block(strategy: str, platform: str, members_per_device: int, per_
     return None if b >= m else b
 
 
-def _working_set(y0: State, n_save: int) -> int:
+def working_set(y0: State, n_save: int) -> int:
     """Bytes a member's solve keeps in flight: its state times (saves + about 12 solver copies)."""
     per_state = sum(int(np.prod(a.shape[1:] if a.ndim == 3 else a.shape)) * a.dtype.itemsize
                     for a in jax.tree.leaves(y0))
@@ -216,7 +216,7 @@ def simulate_batch(state0: State, hyper: Hyper, data: Data, t1: float, *, device
     batched, shared = eqx.partition((y0, hyper, data, dyn_variant), _batched_mask(y0, hyper, data, variant))
     devices = list(jax.devices() if devices is None else devices)[:B]
     per_device = -(-B // len(devices))
-    kind, blk = resolve_strategy(strategy, devices[0].platform, per_device, _working_set(y0, len(ts)), block,
+    kind, blk = resolve_strategy(strategy, devices[0].platform, per_device, working_set(y0, len(ts)), block,
                                  devices[0])
     pad = (-B) % len(devices)
     if pad:  # repeat the last member so that every device gets the same number

@@ -224,13 +224,13 @@ def test_cli(tmp_path):
 @pytest.mark.slow
 def test_collapse_claims():
     """Table 3 pattern, alpha_p rescue (Fig. 6) and DirectPred in the sampled linear model (cosine loss)."""
-    from byoldyn.figures.sampled import _SCALE, _SIGMA2, _WP_SCALE, _runs, _sgd
+    from byoldyn.figures.sampled import SCALE, SIGMA2, WP_SCALE, runs, sgd
     n, seeds, steps = 10, 2, 1500
-    src = sp.Source.isotropic(n, _SIGMA2)
+    src = sp.Source.isotropic(n, SIGMA2)
 
     def modes(pred, ema, alpha_p=1.0, loss="cosine"):
         setup = sp.Setup(loss=loss, views="symmetric", predictor=pred, ema=ema)
-        o, _, st = _runs(setup, _sgd(alpha_p=alpha_p), src, n, seeds, steps, steps, _SCALE, _WP_SCALE)
+        o, _, st = runs(setup, sgd(alpha_p=alpha_p), src, n, seeds, steps, steps, SCALE, WP_SCALE)
         assert np.all(st == 0)
         return float(o["n_modes"][:, -1].mean()), None
 

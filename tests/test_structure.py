@@ -74,3 +74,39 @@ def test_import_graph_has_no_cycle():
         if m not in state:
             visit(m)
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+#: the core: the model, its flows and solvers, the theory; above it the levels, sweeps, figures and the CLI
+CORE = ("model", "predictors", "observables", "stepper", "solution", "validate", "errors", "io", "flows",
+        "integrate", "batch", "phase", "theory", "sweep_levels")
+UPPER = ("figures", "cli", "sampled", "nets", "sweeps", "launch", "report")
+
+
+def test_the_core_never_imports_the_levels_the_cli_or_the_figures():
+    bad = [f"{a} imports {b}" for a, b, _ in _imports()
+           if a.split(".")[1:2] and a.split(".")[1] in CORE and b.split(".")[1:2] and b.split(".")[1] in UPPER]
+    assert not bad, "\n".join(bad)
+
+
+def _private_uses(path: Path):
+    """`from byoldyn... import _x` and attribute reads `<byoldyn module>._x` in a test or benchmark file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases = set()  # local names bound to byoldyn modules or objects imported from them
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "byoldyn":
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    yield f"{path.name}:{node.lineno} imports {a.name} from {node.module}"
+                aliases.add(a.asname or a.name)
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] == "byoldyn"}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                and isinstance(node.value, ast.Name) and node.value.id in aliases):
+            yield f"{path.name}:{node.lineno} reads {node.value.id}.{node.attr}"
+
+
+def test_tests_and_benchmarks_use_no_private_names():
+    root = ROOT.parent
+    bad = [u for d in ("tests", "benchmarks") for p in sorted((root / d).glob("*.py")) for u in _private_uses(p)]
+    assert not bad, "\n".join(bad)

@@ -39,7 +39,7 @@ def _obs(t, s: State):
     return ob.measure(_OBSERVED, ob.Inputs(W=s.W, Wp=s.Wp, threshold=REL, relative=True))
 
 
-def _runs(setup, sgd, source, n, seeds, steps, save_every, scale, wp_scale, target="copy", seed=0):
+def runs(setup, sgd, source, n, seeds, steps, save_every, scale, wp_scale, target="copy", seed=0):
     """`seeds` sampled runs from random starts (vmapped); returns numpy observables (seeds, T, ...) and flow times."""
     def one(k):
         k0, k1 = jax.random.split(k)
@@ -141,7 +141,8 @@ def fig_sampled_ode(size: str = "full", seed: int = 0):
 
 
 
-_SIGMA2, _WD, _SCALE, _WP_SCALE = 0.5, 0.0133, 0.05, 2.0
+#: the sampled figures' data (X' = SIGMA2 I), weight decay, and the scales of the random starts of W and Wp
+SIGMA2, WD, SCALE, WP_SCALE = 0.5, 0.0133, 0.05, 2.0
 # Seeds per configuration: every claim on sampled runs is decided on a Z-SE interval over these seeds;
 # 8 resolve the differences of >= 1.5 modes that the claims are about (per-seed SD about 0.7 modes) at
 # Z = 3, within the time budget of `byoldyn reproduce`. The small size (tests) runs n = 8 for 600 steps
@@ -158,28 +159,29 @@ def _lr():
     return 0.05
 
 
-def _sgd(alpha_p=1.0, **kw):
+def sgd(alpha_p=1.0, **kw):
+    """The sampled figures' SGD hyperparameters with predictor learning-rate ratio `alpha_p`."""
     lr = _lr()
-    return SGD(lr=lr, lr_p=alpha_p * lr, wd=_WD, wd_p=_WD / alpha_p, gamma_a=1 - 0.0133 * lr, **kw)
+    return SGD(lr=lr, lr_p=alpha_p * lr, wd=WD, wd_p=WD / alpha_p, gamma_a=1 - 0.0133 * lr, **kw)
 
 
 def _cfg(loss, pred, ema=True, alpha_p=1.0, form="boost_scale", eps=0.1):
     """A claim configuration: its cache key, `Setup` and `SGD` (symmetric two-view loss, batch 128)."""
     key = (loss, pred, ema, alpha_p, form, eps)
     p = as_predictor(pred, eps=eps, rho=0.3, form=form) if PREDICTORS[pred].direct else pred  # the object carries ε
-    return key, Setup(loss=loss, views="symmetric", predictor=p, ema=ema), _sgd(alpha_p=alpha_p)
+    return key, Setup(loss=loss, views="symmetric", predictor=p, ema=ema), sgd(alpha_p=alpha_p)
 
 
 def _claim_runs(size, configs, seed=0):
     """Run each `(key, setup, sgd)` of `configs` (from `_cfg`; shared between figures through a cache) with
     seeds `seed` ... `seed + seeds − 1`; returns {key: (obs, ts)} and (n, seeds, steps)."""
     n, seeds, steps = _size(size)
-    src = Source.isotropic(n, _SIGMA2)
+    src = Source.isotropic(n, SIGMA2)
     out = {}
     for key, setup, sgd in configs:
         ck = (size, seed, key)
         if ck not in _CACHE:
-            o, ts, _ = _runs(setup, sgd, src, n, seeds, steps, steps // 20, _SCALE, _WP_SCALE, seed=seed)
+            o, ts, _ = runs(setup, sgd, src, n, seeds, steps, steps // 20, SCALE, WP_SCALE, seed=seed)
             _CACHE[ck] = (o, ts)
         out[key] = _CACHE[ck]
     return out, (n, seeds, steps)
@@ -192,9 +194,9 @@ def _final(res, key):
 
 def _note(n, seeds, steps, extra=""):
     lr = _lr()
-    return (f"Chosen: n1 = n2 = {n}, X = I, X' = σ²I, σ² = {_SIGMA2}; batch 128, symmetric two-view loss, SGD lr = {lr} "
-            f"(no momentum), wd = {_WD} (η = {_WD}, the paper's η̄/α), γ_a = 1 − {0.0133}·lr (β = 0.0133); "
-            f"{steps} steps (t = {steps * lr:g}); W ~ N(0, {_SCALE}²/n), Wp ~ N(0, {_WP_SCALE}²/n) (a strong random "
+    return (f"Chosen: n1 = n2 = {n}, X = I, X' = σ²I, σ² = {SIGMA2}; batch 128, symmetric two-view loss, SGD lr = {lr} "
+            f"(no momentum), wd = {WD} (η = {WD}, the paper's η̄/α), γ_a = 1 − {0.0133}·lr (β = 0.0133); "
+            f"{steps} steps (t = {steps * lr:g}); W ~ N(0, {SCALE}²/n), Wp ~ N(0, {WP_SCALE}²/n) (a strong random "
             f"predictor), target starts as a copy of W; {seeds} seeds; a mode survives if s_j > {REL:g} max_j s_j. {extra}")
 
 
