@@ -53,3 +53,11 @@ def test_sweep_figure_verdicts_agree_for_disjoint_seed_sets():
         verdicts.append([(c.claim, c.agrees, c.control_agrees) for c in rows if isinstance(c, Check) and c.decided])
         assert [c.claim[:6] for c in rows if isinstance(c, Check) and not c.decided] == ["Obs#1 "]
     assert verdicts[0] == verdicts[1] and all(a and c is False for _, a, c in verdicts[0])
+
+
+def test_a_bar_inside_a_cell_does_not_split_the_report_row():
+    from byoldyn.figures.common import Check, Finding
+
+    row = Check("max |p − p*| small", "|x| = 1e-9", "< 1e-6", True, "dynamics off", False).row("fig")
+    assert row.count(" | ") == 4 and row.replace(r"\|", "").count("|") == 6
+    assert Finding("rtol·|W|", "a", "b", "c").row().replace(r"\|", "").count("|") == 5

@@ -60,7 +60,7 @@ class Check:
         ctl = ("(no control)" if self.control_agrees is None
                else f"{self.control} → {'**AGREES** (it must not)' if self.control_agrees else 'disagrees'}")
         verdict = f"not decided: {self.undecided}" if self.undecided else "yes" if self.agrees else "**NO**"
-        return f"| {link}{self.claim} | {self.measured} | {self.predicted} | {verdict} | {ctl} |"
+        return _table_row(link + self.claim, self.measured, self.predicted, verdict, ctl)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,12 @@ class Finding:
 
     def row(self, figure: str = "") -> str:
         link = f"[{figure}]({figure}.png): " if figure else ""
-        return f"| {link}{self.title} | {self.measured} | {self.paper} | {self.explanation} |"
+        return _table_row(link + self.title, self.measured, self.paper, self.explanation)
+
+
+def _table_row(*cells: str) -> str:
+    """A Markdown table row; a `|` inside a cell (|p − p*|, rtol·|W|) is escaped so that it does not split it."""
+    return "| " + " | ".join(c.replace("|", r"\|") for c in cells) + " |"
 
 
 def mean_se(x, res: float = 0.0) -> tuple[float, float]:
