@@ -112,7 +112,7 @@ from byoldyn.sweep_levels import initial as _initial  # noqa: E402
 from byoldyn.sweeps import summary, sweep  # noqa: E402
 
 SIGMA2, BETA, SCALE = 0.5, 1.0, 0.5
-FLAGS = (True, True, "learned")
+FLAGS = byoldyn.Variant()  # BYOL: EMA, stop-gradient, learned Wp
 
 
 def log(*a):
@@ -326,7 +326,8 @@ def strategies(level, B, n, steps, blocks, repeats, dt=0.05):
         jax.block_until_ready(start(level, FLAGS, seeds, scale, n, n))
         t_start, _, ys = best_of(lambda: jax.block_until_ready(start(level, FLAGS, seeds, scale, n, n)), repeats)
     yg = jax.tree.map(lambda v: global_array(np.asarray(v), mesh), ys)
-    args = [global_array(np.asarray(v, float), mesh) for v in (A, E, E, np.full(B, BETA), np.full(B, SIGMA2))]
+    put = lambda v: global_array(np.asarray(v, float), mesh)  # noqa: E731
+    args = (jax.tree.map(put, byoldyn.Hyper(A, E, np.full(B, BETA), E)), put(np.full(B, SIGMA2)), None)
     jax.block_until_ready(prog(yg, *args, jnp.asarray(dt)))
     t_prog, _, out = best_of(lambda: jax.block_until_ready(prog(yg, *args, jnp.asarray(dt))), repeats)
     y1 = jax.tree.map(np.asarray, out[0])

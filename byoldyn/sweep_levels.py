@@ -1,23 +1,27 @@
 """The three levels of the model ladder as `byoldyn.sweeps` integrates them (THEORY.md sections 5, 7).
 
-For each level ("modes", "symmetric", "matrix"): the batched field (`RHS`; every array carries a
-leading member axis), the observables recorded (`LEVEL_OUTPUTS`, names of `observables.REGISTRY`,
-computed by `OBS` through the registry), and the start of a member from its seed (`initial`).
+For each level ("modes", "symmetric", "matrix"): the batched field (`RHS[level](y, hyper, sigma2, variant)`: the
+state `y`, the `Hyper`, sigma2 and the `Variant`'s predictor parameters carry a leading member axis, or are shared
+scalars), the observables recorded (`LEVEL_OUTPUTS`, names of `observables.REGISTRY`, computed by `OBS` through the
+registry), the start of a member from its seed (`initial`), and the saved state of an F̂-derived predictor made
+consistent (`synced`: Wp = g(F̂) at the matrix level, p_j = g(s_j, max s) at the mode level).
 """
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from . import observables as ob
-from .flows.matrix import vector_field
-from .flows.modes import ModeState, mode_field
+from .flows.matrix import synced as matrix_synced, vector_field
+from .flows.modes import DirectModeState, ModeState, directpred_field, mode_field
 from .flows.symmetric import SymState, reduced_field, symmetric_field
 from .integrate import prepare
 from .model import Data, Hyper, State
+from .predictors import Variant
 
-__all__ = ["LEVEL_OUTPUTS", "OBSERVABLES", "RHS", "OBS", "Observe", "initial", "inputs", "per_mode"]
+__all__ = ["LEVEL_OUTPUTS", "OBSERVABLES", "RHS", "OBS", "Observe", "initial", "inputs", "per_mode", "synced"]
 
 #: observables recorded at each level, names of `observables.REGISTRY` (which gives their long name,
 #: shape kind and units): the scalar `alignment_weighted` here, since a sweep keeps no per-mode cosines
@@ -34,41 +38,64 @@ OBSERVABLES = {level: tuple((n, ob.REGISTRY[n].per_mode, ob.REGISTRY[n].long_nam
                for level, names in LEVEL_OUTPUTS.items()}
 
 
-def _modes_rhs(y: ModeState, hyper: Hyper, sigma2, flags) -> ModeState:
+def _modes_rhs(y: ModeState, hyper: Hyper, sigma2, variant: Variant) -> ModeState:
     """Per-mode flow, elementwise (THEORY.md section 7.1): `mode_field` with tau = w_a / w (BYOL) or
-    tau = 1 (SimSiam, `ema=False`); Wp = I fixes w_p = 1; no stop-gradient is the scalar Eq. 6."""
-    ema, stop_grad, predictor = flags
-    dw, dwp, dwa = mode_field(y, hyper, 1.0 + sigma2, tau=None if ema else 1.0)
-    if not stop_grad:  # Theorem 2 (Eq. 6) with X = 1, X' = sigma2, one mode
-        w, wp = y.w, y.w_p
+    tau = 1 (SimSiam, `ema=False`); Wp = I fixes w_p = 1; no stop-gradient is the scalar Eq. 6. An F̂-derived
+    predictor (DirectPred, DirectCopy, DirectSet) slaves p_j = `predictor.modes(s)` to the spectrum
+    (`flows.modes.directpred_field`, docs/directpred_modes.md): w_p is not a state (dw_p = 0; `synced` writes p)."""
+    p, kappa, tau = variant.predictor, 1.0 + sigma2, None if variant.ema else 1.0
+    if p.direct:
+        d = directpred_field(DirectModeState(y.w, y.w_a), hyper, kappa, p, tau=tau)
+        dw, dwp, dwa, wp = d.w, jnp.zeros_like(y.w_p), d.w_a, p.modes(y.w * y.w)
+    else:
+        (dw, dwp, dwa), wp = mode_field(y, hyper, kappa, tau=tau), y.w_p
+    if not variant.stop_grad:  # Theorem 2 (Eq. 6) with X = 1, X' = sigma2, one mode
+        w = y.w
         dw = -(wp * wp + 1.0) * w * sigma2 - (wp - 1.0) * (wp - 1.0) * w - hyper.eta * w
         dwa = dw
-    if predictor == "identity":
+    if p.name == "identity":
         dwp = jnp.zeros_like(dwp)
     return ModeState(dw, dwp, dwa)
 
 
-def _sym_rhs(y: SymState, hyper: Hyper, sigma2, flags) -> SymState:
+def _sym_rhs(y: SymState, hyper: Hyper, sigma2, variant: Variant) -> SymState:
     """Eq. 7 (`predictor="symmetric"`) or Eq. 62 (`"learned"`) with tau by Assumption 1 (BYOL) or
     tau = 1 (SimSiam); Wp = I fixed for `"identity"` (THEORY.md section 5)."""
-    ema, _, predictor = flags
-    f = symmetric_field if predictor == "symmetric" else reduced_field
-    d = f(y, hyper, 1.0 + sigma2, evolve_tau=ema)
-    if predictor == "identity":
+    name = variant.predictor.name
+    f = symmetric_field if name == "symmetric" else reduced_field
+    d = f(y, hyper, 1.0 + sigma2, evolve_tau=variant.ema)
+    if name == "identity":
         d = SymState(jnp.zeros_like(d.Wp), d.F, d.tau)
     return d
 
 
-def _matrix_rhs(y: State, hyper: Hyper, sigma2, flags) -> State:
-    """Lemma 1 (Eqs. 2-4) or a variant (`vector_field`), per member."""
-    ema, stop_grad, predictor = flags
+def _per_member(f, y, sigma2, variant: Variant, *args):
+    """`f(y, data, variant, *args)` member by member (`jax.vmap`): `y`, `sigma2`, `args` and the variant's array
+    leaves (a swept predictor parameter) carry the member axis; the variant's other fields are shared."""
     n1 = y.W.shape[-1]
+    dyn, static = eqx.partition(variant, eqx.is_array)
 
-    def one(y, h, s2):
-        return vector_field(y, h, Data(jnp.ones_like(s2), s2, n1=n1, _isotropic=True),
-                            ema=ema, stop_grad=stop_grad, predictor=predictor)
+    def one(y, s2, dyn, *args):
+        return f(y, Data(jnp.ones_like(s2), s2, n1=n1, _isotropic=True), eqx.combine(dyn, static), *args)
 
-    return jax.vmap(one)(y, hyper, sigma2)
+    return jax.vmap(one)(y, sigma2, dyn, *args)
+
+
+def _matrix_rhs(y: State, hyper: Hyper, sigma2, variant: Variant) -> State:
+    """Lemma 1 (Eqs. 2-4) or a variant (`vector_field`), per member."""
+    return _per_member(lambda y, data, v, h: vector_field(y, h, data, variant=v), y, sigma2, variant, hyper)
+
+
+def synced(level: str, y, sigma2, variant: Variant):
+    """The batched states `y` with the predictor of an F̂-derived `variant` written in (Wp = g(F̂) at the matrix
+    level, `flows.matrix.synced`; w_p = p_j = g(s_j, max s) at the mode level), as `simulate` saves them; any other
+    state unchanged. `sigma2` and the variant's array leaves carry the member axis of `y`."""
+    p = variant.predictor
+    if not p.direct or level == "symmetric":
+        return y
+    if level == "modes":
+        return ModeState(y.w, p.modes(y.w * y.w), y.w_a)
+    return _per_member(lambda y, data, v: matrix_synced(y, data, v.predictor), y, sigma2, variant)
 
 
 def inputs(level: str, y, threshold: float) -> ob.Inputs:
@@ -120,10 +147,11 @@ class Observe:
         return isinstance(other, Observe) and other.threshold == self.threshold
 
 
-def initial(level: str, flags, seeds, scale, n1: int, n2: int, dtype):
-    """The start of every member from its seed: `State.random` with Wa(0) = 0, prepared for the variant,
-    then reduced to the level (THEORY.md sections 5 and 7.1)."""
-    ema, _, predictor = flags
+def initial(level: str, variant: Variant, seeds, scale, n1: int, n2: int, dtype):
+    """The start of every member from its seed: `State.random` with Wa(0) = 0, prepared for the `variant`,
+    then reduced to the level (THEORY.md sections 5 and 7.1). An F̂-derived predictor's Wp (p) is written by
+    `synced`."""
+    ema, predictor = variant.ema, variant.predictor.name
     keys = jax.vmap(jax.random.PRNGKey)(seeds)
     s0 = jax.vmap(lambda k, c: State.random(k, n1, n2, scale=c, dtype=dtype))(keys, scale)
     s0 = prepare(s0, ema, predictor)

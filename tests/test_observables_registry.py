@@ -59,7 +59,7 @@ def test_registry_entries():
 @pytest.mark.parametrize("level", ["modes", "symmetric", "matrix"])
 def test_sweep_levels_output_registry_names(level):
     seeds = jnp.arange(3)
-    y = sl.initial(level, (True, True, "learned"), seeds, jnp.full(3, 0.5), 3, 3, jnp.float64)
+    y = sl.initial(level, bd.Variant(), seeds, jnp.full(3, 0.5), 3, 3, jnp.float64)
     out = sl.OBS[level](y, ob.SURVIVAL)
     assert tuple(out) == sl.LEVEL_OUTPUTS[level]
     _check_kinds(out, 1, level)

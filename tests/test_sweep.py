@@ -278,21 +278,20 @@ def test_cli_sweep_resume_and_plot(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_directpred_sweeps_at_the_matrix_level_only():
+def test_directpred_sweeps_at_the_matrix_level():
     """Issue 14: DirectPred / DirectCopy are swept at the matrix level (Wp = g(F̂), THEORY.md 10.2), where the
     fixed-step RK4 program agrees with the adaptive per-member solves (RK4's O(dt⁴) error at dt = 0.02 over
-    t1 = 4: < 1e-6 relative, against rtol 1e-10) and differs from the learned Wp (control); the mode and
-    symmetric levels, which have no F̂-derived Wp, refuse them instead of silently running the learned field."""
+    t1 = 4: < 1e-6 relative, against rtol 1e-10), Wp's observables included (the saved Wp is g(F̂), as
+    `simulate` saves it), and differs from the learned Wp (control); the symmetric level, which has no
+    F̂-derived Wp, refuses them in one line (issue 24: the mode level runs them, tests/test_sweep_typed.py)."""
     kw = dict(alpha_p=1.0, eta=[0.0, 0.05], seeds=2, n1=4, sigma2=0.5, t1=4.0, progress=False)
     for name in ("directpred", "directcopy"):
         rk4 = sweep("matrix", predictor=name, dt=0.02, **kw)
         ada = sweep("matrix", predictor=name, method="adaptive", dt=None, rtol=1e-10, atol=1e-12, **kw)
         assert (rk4.status.values == bd.SUCCEEDED).all() and json.loads(rk4.attrs["config"])["predictor"] == name
-        np.testing.assert_allclose(rk4.s.values, ada.s.values, rtol=1e-6, atol=1e-9)
+        for v in ("s", "p", "alignment_weighted", "asymmetry"):
+            np.testing.assert_allclose(rk4[v].values, ada[v].values, rtol=1e-6, atol=1e-9, err_msg=v)
         learned = sweep("matrix", dt=0.02, **kw)
         assert np.max(np.abs(learned.s.values - rk4.s.values)) > 1e-3, name
-    for level in ("modes", "symmetric"):
-        with pytest.raises(ValueError, match=f"swept at the matrix level only .*the {level} level"):
-            sweep(level, alpha_p=1.0, eta=0.0, seeds=1, t1=1.0, predictor="directpred", progress=False)
-    with pytest.raises(ValueError, match="must be a name of byoldyn.predictors.PREDICTORS"):
-        sweep("matrix", alpha_p=1.0, seeds=1, t1=1.0, predictor=bd.DirectPred(), progress=False)
+    with pytest.raises(ValueError, match="^predictor='directpred' has no symmetric-level flow"):
+        sweep("symmetric", alpha_p=1.0, eta=0.0, seeds=1, t1=1.0, predictor="directpred", progress=False)

@@ -28,7 +28,8 @@ from ..predictors import ALIASES, FORM_ALIASES, FORMS, PREDICTORS, Param, Predic
 
 __all__ = ["Parser", "HelpFormatter", "help_with_default", "int_from", "positive_int", "nonneg_int", "seed_int",
            "real", "canonical", "PREDICTOR_NAMES", "DEFAULTS", "add_hyper", "n_save_int", "DIRECTPRED_FORMS",
-           "add_variant", "add_predictor_params", "predictor_params", "predictor_from_flags", "add_seed", "add_x64",
+           "add_variant", "add_predictor_params", "predictor_params", "predictor_from_flags",
+           "predictor_flag_values", "add_seed", "add_x64",
            "add_out", "add_progress", "progress", "command",
            "flag_names", "begin", "check_memory", "config_of", "state_line", "host_devices", "run"]
 
@@ -159,12 +160,13 @@ def _owners(field: str) -> list[str]:
     return [c.name for c in PREDICTORS.values() if field in c.PARAMS]
 
 
-def add_predictor_params(g, level: str) -> None:
+def add_predictor_params(g, level: str, ranges: Callable[[str], object] | None = None) -> None:
     """The flags of the predictors' parameters read at `level`, generated from the classes' `PARAMS` (THEORY.md
     10.1-10.2): one flag per field (`--eps`, `--rho`, `--freq`, `--form` (old spellings `--directpred-form`,
     `--dp-form`, the value `boost_scale`), `--beta-F`, ...), default None (not given: the class's default), its
-    help naming the predictors that have it. `predictor_from_flags` reads them."""
-    types = {"real": real, "rate": real, "int": positive_int}
+    help naming the predictors that have it. `predictor_from_flags` reads them. `ranges`: the type of the real
+    parameters' values where they may be swept (`byoldyn sweep`: `byoldyn.cli.ranges.parse_range`)."""
+    types = {"real": ranges or real, "rate": ranges or real, "int": positive_int}
     for k, prm in predictor_params(level).items():
         kw = dict(type=canonical(FORM_ALIASES), choices=DIRECTPRED_FORMS) if prm.kind == "form" else \
             dict(type=types[prm.kind])
@@ -178,13 +180,23 @@ def predictor_from_flags(a, level: str) -> Predictor | str:
     mlp). A parameter flag the predictor does not have is refused (`ValueError` naming the flag and the
     predictors that have it); a bad value is the class's own `ValueError`."""
     name = ALIASES.get(a.predictor, a.predictor)
+    cls = PREDICTORS.get(name)
+    given = predictor_flag_values(a, level)
+    return name if cls is None else cls(**given)
+
+
+def predictor_flag_values(a, level: str) -> dict:
+    """The predictor parameter flags given in `a` (field -> value; a list where `add_predictor_params` took
+    ranges), each refused (`ValueError` naming the flag and the predictors that have it) unless `--predictor`
+    has it."""
+    name = ALIASES.get(a.predictor, a.predictor)
     params = predictor_params(level)
     given = {k: getattr(a, k) for k in params if getattr(a, k, None) is not None}
     cls = PREDICTORS.get(name)
     for k in given:
         if cls is None or k not in cls.PARAMS:
             raise ValueError(f"{params[k].flag_of(k)} applies to --predictor {' | '.join(_owners(k))}, not {name}")
-    return name if cls is None else cls(**given)
+    return given
 
 
 def add_seed(g, what: str) -> None:

@@ -4,8 +4,8 @@ sharded over devices, resumable). Values of a swept flag: `byoldyn.cli.ranges`."
 from __future__ import annotations
 
 from ..errors import RunFailed, check_output_dir, check_output_file, started
-from .common import (DEFAULTS, add_hyper, add_out, add_progress, add_variant, add_x64, begin, command, n_save_int,
-    positive_int, progress, real)
+from .common import (DEFAULTS, add_hyper, add_out, add_predictor_params, add_progress, add_variant, add_x64, begin,
+    command, n_save_int, positive_int, predictor_flag_values, progress, real)
 from .ranges import parse_int_range, parse_range, parse_seeds
 
 __all__ = ["add_parser", "run"]
@@ -39,7 +39,10 @@ def add_parser(sub) -> None:
                    help="decoupled modes (Eqs. 11-13), symmetric (Eq. 7 / Eq. 62) or matrix (Lemma 1) (default modes)")
     add_variant(g, no_ema="SimSiam: the target is W itself",
                 no_stop_grad="gradient through the target (Theorem 2; implies --no-ema)",
-                help="learned Wp, symmetrized flow, Wp = I, or DirectPred / DirectCopy (default learned)")
+                help="learned Wp, symmetrized flow, Wp = I, or an F̂-derived Wp: DirectPred, DirectCopy, DirectSet "
+                "(modes and matrix levels) (default learned)")
+    g = p.add_argument_group("the predictor's parameters (a single value fixes it, a range sweeps it)")
+    add_predictor_params(g, "ode", parse_range)
     g = p.add_argument_group("integration")
     g.add_argument("--t1", type=real, default=DEFAULTS["t1"], help="final time in flow units")
     g.add_argument("--method", choices=METHODS, default="rk4",
@@ -97,11 +100,12 @@ def run(a) -> int:
     stall_timeout(a.stall_timeout, f"; the finished chunks are kept in {parts_dir(a.out)}: run the same command with "
                   "--resume to continue")
     ema = not (a.no_ema or a.no_stop_grad)
+    given = predictor_flag_values(a, "ode")  # --eps 0.2 sets it, --eps 0.01:0.5:16 sweeps it
     started()  # the output places are checked: an OSError from here on is a failed run (exit 1)
     try:  # a library ValueError naming a parameter names its flag (`command`); sweep(n_save=) counts intervals
         ds = sweep(a.level, alpha_p=a.alpha_p, eta=a.eta, eta_p=a.eta_p, beta=a.beta, sigma2=a.sigma2, n1=a.n1,
                    n2=a.n2, scale=a.scale, seeds=a.seeds, ema=ema, stop_grad=not a.no_stop_grad,
-                   predictor=a.predictor, t1=a.t1, dt=a.dt, method=a.method,
+                   predictor=a.predictor, **given, t1=a.t1, dt=a.dt, method=a.method,
                    n_save=None if a.n_save is None else a.n_save - 1, rtol=a.rtol, atol=a.atol,
                    threshold=a.threshold, chunk=a.chunk, out=a.out, resume=a.resume, keep_parts=a.keep_parts,
                    progress=progress(a))

@@ -31,9 +31,10 @@ def sweep(
     scale=0.5,
     seeds=1,
     points: dict | None = None,
-    ema: bool = True,
-    stop_grad: bool = True,
-    predictor: str = "learned",
+    variant=None,
+    ema: bool | None = None,
+    stop_grad: bool | None = None,
+    predictor=None,
     t1: float = 100.0,
     dt: float | None = 0.05,
     method: str = "rk4",
@@ -51,6 +52,7 @@ def sweep(
     devices=None,
     strategy: str = "auto",
     block: int | None = None,
+    **predictor_params,
 ) -> xr.Dataset:
     """Integrate every member of a hyperparameter grid and return their observables, labelled.
 
@@ -71,8 +73,18 @@ def sweep(
       seeds: larger ones would repeat smaller ones); always a dimension.
     - `points`: instead of a grid, a dict name -> 1-D sequence of equal lengths (dimension `point`);
       the other parameters must then be numbers.
-    - `ema`, `stop_grad`, `predictor`: the variant, as in `simulate` (`stop_grad=False` needs
-      `ema=False` and is not defined at the symmetric level).
+    - `variant`: a `byoldyn.Variant`, or its shorthands `ema`, `stop_grad`, `predictor` (a name or a predictor
+      object such as `bd.DirectPred(eps=0.2)`), as in `simulate` (defaults True, True, "learned"; `stop_grad=False`
+      needs `ema=False` and is not defined at the symmetric level). The F̂-derived predictors (DirectPred,
+      DirectCopy, DirectSet) run at the mode level (p_j = `predictor.modes(s)` slaved to the spectrum,
+      `flows.modes.directpred_field`) and the matrix level (Wp = g(F̂)), with F̂ = F (`beta_F=None`); the
+      symmetric level has no such flow. The predictor's fields are recorded in the configuration
+      (`config["predictor"]`, `config["predictor_params"]`; part of the resume key).
+    - `**predictor_params`: a parameter of the predictor by its field name (`eps=`, DirectSet's `alpha=`, ...):
+      a number sets it (as `simulate`'s shorthands: with a predictor object it must agree), a 1-D sequence
+      sweeps it like the parameters above (one dimension, after them; or in `points`); the predictor object
+      gives the fixed values. Only the parameters the ODE levels read are swept (ε, α). Example:
+      `sweep("matrix", predictor="directpred", eps=[0.01, 0.1, 0.5])`.
     - `t1`: final time (flow units, section 1). `method`: `"rk4"` or `"euler"` (fixed steps of about
       `dt`: t1 / (intervals * ceil(t1 / (dt * intervals))); with Euler one step is one full-batch GD
       step) or `"adaptive"` (matrix level only: Tsit5 per member via `simulate_batch`, `rtol`, `atol`,
@@ -117,7 +129,7 @@ def sweep(
     >>> ds.n_modes.mean("seed").values.tolist()
     [[8.0, 0.0], [8.0, 0.0]]
     """
-    options = SweepOptions(**locals()).checked()  # the keywords above, as one typed object
+    options = SweepOptions(**locals()).checked()  # the keywords above, as one typed object (the variant resolved)
     return run_sweep(options)
 
 
@@ -178,13 +190,12 @@ def _compute(plan: Plan, todo: np.ndarray, results: Results, mesh) -> int:
     computed = 0
     for k in np.flatnonzero(todo).tolist():
         a, b = plan.ranges[k]
-        rows = {c: table[c][a:b] for c in table}
-        w1, w2 = int(rows["n1"][0]), int(rows["n2"][0])
+        w1, w2 = int(table["n1"][a]), int(table["n2"][a])
         group = int(np.sum((table["n1"] == w1) & (table["n2"] == w2)))
-        size = min(plan.config["chunk"], group)
-        pad_to = -(-size // plan.ndev) * plan.ndev
+        size = min(plan.chunk, group)
+        pad_to = -(-size // plan.ndev) * plan.ndev  # one program shape per width
         bar.set_postfix_str(f"n1={w1} n2={w2} members {a}-{b - 1}")
-        res = run_chunk(plan.config, rows, w1, w2, mesh, pad_to, o.strategy, o.block)
+        res = run_chunk(plan, plan.members_of(k, pad_to), mesh, o.strategy, o.block)
         if plan.parts is not None and is_writer:
             write_chunk(plan.parts, k, a, res, plan.hash, o.level, o.n_save is not None)
         barrier(f"chunk {k}")  # the other processes wait until process 0 has written chunk k

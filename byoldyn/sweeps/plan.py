@@ -9,26 +9,58 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
 from ..errors import check_output_dir, check_output_file
-from ..flows.matrix import check_variant
+from ..model import Data, Hyper
+from ..predictors import Predictor, Variant, as_predictor, as_variant
 from ..solution import grid_steps
+from ..validate import as_array, check_finite, check_sign
 from .budget import check_work, state_size
 from .errors import Refused
 from .store import parts_dir, schema
 
-__all__ = ["LEVELS", "METHODS", "PARAMS", "SEED_LIMIT", "MAX_STEPS", "Refused", "SweepOptions", "Plan", "make_plan",
-           "config_hash", "chunks", "auto_chunk", "member_table"]
+__all__ = ["LEVELS", "METHODS", "PARAMS", "SEED_LIMIT", "MAX_STEPS", "Refused", "SweepOptions", "Scheme", "Members",
+           "Plan", "make_plan", "config_hash", "chunks", "auto_chunk", "member_table", "sweepable"]
 
 LEVELS = ("modes", "symmetric", "matrix")
 METHODS = ("rk4", "euler", "adaptive")
 PARAMS = ("n1", "n2", "alpha_p", "eta", "eta_p", "beta", "sigma2", "scale")  # canonical dimension order
 _INT_PARAMS = ("n1", "n2")
-_SIGN = {"alpha_p": "+", "eta": "0+", "eta_p": "0+", "beta": "0+", "sigma2": "0+", "scale": "0+"}
+_HYPER = ("alpha_p", "eta", "beta", "eta_p")  # the fields of byoldyn.Hyper
+
+
+def sweepable(predictor: Predictor) -> tuple[str, ...]:
+    """The parameters of `predictor`'s class a sweep may sweep (after `PARAMS`, in the class's `PARAMS` order):
+    the real ones read by the ODE levels (ε, DirectSet's α; not ρ or freq, read by the discrete levels only)."""
+    return tuple(k for k, prm in predictor.PARAMS.items() if prm.kind in ("real", "rate") and prm.level in ("all", "ode"))
+
+
+def _is_default(predictor: Predictor, k: str) -> bool:
+    return getattr(predictor, k) == type(predictor)().params()[k]
+
+
+def _model_check(name: str, a: np.ndarray, predictor: Predictor) -> None:
+    """The values `a` of the parameter `name`, checked by the model's own constructor (`Hyper`, `Data.isotropic`,
+    `State.random`'s scale check, the predictor's class): a `ValueError` naming the parameter and a bad value."""
+    if name in _HYPER:
+        Hyper(**{name: a})
+    elif name == "sigma2":
+        Data.isotropic(1, sigma2=a)
+    elif name == "scale":
+        check_finite(name, as_array(name, a))
+        check_sign(name, as_array(name, a), strict=False)
+    elif name in predictor.PARAMS:
+        fixed = predictor.params()
+        try:
+            type(predictor)(**{**fixed, name: a})
+        except ValueError:
+            for x in a.tolist():  # the first bad value, by itself (the class's message for it)
+                type(predictor)(**{**fixed, name: x})
+            raise
 
 
 # validation and the member table
@@ -54,11 +86,6 @@ def _values(name: str, v, distinct: bool = True) -> tuple[np.ndarray, bool]:
             kind = "non-negative integers" if name == "seeds" else "positive integers"
             raise ValueError(f"{name} must be {kind}, got {v!r}")
         a = a.astype(np.int64)
-    sign = _SIGN.get(name)
-    if sign == "+" and np.any(a <= 0):
-        raise ValueError(f"{name} must be > 0, got {a[a <= 0][0].item()!r}")
-    if sign == "0+" and np.any(a < 0):
-        raise ValueError(f"{name} must be >= 0, got {a[a < 0][0].item()!r}")
     if distinct and swept and len(np.unique(a)) != len(a):
         raise ValueError(f"{name} values must be distinct, got {v!r}")
     return a, swept
@@ -81,18 +108,23 @@ def check_seeds(seeds) -> int | np.ndarray:
     return a
 
 
-def check_axes(params: dict, points) -> dict:
-    """The validated values of every parameter (small arrays: no member table yet).
+def check_axes(params: dict, points, predictor: Predictor | None = None) -> dict:
+    """The validated values of every parameter (small arrays: no member table yet), each checked by the model's
+    own constructor (`_model_check`) before any work. `params`: name -> number or sequence, the names of
+    `PARAMS` then the swept parameters of `predictor` (`sweepable`), in dimension order.
 
-    **Returns:** a dict with `vals` (name -> 1-D array), `swept` (grid dimensions, in `PARAMS` order),
+    **Returns:** a dict with `vals` (name -> 1-D array), `swept` (grid dimensions, in `params` order),
     `tied` (eta_p / n2 when tied), `points` (the names given in `points`) and `n` (members per seed).
     """
+    predictor = as_predictor("learned") if predictor is None else predictor
+    names = tuple(params) + tuple(k for k in sweepable(predictor) if k not in params)
     tied = {k for k in ("eta_p", "n2") if params[k] is None}
     vals, swept = {}, []
-    for k in PARAMS:
+    for k in params:
         if k in tied:
             continue
         a, s = _values(k, params[k])
+        _model_check(k, a, predictor)
         vals[k] = a
         if s:
             swept.append(k)
@@ -105,9 +137,13 @@ def check_axes(params: dict, points) -> dict:
         raise ValueError(f"points must be a non-empty dict of parameter name -> 1-D sequence, got {points!r}")
     lens = set()
     for k, v in points.items():
-        if k not in PARAMS:
-            raise ValueError(f"points: unknown parameter {k!r}; choose from {', '.join(PARAMS)}")
+        if k not in names:
+            raise ValueError(f"points: unknown parameter {k!r}; choose from {', '.join(names)}")
+        if k not in PARAMS and not _is_default(predictor, k):
+            raise ValueError(f"{k} is given twice: in points and on the predictor ({k} = {getattr(predictor, k)!r}); "
+                             "give it once")
         a = np.atleast_1d(_values(k, v, distinct=False)[0])
+        _model_check(k, a, predictor)
         lens.add(len(a))
         vals[k] = a
     if len(lens) != 1:
@@ -187,7 +223,9 @@ def config_hash(config: dict) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class SweepOptions:
-    """The keywords of `sweep` (documented there) as one typed object; `checked()` validates them."""
+    """The keywords of `sweep` (documented there) as one typed object; `checked()` validates them and resolves the
+    variant: afterwards `variant` is the `Variant` (its predictor's fixed parameters Python numbers) and
+    `predictor_params` holds the swept predictor parameters only (name -> sequence)."""
 
     level: str = "modes"
     alpha_p: Any = 1.0
@@ -200,9 +238,10 @@ class SweepOptions:
     scale: Any = 0.5
     seeds: Any = 1
     points: dict | None = None
-    ema: bool = True
-    stop_grad: bool = True
-    predictor: str = "learned"
+    variant: Variant | None = None
+    ema: bool | None = None
+    stop_grad: bool | None = None
+    predictor: str | Predictor | None = None
     t1: float = 100.0
     dt: float | None = 0.05
     method: str = "rk4"
@@ -220,28 +259,63 @@ class SweepOptions:
     devices: Any = None
     strategy: str = "auto"
     block: int | None = None
+    predictor_params: dict = dataclasses.field(default_factory=dict)
 
     @property
     def params(self) -> dict:
-        """The grid parameters as given (numbers or sequences), in `PARAMS` order."""
-        return {k: getattr(self, k) for k in PARAMS}
+        """The grid parameters as given (numbers or sequences), in dimension order: `PARAMS`, then the swept
+        predictor parameters."""
+        return {k: getattr(self, k) for k in PARAMS} | dict(self.predictor_params)
+
+    def resolved_variant(self) -> tuple[Variant, dict]:
+        """`(variant, swept)`: the `Variant` of `variant` / `ema` / `stop_grad` / `predictor` (`as_variant`, as in
+        `simulate`) with the fixed predictor parameters of `predictor_params` (numbers) on its predictor, and the
+        swept ones (sequences), checked against the predictor's class."""
+        given, pred = dict(self.predictor_params), self.predictor
+        fixed = {k: v for k, v in given.items() if isinstance(v, str) or np.ndim(v) == 0}
+        swept = {k: v for k, v in given.items() if k not in fixed}
+        if self.variant is None and (pred is None or isinstance(pred, str)):  # a name: the numbers build the object
+            pred = as_predictor("learned" if pred is None else pred, **fixed)
+        variant = as_variant(self.variant, ema=self.ema, stop_grad=self.stop_grad, predictor=pred)
+        p = variant.predictor
+        for k, v in p.params().items():
+            if np.ndim(v) != 0:
+                raise ValueError(f"{k} on the predictor must be a number in a sweep, got shape {np.shape(v)}; sweep "
+                                 f"it as a parameter ({k}=[...])")
+        p = as_predictor(p, **fixed)  # an object: the numbers must agree with it
+        for k in swept:
+            if k not in p.PARAMS:
+                raise ValueError(f"{k} is not a sweep option nor a parameter of the predictor {p.name} (its "
+                                 f"parameters: {', '.join(p.PARAMS) or 'none'})")
+            if k not in sweepable(p):
+                raise ValueError(f"{k} cannot be swept: a sweep sweeps the parameters read at the ODE levels "
+                                 f"({', '.join(sweepable(p)) or 'none'} for {p.name})")
+            if not _is_default(p, k):
+                raise ValueError(f"{k} is given twice: swept ({k}=[...]) and on the predictor ({k} = "
+                                 f"{getattr(p, k)!r}); give it once")
+        p = type(p)(**p.params())  # concrete 0-d arrays as Python numbers: fixed values are static in a program
+        return Variant(variant.ema, variant.stop_grad, p, variant.loss), swept
 
     def checked(self) -> "SweepOptions":
         """A `ValueError` naming the option for every bad scalar option (the grid values are checked by
-        `make_plan`); before any work, `out` must be a writable `.nc` path. **Returns:** the options, `out` a Path."""
+        `make_plan`); before any work, `out` must be a writable `.nc` path. **Returns:** the options, `out` a Path,
+        `variant` resolved (`resolved_variant`), the shorthands cleared."""
         level, method = self.level, self.method
         if level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        pred = check_variant(self.ema, self.stop_grad, self.predictor)
-        if not isinstance(self.predictor, str):
-            raise ValueError(f"predictor must be a name of byoldyn.predictors.PREDICTORS in a sweep (its configuration "
-                             f"is stored as JSON), got {self.predictor!r}")
-        if pred.direct and level != "matrix":
-            raise ValueError(f"predictor={self.predictor!r} is swept at the matrix level only (the {level} level has "
-                             "no F̂-derived Wp; for DirectPred modes use byoldyn.flows.solve_directpred)")
-        if level == "symmetric" and not self.stop_grad:
+        variant, swept = self.resolved_variant()
+        p = variant.predictor
+        if variant.loss != "euclidean":
+            raise ValueError(f"loss must be 'euclidean' in a sweep (the ODE levels, Eq. 1), got {variant.loss!r}")
+        if p.direct and level == "symmetric":
+            raise ValueError(f"predictor={p.name!r} has no symmetric-level flow (Eqs. 7, 62 evolve a learned Wp); "
+                             "sweep it at the modes or matrix level")
+        if p.direct and (getattr(p, "beta_F", None) is not None or "beta_F" in swept):
+            raise ValueError(f"beta_F is not swept: a sweep runs {p.name} with F̂ = F exactly; for a dynamic F̂ use "
+                             "simulate or simulate_batch")
+        if level == "symmetric" and not variant.stop_grad:
             raise ValueError("stop_grad=False is not defined at the symmetric level (the reduced flows assume "
                              "stop-gradient)")
         if method == "adaptive" and level != "matrix":
@@ -271,7 +345,39 @@ class SweepOptions:
         if out is not None:  # before any work: a directory, a read-only place, a chunk directory that is a file
             out = check_output_file(out, "out", ".nc")
             check_output_dir(parts_dir(out), "out: the chunk directory")
-        return dataclasses.replace(self, out=out)
+        return dataclasses.replace(self, out=out, variant=variant, ema=None, stop_grad=None, predictor=None,
+                                   predictor_params=swept)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """How every member is integrated: `method` ("rk4", "euler": `n_int` save intervals of `n_per` steps of
+    `dt_eff`; "adaptive": Tsit5 with `rtol`, `atol`, `max_steps`) to `t1`."""
+
+    method: str
+    t1: float
+    n_int: int
+    n_per: int | None
+    dt_eff: float | None
+    rtol: float
+    atol: float
+    max_steps: int
+
+
+class Members(NamedTuple):
+    """The members of one chunk (`Plan.members_of`), as the model's typed objects with a leading member axis of
+    length `len(seed)` (the real `size` members, then the last one repeated to fill the devices): the batched
+    `hyper`, `sigma2`, and the `variant` whose predictor carries the swept parameters (one value per member; the
+    fixed ones are Python numbers); one width (n1, n2)."""
+
+    seed: np.ndarray
+    scale: np.ndarray
+    sigma2: np.ndarray
+    hyper: Hyper
+    variant: Variant
+    n1: int
+    n2: int
+    size: int
 
 
 @dataclasses.dataclass
@@ -279,12 +385,17 @@ class Plan:
     """Everything a sweep does, decided before any state exists: `make_plan`."""
 
     options: SweepOptions
+    variant: Variant  # the variant; its predictor's fixed parameters (the swept ones are columns of `table`)
+    swept_predictor: tuple  # the predictor parameters that are columns of `table`
+    scheme: Scheme
+    chunk: int  # members per chunk
+    dtype: str  # the floating dtype of the states and results
     table: dict  # parameter (and "seed") -> (M,) array, seed fastest
     dims: list  # grid dimensions, ending in "seed"
     coords: dict  # dimension -> coordinate values
     fixed: dict  # the parameters that are not swept (scalars)
     point_coords: dict  # with `points`: parameter -> (points,) values
-    config: dict  # the JSON configuration (the resume key is its hash)
+    config: dict  # the JSON record of the above (the resume key is its hash)
     hash: str
     ranges: list  # member ranges [start, stop) of the chunks
     n_modes: int  # the widest n2
@@ -293,6 +404,14 @@ class Plan:
     @property
     def members(self) -> int:
         return len(self.table["seed"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.options.threshold)
+
+    @property
+    def max_norm(self) -> float:
+        return float(self.options.max_norm)
 
     @property
     def sizes(self) -> tuple:
@@ -304,11 +423,24 @@ class Plan:
 
     def schema(self, n2: int | None = None) -> dict:
         """The variables of a chunk of width n2 (default: the widest, as in the result)."""
-        o = self.options
-        return schema(o.level, o.n_save, self.n_modes if n2 is None else n2, self.config["dtype"])
+        return schema(self.options.level, self.options.n_save, self.n_modes if n2 is None else n2, self.dtype)
 
     def chunk_schema(self, k: int) -> dict:
         return self.schema(int(self.table["n2"][self.ranges[k][0]]))
+
+    def members_of(self, k: int, pad_to: int) -> Members:
+        """The members of chunk `k` as typed batched objects, padded to `pad_to` by repeating the last one."""
+        a, b = self.ranges[k]
+        take = np.r_[np.arange(a, b), np.full(pad_to - (b - a), b - 1)]
+        dt = np.dtype(self.dtype)
+        col = lambda name: np.asarray(self.table[name])[take].astype(dt)  # noqa: E731
+        v, p = self.variant, self.variant.predictor
+        if self.swept_predictor:
+            v = Variant(v.ema, v.stop_grad, type(p)(**(p.params() | {k: col(k) for k in self.swept_predictor})),
+                        v.loss)
+        return Members(self.table["seed"][take], col("scale"), col("sigma2"),
+                       Hyper(col("alpha_p"), col("eta"), col("beta"), col("eta_p")), v,
+                       int(self.table["n1"][a]), int(self.table["n2"][a]), b - a)
 
 
 def _check_step(o: SweepOptions, n_int: int) -> None:
@@ -330,8 +462,10 @@ def _check_step(o: SweepOptions, n_int: int) -> None:
 def make_plan(o: SweepOptions, devices: list) -> Plan:
     """The plan of the checked options `o` over `devices`: `Refused` (a `ValueError`) when it cannot fit in memory
     or on disk (`check_work`, from the sizes alone), else the member table, the configuration and the chunks."""
+    variant = o.variant
+    p = variant.predictor
     seeds = check_seeds(o.seeds)
-    axes = check_axes(o.params, o.points)
+    axes = check_axes(o.params, o.points, p)
     w1max = int(axes["vals"]["n1"].max())
     w2max = int(axes["vals"]["n2"].max()) if "n2" in axes["vals"] else w1max
     chunk = auto_chunk(o.level, w1max, w2max, o.method, o.n_save) if o.chunk is None else o.chunk
@@ -345,20 +479,24 @@ def make_plan(o: SweepOptions, devices: list) -> Plan:
                              f"more than {MAX_STEPS}; use a larger dt or a larger n_save")
         n_per = int(steps)
         _check_step(o, n_int)
-    dt_eff = None if o.method == "adaptive" else o.t1 / (n_int * n_per)
+    scheme = Scheme(o.method, float(o.t1), n_int, n_per, None if o.method == "adaptive" else o.t1 / (n_int * n_per),
+                    float(o.rtol), float(o.atol), int(o.max_steps))
     dtype = str(np.dtype(jnp.result_type(float)))
     check_work(o.level, o.method, axes, seeds if isinstance(seeds, int) else len(seeds), o.n_save, chunk,
                len(devices), o.out, np.dtype(dtype).itemsize, devices)
     if isinstance(seeds, int):
         seeds = np.arange(seeds, dtype=np.int64)
     table, dims, coords, fixed, point_coords, tied = member_table(axes, seeds)
+    swept_predictor = tuple(k for k in sweepable(p) if k in table)
 
     from .. import __version__
     config = {
-        "level": o.level, "method": o.method, "t1": float(o.t1), "dt": None if o.dt is None else float(o.dt),
-        "dt_eff": dt_eff, "n_int": n_int, "n_per": n_per, "n_save": None if o.n_save is None else int(o.n_save),
-        "ema": bool(o.ema), "stop_grad": bool(o.stop_grad), "predictor": o.predictor,
-        "rtol": float(o.rtol), "atol": float(o.atol), "max_steps": int(o.max_steps),
+        "level": o.level, "method": scheme.method, "t1": scheme.t1, "dt": None if o.dt is None else float(o.dt),
+        "dt_eff": scheme.dt_eff, "n_int": scheme.n_int, "n_per": scheme.n_per,
+        "n_save": None if o.n_save is None else int(o.n_save),
+        "ema": variant.ema, "stop_grad": variant.stop_grad, "predictor": p.name,
+        "predictor_params": {k: "swept" if k in swept_predictor else v for k, v in p.params().items()},
+        "rtol": scheme.rtol, "atol": scheme.atol, "max_steps": scheme.max_steps,
         "threshold": float(o.threshold), "max_norm": float(o.max_norm), "chunk": int(chunk), "dtype": dtype,
         "dims": dims, "fixed": fixed, "tied": {k: ("eta" if k == "eta_p" else "n1") for k in tied},
         "grid": {k: np.asarray(v).tolist() for k, v in coords.items()},
@@ -367,5 +505,5 @@ def make_plan(o: SweepOptions, devices: list) -> Plan:
         "init": "State.random(PRNGKey(seed), n1, n2, scale) with Wa(0) = 0",
         "version": __version__,
     }
-    return Plan(o, table, dims, coords, fixed, point_coords, config, config_hash(config), chunks(table, chunk),
-                int(table["n2"].max()), len(devices))
+    return Plan(o, variant, swept_predictor, scheme, int(chunk), dtype, table, dims, coords, fixed, point_coords,
+                config, config_hash(config), chunks(table, chunk), int(table["n2"].max()), len(devices))

@@ -12,16 +12,17 @@ import sys
 import threading
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ..errors import one_line
-from ..model import Data, Hyper
+from ..model import Data
 from ..solution import DIVERGED, SUCCEEDED
 from ..stepper import blown, fixed_solve, mask
-from ..sweep_levels import OBS, RHS, Observe, initial
+from ..sweep_levels import OBS, RHS, Observe, initial, synced
 from .errors import Refused
 from .budget import state_size
 
@@ -89,53 +90,58 @@ def _stalled(what: str, limit: float) -> None:
     os._exit(1)  # the main thread is stuck in XLA: nothing else can end it
 
 
-def _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh, block=None):
+def _fixed_program(level, static, method, n_int, n_per, with_path, max_norm, mesh, block=None):
     """The sharded chunk program: fixed-step Euler (one GD step per step) or RK4 (`byoldyn.stepper.fixed_solve`)
     from the states y0, with the states at the n_int save times; a member whose state blows up is frozen at its
     last good state and flagged (`alive` False), as `simulate` in fixed-step mode. At the mode level with RK4 the
     lanes are elementwise and divergence is checked at the saves (a check per step would cost as much as the
     step). Each device integrates its own block of members (`shard_map`): no communication. The observables
     (eigendecompositions, i.e. LAPACK calls) are computed outside, by `observe` (concurrent LAPACK custom calls
-    on several host devices were seen to deadlock)."""
+    on several host devices were seen to deadlock).
+
+    The program takes typed objects: `program(y0, hyper, sigma2, dyn, dt)` with the batched `Hyper` (one value per
+    member in each field), sigma2 (B,) and `dyn`, the array leaves of the `Variant` (a swept predictor parameter,
+    one value per member; `static` is the rest of the variant, `eqx.partition`)."""
     rhs = RHS[level]
     check = "save" if level == "modes" and method == "rk4" else "step"
+    col = (lambda a: a[:, None]) if level == "modes" else (lambda a: a)  # noqa: E731 - (B,) against (B, modes)
 
-    def program(y0, alpha_p, eta, eta_p, beta, sigma2, dt):
-        col = (lambda a: a[:, None]) if level == "modes" else (lambda a: a)
-        hyper = Hyper(col(alpha_p), col(eta), col(beta), col(eta_p))
-        s2 = col(sigma2)
-        r = fixed_solve(lambda y: rhs(y, hyper, s2, flags), y0, dt, (n_int, n_per), method=method,
+    def program(y0, hyper, sigma2, dyn, dt):
+        h, s2, variant = jax.tree.map(col, hyper), col(sigma2), eqx.combine(dyn, static)
+        r = fixed_solve(lambda y: rhs(y, h, s2, variant), y0, dt, (n_int, n_per), method=method,
                         max_norm=max_norm, batch_ndim=1, check=check, save=with_path)
         return r.y, r.ys, r.alive
 
-    def blocked(y0, *args):
+    def blocked(y0, hyper, sigma2, dyn, dt):
         """`program` over blocks of `block` members one after another (`lax.map`; byoldyn.batch.fixed_step_block):
         a block stays in cache for all its steps. The same operations per member, so the same bits."""
         m = jax.tree.leaves(y0)[0].shape[0]
         if block is None or block >= m:
-            return program(y0, *args)
+            return program(y0, hyper, sigma2, dyn, dt)
         nb = -(-m // block)
         split = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], nb * block - m, axis=0)]).reshape(  # noqa: E731
             (nb, block) + a.shape[1:])
-        y1, path, alive_t = jax.lax.map(lambda c: program(*c, args[-1]),
-                                        (jax.tree.map(split, y0),) + tuple(split(a) for a in args[:-1]))
+        y1, path, alive_t = jax.lax.map(lambda c: program(*c, dt), jax.tree.map(split, (y0, hyper, sigma2, dyn)))
         first = lambda a: a.reshape((nb * block,) + a.shape[2:])[:m]  # noqa: E731
         later = lambda a: jnp.moveaxis(a, 0, 1).reshape((a.shape[1], nb * block) + a.shape[3:])[:, :m]  # noqa: E731
         return jax.tree.map(first, y1), jax.tree.map(later, path), later(alive_t)
 
     m, mt = P(_AXIS), P(None, _AXIS)
-    f = jax.shard_map(blocked, mesh=mesh, in_specs=(m,) * 6 + (P(),), out_specs=(m, mt, mt), check_vma=False)
+    f = jax.shard_map(blocked, mesh=mesh, in_specs=(m, m, m, m, P()), out_specs=(m, mt, mt), check_vma=False)
     return jax.jit(f)
 
 
-@jax.jit(static_argnames=("level", "flags", "n1", "n2"))
-def start(level, flags, seeds, scale, n1, n2):
-    return initial(level, flags, seeds, scale, n1, n2, scale.dtype)
+@eqx.filter_jit
+def start(level, variant, seeds, scale, n1, n2):
+    """The starts of the members `seeds` (`sweep_levels.initial`) under `variant`."""
+    return initial(level, variant, seeds, scale, n1, n2, scale.dtype)
 
 
-@jax.jit(static_argnames=("level", "threshold", "serial"))
-def observe(level, y, ok, threshold, serial=False):
-    """The observables of the members `y` (leading member axis), NaN where not `ok`.
+@eqx.filter_jit
+def observe(level, y, ok, threshold, serial=False, sigma2=None, variant=None):
+    """The observables of the members `y` (leading member axis), NaN where not `ok`; with an F̂-derived predictor
+    in `variant`, of the states `synced` first (Wp = g(F̂), p_j = g(s_j, max s); `sigma2` and the variant's array
+    leaves carry the member axis).
 
     `serial`: one member at a time (`lax.map`), so that every eigendecomposition is of one matrix. On CPU, jaxlib
     0.10's batched LAPACK kernels (`lapack_dsyevd_ffi`) split a batch into tasks on XLA's intra-op thread pool and
@@ -144,28 +150,42 @@ def observe(level, y, ok, threshold, serial=False):
     waits for tasks that no worker is free to run: the sweep hangs at 0 % CPU (issue 29; reproduced: 4 of 4 runs
     of two concurrent batched eigh on 2 devices hung, 2 of 4 with `--xla_cpu_multi_thread_eigen=false`, 0 of 4
     with one matrix per call). A batch of one never leaves the calling thread. Same values per member."""
-    if not serial:
+    direct = variant is not None and variant.predictor.direct
+    dyn, static = eqx.partition(variant, eqx.is_array) if direct else (None, None)
+
+    def measure(y, ok, s2, dyn):
+        if direct:
+            y = synced(level, y, s2, eqx.combine(dyn, static))
         return mask(OBS[level](y, threshold), ok)
+
+    s2 = sigma2 if direct else None
+    if not serial:
+        return measure(y, ok, s2, dyn)
     one = lambda m: jax.tree.map(lambda a: a[None], m)  # noqa: E731
-    return jax.lax.map(lambda m: jax.tree.map(lambda a: a[0], mask(OBS[level](one(m[0]), threshold), m[1][None])),
-                       (y, ok))
+    return jax.lax.map(lambda m: jax.tree.map(lambda a: a[0], measure(*one(m))), (y, ok, s2, dyn))
 
 
-def _observe(level, y, ok, threshold, device):
+def _observe(level, y, ok, threshold, device, sigma2=None, variant=None):
     """`observe` on `device` of members with any leading axes (time, member): flattened into one member axis, one
-    member at a time on CPU (see `observe`), the whole batch elsewhere."""
+    member at a time on CPU (see `observe`), the whole batch elsewhere. `sigma2` and the variant's array leaves
+    (one per member, the last leading axis) are repeated over the others."""
     lead = ok.shape
     flat = jax.tree.map(lambda a: np.reshape(a, (-1,) + a.shape[len(lead):]), y)
+    each = lambda a: np.reshape(np.broadcast_to(np.asarray(a), lead), -1)  # noqa: E731
+    if variant is not None:
+        variant = jax.tree.map(lambda a: each(a) if eqx.is_array(a) else a, variant)
+        sigma2 = each(sigma2)
     serial = device.platform == "cpu" and level != "modes"  # the mode level has no eigendecomposition
     with jax.default_device(device):
-        out = observe(level, flat, np.reshape(ok, -1), threshold, serial)
+        out = observe(level, flat, np.reshape(ok, -1), threshold, serial, sigma2, variant)
     return {k: np.reshape(np.asarray(v), lead + v.shape[1:]) for k, v in out.items()}
 
 
 @functools.lru_cache(maxsize=64)
-def program(level, flags, method, n_int, n_per, with_path, max_norm, mesh, block=None):
-    """The compiled chunk program of these options (`_fixed_program`), built once per key."""
-    return _fixed_program(level, flags, method, n_int, n_per, with_path, max_norm, mesh, block)
+def program(level, static, method, n_int, n_per, with_path, max_norm, mesh, block=None):
+    """The compiled chunk program of these options (`_fixed_program`), built once per key (`static`: the
+    variant without its array leaves, hashable)."""
+    return _fixed_program(level, static, method, n_int, n_per, with_path, max_norm, mesh, block)
 
 
 def make_mesh(devices):
@@ -275,59 +295,60 @@ def follow_writer(prepare, is_writer: bool, n_chunks: int, out, read_done) -> tu
     return done, todo.astype(bool)
 
 
-def run_chunk(cfg, rows: dict, n1: int, n2: int, mesh, pad_to: int, strategy: str = "auto", block=None) -> dict:
-    """Integrate the members `rows` (dict of (B,) arrays) of one width; numpy results with a leading member axis.
-    `strategy`, `block`: how each device batches its members (`byoldyn.batch`); the results do not depend on it."""
-    B = len(rows["seed"])
+def run_chunk(plan, c, mesh, strategy: str = "auto", block=None) -> dict:
+    """Integrate the members of the chunk `c` (a `plan.Members`: seeds, scales, the batched `Hyper`, sigma2 and
+    the `Variant` with its swept predictor parameters, one width, padded to the devices) under `plan` (a
+    `plan.Plan`: its typed `scheme`, `level`, `threshold`, `max_norm`); numpy results with a leading member axis
+    for the `c.size` real members. `strategy`, `block`: how each device batches its members (`byoldyn.batch`);
+    the results do not depend on it."""
+    B, n1, n2, sc, level = c.size, c.n1, c.n2, plan.scheme, plan.options.level
     dtype = jnp.result_type(float)
-    npdt = np.dtype(dtype)
-    pad = pad_to - B
-    take = np.r_[np.arange(B), np.full(pad, B - 1)]  # repeat the last member to fill the program's shape
-    cols = {k: np.asarray(rows[k])[take] for k in ("seed", "scale", "alpha_p", "eta", "eta_p", "beta", "sigma2")}
-    flags = (cfg["ema"], cfg["stop_grad"], cfg["predictor"])
-    with_path = cfg["n_save"] is not None
-    if cfg["method"] == "adaptive":
+    o = plan.options
+    with_path = o.n_save is not None
+    seeds = jnp.asarray(c.seed.astype(np.uint32))
+    if sc.method == "adaptive":
         from ..batch import simulate_batch
-        s0 = initial("matrix", flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2, dtype)
-        ts = np.linspace(0.0, cfg["t1"], cfg["n_save"] + 1) if with_path else np.asarray([cfg["t1"]])
+        s0 = initial("matrix", c.variant, seeds, jnp.asarray(c.scale, dtype), n1, n2, dtype)
+        ts = np.linspace(0.0, sc.t1, o.n_save + 1) if with_path else np.asarray([sc.t1])
         with watching("a chunk's integration"):  # this process's shards; the gather below waits for the others
             sol = jax.block_until_ready(simulate_batch(
-                s0, Hyper(cols["alpha_p"].astype(npdt), cols["eta"].astype(npdt), cols["beta"].astype(npdt),
-                          cols["eta_p"].astype(npdt)),
-                Data.isotropic(n1, cols["sigma2"].astype(npdt)), cfg["t1"], ts=jnp.asarray(ts, dtype),
-                ema=cfg["ema"], stop_grad=cfg["stop_grad"], predictor=cfg["predictor"], rtol=cfg["rtol"],
-                atol=cfg["atol"], max_steps=cfg["max_steps"], max_norm=cfg["max_norm"],
-                observe=Observe(cfg["threshold"]), devices=mesh.devices.ravel().tolist(), strategy=strategy, block=block))
+                s0, c.hyper, Data.isotropic(n1, c.sigma2), sc.t1, ts=jnp.asarray(ts, dtype), variant=c.variant,
+                rtol=sc.rtol, atol=sc.atol, max_steps=sc.max_steps, max_norm=plan.max_norm,
+                observe=Observe(plan.threshold), devices=mesh.devices.ravel().tolist(), strategy=strategy,
+                block=block))
         obs = to_host(sol.observed)
         status = np.asarray(to_host(sol.status))[:B].astype(np.int8)
         path = {k: np.asarray(v)[:B] for k, v in obs.items()}  # (B, T, ...)
         final = {k: v[:, -1] for k, v in path.items()}
         return _pack(final, path if with_path else None, status)
     from ..batch import fixed_step_block
-    state_bytes = state_size(cfg["level"], n1, n2)
+    npdt = np.dtype(dtype)
+    pad_to = len(c.seed)
     blk = fixed_step_block(strategy, mesh.devices.ravel()[0].platform, pad_to // mesh.devices.size,
-                           state_bytes * npdt.itemsize * (8 if cfg["method"] == "rk4" else 4), block)
-    prog = program(cfg["level"], flags, cfg["method"], cfg["n_int"], cfg["n_per"], with_path, cfg["max_norm"], mesh,
-                    blk)
+                           state_size(level, n1, n2) * npdt.itemsize * (8 if sc.method == "rk4" else 4), block)
+    dyn, static = eqx.partition(c.variant, eqx.is_array)
+    prog = program(level, static, sc.method, sc.n_int, sc.n_per, with_path, plan.max_norm, mesh, blk)
     one = _local_device(mesh)
     with watching("a chunk's start"), jax.default_device(one):  # starts and observables on one device (see observe)
-        y0 = start(cfg["level"], flags, jnp.asarray(cols["seed"].astype(np.uint32)), jnp.asarray(cols["scale"], dtype), n1, n2)
+        y0 = start(level, c.variant, seeds, jnp.asarray(c.scale, dtype), n1, n2)
         y0 = jax.tree.map(np.asarray, y0)  # every process computes the same starts: the same host arrays
-        alive0 = ~np.asarray(blown(y0, cfg["max_norm"], 1))[:B]
-    args = [global_array(cols[k].astype(npdt), mesh) for k in ("alpha_p", "eta", "eta_p", "beta", "sigma2")]
+        alive0 = ~np.asarray(blown(y0, plan.max_norm, 1))[:B]
+    put = lambda t: jax.tree.map(lambda a: global_array(np.asarray(a, npdt), mesh), t)  # noqa: E731
     with watching("a chunk's integration"):  # this process's shards (no communication); to_host gathers them
         y1, path, alive_t = jax.block_until_ready(
-            prog(jax.tree.map(lambda a: global_array(a, mesh), y0), *args, jnp.asarray(cfg["dt_eff"], dtype)))
+            prog(put(y0), put(c.hyper), put(c.sigma2), put(dyn), jnp.asarray(sc.dt_eff, dtype)))
     y1, path, alive_t = to_host((y1, path, alive_t))
     alive_t = np.asarray(alive_t)[:, :B]
     cut = lambda t: jax.tree.map(lambda a: np.asarray(a)[:B], t)  # noqa: E731
+    members = (np.asarray(c.sigma2)[:B], jax.tree.map(lambda a: np.asarray(a)[:B] if eqx.is_array(a) else a,
+                                                      c.variant))
     with watching("a chunk's observables"):
-        final = _observe(cfg["level"], cut(y1), alive_t[-1], cfg["threshold"], one)
+        final = _observe(level, cut(y1), alive_t[-1], plan.threshold, one, *members)
         if with_path:
             states = jax.tree.map(lambda a0, a: np.concatenate([a0[None], a]), cut(y0),
                                   jax.tree.map(lambda a: np.asarray(a)[:, :B], path))
             ok = np.concatenate([alive0[None], alive_t])
-            path = _observe(cfg["level"], states, ok, cfg["threshold"], one)
+            path = _observe(level, states, ok, plan.threshold, one, *members)
     status = np.where(alive_t[-1], SUCCEEDED, DIVERGED).astype(np.int8)
     path = {k: np.moveaxis(v, 0, 1) for k, v in path.items()} if with_path else None
     return _pack(final, path, status)

@@ -293,6 +293,7 @@ def assemble(plan, results: Results, run: dict) -> xr.Dataset:
         coords["mode"] = np.arange(plan.n_modes)
     return xr.Dataset(data_vars, coords=coords, attrs={
         "config": json.dumps(plan.config, sort_keys=True, default=str), "config_hash": plan.hash,
+        "predictor": json.dumps({"name": plan.config["predictor"], **plan.config["predictor_params"]}, default=str),
         "run": json.dumps(run),
         "source": f"byoldyn.sweep, level {level}: linear BYOL dynamics of Tian, Chen & Ganguli (2021)",
     })
