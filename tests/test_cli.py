@@ -233,7 +233,7 @@ def test_progress_rule(monkeypatch):
     from byoldyn.cli.common import progress
 
     parsers = _subparsers()
-    for name in ("simulate", "train-linear", "sweep", "train"):
+    for name in ("simulate", "train-linear", "sweep", "train", "reproduce"):
         p = parsers[name]
         assert p.get_default("progress") is None, name
         extra = ["--data", "d"] if name == "train" else []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import check_output_dir, started
-from .common import add_out, command
+from .common import add_out, add_progress, command, progress
 
 __all__ = ["add_parser", "run"]
 
@@ -23,6 +23,7 @@ def add_parser(sub) -> None:
                    help="full (the committed figures) or small (a quick look: 234 s measured on 2 shared CPU cores; "
                         "rows its seeds cannot decide are shown as not decided)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="build only these figures (REPORT.md is left as it is)")
+    add_progress(p)
     command(p, run)
 
 
@@ -38,7 +39,7 @@ def run(a) -> int:
 
     t = time.perf_counter()
     started()
-    checks = reproduce(a.out, size=a.size, only=a.only)
+    checks = reproduce(a.out, size=a.size, only=a.only, progress=progress(a))
     bad = checks.failed  # a claim that disagrees or a negative control that agrees
     wrote = f"{len(a.only)} figure(s)" if a.only else "all figures and REPORT.md"
     print(f"{checks.headline}; wrote {wrote} in {a.out} in {time.perf_counter() - t:.0f} s")
