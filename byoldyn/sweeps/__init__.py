@@ -1,11 +1,14 @@
 """`byoldyn.sweeps`: hyperparameter sweeps at scale: chunked, sharded over devices, resumable, labelled.
 
 A sweep is the Cartesian grid (or an explicit list) of any of alpha_p, eta, eta_p, beta, sigma2,
-the widths n1/n2 and the initialisation scale, times a set of seeds, at one level of the model
+the widths n1/n2, the initialisation scale and the predictor's ODE-level parameters (ε, DirectSet's α), times a
+set of seeds, under one `Variant` (EMA, stop-gradient, the predictor object), at one level of the model
 ladder (THEORY.md sections 1, 5, 7):
 
 - `"modes"`: the decoupled per-mode system (Eqs. 11-13) in the finite scalar form (w, w_p, w_a)
-  of `flows.modes.mode_field` (THEORY.md section 7.1), one lane per mode and member;
+  of `flows.modes.mode_field` (THEORY.md section 7.1), one lane per mode and member; an F̂-derived predictor
+  (DirectPred, DirectCopy, DirectSet) slaves p_j = `predictor.modes(s)` to the spectrum
+  (`flows.modes.directpred_field`);
 - `"symmetric"`: the (Wp, F, tau) flow, Eq. 7 (`predictor="symmetric"`) or Eq. 62 (`"learned"`),
   with tau evolved by Assumption 1 (THEORY.md section 5);
 - `"matrix"`: the full Lemma 1 flow (Eqs. 2-4) and its variants.
@@ -23,6 +26,12 @@ chunk is written atomically to `OUT.parts/chunk-NNNNN.nc` beside a manifest with
 configuration hash, so a killed sweep started again with the same arguments recomputes only the
 missing chunks and then writes `OUT` atomically. The levels' fields, observables and starts are in
 `byoldyn.sweep_levels`.
+
+Typed from the keywords to the field: the plan checks each axis's values with the model's own constructors
+(`Hyper`, `Data.isotropic`, the predictor's class) before any work, and hands each chunk its members as typed
+batched objects (`plan.Members`: a `Hyper`, sigma2 and the `Variant` whose predictor carries the swept
+parameters, one value per member), which the compiled program takes as pytrees (`sweep_levels.RHS[level](y,
+hyper, sigma2, variant)`); the JSON configuration is the record and resume key derived from them.
 
 The modules: `plan` (options, axes, seeds, member table, chunks, the configuration), `budget` (the bound on
 work: memory and disk estimated from the sizes), `run` (the chunk programs, sharding, the multi-process

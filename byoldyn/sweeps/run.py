@@ -327,6 +327,9 @@ def run_chunk(plan, c, mesh, strategy: str = "auto", block=None) -> dict:
     blk = fixed_step_block(strategy, mesh.devices.ravel()[0].platform, pad_to // mesh.devices.size,
                            state_size(level, n1, n2) * npdt.itemsize * (8 if sc.method == "rk4" else 4), block)
     dyn, static = eqx.partition(c.variant, eqx.is_array)
+    if level == "matrix" and static.predictor.direct and mesh.devices.size > 1 and \
+            mesh.devices.ravel()[0].platform == "cpu":
+        blk = 1  # g(F̂) takes an eigh per step: one matrix per LAPACK call on several host devices (see `observe`)
     prog = program(level, static, sc.method, sc.n_int, sc.n_per, with_path, plan.max_norm, mesh, blk)
     one = _local_device(mesh)
     with watching("a chunk's start"), jax.default_device(one):  # starts and observables on one device (see observe)
