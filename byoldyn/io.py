@@ -5,12 +5,12 @@ UTF-8), then written to a temporary file beside the target, flushed to disk (`fs
 (`atomic_write`). HDF5 therefore never writes to the filesystem itself: a disk that fills up fails in a plain
 `os.write`, as one `OSError` that says what happened and what was kept ("No space left on device while writing
 'out.nc' (2.1 MB); the previous file is kept unchanged"), instead of HDF5 failing inside its finalizers on
-a half-written file (a cascade of tracebacks and a segmentation fault, issue 29 item 2).
+a half-written file (a cascade of tracebacks and a segmentation fault).
 
 `lock_output(out)` takes an exclusive `fcntl.flock` on the hidden file `.NAME.lock` beside an output file or
 folder, held until `release_outputs()` (the CLI's error path calls it at the end of every command) or the end of
 the process (the kernel drops the lock of a process that dies, so a crash never leaves a stale lock): a second
-run on the same output is refused in one line (issue 29 item 7).
+run on the same output is refused in one line.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ __all__ = ["Predictor", "Spectral", "Learned", "Symmetric", "Identity", "DirectP
            "as_variant", "canonical_name", "correlation", "fhat_update", "update_correlation"]
 
 #: the eigenvalue maps of the spectral predictors (`Spectral`): the official code's (THEORY.md 10.2), Eq. 18's,
-#: and "raw", p = s^a + eps without normalisation (issue 14's p = √s + ε for DirectPred)
+#: and "raw", p = s^a + eps without normalisation (the simplified form p = √s + ε for DirectPred)
 FORMS = ("code", "paper", "raw")
 #: old names of the forms (the official flag `balance_type=boost_scale` is the "code" form)
 FORM_ALIASES = {"boost_scale": "code"}
@@ -221,7 +221,7 @@ class Spectral(Predictor):
 
     - `form="code"` (official `balance_type=boost_scale`, 10.2): p_j = max((s_j / m)^a + eps, 1e-4);
     - `form="paper"` (Eq. 18): p_j = s_j^a + eps m;
-    - `form="raw"`: p_j = s_j^a + eps (issue 14's simplification; Eq. 18 with m fixed to 1).
+    - `form="raw"`: p_j = s_j^a + eps (the simplified form; Eq. 18 with m fixed to 1).
 
     A subclass gives the power a as `exponent` (DirectPred: 1/2). `eps` >= 0 the boost; `rho` in [0, 1) F̂'s
     retention (Eq. 19); `freq` >= 1 the steps between two settings of Wp (discrete levels); `beta_F` None
@@ -276,7 +276,7 @@ class DirectPred(Spectral):
     - `form="code"` (official `balance_type=boost_scale`, 10.2): p_j = max(sqrt(s_j / max s) + eps, 1e-4),
       i.e. ∝ sqrt(s_j) + eps sqrt(max s);
     - `form="paper"` (Eq. 18): p_j = sqrt(s_j) + eps max s;
-    - `form="raw"`: p_j = sqrt(s_j) + eps (issue 14's simplification, docs/directpred_modes.md "sqrt").
+    - `form="raw"`: p_j = sqrt(s_j) + eps (the simplified form, docs/directpred_modes.md "sqrt").
 
     `eps` >= 0 the boost; `rho` in [0, 1) F̂'s retention (Eq. 19); `freq` >= 1 the steps between
     two settings of Wp (discrete levels); `beta_F` None (F̂ ≡ F) or the rate of F̂ at the ODE levels (15.13).

@@ -113,7 +113,7 @@ def canonical(aliases: Mapping[str, str]) -> Callable[[str], str]:
 
 # ---- the registries that feed the choices ------------------------------------------------------------------
 
-PREDICTOR_NAMES: tuple[str, ...] = tuple(PREDICTORS)  # byoldyn.predictors' registry (issue 14)
+PREDICTOR_NAMES: tuple[str, ...] = tuple(PREDICTORS)  # byoldyn.predictors' registry
 DIRECTPRED_FORMS: tuple[str, ...] = FORMS  # official code's boost_scale (THEORY.md 10.2) | Eq. 18
 
 

@@ -62,7 +62,7 @@ def run(a) -> int:
     if a.export and any((out / d.resolve().name).resolve() == d.resolve() for d in a.runs):
         raise ValueError("--export would overwrite a run's own log; choose another --out")
     wrote = [save_figure(fig_runs(runs), out / "runs.png", dpi=110)]
-    wrote += curves(a.runs, runs, out, a.export)  # learning curves against the baselines (issue 13)
+    wrote += curves(a.runs, runs, out, a.export)  # learning curves against the baselines
     for name, (ds, ev) in runs.items():
         pred = json.loads(ds.attrs["config"])["predictor"] if ds is not None else None
         if pred in ("linear", "learned", "symmetric", "directpred", "directcopy") and "alignment" in ds:
@@ -75,7 +75,7 @@ def run(a) -> int:
     plt.close("all")
     text = "# Real-network runs\n\nWritten by `byoldyn compare " + " ".join(str(d) for d in a.runs) + "`.\n\n"
     text += results_table(runs)
-    if a.claims:  # issue 13: seeds, intervals and verdicts
+    if a.claims:  # the paper's claims: seeds, intervals and verdicts
         from ..figures.net_claims import claims_table, load_runs, seeds_table
 
         seeded = load_runs(a.runs, runs)

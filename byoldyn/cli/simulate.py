@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
 def run(a) -> int:
     """Run `byoldyn simulate` with the parsed flags `a`: 0 on success; `RunFailed` (exit 1) when it diverged."""
     begin(a, png=True)
-    lock_output(a.out)  # a second run on the same --out is refused (issue 29 item 7)
+    lock_output(a.out)  # a second run on the same --out is refused
     import jax
     import jax.numpy as jnp
 
@@ -89,7 +89,7 @@ def run(a) -> int:
     save_netcdf(ds, a.out)
     try:
         png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
-    except OSError as e:  # the result is written: say so (a full disk, issue 29 item 2)
+    except OSError as e:  # the result is written: say so (a full disk)
         raise RunFailed(f"{one_line(e)}; the result {a.out} was written") from None
     status, t_final, n = str(ds.attrs["status"]), float(ds.attrs["t_final"]), int(ds.attrs["num_steps"])
     if status == "succeeded":

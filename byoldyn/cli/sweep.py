@@ -92,7 +92,7 @@ def run(a) -> int:
     from ..io import lock_output
 
     if not joined or jax.process_index() == 0:  # the writer (under byoldyn.launch, the launcher holds it)
-        lock_output(a.out)  # a second sweep on the same --out is refused (issue 29 item 7)
+        lock_output(a.out)  # a second sweep on the same --out is refused
     if a.processes > 1 and not joined:  # the launcher: N copies of this command, which join above
         return sweep_processes(a.processes)
     from ..sweeps.run import stall_timeout

@@ -95,7 +95,7 @@ def add_parser(sub) -> None:
                    help="final evaluation on the test split (default both)")
     add_progress(g)
 
-    g = p.add_argument_group("recipe (schedules, presets, precision, learning curve)")  # issue 13
+    g = p.add_argument_group("recipe (schedules, presets, precision, learning curve)")
     g.add_argument("--preset", choices=tuple(PRESETS), default=None,
                    help="named settings: official (the defaults), paper-cifar10 (App. C: width 1, 100 epochs; "
                    "give --data the full CIFAR-10), cpu-hour (the CPU recipe); flags given explicitly override it")
@@ -181,7 +181,7 @@ def run(a) -> int:
     check_output_dir(a.out, "--out")  # before reading any data
     from ..io import lock_output
 
-    lock_output(a.out)  # a second run on the same --out is refused (issue 29 item 7)
+    lock_output(a.out)  # a second run on the same --out is refused
     if a.download:
         kw = {}
         if a.download_url:
@@ -199,7 +199,7 @@ def run(a) -> int:
     stem = a.stem if a.stem != "auto" else ("cifar" if size <= 64 else "imagenet")
     aug = Augment.stl10(size) if fmt == "stl10" else Augment.cifar10(size)
     cfg = dataclasses.replace(cfg, stem=stem, augment=aug)
-    cfg = recipe(a, cfg, len(tr))  # schedules over the run's steps (issue 13)
+    cfg = recipe(a, cfg, len(tr))  # schedules over the run's steps
     kinds = {"both": ("knn", "linear"), "none": ()}.get(a.eval, (a.eval,))
     started()  # an OSError from here on is a failed run (exit 1)
     try:

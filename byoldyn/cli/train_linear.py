@@ -75,7 +75,7 @@ class _Solution:
 def run(a) -> int:
     """Run `byoldyn train-linear` with the parsed flags `a`: 0 on success; `RunFailed` (exit 1) when it diverged."""
     begin(a, png=True)
-    lock_output(a.out)  # a second run on the same --out is refused (issue 29 item 7)
+    lock_output(a.out)  # a second run on the same --out is refused
     import jax
     import numpy as np
     from tqdm.auto import tqdm
@@ -137,7 +137,7 @@ def run(a) -> int:
     save_netcdf(ds, a.out)
     try:
         png = save_figure(summary_figure(ds), a.out.with_suffix(".png"), dpi=110)
-    except OSError as e:  # the result is written: say so (a full disk, issue 29 item 2)
+    except OSError as e:  # the result is written: say so (a full disk)
         raise RunFailed(f"{one_line(e)}; the result {a.out} was written") from None
     if status == SUCCEEDED:
         print(f"succeeded: {done} steps (t = {done * float(dt):g}); {state_line(ds, lambda i: '')}; "

@@ -1,4 +1,4 @@
-"""Learning curves of real-network runs against the baselines (issue 13).
+"""Learning curves of real-network runs against the baselines.
 
 `byoldyn train --eval-every N` appends kNN points to `RUN/curve.json` (`byoldyn.nets.evaluate.curve_point`);
 `byoldyn compare` draws them with `fig_curves` as `curve.png`, with the baselines of any untrained-network

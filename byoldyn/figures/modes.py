@@ -510,7 +510,7 @@ def fig3_directpred(size: str = "full"):
 
     (a) the growth rate ṡ/(2s) = p(τ − κp) − η of Eq. 12 vs s for p = √s + ε and the learned p = √s;
     (b) the (s, τ) plane of Eqs. 12-13 (BYOL) for p = √s + ε; (c) the (ε, η) regimes of p = √s + ε with the
-    corrected origin condition ε(τ − κε) > η and the issue's ετ > η; (d) the scale-free code form and DirectCopy.
+    corrected origin condition ε(τ − κε) > η and its first-order claim ετ > η; (d) the code form and DirectCopy.
     Checks: the collapse threshold η_c (bracketed), the origin's instability, weak modes kept vs the learned predictor.
     """
     from ..flows.modes import DirectModeState, directpred_s_field, solve_directpred
@@ -519,7 +519,7 @@ def fig3_directpred(size: str = "full"):
     tau, sigma2, eps = 1.0, 0.5, 0.1  # σ² UNCONFIRMED as in Fig. 3
     kappa = 1.0 + sigma2
     ec = float(theory.eta_c(tau, kappa))
-    sq = DirectPred(eps=eps, form="raw")  # p = √s + ε (issue 14)
+    sq = DirectPred(eps=eps, form="raw")  # p = √s + ε (the simplified form)
     h = lambda p, t=tau: p * (t - kappa * p)  # noqa: E731  (the growth function of Eq. 12, Δ + η)
     n = 400 if size == "full" else 120
 
@@ -629,9 +629,9 @@ def fig3_directpred(size: str = "full"):
     dead = lambda x: bool(x < 1e-12)  # noqa: E731
     at = lambda x, ref: bool(abs(x - ref) < 1e-8)  # noqa: E731
     checks = []
-    # (a) the collapse threshold η_c, bracketed. p = √s + ε, ε = 0.1 < τ/2κ: η_c = τ²/4κ (saddle-node, the issue's
-    # claim); ε = 0.5 > τ/2κ: η_c = ε(τ − κε) = 0.125 < τ²/4κ (transcritical: s*_+ reaches the origin); the paper
-    # form's top mode: τ²/4κ. Near the saddle-node (η = 1.01 η_c) the ghost passage takes about
+    # (a) the collapse threshold η_c, bracketed. p = √s + ε, ε = 0.1 < τ/2κ: η_c = τ²/4κ (saddle-node, the claim
+    # 'same η_c = τ²/4κ' holds); ε = 0.5 > τ/2κ: η_c = ε(τ − κε) = 0.125 < τ²/4κ (transcritical: s*_+ reaches
+    # the origin); the paper form's top mode: τ²/4κ. Near the saddle-node (η = 1.01 η_c) the ghost passage takes about
     # π/(√s_c √(κ(η − η_c))) ≈ 300 << t1. Control: the same criterion just above η_c (the mode must die there).
     cases = [(f"p = √s + ε, ε = {eps} (η_c = τ²/4κ)", sq, 0.99, 1.01, ec),
              ("p = √s + ε, ε = 0.5 (η_c = ε(τ − κε))", DirectPred(eps=0.5, form="raw"), 0.9, 1.1, float(h(0.5))),
@@ -646,12 +646,12 @@ def fig3_directpred(size: str = "full"):
             f"docs/directpred_modes.md D3: collapse threshold of {label}, start s = 0.3, τ = 1: s(t1 = {t1:g}) at "
             f"η = {lo:g} η_c", f"{below:.10f} (η_c = {etac_th:.4f})",
             f"s*_+ = {sp_lo:.10f} (to 1e-8; η_c = {etac:.4f})", at(below, sp_lo) and abs(etac_th - etac) < 1e-12,
-            f"η = {hi:g} η_c: s(t1) = {above:.1e}" + (" (the issue's 'same η_c = τ²/4κ' predicts survival)"
+            f"η = {hi:g} η_c: s(t1) = {above:.1e}" + (" (the claim 'same η_c = τ²/4κ' predicts survival)"
                                                       if etac < ec - 1e-9 else ""), at(above, sp_lo)))
     # (b) the origin: ṡ ≈ λ_0 s, λ_0 = 2[ε(τ − κε) − η] (D2.1). From s(0) = 1e-10 over t ∈ [0, 10], the measured
     # rate ln(s(10)/s(0))/10 differs from λ_0 by <= 2|h'(ε)| max √s ≈ 1.4 × 1.2e-5 (p = √s + ε) plus the solver's
-    # rtol: < 1e-4. At η = 0.09, inside the window ε(τ − κε) = 0.085 <= η < ετ = 0.1, the issue's claim says
-    # unstable. Control: the same criterion against the issue's rate 2(ετ − η).
+    # rtol: < 1e-4. At η = 0.09, inside the window ε(τ − κε) = 0.085 <= η < ετ = 0.1, the first-order claim ετ > η
+    # says unstable. Control: the same criterion against its rate 2(ετ − η).
     eta_w = 0.09
     s_w = run(sq, [1e-10], eta_w, 10.0, ts=[0.0, 10.0])[:, 0]
     rate = float(np.log(s_w[1] / s_w[0]) / 10.0)
@@ -661,8 +661,8 @@ def fig3_directpred(size: str = "full"):
         f"docs D2.1: linear rate of a mode at the origin, p = √s + ε (ε = {eps}, τ = 1, η = {eta_w}, s(0) = 1e-10)",
         f"{rate:+.6f} (stable: decays)", f"λ_0 = 2[ε(τ − κε) − η] = {lam0:+.6f} (to 1e-4)",
         abs(rate - lam0) < 1e-4 and rate < 0,
-        f"the issue's 2(ετ − η) = {lam_issue:+.6f} (unstable) with the same criterion", abs(rate - lam_issue) < 1e-4
-        and lam_issue < 0))
+        f"the first-order rate 2(ετ − η) = {lam_issue:+.6f} (unstable) with the same criterion",
+        abs(rate - lam_issue) < 1e-4 and lam_issue < 0))
     # BYOL (Eq. 13, β = 0.4, τ(0) = 0): the origin is a saddle iff ε(1 − κε) > η for every β (D2). From s(0) = 1e-8:
     # at η = 0.08 < 0.085 it must reach s*_+; at η = 0.09 (still ετ > η) it must die (its start is below s*_−).
     sp_08, sp_09 = (float(theory.directpred_s_star("sqrt", 1.0, kappa, e_, eps=eps)[1]) for e_ in (0.08, 0.09))
@@ -670,7 +670,7 @@ def fig3_directpred(size: str = "full"):
     checks.append(Check(
         f"docs D2: BYOL (β = 0.4, τ(0) = 0), p = √s + ε: origin unstable iff ε(1 − κε) = {h(eps, 1.0):.3f} > η; "
         "s(0) = 1e-8, η = 0.08", f"s(t1) = {g08:.10f}", f"s*_+ = {sp_08:.10f} (to 1e-8)", at(g08, sp_08),
-        f"η = 0.09 (ετ = 0.1 > η, the issue's condition still holds): s(t1) = {g09:.1e} vs its s*_+ = {sp_09:.4f}",
+        f"η = 0.09 (ετ = 0.1 > η, the first-order condition still holds): s(t1) = {g09:.1e} vs its s*_+ = {sp_09:.4f}",
         at(g09, sp_09)))
     # (c) weak modes: two modes s(0) = (0.3, 1e-4), τ = 1. The learned predictor on its parabola loses the weak one
     # (√1e-4 = 0.01 < p*_−); DirectPred keeps it if p_0 (τ − κp_0) > η, p_0 = ε (sqrt) or ε m*_+ (paper, m*_+ the

@@ -1,4 +1,4 @@
-"""The paper's real-network claims, decided on seeded runs of one preset (issue 13; THEORY.md sections 11-12).
+"""The paper's real-network claims, decided on seeded runs of one preset (THEORY.md sections 11-12).
 
 Runs (`byoldyn train` directories) are grouped by method: their config without the seed. A claim compares
 one measurement between groups, or between two steps of one group, with seeds paired (the same seed gives

@@ -1,5 +1,5 @@
 """Sweep figures: heatmaps and line plots of a `byoldyn.sweep` dataset, and the acceptance figure
-of issue 4: the collapse boundary eta_c = tau²/(4 kappa) (THEORY.md section 7.4, Obs#5) in the
+of the sweeps: the collapse boundary eta_c = tau²/(4 kappa) (THEORY.md section 7.4, Obs#5) in the
 decoupled model and the trends of Obs#1, #4 and #5 in the full-matrix model (section 7.5)."""
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def _spearman(a, b) -> float:
 
 
 def fig_sweep(size: str = "full", seed: int = 0):
-    """Issue 4 acceptance: sweeps that reproduce eta_c (THEORY.md 7.4) and Obs#1, #4, #5 (7.5).
+    """Sweeps that reproduce eta_c (THEORY.md 7.4) and Obs#1, #4, #5 (7.5).
 
     (a) Decoupled model (`level="modes"`, BYOL, beta = 1, sigma2 = 0.5, n2 = 8 modes from random starts
     of scale 1, 4 seeds): collapse fraction over alpha_p x eta with eta_c = 1/(4 kappa) (tau -> 1).

@@ -241,7 +241,7 @@ def results_table(runs: dict, k: int = 10) -> str:
             rows.append(f"| {name} | {describe(ds)}{base} | 0 | {pct(ev, 'knn_acc')} | {pct(ev, 'linear_acc')} "
                         "| – | – | – | – |")
             for pre, what in (("batch_bn_", "untrained network, batch-statistics BN"),
-                              ("pixels_", "raw pixels (per-channel normalized)")):  # baselines (issue 13)
+                              ("pixels_", "raw pixels (per-channel normalized)")):  # baselines
                 if f"{pre}knn_acc" in ev or f"{pre}linear_acc" in ev:
                     rows.append(f"| {name} | {what} | 0 | {pct(ev, pre + 'knn_acc')} | {pct(ev, pre + 'linear_acc')} "
                                 "| – | – | – | – |")

@@ -11,7 +11,7 @@ axis: fields take arrays of any common shape, and `solve_modes` integrates them 
 - `directpred_field`, `directpred_s_field`, `solve_directpred`: the F̂-derived predictors (DirectPred, DirectCopy,
   every `byoldyn.predictors.Spectral`), p_j = g(s_j, max s) = `predictor.modes(s)` slaved to the spectrum instead
   of Eq. 11 (docs/directpred_modes.md; THEORY.md section 10). The predictor object (or its name) carries ε and
-  the form; issue 14's p = √s + ε is `DirectPred(eps, form="raw")`.
+  the form; the simplified form p = √s + ε is `DirectPred(eps, form="raw")`.
 """
 
 from __future__ import annotations

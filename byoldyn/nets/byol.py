@@ -12,7 +12,7 @@ augmentations run on device inside the jitted step. Per step (official order, se
 5. `symmetric` predictor: Wp <- (Wp + Wpᵀ)/2; DirectPred / DirectCopy: every `freq` steps Wp <- f(F̂);
 6. target <- m target + (1 - m) online (parameters only, not BN statistics); m = 0: target = online.
 
-Options beyond the official code (issue 13, `byoldyn.nets.schedule`): a warmup / cosine learning rate
+Options beyond the official code (`byoldyn.nets.schedule`): a warmup / cosine learning rate
 (both optimizers, the predictor's peak being alpha_p lr), BYOL's EMA schedule m_k, and bfloat16 compute
 (`config.dtype`; the loss, F̂ and all state stay float32).
 """

@@ -27,7 +27,7 @@ _CONTAINED = False
 
 
 def contain_orbax_noise() -> None:
-    """Drop the `RuntimeError: Event loop is closed` tracebacks that follow a failed restore (issue 29 item 8),
+    """Drop the `RuntimeError: Event loop is closed` tracebacks that follow a failed restore (a corrupt checkpoint),
     and asyncio's "Future exception was never retrieved" and "coroutine ... was never awaited" of a failed save's
     other writes.
 

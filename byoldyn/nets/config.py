@@ -162,7 +162,7 @@ class Config:
             if obj is not None and obj != given:
                 raise ValueError(f"predictor {given!r} conflicts with predictor_object {obj!r}: give it once")
             obj, name = given, given.name
-        elif isinstance(given, str):  # the shared vocabulary (byoldyn.predictors; issue 14)
+        elif isinstance(given, str):  # the shared vocabulary (byoldyn.predictors)
             name = ALIASES.get(given, given)
         else:
             raise ValueError(f"predictor must be a name or a byoldyn.predictors.Predictor, got {given!r}")

@@ -79,7 +79,7 @@ def evaluate_features(tr, ytr, te, yte, kinds=("knn", "linear"), n_classes: int 
 
 
 def baselines(model, state, train_data, test_data, kinds=("knn", "linear")) -> dict:
-    """The baselines of issue 13 on (train_data, test_data): raw pixels (`pixels_knn_acc`,
+    """The baselines on (train_data, test_data): raw pixels (`pixels_knn_acc`,
     `pixels_linear_acc`) and the network of `state` with batch-statistics BN (`batch_bn_knn_acc`,
     `batch_bn_linear_acc`); the eval-mode numbers are the run's own `knn_acc` / `linear_acc`."""
     lab = train_data.labels >= 0

@@ -1,4 +1,4 @@
-"""Learning-rate and EMA schedules, and named presets of `byoldyn train` (issue 13).
+"""Learning-rate and EMA schedules, and named presets of `byoldyn train`.
 
 * `lr_schedule(config, lr)`: `config.warmup_steps` steps of linear warmup from 0 to `lr`, then constant
   (`lr_schedule="constant"`, the official code: no schedule, section 11) or a half-cosine decay to 0 at

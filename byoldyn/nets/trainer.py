@@ -290,7 +290,7 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
                                         "log": {"records": len(log.records), "last": last, "end": end_record,
                                                 "every": log_every}})
                 last_ckpt = done
-            if eval_every and test_data is not None and done % eval_every == 0:  # learning curve (issue 13)
+            if eval_every and test_data is not None and done % eval_every == 0:  # learning curve
                 append_curve(out / "curve.json", curve_point(model, state, train_data, test_data))
     finally:
         if bar is not None:
@@ -301,7 +301,7 @@ def train(config: Config, train_data: Dataset, test_data: Dataset | None, out, *
     if kinds and test_data is not None:
         result.eval = _evaluate(model, state, train_data, test_data, kinds)
         result.eval.update(step=int(state.step), epoch=int(state.step) / spe if spe else 0.0)
-        if int(state.step) == 0:  # the untrained network: also raw pixels and batch-statistics BN (issue 13)
+        if int(state.step) == 0:  # the untrained network: also raw pixels and batch-statistics BN
             result.eval.update(baselines(model, state, train_data, test_data, kinds))
         result.eval["protocol"] = PROTOCOL
         text = json.dumps(result.eval, indent=1)

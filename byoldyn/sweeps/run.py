@@ -147,7 +147,7 @@ def observe(level, y, ok, threshold, serial=False, sigma2=None, variant=None):
     0.10's batched LAPACK kernels (`lapack_dsyevd_ffi`) split a batch into tasks on XLA's intra-op thread pool and
     block until they finish (`ParallelBatchMap`, `BlockingCounter::Wait`); when as many batched calls run at once
     as the pool has threads (two host devices, or two independent eigh in one program, on 2 cores), every worker
-    waits for tasks that no worker is free to run: the sweep hangs at 0 % CPU (issue 29; reproduced: 4 of 4 runs
+    waits for tasks that no worker is free to run: the sweep hangs at 0 % CPU (reproduced: 4 of 4 runs
     of two concurrent batched eigh on 2 devices hung, 2 of 4 with `--xla_cpu_multi_thread_eigen=false`, 0 of 4
     with one matrix per call). A batch of one never leaves the calling thread. Same values per member."""
     direct = variant is not None and variant.predictor.direct
