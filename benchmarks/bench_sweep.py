@@ -26,7 +26,7 @@ the member axis over all cores.
    --width-steps steps). GFLOP/s counts 6 n^3 + 10 n^2 flops per field evaluation, 4 per step.
 3. Peak memory: a 100,000-member matrix-level sweep at n1 = n2 = 16 (--mem-steps steps, written
    to a netCDF with its chunk files) in a fresh subprocess; peak RSS from getrusage(RUSAGE_CHILDREN).
-4. Processes (`jax.distributed`, issue 17): the same matrix-level sweep (--proc-members members, n = 16,
+4. Processes (`jax.distributed`): the same matrix-level sweep (--proc-members members, n = 16,
    --proc-steps RK4 steps, warm call) as 1, 2, 4 local processes started by `byoldyn.launch`, each with
    cores / P XLA CPU devices (at least one: with more processes than cores they share the cores);
    members x steps / s, the per-process cores stated.

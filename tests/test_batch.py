@@ -98,7 +98,7 @@ def test_sharded_over_four_cpu_devices_equals_one_device():
     assert float(diff) == 0.0 and int(steps) == 0
 
 
-# ---- strategies (issue 16): the same members, member by member, whichever way they are batched
+# ---- strategies: the same members, member by member, whichever way they are batched
 
 def _four():
     r = np.random.default_rng(5)

@@ -1,5 +1,5 @@
 """Every script in `benchmarks/` runs end to end at a tiny size (`--tiny`), so that none breaks unnoticed
-(issue 29: `bench_simulate.py` crashed at its float32 `jit(vmap(simulate))` row).
+(`bench_simulate.py` once crashed at its float32 `jit(vmap(simulate))` row).
 
 The scripts with a test of their own (more detailed) are named in COVERED; every other script must have an
 entry in CHECKS, and a new script fails `test_every_benchmark_is_run` until it has one.
@@ -22,7 +22,7 @@ COVERED = {"device.py": "test_device_bench.py", "bench_train.py": "test_bench_tr
 
 def _simulate(res):
     rows = res["rows"]
-    # the float32 jit(vmap(simulate)) row of issue 29, and every member of every byoldyn row succeeded
+    # the float32 jit(vmap(simulate)) row that once crashed, and every member of every byoldyn row succeeded
     assert rows["byoldyn_vmap_f32"]["dtype"] == "float32" and rows["byoldyn_vmap_f32"]["succeeded"] == 4
     assert all(r["succeeded"] == 4 for k, r in rows.items() if k.startswith("byoldyn"))
     assert all(r["err_vs_ref"]["max"] < 1e-4 for r in rows.values())

@@ -47,17 +47,17 @@ def test_simulate_writes_netcdf_and_png(tmp_path, capsys):
         (["train-linear", "--seed", "99999999999999999999999"], "argument --seed: must be an integer in [0, 2**32 - 1]"),
         (["train-linear", "--steps", "10", "--n-save", "4"],
          "byoldyn: error: --n-save - 1 must divide --steps = 10: the saves are evenly spaced steps, got --n-save 4"),
-        # issue 29 item 8: tracebacks before
+        # tracebacks before
         (["simulate", "--dt", "0"], "byoldyn: error: --dt must be a finite number > 0, got 0"),
         (["simulate", "--dt", "nan"], "byoldyn: error: --dt must be a finite number > 0, got nan"),
         (["train-linear", "--steps", "3000000000"],
          "argument --steps: must be an integer in [1, 2147483647] (the int32 step counter), got 3000000000"),
-        # issue 29 item 9: messages that name the flag
+        # messages that name the flag
         (["simulate", "--scale", "nan"], "byoldyn: error: --scale must be finite, got nan"),
         (["train-linear", "--scale", "inf"], "byoldyn: error: --scale must be finite, got inf"),
         (["sweep", "--level", "matrix", "--method", "adaptive", "--rtol", "0", "--n1", "2", "--t1", "1"],
          "byoldyn: error: --rtol, --atol must be > 0 and max_steps >= 1, got 0.0, 1e-09, 100000"),
-        # no abbreviations (issue 29, the CLI's vocabulary): --sig is not --sigma2, --see not --seeds
+        # no abbreviations (the CLI's vocabulary): --sig is not --sigma2, --see not --seeds
         (["simulate", "--sig", "2"], "unrecognized arguments: --sig 2"),
         (["sweep", "--see", "2"], "unrecognized arguments: --see 2"),
         (["simulate", "--sigma2", "x"], "not a number: 'x'"),
@@ -87,7 +87,7 @@ def test_console_script_exit_status():
 
 
 @pytest.mark.parametrize("argv, line", [
-    # the reproduction commands of issue 15 item 2, at a smaller size (same divergence after 2 steps)
+    # a diverging run (train-linear --lr 50's divergence), at a smaller size (same divergence after 2 steps)
     (["simulate", "--alpha-p", "400", "--scale", "1", "--dt", "0.1", "--t1", "1", "--n-save", "11", "--n1", "3",
       "--n2", "3", "--x64"],
      "byoldyn: failed: simulate diverged after t = 0.2 (2 steps); last finite save t = 0.2: |W| = "),
@@ -153,7 +153,7 @@ def test_io_fault_after_computing_is_a_failed_run(tmp_path, capsys, monkeypatch)
     assert not out.exists()
 
 
-# ---- the CLI's vocabulary (issue 29): one meaning, one default, every default shown, no abbreviations ----------
+# ---- the CLI's vocabulary: one meaning, one default, every default shown, no abbreviations ----------
 
 def _subparsers() -> dict:
     """Every subcommand's parser, by name."""
@@ -186,7 +186,7 @@ def test_defaults_shown_are_the_parsed_ones():
 
     parsers = _subparsers()
     sim, sw = parsers["simulate"], parsers["sweep"]
-    for k, v in DEFAULTS.items():  # one set of defaults for the flow's flags (issue 29)
+    for k, v in DEFAULTS.items():  # one set of defaults for the flow's flags
         assert sim.get_default(k) == sw.get_default(k) == v, k
     text = " ".join(sim.format_help().split())
     assert "weight decay eta >= 0 of W (default 0.01)" in text

@@ -187,7 +187,7 @@ def test_corrupt_input(argv, named, inputs, capsys):
     assert err[0].startswith("byoldyn: error: ") and str(inputs[named]) in err[0], err
 
 
-# ---- issue 29 item 9: refusals that name the flag, and sizes that cannot fit, before any compile ----------------
+# ---- refusals that name the flag, and sizes that cannot fit, before any compile ----------------
 
 @pytest.mark.parametrize("argv, line", [
     (["simulate", "--n1", "100000", "--n2", "1000"],
@@ -263,7 +263,7 @@ def test_plot_seed_axis_label(inputs, tmp_path):
     plt.close("all")
 
 
-# ---- the API's refusals (issue 29 item 9) ----------------------------------------------------------------------
+# ---- the API's refusals ----------------------------------------------------------------------
 
 def test_api_refusals_name_the_parameter():
     import jax

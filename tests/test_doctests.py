@@ -1,4 +1,4 @@
-"""The docstring examples of the main entry points run as doctests (issue 14 item 6)."""
+"""The docstring examples of the main entry points run as doctests."""
 
 import doctest
 import importlib

@@ -1,4 +1,4 @@
-"""Issue 24 item 7: at every entry point (Python API at each level, the CLI's simulate and train-linear), a
+"""At every entry point (Python API at each level, the CLI's simulate and train-linear), a
 non-default value of each predictor and variant parameter set there changes the result exactly as the direct
 call with the object does (the carrier principle: no layer rebuilds the predictor from loose values)."""
 

@@ -193,7 +193,7 @@ def test_float32_default(rng):
         (dict(ts=[-1.0, 1.0]), r"^ts must lie within \[t0, t1\] = \[0\.0, 5\.0\], got ts\[0\] = -1\.0$"),
         (dict(ts=np.zeros((2, 2))), r"ts must be a non-empty 1-D array of times, got shape \(2, 2\)"),
         (dict(ts=[]), r"ts must be a non-empty 1-D array of times, got shape \(0,\)"),
-        # issue 15 item 6: non-finite save times were accepted
+        # non-finite save times were accepted
         (dict(ts=[0.0, float("nan"), 5.0]), r"^ts must be finite, got ts\[1\] = nan$"),
         (dict(ts=[0.0, float("inf")]), r"^ts must be finite, got ts\[1\] = inf$"),
         (dict(ts="0 1 2"), r"^ts must be a 1-D array of save times, got '0 1 2'$"),
@@ -203,7 +203,7 @@ def test_float32_default(rng):
         (dict(max_norm=-1.0), r"max_norm must be > 0, got -1\.0"),
         (dict(dt=-0.1), r"dt must be a finite number > 0, got -0\.1"),
         (dict(dt=0.3, ts=[0.0, 0.5]), r"every save time must be t0 \+ k\*dt; ts is not on the dt = 0\.3 grid"),
-        # issue 15 item 9: TypeError / AttributeError / ZeroDivisionError before
+        # TypeError / AttributeError / ZeroDivisionError before
         (dict(dt="0.1"), r"^dt must be a real number, got '0\.1'$"),
         (dict(dt=float("inf")), r"^dt must be a finite number > 0, got inf$"),
         (dict(t1=[10]), r"^t1 must be a real number, got \[10\]$"),
@@ -253,7 +253,7 @@ def test_unknown_option_is_named():
 
 @pytest.mark.slow
 def test_float32_fixed_step_on_ordinary_grids():
-    """Issue 15 item 3: dt = 0.1 in float32 was refused ("ts is not on the dt = 0.1 grid")."""
+    """dt = 0.1 in float32 was refused ("ts is not on the dt = 0.1 grid")."""
     with jax.enable_x64(False):
         s0 = bd.State.random(jax.random.PRNGKey(0), 3, 3)
         hp, data = bd.Hyper(eta=0.01), bd.Data.isotropic(3, 0.5)
@@ -283,7 +283,7 @@ def test_float32_grid_tolerance_is_tight_in_float64():
 
 @pytest.mark.slow
 def test_float32_stiff_start_recovers():
-    """Issue 15 item 10: in float32 a large alpha_p overflowed diffrax's first step (dt0 = 0.01), the NaN error
+    """In float32 a large alpha_p overflowed diffrax's first step (dt0 = 0.01), the NaN error
     estimate made every later step size NaN, no step was accepted and t = 0 was saved as inf. Now the
     overflowing step is rejected and retried smaller; the run agrees with float64."""
     ts = np.linspace(0.0, 0.2, 5)
@@ -303,7 +303,7 @@ def test_float32_stiff_start_recovers():
 
 @pytest.mark.slow
 def test_no_step_accepted_is_said_and_never_inf():
-    """Issue 15 item 10: a solve that accepts no step says so in `status`; t = t0 holds the initial state and
+    """A solve that accepts no step says so in `status`; t = t0 holds the initial state and
     the saves it never reached are NaN (never inf)."""
     s0 = bd.State.random(jax.random.PRNGKey(0), 3, 3, scale=1.0)
     data = bd.Data.isotropic(3, 0.5)

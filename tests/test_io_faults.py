@@ -1,4 +1,4 @@
-"""Issue 29 items 2, 6, 7: a full disk is one line that says what was kept (never HDF5's segfault), the sweep's disk
+"""A full disk is one line that says what was kept (never HDF5's segfault), the sweep's disk
 estimate counts each file's overhead, an edited chunk is recomputed on resume (sha256 in the manifest), and a second
 run on the same output is refused while the first holds its lock."""
 
@@ -114,7 +114,7 @@ def _can_mount_tmpfs(d) -> bool:
 
 @pytest.mark.slow
 def test_simulate_on_a_real_200k_tmpfs_no_segfault(tmp_path):
-    """The issue's reproduction: a 200 kB tmpfs (root only; skipped where mount is not permitted)."""
+    """A nearly full disk: a 200 kB tmpfs (root only; skipped where mount is not permitted)."""
     d = tmp_path / "full"
     d.mkdir()
     if not _can_mount_tmpfs(d):

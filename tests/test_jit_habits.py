@@ -1,4 +1,4 @@
-"""JAX's own habits hold (issue 29): `simulate`, `simulate_batch` and the mode solvers run under `jax.jit` and
+"""JAX's own habits hold: `simulate`, `simulate_batch` and the mode solvers run under `jax.jit` and
 `jax.vmap` in float32 (the default precision) and float64, and give the same numbers as the eager call.
 
 Validation runs at the boundary: it checks concrete values and leaves traced ones alone.

@@ -1,4 +1,4 @@
-"""`byoldyn.launch` and `byoldyn sweep --processes`, `--stall-timeout` (issue 29, items 1, 3, 8): signals reach the
+"""`byoldyn.launch` and `byoldyn sweep --processes`, `--stall-timeout`: signals reach the
 workers and none outlives the launcher; `-n` is capped by the machine; a stopped process is the one named; a
 refusal is one line; a stalled chunk fails in one line, exit 1, and the run resumes; two matrix sweeps at once
 finish (the jaxlib LAPACK thread-pool deadlock)."""
@@ -169,8 +169,9 @@ MATRIX = ["byoldyn", "sweep", "--level", "matrix", "--n1", "12", "--alpha-p", "0
 
 @pytest.mark.slow
 def test_two_matrix_sweeps_at_once_finish(tmp_path):
-    """Issue 29 item 1: two matrix-level sweeps at once, three times; none hangs (the watchdog would fail it in one
-    line after 60 s without CPU time, the subprocess timeout bounds the rest) and both agree bit for bit."""
+    """Two matrix-level sweeps at once (batched eigh on several host devices once hung), three times; none hangs
+    (the watchdog would fail it in one line after 60 s without CPU time, the subprocess timeout bounds the rest)
+    and both agree bit for bit."""
     for rep in range(3):
         outs = [tmp_path / f"r{rep}-{i}.nc" for i in range(2)]
         procs = [subprocess.Popen([*MATRIX, "--out", str(o)], env=_env(), stdout=subprocess.PIPE,

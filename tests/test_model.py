@@ -103,7 +103,7 @@ def test_state_random_statistics():
 
 
 def test_float32_overflow_is_named():
-    """Issue 15 item 9: alpha_p = 1e300 in float32 said "got inf"; now the value and the remedy."""
+    """alpha_p = 1e300 in float32 said "got inf"; now the value and the remedy."""
     with jax.enable_x64(False):
         with pytest.raises(ValueError, match=r"^alpha_p is too large for float32, got 1e\+300 \(float32 holds "
                                              r"magnitudes up to 3\.4e\+38\); use float64: jax\.config\.update"
@@ -124,7 +124,7 @@ def test_float32_overflow_is_named():
 
 
 def test_state_random_rejects_non_keys():
-    """Issue 15 item 9: State.random(0, ...) was a TypeError from inside jax.random."""
+    """State.random(0, ...) was a TypeError from inside jax.random."""
     for key in (0, None, "seed", np.zeros(2), jnp.zeros(2)):
         with pytest.raises(ValueError, match=r"^key must be a JAX PRNG key \(jax\.random\.PRNGKey\(seed\) or "
                                              r"jax\.random\.key\(seed\)\), got "):

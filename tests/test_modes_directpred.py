@@ -3,8 +3,8 @@ forms of `byoldyn.theory.directpred_*` against long integrations of `byoldyn.flo
 
 Tolerances: the integrations run at rtol 1e-10 / atol 1e-14 and long enough that the slowest linear rate at the
 fixed point has decayed by e^-30 or more, so the distance to a stable fixed point is below 1e-9 relative; the
-tests assert 1e-6 (the issue's bound). Each claim has a control that must disagree (the learned predictor, the
-issue's first-order origin condition, the other side of a threshold).
+tests assert 1e-6. Each claim has a control that must disagree (the learned predictor, the first-order
+origin condition ετ > η, the other side of a threshold).
 """
 
 import jax

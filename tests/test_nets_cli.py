@@ -105,7 +105,7 @@ def test_cli_module_imports_without_flax():
     assert "train" in r.stdout
 
 
-# ---- one line and the exit status for an unwritable output place or a corrupt input (issue 15) -------------
+# ---- one line and the exit status for an unwritable output place or a corrupt input -------------
 
 def _one_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,4 +1,4 @@
-"""One class map for both splits of an image folder (issue 29 item 4): with train/{cat,dog,fox} and
+"""One class map for both splits of an image folder: with train/{cat,dog,fox} and
 test/{cat,fox}, a test fox is label 2 (fox in training), not 1 (dog); an unknown test class is refused."""
 
 import numpy as np

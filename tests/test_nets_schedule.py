@@ -1,4 +1,4 @@
-"""Recipe options of issue 13: lr warmup + cosine, BYOL's EMA schedule, presets, bfloat16 compute, the
+"""Recipe options of `byoldyn train`: lr warmup + cosine, BYOL's EMA schedule, presets, bfloat16 compute, the
 learning-curve points, and the full-scale preset's code path at tiny size resuming exactly."""
 
 import dataclasses

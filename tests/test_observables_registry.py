@@ -1,4 +1,4 @@
-"""The observables registry (issue 14, deliverable 4): every level's outputs are registry names of the
+"""The observables registry: every level's outputs are registry names of the
 registry's shape kind, one survival threshold, and registry functions against closed forms (THEORY.md 14)."""
 
 import inspect

@@ -1,6 +1,6 @@
 """Execute every ```python block of README.md, in order, in one fresh interpreter (as the notebooks are executed:
 later blocks use the names of earlier ones), in the default precision a reader has (float32), so that the README's
-examples cannot drift from the code (issue 29: `sp.compare` failed and `key` was never defined)."""
+examples cannot drift from the code (`sp.compare` once failed and `key` was never defined)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A size whose verdict is seed noise is not offered as a check (issue 29): such a row is "not decided" at that
+"""A size whose verdict is seed noise is not offered as a check: such a row is "not decided" at that
 size, neither an agreement nor a failure, and `byoldyn reproduce` exits 0 on it; at size small the Fig. 6 row
 (cosine loss, sampled linear model) is one."""
 

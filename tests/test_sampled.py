@@ -244,7 +244,7 @@ def test_collapse_claims():
 
 @pytest.mark.slow
 def test_diverging_training_is_marked_consistently():
-    """Issue 15 item 2 (library side): `train-linear --lr 50` diverges; the Run says at which step, keeps the
+    """`train-linear --lr 50` diverges (library side): the Run says at which step, keeps the
     last good state, holds data up to that step and NaN after it (never inf)."""
     sgd, src = sp.SGD(lr=50.0), sp.Source.isotropic(8, 0.5)
     k0, k1 = jax.random.split(jax.random.PRNGKey(0))

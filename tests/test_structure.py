@@ -1,4 +1,4 @@
-"""The package's structure (issue 14 item 5): no module imports another module's underscore names, and the
+"""The package's structure: no module imports another module's underscore names, and the
 import graph of `byoldyn` (every import statement, at module level or inside a function) has no cycle
 through distinct modules other than a package and its own submodules."""
 

@@ -117,7 +117,7 @@ def test_widths_points_and_bad_input():
 
 @pytest.mark.slow
 def test_seeds_are_32_bit_and_never_wrap():
-    """Issue 15 item 6: seeds [0, 2**32] gave identical members (the seed wrapped); seeds are refused outside
+    """Seeds [0, 2**32] gave identical members (the seed wrapped); seeds are refused outside
     [0, 2**32), and every seed up to 2**32 - 1 starts from State.random(PRNGKey(seed)) exactly."""
     with pytest.raises(ValueError, match=r"seeds must be < 2\*\*32 \(32-bit PRNG seeds; larger ones would repeat "
                                          r"smaller ones\), got 4294967296"):
@@ -138,7 +138,7 @@ def test_seeds_are_32_bit_and_never_wrap():
 
 
 def test_work_bound_is_checked_from_the_sizes(monkeypatch):
-    """Issue 15 item 4: what cannot fit is refused before the member table or any state exists, naming the
+    """What cannot fit is refused before the member table or any state exists, naming the
     parameter, the estimate and the limit (`BYOLDYN_MEMORY_LIMIT` overrides the default fraction of memory)."""
     from byoldyn.sweeps import MEMORY_FRACTION, memory_limit
 
@@ -279,11 +279,11 @@ def test_cli_sweep_resume_and_plot(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_directpred_sweeps_at_the_matrix_level():
-    """Issue 14: DirectPred / DirectCopy are swept at the matrix level (Wp = g(F̂), THEORY.md 10.2), where the
+    """DirectPred / DirectCopy are swept at the matrix level (Wp = g(F̂), THEORY.md 10.2), where the
     fixed-step RK4 program agrees with the adaptive per-member solves (RK4's O(dt⁴) error at dt = 0.02 over
     t1 = 4: < 1e-6 relative, against rtol 1e-10), Wp's observables included (the saved Wp is g(F̂), as
     `simulate` saves it), and differs from the learned Wp (control); the symmetric level, which has no
-    F̂-derived Wp, refuses them in one line (issue 24: the mode level runs them, tests/test_sweep_typed.py)."""
+    F̂-derived Wp, refuses them in one line (the mode level runs them, tests/test_sweep_typed.py)."""
     kw = dict(alpha_p=1.0, eta=[0.0, 0.05], seeds=2, n1=4, sigma2=0.5, t1=4.0, progress=False)
     for name in ("directpred", "directcopy"):
         rk4 = sweep("matrix", predictor=name, dt=0.02, **kw)

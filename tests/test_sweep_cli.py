@@ -1,4 +1,4 @@
-"""`byoldyn sweep` / `byoldyn plot` on bad input (issue 15): one line on stderr and exit 2, or a recomputation
+"""`byoldyn sweep` / `byoldyn plot` on bad input: one line on stderr and exit 2, or a recomputation
 that says so; the work bound; negative and duplicate values; damaged resume files; unwritable outputs."""
 
 import json
@@ -61,7 +61,7 @@ def test_seeds_outside_32_bits_are_refused(argv, expect, capsys, tmp_path):
 
 
 def test_a_billion_values_fail_within_a_second(capsys, tmp_path):
-    """Issue 15 item 4: `--alpha-p log:1:2:1000000000` was OOM-killed; the count is refused before any array."""
+    """`--alpha-p log:1:2:1000000000` was OOM-killed; the count is refused before any array."""
     t = time.perf_counter()
     line = _one_error(["sweep", "--alpha-p", "log:1:2:1000000000", *TINY, "--out", tmp_path / "b.nc"], capsys)
     assert time.perf_counter() - t < 1.0
@@ -128,7 +128,7 @@ def _same(a, b):
 
 def _resign(f):
     """Record the sha256 of the edited chunk `f` in the manifest (as if it had been written so): the schema checks
-    below the checksum (issue 29 item 6) are what is tested."""
+    below the checksum are what is tested."""
     import hashlib
 
     manifest = f.parent / "manifest.json"
@@ -138,7 +138,7 @@ def _resign(f):
 
 
 def test_chunk_missing_a_variable_is_recomputed(finished, capsys):
-    """Issue 15 item 5: a valid chunk with the right hash but `norm_W` dropped was reused (NaNs, exit 0)."""
+    """A valid chunk with the right hash but `norm_W` dropped was reused (NaNs, exit 0)."""
     argv, out, clean = finished
     out.unlink()
     f = parts_dir(out) / "chunk-00001.nc"
@@ -196,8 +196,8 @@ def test_out_missing_a_variable_with_resume_is_recomputed(finished, capsys):
 
 
 def test_corrupt_manifest_is_rebuilt_and_named(finished, capsys):
-    """Issue 15 item 9: a corrupt manifest gave a JSON error without the file; it is now rebuilt. Its chunks' sha256
-    are lost with it, so the chunks are recomputed, never trusted unchecked (issue 29 item 6)."""
+    """A corrupt manifest gave a JSON error without the file; it is now rebuilt. Its chunks' sha256
+    are lost with it, so the chunks are recomputed, never trusted unchecked."""
     argv, out, clean = finished
     out.unlink()
     manifest = parts_dir(out) / "manifest.json"
@@ -217,7 +217,7 @@ def test_corrupt_manifest_is_rebuilt_and_named(finished, capsys):
 
 
 def test_resume_hint_names_the_flag(finished, capsys):
-    """Issue 15 item 9: the CLI said `resume=False`, a Python argument; it names --resume / --out."""
+    """The CLI said `resume=False`, a Python argument; it names --resume / --out."""
     argv, out, clean = finished
     other = [a if a != "1,2" else "1,3" for a in argv]
     line = _one_error(other, capsys)

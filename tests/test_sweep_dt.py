@@ -1,4 +1,4 @@
-"""`sweep` takes whole steps of dt, by the rule of `simulate(dt=...)` (issue 29 item 5): `--method euler --t1 1
+"""`sweep` takes whole steps of dt, by the rule of `simulate(dt=...)`: `--method euler --t1 1
 --dt 0.3` ran with dt_eff = 0.25 without a word; now both refuse it, naming the flags."""
 
 import json

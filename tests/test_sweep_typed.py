@@ -1,4 +1,4 @@
-"""Typed sweeps (issue 24 items 2-5, 7): the predictor object and its swept parameters reach every member of a sweep,
+"""Typed sweeps: the predictor object and its swept parameters reach every member of a sweep,
 equal to the direct calls with the same object (`simulate`, `simulate_batch`, `flows.modes.solve_directpred`);
 bad values are refused by the model's own checks, naming the parameter (or its flag)."""
 
