@@ -592,7 +592,7 @@ def fig3_directpred(size: str = "full"):
     ax.contourf(E, Hh, regime, levels=[-0.5, 0.5, 1.5, 2.5], colors=["#d9f0d3", "0.88", "0.7"])
     e = np.linspace(0, 0.7, 200)
     ax.plot(e, h(e), "k-", lw=1.3, label="η = ε(τ − κε): origin unstable below (corrected)")
-    ax.plot(e, tau * e, "k--", lw=1.0, label="η = ετ (issue 14's claim)")
+    ax.plot(e, tau * e, "k--", lw=1.0, label="η = ετ (first-order claim)")
     ax.axhline(ec, color="k", ls=":", lw=1.0, label="η = τ²/4κ (learned η_c)")
     ax.set(xlabel="ε", ylabel="η", xlim=(0, 0.7), ylim=(0, 0.2))
     ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 0.93), framealpha=0.9)
