@@ -102,8 +102,9 @@ def show(x) -> str:
 
 
 def check_finite(name: str, a) -> None:
-    if is_concrete(a) and not np.all(np.isfinite(np.asarray(a))):
-        raise ValueError(f"{name} must be finite, got {show(a)} with non-finite entries")
+    if is_concrete(a) and not np.all(np.isfinite(v := np.asarray(a))):
+        got = show(v) if v.size == 1 else f"{show(a)} with non-finite entries"
+        raise ValueError(f"{name} must be finite, got {got}")
 
 
 def check_sign(name: str, a, *, strict: bool) -> None:
