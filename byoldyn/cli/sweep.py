@@ -128,6 +128,8 @@ def run(a) -> int:
             print(f"byoldyn: failed: {e}", file=sys.stderr, flush=True)
             os._exit(1)
         raise
+    finally:
+        stall_timeout(None)  # the watchdog guards this command only: later library calls in the process are not watched
     import jax
 
     if jax.process_index() != 0:  # one summary line: process 0's (the writer)
