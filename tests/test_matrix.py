@@ -79,7 +79,7 @@ def test_theorem2_field_is_minus_H_vecW(rng):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(predictor="diagonal"), r"predictor must be one of \('learned', 'symmetric', 'identity', 'directpred', 'directcopy'\), got 'diagonal'"),
+        (dict(predictor="diagonal"), r"predictor must be one of \('learned', 'symmetric', 'identity', 'directpred', 'directcopy', 'directset'\), got 'diagonal'"),
         (dict(ema=True, stop_grad=False), r"stop_grad=False needs ema=False"),
     ],
 )

@@ -44,7 +44,7 @@ def test_hyper_defaults_and_batches():
 
 def test_data_rejects(rng):
     X = random_psd(rng, 3)
-    with pytest.raises(ValueError, match=r"X must have shape \(\.\.\., n1, n1\), got \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"X must have shape \(\.\.\., n1, n1\) with n1 >= 1, got \(3, 2\)"):
         bd.Data(np.ones((3, 2)), X)
     with pytest.raises(ValueError, match=r"Xp must have the shape of X \(3, 3\), got \(4, 4\)"):
         bd.Data(X, np.eye(4))
@@ -75,7 +75,7 @@ def test_data_isotropic_is_scalar():
 
 
 def test_state_rejects():
-    with pytest.raises(ValueError, match=r"W must have shape \(\.\.\., n2, n1\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"W must have shape \(\.\.\., n2, n1\) with n1, n2 >= 1, got \(3,\)"):
         bd.State(np.ones(3), np.eye(3))
     with pytest.raises(ValueError, match=r"Wp must have shape \(\.\.\., 2, 2\) to match W \(2, 3\), got \(3, 3\)"):
         bd.State(np.ones((2, 3)), np.eye(3))

@@ -242,11 +242,12 @@ def bad_options(draw):
         kw[name] = draw(st.one_of(st.floats(-10.0, 0.0), st.just(float("nan")), not_numbers))
     elif name == "solver":
         kw[name] = draw(st.sampled_from(["tsit5", 5, diffrax.Euler(), diffrax.PIDController(rtol=1, atol=1)]))
-    elif name in ("ema", "stop_grad", "progress"):
-        kw[name] = draw(st.one_of(st.text(max_size=3), st.integers(), st.none()))
-    elif name == "predictor":
+    elif name in ("ema", "stop_grad", "progress"):  # None: a variant shorthand not given (ema, stop_grad)
+        kw[name] = draw(st.one_of(st.text(max_size=3), st.integers(),
+                                  *([st.none()] if name == "progress" else [])))
+    elif name == "predictor":  # None: not given (the default predictor)
         kw[name] = draw(st.one_of(st.text(max_size=6).filter(lambda s: s not in ("learned", "symmetric", "identity")),
-                                  st.none(), st.integers()))
+                                  st.integers()))
     else:
         kw[name] = draw(st.one_of(st.text(max_size=3), st.integers(), st.just([len])))
     return name, kw
