@@ -27,6 +27,7 @@ def _W(**kw):
     return np.asarray(bd.simulate(_s0(), HYPER, DATA, 2.0, ts=TS, rtol=1e-9, atol=1e-12, **kw).states.W)
 
 
+@pytest.mark.slow
 def test_simulate_variant_and_predictor_parameters():
     """simulate: each predictor parameter (eps, form, beta_F) and each variant flag, given through the object
     (`variant=` or `predictor=`), equals the keyword shorthand and differs from the default."""
@@ -45,6 +46,7 @@ def test_simulate_variant_and_predictor_parameters():
     assert not np.allclose(_W(ema=False), _W())
 
 
+@pytest.mark.slow
 def test_simulate_batch_per_member_predictor_parameter():
     """simulate_batch: the variant's predictor is shared, or carries one value per member (a sweep over ε):
     member b equals simulate with DirectPred(eps=eps[b])."""
@@ -63,6 +65,7 @@ def test_simulate_batch_per_member_predictor_parameter():
                                rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_mode_solver_takes_names_and_objects():
     y0 = DirectModeState.from_s_tau(jnp.asarray([0.01, 0.5]), 1.0)
 
@@ -80,6 +83,7 @@ def _train(setup, steps=6):
     return np.asarray(run.states.Wp)
 
 
+@pytest.mark.slow
 def test_sampled_setup_carries_every_parameter():
     """Setup: eps, rho, freq, form of the object all reach the step; the shorthands freq=, directpred_form= with a
     name build the same object."""

@@ -23,6 +23,7 @@ def _leaves_equal(a, b):
     return jax.tree.structure(a) == jax.tree.structure(b) and all(np.array_equal(x, y) for x, y in zip(la, lb))
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip(tmp_path):
     m = build(TINY)
     s = m.init(jax.random.key(0, impl="rbg"))
@@ -167,6 +168,7 @@ def test_resume_with_a_damaged_log(tmp_path):
         train(TINY, TRAIN, None, run, **KW)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_message(tmp_path, monkeypatch):
     m = build(TINY)
     real = m.step
