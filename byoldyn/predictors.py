@@ -23,6 +23,7 @@ rho = 1 - lr beta_F). Each class lists its parameters in `PARAMS` (field -> `Par
 
 from __future__ import annotations
 
+import abc
 import numbers
 from typing import ClassVar, NamedTuple
 
@@ -244,9 +245,9 @@ class Spectral(Predictor):
         self.beta_F = _beta_F(beta_F)
 
     @property
+    @abc.abstractmethod
     def exponent(self):
-        """The power a of p ∝ s^a."""
-        raise NotImplementedError
+        """The power a of p ∝ s^a (each subclass gives it)."""
 
     @property
     def scale_free(self) -> bool:
