@@ -802,7 +802,7 @@ def markdown_table(rows, mm, B):
         acc = r.get("accepted_steps", r.get("accepted_steps_timed"))
         att = r.get("attempted_steps", r.get("attempted_steps_timed"))
         comp = "-" if r["method"].startswith("scipy") else f"{r['compile_s']:.1f}"
-        wall = f"{r['wall_s']:.2f}" + (" (extrap. from %d)" % r["members_timed"] if r.get("extrapolated") else "")
+        wall = f"{r['wall_s']:.2f}" + (f" (extrap. from {r['members_timed']})" if r.get("extrapolated") else "")
         lines.append(
             f"| {name} | {r['dtype']} | {wall} | {comp} | {acc} | {att:.0f} | "
             f"{r['config_steps_per_s']:.3g} | {r['speedup_vs_a']:.2f}x | {r['speedup_vs_b']:.2f}x | "

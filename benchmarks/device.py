@@ -98,7 +98,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 import byoldyn as bd  # noqa: E402
-from byoldyn.batch import working_set, auto_block, fixed_step_block, resolve_strategy  # noqa: E402
+from byoldyn.batch import auto_block, fixed_step_block, resolve_strategy, working_set  # noqa: E402
 from byoldyn.io import atomic_write  # noqa: E402
 
 T_START = time.perf_counter()
@@ -201,7 +201,7 @@ def row(section, strategy, resolved, members, timed_members, first, best, work_f
              members_per_s=members / wall, gflops=g,
              frac_matmul=None if g is None or not ref_gflops else g / ref_gflops, max_diff=diff, **(extra or {}))
     log(f"  {section} {strategy}{'' if resolved == strategy else ' -> ' + str(resolved)}: "
-        f"{wall:.3f} s{' (extrap. from %d)' % timed_members if r['extrapolated'] else ''}, first call {first:.1f} s"
+        f"{wall:.3f} s{f' (extrap. from {timed_members})' if r['extrapolated'] else ''}, first call {first:.1f} s"
         + ("" if g is None else f", {g:.3g} GFLOP/s") + ("" if diff is None else f", max diff {diff:.1e}"))
     return r
 

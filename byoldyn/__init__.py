@@ -10,12 +10,30 @@ from . import observables, phase, predictors, sampled, theory
 from .batch import simulate_batch
 from .flows.matrix import autodiff_field, expected_loss, vector_field
 from .flows.modes import (
-    ModePST, ModeState, ParabolaState, cubic_field, mode_field, parabola_field, pst_field, solve_modes)
+    ModePST,
+    ModeState,
+    ParabolaState,
+    cubic_field,
+    mode_field,
+    parabola_field,
+    pst_field,
+    solve_modes,
+)
 from .flows.symmetric import SymState, reduced_field, symmetric_field
 from .integrate import DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, simulate
 from .model import Data, Hyper, State
 from .predictors import (
-    PREDICTORS, DirectCopy, DirectPred, DirectSet, Identity, Learned, Predictor, Symmetric, Variant, as_predictor)
+    PREDICTORS,
+    DirectCopy,
+    DirectPred,
+    DirectSet,
+    Identity,
+    Learned,
+    Predictor,
+    Symmetric,
+    Variant,
+    as_predictor,
+)
 from .sweeps import sweep
 
 try:

@@ -32,7 +32,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from .integrate import Solution, checked_args, solve_checked
 from .model import Data, Hyper, State

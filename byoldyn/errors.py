@@ -37,8 +37,8 @@ import re
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 __all__ = ["RunFailed", "UsageError", "as_flags", "check_output_file", "check_output_dir", "one_line", "read_json",
            "run_command", "started"]

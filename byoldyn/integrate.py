@@ -17,7 +17,8 @@ diverging member never stops a batch.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import diffrax
 import equinox as eqx
@@ -29,8 +30,18 @@ from .flows.matrix import augmented_correlation, derives_wp, effective_wp, synce
 from .model import Data, Hyper, State
 from .predictors import Predictor, Variant, as_predictor, as_variant
 from .solution import (
-    DIVERGED, FAILED, MAX_STEPS, NO_STEP, STATUS_NAMES, SUCCEEDED, Solution, check_number, check_times,
-    check_tolerances, grid_steps)
+    DIVERGED,
+    FAILED,
+    MAX_STEPS,
+    NO_STEP,
+    STATUS_NAMES,
+    SUCCEEDED,
+    Solution,
+    check_number,
+    check_times,
+    check_tolerances,
+    grid_steps,
+)
 from .stepper import adaptive_solve, fixed_solve, mask_after
 from .validate import brief, is_concrete, to_dtype
 

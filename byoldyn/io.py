@@ -21,13 +21,13 @@ import fcntl
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Union
 
 __all__ = ["atomic_write", "netcdf_bytes", "save_netcdf", "save_figure", "describe_size", "lock_output", "held_outputs", "write_all",
            "release_outputs", "lock_path"]
 
-Content = Union[bytes, bytearray, memoryview, str, Callable[[str], None]]
+Content = bytes | bytearray | memoryview | str | Callable[[str], None]
 
 
 def describe_size(n: float) -> str:

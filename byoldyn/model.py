@@ -111,7 +111,7 @@ class Data(eqx.Module):
         check_psd("Xp", self.Xp)
 
     @classmethod
-    def isotropic(cls, n1: int, sigma2=0.0, x=1.0) -> "Data":
+    def isotropic(cls, n1: int, sigma2=0.0, x=1.0) -> Data:
         """X = x I and X' = sigma2 I in n1 dimensions (Assumption 2 has x = 1)."""
         if isinstance(n1, bool) or not isinstance(n1, (int, np.integer)) or n1 < 1:
             raise ValueError(f"n1 must be a positive integer, got {n1!r}")
@@ -178,7 +178,7 @@ class State(eqx.Module):
             check_psd("Fhat", self.Fhat)
 
     @classmethod
-    def unchecked(cls, W, Wp, Wa, Fhat=None) -> "State":
+    def unchecked(cls, W, Wp, Wa, Fhat=None) -> State:
         """A `State` from arrays as they are, without validation (for traced code)."""
         s = object.__new__(cls)
         for name, v in (("W", W), ("Wp", Wp), ("Wa", Wa), ("Fhat", Fhat)):
@@ -194,7 +194,7 @@ class State(eqx.Module):
         return self.W.shape[-2]
 
     @classmethod
-    def random(cls, key, n1: int, n2: int, *, scale=0.1, wp_scale=None, target: str = "zero", dtype=None) -> "State":
+    def random(cls, key, n1: int, n2: int, *, scale=0.1, wp_scale=None, target: str = "zero", dtype=None) -> State:
         """Gaussian initial state: W, Wp with i.i.d. N(0, scale²/n) entries (n = fan-in).
 
         `target="zero"` starts Wa = 0 (the paper's choice, Fig. 7); `"copy"` starts Wa = W.

@@ -164,7 +164,7 @@ class Predictor(eqx.Module):
             out[k] = v.item() if hasattr(v, "item") and np.ndim(v) == 0 and is_concrete(v) else v
         return out
 
-    def replace(self, **kw) -> "Predictor":
+    def replace(self, **kw) -> Predictor:
         """The same predictor with some parameters changed (validated again); ValueError for an unknown one."""
         bad = sorted(set(kw) - set(self.PARAMS))
         if bad:

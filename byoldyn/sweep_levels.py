@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from . import observables as ob
-from .flows.matrix import synced as matrix_synced, vector_field
+from .flows.matrix import synced as matrix_synced
+from .flows.matrix import vector_field
 from .flows.modes import DirectModeState, ModeState, directpred_field, mode_field
 from .flows.symmetric import SymState, reduced_field, symmetric_field
 from .integrate import prepare

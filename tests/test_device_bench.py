@@ -1,7 +1,6 @@
 """`benchmarks/device.py --tiny`: the accelerator benchmark runs end to end on a CPU at tiny sizes, every
 strategy side by side, and its strategies agree member by member."""
 
-import pytest
 import json
 import os
 import subprocess
@@ -9,6 +8,7 @@ import sys
 from pathlib import Path
 
 import jax
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 

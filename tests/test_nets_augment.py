@@ -11,8 +11,19 @@ import jax
 import jax.numpy as jnp
 
 from byoldyn.nets.augment import (
-    Augment, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, augment_batch, eval_transform,
-    gaussian_blur, grayscale, hsv_to_rgb, random_resized_crop_box, rgb_to_hsv)
+    Augment,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    augment_batch,
+    eval_transform,
+    gaussian_blur,
+    grayscale,
+    hsv_to_rgb,
+    random_resized_crop_box,
+    rgb_to_hsv,
+)
 
 KEY = lambda i: jax.random.key(i, impl="rbg")
 PLAIN = dataclasses.replace(Augment.cifar10(16), scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, p_jitter=0.0,

@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("flax")
 
+from _nets_tiny import tiny_dataset
 from PIL import Image
 
-from _nets_tiny import tiny_dataset
 from byoldyn.cli import main as _main
 
 
@@ -176,8 +176,9 @@ def test_compare_corrupt_inputs_one_line(tmp_path, capsys):
 def test_train_refuses_non_integer_cifar_labels(tmp_path, capsys):
     import pickle
 
-    from byoldyn.cli import main as byoldyn
     from test_nets_data import make_cifar
+
+    from byoldyn.cli import main as byoldyn
 
     d, batches = make_cifar(tmp_path / "data")
     b = {**batches["data_batch_2"], b"labels": [0.7, 1, 2, 3]}  # was read as label 0

@@ -3,8 +3,8 @@ untrained-network run, exports them, and refuses a damaged curve with one line (
 
 import json
 
-from byoldyn.figures.curves import fig_curves, load_curve
 from byoldyn.cli import main as _main
+from byoldyn.figures.curves import fig_curves, load_curve
 
 
 def main(argv):

@@ -13,7 +13,14 @@ import pytest
 pytest.importorskip("flax")
 
 from byoldyn.nets.data import (
-    DataError, detect_format, download_cifar10, load, read_cifar10, read_image_folder, read_stl10)
+    DataError,
+    detect_format,
+    download_cifar10,
+    load,
+    read_cifar10,
+    read_image_folder,
+    read_stl10,
+)
 
 # ---- generators of files in the official formats ----------------------------------------------
 

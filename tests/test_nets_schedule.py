@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("flax")
 
 from _nets_tiny import TINY, tiny_dataset
+
 from byoldyn.nets import Config, build
 from byoldyn.nets.byol import ema_update
 from byoldyn.nets.evaluate import append_curve

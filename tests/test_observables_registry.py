@@ -13,7 +13,8 @@ import xarray as xr
 from conftest import random_psd
 
 import byoldyn as bd
-from byoldyn import observables as ob, sweep_levels as sl
+from byoldyn import observables as ob
+from byoldyn import sweep_levels as sl
 from byoldyn.flows.modes import ModeState
 from byoldyn.flows.symmetric import SymState
 from byoldyn.report import simulation_dataset

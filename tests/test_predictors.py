@@ -205,7 +205,8 @@ def test_resnet_config_vocabulary():
     """nets.Config takes the shared names; old values ("linear", "none", symmetric=True, predictor_wd) map onto
     them, so a checkpoint's stored config of an old run compares equal to the same run's new config."""
     pytest.importorskip("flax")
-    from byoldyn.nets.config import PREDICTORS as NETS, Config
+    from byoldyn.nets.config import PREDICTORS as NETS
+    from byoldyn.nets.config import Config
     assert NETS == (*P.PREDICTORS, "mlp")
     assert Config(predictor="linear") == Config(predictor="learned") == Config()
     assert Config(predictor="none").predictor == "identity"

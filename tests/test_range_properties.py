@@ -5,7 +5,8 @@ import argparse
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from byoldyn.cli.ranges import MAX_VALUES, parse_int_range, parse_range
 

@@ -5,6 +5,7 @@ tests/test_sampled.py, and compiling their many configurations takes over a minu
 """
 
 import pytest
+
 from byoldyn.cli import main
 from byoldyn.figures import FIGURES, reproduce
 

@@ -5,14 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_psd
 
 import byoldyn as bd
 from byoldyn import sampled as sp
 from byoldyn.cli.common import Parser
 from byoldyn.errors import UsageError
 from byoldyn.sampled.train import cosine_loss, init_train_state, sgd_step
-
-from conftest import random_psd
 
 
 def _state(n1=5, n2=4, seed=1):

@@ -16,9 +16,9 @@ import xarray as xr
 
 import byoldyn as bd
 from byoldyn import theory
-from byoldyn.sweeps import parts_dir, summary, sweep
 from byoldyn.cli import main as cli_main
 from byoldyn.cli.ranges import parse_range
+from byoldyn.sweeps import parts_dir, summary, sweep
 
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import byoldyn as bd
-from byoldyn import observables as ob, theory as th
+from byoldyn import observables as ob
+from byoldyn import theory as th
 from byoldyn.flows.modes import ModePST, pst_field, solve_modes
 from byoldyn.flows.symmetric import SymState, reduced_field, symmetric_field
 

@@ -20,8 +20,8 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from ..errors import UsageError, as_flags, check_output_file, run_command
 from ..predictors import ALIASES, FORM_ALIASES, FORMS, PREDICTORS, Param, Predictor

@@ -6,8 +6,26 @@ import math
 
 from ..errors import RunFailed, one_line, started
 from ..io import lock_output
-from .common import (DEFAULTS, add_hyper, add_out, add_predictor_params, add_progress, add_seed, add_variant, add_x64,
-    begin, check_memory, command, config_of, n_save_int, positive_int, predictor_from_flags, progress, real, state_line)
+from .common import (
+    DEFAULTS,
+    add_hyper,
+    add_out,
+    add_predictor_params,
+    add_progress,
+    add_seed,
+    add_variant,
+    add_x64,
+    begin,
+    check_memory,
+    command,
+    config_of,
+    n_save_int,
+    positive_int,
+    predictor_from_flags,
+    progress,
+    real,
+    state_line,
+)
 
 __all__ = ["add_parser", "run"]
 

@@ -4,8 +4,22 @@ sharded over devices, resumable). Values of a swept flag: `byoldyn.cli.ranges`."
 from __future__ import annotations
 
 from ..errors import RunFailed, check_output_dir, check_output_file, started
-from .common import (DEFAULTS, add_hyper, add_out, add_predictor_params, add_progress, add_variant, add_x64, begin,
-    command, n_save_int, positive_int, predictor_flag_values, progress, real)
+from .common import (
+    DEFAULTS,
+    add_hyper,
+    add_out,
+    add_predictor_params,
+    add_progress,
+    add_variant,
+    add_x64,
+    begin,
+    command,
+    n_save_int,
+    positive_int,
+    predictor_flag_values,
+    progress,
+    real,
+)
 from .ranges import parse_int_range, parse_range, parse_seeds
 
 __all__ = ["add_parser", "run"]

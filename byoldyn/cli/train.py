@@ -12,8 +12,20 @@ from pathlib import Path
 
 from ..errors import UsageError, check_output_dir, started
 from ..predictors import ALIASES
-from .common import (PREDICTOR_NAMES, add_out, add_predictor_params, add_progress, add_seed, add_variant, command,
-    nonneg_int, positive_int, predictor_from_flags, progress, real)
+from .common import (
+    PREDICTOR_NAMES,
+    add_out,
+    add_predictor_params,
+    add_progress,
+    add_seed,
+    add_variant,
+    command,
+    nonneg_int,
+    positive_int,
+    predictor_from_flags,
+    progress,
+    real,
+)
 
 __all__ = ["add_parser", "run", "apply_preset", "recipe", "UNSET"]
 

@@ -7,7 +7,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.linalg import expm
 
-from .. import observables as ob, theory
+from .. import observables as ob
+from .. import theory
 from ..batch import simulate_batch
 from ..model import Data, Hyper, State
 from .common import Check, Z, note

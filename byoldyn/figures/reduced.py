@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import observables as ob, theory
+from .. import observables as ob
+from .. import theory
 from ..flows.modes import solve_modes
 from ..flows.symmetric import SymState, reduced_field, symmetric_field
 from ..model import Hyper

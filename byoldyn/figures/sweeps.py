@@ -316,7 +316,7 @@ def fig_sweep(size: str = "full", seed: int = 0):
     cfb = float(mat.collapsed.sel(eta=metas[metas <= ec / 2]).mean())
     cfa_c = float(mat.collapsed.sel(eta=metas[metas > ec / 2]).mean())
     cfb_c = float(mat.collapsed.sel(eta=metas[metas <= ec / 4]).mean())
-    checks.append(Check("Obs#5 (THEORY.md 7.4): eta > eta_c = 1/(4 kappa) = %.4f collapses every member (full matrix)" % ec,
+    checks.append(Check(f"Obs#5 (THEORY.md 7.4): eta > eta_c = 1/(4 kappa) = {ec:.4f} collapses every member (full matrix)",
                         f"complete-collapse fraction {cfa:.3f} for eta > eta_c, {cfb:.3f} for eta <= eta_c/2 "
                         f"({int((mat.status == 0).sum())}/{mat.status.size} runs succeeded)",
                         "1 above eta_c; 0 well below (eta <= eta_c/2)", bool(cfa == 1.0 and cfb == 0.0),

@@ -8,8 +8,19 @@
 
 from .matrix import autodiff_field, expected_loss, vector_field
 from .modes import (
-    DirectModeState, ModePST, ModeState, ParabolaState, cubic_field, directpred_field, directpred_s_field,
-    mode_field, parabola_field, pst_field, solve_directpred, solve_modes)
+    DirectModeState,
+    ModePST,
+    ModeState,
+    ParabolaState,
+    cubic_field,
+    directpred_field,
+    directpred_s_field,
+    mode_field,
+    parabola_field,
+    pst_field,
+    solve_directpred,
+    solve_modes,
+)
 from .symmetric import SymState, kappa_of, reduced_field, symmetric_field, tau_rate
 
 __all__ = [

@@ -16,7 +16,8 @@ axis: fields take arrays of any common shape, and `solve_modes` integrates them 
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -60,7 +61,7 @@ class ModeState(NamedTuple):
     tau = _TAU
 
     @classmethod
-    def from_pst(cls, p, s, tau) -> "ModeState":
+    def from_pst(cls, p, s, tau) -> ModeState:
         """(w, w_p, w_a) = (√s, p, τ√s): the change of variables of section 7.1 (s >= 0)."""
         p, s, tau = (_float(n, v) for n, v in (("p", p), ("s", s), ("tau", tau)))
         check_sign("s", s, strict=False)
@@ -282,7 +283,7 @@ class DirectModeState(NamedTuple):
     tau = _TAU
 
     @classmethod
-    def from_s_tau(cls, s, tau=0.0) -> "DirectModeState":
+    def from_s_tau(cls, s, tau=0.0) -> DirectModeState:
         """(w, w_a) = (√s, τ√s) (s >= 0; τ(0) = 0 is the paper's W_a(0) = 0, THEORY.md section 5)."""
         s, tau = _float("s", s), _float("tau", tau)
         check_sign("s", s, strict=False)

@@ -65,7 +65,7 @@ class SymState(NamedTuple):
     tau: jax.Array
 
     @classmethod
-    def from_state(cls, state: State) -> "SymState":
+    def from_state(cls, state: State) -> SymState:
         W, Wa = state.W, state.Wa
         nW = jnp.sum(W * W, axis=(-2, -1))
         tau = jnp.where(nW > 0, jnp.sum(Wa * W, axis=(-2, -1)) / jnp.where(nW > 0, nW, 1.0), 0.0)

@@ -47,12 +47,12 @@ class Augment:
     std: tuple[float, float, float] | None = CIFAR10_STD
 
     @classmethod
-    def cifar10(cls, size: int = 32) -> "Augment":
+    def cifar10(cls, size: int = 32) -> Augment:
         """The official CIFAR-10 pipeline (section 11)."""
         return cls(size=size)
 
     @classmethod
-    def stl10(cls, size: int = 96) -> "Augment":
+    def stl10(cls, size: int = 96) -> Augment:
         """The official STL-10 pipeline (section 11): strong jitter, blur always, no normalization."""
         return cls(size=size, jitter=(0.8, 0.8, 0.8, 0.2), blur=True, mean=None, std=None)
 

@@ -203,7 +203,7 @@ class Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         """The `Config` of a `to_dict` record, also of older ones (the shorthand keys rho, eps, freq, dp_form of
         every predictor, kept only where the predictor has that parameter)."""
         d = dict(d)

@@ -67,13 +67,13 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def replace(self, **changes) -> "Dataset":
+    def replace(self, **changes) -> Dataset:
         """A copy with some fields changed (`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
 
     _replace = replace  # the NamedTuple spelling of earlier versions
 
-    def first(self, n: int) -> "Dataset":
+    def first(self, n: int) -> Dataset:
         """The first `n` images (all when there are fewer); `source` records the limit."""
         n = int(n)
         if n < 1:

@@ -115,7 +115,7 @@ class RunLog:
         return save_netcdf(self.dataset(), self.path)
 
     @classmethod
-    def load(cls, path, upto: int, attrs: dict | None = None) -> "RunLog":
+    def load(cls, path, upto: int, attrs: dict | None = None) -> RunLog:
         import xarray as xr
 
         path = Path(path)

@@ -10,8 +10,8 @@ BatchNorm matches torch's defaults (momentum 0.1 in torch = 0.9 here, eps 1e-5).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
 import jax.numpy as jnp
 from flax import nnx

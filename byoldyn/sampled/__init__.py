@@ -11,8 +11,21 @@
 from .compare import DISTANCES, Comparison, compare
 from .data import Source
 from .dictionary import SGD, flow_time, from_flow, to_flow
-from .train import (EMA_FORMS, LOSSES, PREDICTORS, VIEWS, Run, Setup, TrainState, euclidean_direction,
-                    cosine_loss, init_train_state, predictor_of, sgd_step, train)
+from .train import (
+                    EMA_FORMS,
+                    LOSSES,
+                    PREDICTORS,
+                    VIEWS,
+                    Run,
+                    Setup,
+                    TrainState,
+                    cosine_loss,
+                    euclidean_direction,
+                    init_train_state,
+                    predictor_of,
+                    sgd_step,
+                    train,
+)
 
 __all__ = [
     "SGD", "to_flow", "from_flow", "flow_time", "Source", "Setup", "TrainState", "Run", "train", "sgd_step",

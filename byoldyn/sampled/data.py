@@ -56,7 +56,7 @@ class Source(eqx.Module):
         self.n1, self.kind, self.iso = int(n1), kind, bool(iso)
 
     @classmethod
-    def isotropic(cls, n1: int, sigma2=0.0, x=1.0) -> "Source":
+    def isotropic(cls, n1: int, sigma2=0.0, x=1.0) -> Source:
         """x ~ N(0, x I), views x + n with n ~ N(0, sigma2 I): the main text's X = x I, X' = sigma2 I."""
         if isinstance(n1, bool) or not isinstance(n1, (int, np.integer)) or n1 < 1:
             raise ValueError(f"n1 must be a positive integer, got {n1!r}")
@@ -69,7 +69,7 @@ class Source(eqx.Module):
         return cls(sx, jnp.sqrt(sx), sn, jnp.sqrt(sn), jnp.zeros((n1, 0), sx.dtype), n1, "additive", True)
 
     @classmethod
-    def additive(cls, Sigma_x, Sigma_n) -> "Source":
+    def additive(cls, Sigma_x, Sigma_n) -> Source:
         """x ~ N(0, Sigma_x), views x + n with n ~ N(0, Sigma_n) (X = Sigma_x, X' = Sigma_n; Appendix D)."""
         Sx, Lx = _sqrtm("Sigma_x", Sigma_x)
         Sn, Ln = _sqrtm("Sigma_n", Sigma_n)
@@ -79,7 +79,7 @@ class Source(eqx.Module):
         return cls(Sx, Lx, Sn, Ln, jnp.zeros((n1, 0), Sx.dtype), n1, "additive", False)
 
     @classmethod
-    def scramble(cls, Sigma_x, U) -> "Source":
+    def scramble(cls, Sigma_x, U) -> Source:
         """Appendix D scrambling: views (P^c + U B Uᵀ) x, B_ij ~ N(0, 1) fresh per view; U (n1, k), k >= 1."""
         Sx, Lx = _sqrtm("Sigma_x", Sigma_x)
         U = as_array("U", U)

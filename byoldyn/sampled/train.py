@@ -22,7 +22,8 @@ predictor, one step is exactly one Euler step of Lemma 1 (`simulate(..., dt=lr)`
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax

@@ -41,8 +41,8 @@ phases in order). The public API is re-exported here; `byoldyn.sweep` is the fun
 
 from ..sweep_levels import OBSERVABLES
 from .api import run_sweep, summary, sweep
-from .errors import Refused
 from .budget import MEMORY_FRACTION, memory_limit
+from .errors import Refused
 from .plan import LEVELS, METHODS, PARAMS, SEED_LIMIT, Plan, SweepOptions, config_hash
 from .store import parts_dir
 

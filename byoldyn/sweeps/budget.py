@@ -106,7 +106,7 @@ def _footprint(level: str, method: str, n1: int, n2: int, n_time: int, with_path
     return run * itemsize, start * itemsize, n_time * n_obs * itemsize + 1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def file_overhead(level: str, with_time: bool, itemsize: int) -> int:
     """Bytes of a netCDF chunk file of `level` beyond its data, measured: a one-member chunk of the level's
     variables (width 1, two saves with `with_time`) serialized in memory, less its data bytes."""

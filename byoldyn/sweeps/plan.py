@@ -296,7 +296,7 @@ class SweepOptions:
         p = type(p)(**p.params())  # concrete 0-d arrays as Python numbers: fixed values are static in a program
         return Variant(variant.ema, variant.stop_grad, p, variant.loss), swept
 
-    def checked(self) -> "SweepOptions":
+    def checked(self) -> SweepOptions:
         """A `ValueError` naming the option for every bad scalar option (the grid values are checked by
         `make_plan`); before any work, `out` must be a writable `.nc` path. **Returns:** the options, `out` a Path,
         `variant` resolved (`resolved_variant`), the shorthands cleared."""

@@ -16,15 +16,16 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from ..errors import one_line
 from ..model import Data
 from ..solution import DIVERGED, SUCCEEDED
 from ..stepper import blown, fixed_solve, mask
 from ..sweep_levels import OBS, RHS, Observe, initial, synced
-from .errors import Refused
 from .budget import state_size
+from .errors import Refused
 
 __all__ = ["program", "start", "observe", "make_mesh", "global_array", "to_host", "barrier", "follow_writer",
            "run_chunk", "stall_timeout", "watching", "STALL_S"]
