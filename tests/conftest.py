@@ -17,3 +17,12 @@ def random_psd(rng: np.random.Generator, n: int, *, floor: float = 0.1) -> np.nd
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop jax's compiled programs after each test module. Each XLA:CPU executable holds its own memory mappings;
+    a serial run of the whole suite compiles enough of them to reach the kernel's limit (vm.max_map_count, 65530
+    by default), where the next compile segfaults inside LLVM."""
+    yield
+    jax.clear_caches()
