@@ -90,7 +90,7 @@ def as_flags(names: Mapping[str, str]):
             msg = str(e)
             m = pattern.match(msg)
             words = re.split(r"(, | and )", m.group()) if m else []
-            if not words or any(w not in names for w in words[::2]):
+            if m is None or not words or any(w not in names for w in words[::2]):
                 raise
             head = "".join(names.get(w, w) if i % 2 == 0 else w for i, w in enumerate(words))
             raise ValueError(head + msg[m.end():]) from None

@@ -28,7 +28,7 @@ import numpy as np
 
 from .flows.matrix import augmented_correlation, derives_wp, effective_wp, synced, vector_field
 from .model import Data, Hyper, State
-from .predictors import Predictor, Variant, as_predictor, as_variant
+from .predictors import Direct, Predictor, Variant, as_predictor, as_variant
 from .solution import (
     DIVERGED,
     FAILED,
@@ -60,8 +60,8 @@ def prepare(state0: State, ema: bool, predictor, data: Data | None = None) -> St
         Wp = jnp.broadcast_to(jnp.eye(state0.n2, dtype=Wp.dtype), Wp.shape)
     elif p.name == "symmetric":
         Wp = 0.5 * (Wp + jnp.swapaxes(Wp, -1, -2))
-    elif derives_wp(p):
-        if getattr(p, "beta_F", None) is not None:
+    elif isinstance(p, Direct):
+        if p.beta_F is not None:
             Fhat = state0.Fhat
             if Fhat is None:
                 if data is None:
@@ -179,7 +179,8 @@ class _Options(eqx.Module):
 
 
 def checked_args(state0, hyper, data, t1, ts, t0, variant: Variant, solver, rtol, atol, dt, max_steps,
-                 observe, max_norm, members: bool = True):
+                 observe, max_norm, members: bool = True,
+                 ) -> tuple[State, Hyper, Data, Variant, jax.Array, jax.Array, jax.Array, _Options]:
     """Validate the arguments of `simulate` (batched objects allowed) -> (y0, hyper, data, variant, t0, t1, ts,
     options).
 

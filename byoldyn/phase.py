@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -87,7 +87,7 @@ def basin_map(field: Callable, y0, t1: float, *, args: tuple = (), dt: float = 0
     return y1, np.asarray(mask)
 
 
-def portrait(ax, field2d: Callable, xlim: Sequence[float], ylim: Sequence[float], *, grid: int = 41,
+def portrait(ax, field2d: Callable, xlim: tuple[float, float], ylim: tuple[float, float], *, grid: int = 41,
              fixed_points=(), trajectories=(), parabola_alpha_p: float | None = None,
              nullclines: bool = True, labels=("p", "s")):
     """Draw the phase portrait of a 2-D field `field2d(x, y) -> (dx, dy)` (numpy-vectorised).

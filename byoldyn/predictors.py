@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import abc
 import numbers
-from typing import ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -34,8 +34,8 @@ import numpy as np
 
 from .validate import is_concrete
 
-__all__ = ["Predictor", "Spectral", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "DirectSet",
-           "Variant",
+__all__ = ["Predictor", "Direct", "Spectral", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy",
+           "DirectSet", "Variant",
            "Param", "PREDICTORS", "ALIASES", "FORMS", "FORM_ALIASES", "LOSSES", "P_MIN", "as_predictor",
            "as_variant", "canonical_name", "correlation", "fhat_update", "update_correlation"]
 
@@ -147,7 +147,7 @@ _FORM_PARAM = Param("the eigenvalue map: code (official boost_scale: (s_j/max s)
 
 class Predictor(eqx.Module):
     """Base of the predictors. `name`: the registry key; `learned`: Wp has a gradient flow (Eq. 2);
-    `direct`: Wp = g(F̂) is set from the correlation F̂ (DirectPred, DirectCopy; THEORY.md 10.1);
+    `direct`: Wp = g(F̂) is set from the correlation F̂ (the subclasses of `Direct`; THEORY.md 10.1);
     `PARAMS`: the user-set parameters (field -> `Param`), which feed the CLI, the labels and the records."""
 
     name: ClassVar[str] = ""
@@ -216,7 +216,29 @@ class Identity(Predictor):
     title: ClassVar[str] = "no predictor"
 
 
-class Spectral(Predictor):
+class Direct(Predictor):
+    """Base of the predictors whose Wp = g(F̂) is set from the correlation F̂ (THEORY.md 10.1; `direct` is True):
+    each gives p_j = g(s_j, max_k s_k) on F̂'s spectrum (`modes`), Wp = g(F̂) (`matrix`), and has the parameters
+    `eps`, `rho`, `freq` and `beta_F` (as `DirectPred`)."""
+
+    direct: ClassVar[bool] = True
+    if TYPE_CHECKING:  # each subclass declares them as its fields: annotated here they would be Direct's fields
+        # (equinox's AbstractVar needs unstringified annotations) and reorder the subclasses' fields
+        eps: float
+        rho: float
+        freq: int
+        beta_F: float | None
+
+    @abc.abstractmethod
+    def modes(self, s: jax.Array) -> jax.Array:
+        """p_j = g(s_j, max_k s_k) over the last axis of `s` (negative s clamped to 0)."""
+
+    @abc.abstractmethod
+    def matrix(self, F: jax.Array) -> jax.Array:
+        """Wp = g(F̂) (batched over leading axes)."""
+
+
+class Spectral(Direct):
     """Base of the predictors Wp = U diag(p) Uᵀ from F̂ = U diag(s) Uᵀ (s clamped to >= 0) with p a power a of
     the spectrum (THEORY.md 10.1-10.2, Eq. 18), in one of three forms over the last axis, m = max_k s_k:
 
@@ -230,7 +252,6 @@ class Spectral(Predictor):
     are `byoldyn.theory.directpred_*` (docs/directpred_modes.md, docs/directset.md).
     """
 
-    direct: ClassVar[bool] = True
     eps: float = 0.1
     rho: float = 0.3
     form: str = eqx.field(static=True, default="code")
@@ -298,7 +319,7 @@ class DirectPred(Spectral):
         self._set(eps, rho, form, freq, beta_F)
 
 
-class DirectCopy(Predictor):
+class DirectCopy(Direct):
     """DirectCopy (Wang, Chen, Du & Tian 2022, arXiv 2110.04947): Wp = F̂ / ‖F̂‖_2 + eps I, no eigenvectors.
 
     On the spectrum p_j = s_j / max s + eps (DirectPred's code form with s_j for sqrt(s_j)); F̂ = 0 gives
@@ -307,7 +328,6 @@ class DirectCopy(Predictor):
 
     name: ClassVar[str] = "directcopy"
     title: ClassVar[str] = "DirectCopy"
-    direct: ClassVar[bool] = True
     PARAMS: ClassVar[dict[str, Param]] = {k: _DIRECT_PARAMS[k] for k in ("eps", "rho", "freq", "beta_F")}
     exponent: ClassVar[float] = 1.0
     scale_free: ClassVar[bool] = True

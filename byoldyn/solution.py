@@ -110,7 +110,7 @@ def check_number(name: str, v, *, positive: bool = False, finite: bool = True) -
 def check_count(name: str, v) -> int:
     """A positive integer (Python or NumPy int, or an integral float such as 1e5), else `ValueError`."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, float, np.floating)) \
-            or not np.isfinite(v) or v != int(v) or v < 1:
+            or not np.isfinite(v) or v != int(v) or v < 1:  # type: ignore[arg-type]  # numpy's stubs omit Integral
         raise ValueError(f"{name} must be a positive integer, got {brief(v)}")
     return int(v)
 
@@ -125,7 +125,7 @@ def _time(name: str, v, dtype):
     return to_dtype(name, v, dtype)
 
 
-def check_times(t0, t1, ts, dtype):
+def check_times(t0, t1, ts, dtype) -> tuple[jax.Array, jax.Array, jax.Array]:
     """`ValueError` naming `t0`, `t1` or `ts` unless t0 < t1 are finite real numbers and `ts` is a
     non-empty, finite, non-decreasing 1-D array in [t0, t1].
 

@@ -43,6 +43,8 @@ def blown(y, max_norm, batch_ndim: int | None = 0) -> jax.Array:
         r = tuple(range(a.ndim if batch_ndim is None else batch_ndim, a.ndim))
         b = ~jnp.all(jnp.isfinite(a), axis=r) | (jnp.max(jnp.abs(a), axis=r) > max_norm)
         bad = b if bad is None else bad | b
+    if bad is None:
+        raise ValueError("y must contain arrays")
     return bad
 
 

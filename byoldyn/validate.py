@@ -90,7 +90,7 @@ def check_key(key) -> None:
     if isinstance(key, (jax.Array, jax.core.Tracer, np.ndarray)) and dtype is not None:
         if jnp.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
             return
-        if dtype == jnp.uint32 and len(shape) == 1 and shape[0] in (2, 4):
+        if dtype == jnp.uint32 and shape is not None and len(shape) == 1 and shape[0] in (2, 4):
             return
     raise ValueError(f"key must be a JAX PRNG key (jax.random.PRNGKey(seed) or jax.random.key(seed)), "
                      f"got {brief(key)}")

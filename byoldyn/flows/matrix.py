@@ -46,7 +46,7 @@ def _variant(variant, ema, stop_grad, predictor) -> P.Variant:
 
 def derives_wp(predictor) -> bool:
     """True for a predictor whose Wp is a function g(F̂) of the correlation (DirectPred, DirectCopy)."""
-    return P.as_predictor(predictor).direct
+    return isinstance(P.as_predictor(predictor), P.Direct)
 
 
 def _uses_fhat(p) -> bool:
@@ -74,8 +74,10 @@ def augmented_correlation(W: jax.Array, data: Data) -> jax.Array:
     return S * WWt
 
 
-def _fhat(state: State, data: Data, p) -> jax.Array:
+def _fhat(state: State, data: Data | None, p) -> jax.Array:
     if not _uses_fhat(p):
+        if data is None:
+            raise ValueError(f"{p.name} without beta_F needs the data (F̂ = W (X + X') Wᵀ)")
         return augmented_correlation(state.W, data)
     if state.Fhat is None:
         raise ValueError(f"{p.name} with beta_F = {p.beta_F} needs the state's Fhat (State(W, Wp, Wa, Fhat=...)); "
@@ -83,12 +85,13 @@ def _fhat(state: State, data: Data, p) -> jax.Array:
     return state.Fhat
 
 
-def effective_wp(state: State, data: Data, predictor) -> jax.Array:
-    """The Wp the field uses: I (`identity`), g(F̂) (DirectPred, DirectCopy) or `state.Wp` (learned)."""
+def effective_wp(state: State, data: Data | None, predictor) -> jax.Array:
+    """The Wp the field uses: I (`identity`), g(F̂) (DirectPred, DirectCopy) or `state.Wp` (learned).
+    `data` may be None for a predictor that carries F̂ (`beta_F` set: F̂ is `state.Fhat`)."""
     p = P.as_predictor(predictor)
     if p.name == "identity":
         return jnp.broadcast_to(jnp.eye(state.n2, dtype=state.W.dtype), state.Wp.shape)
-    if derives_wp(p):
+    if isinstance(p, P.Direct):
         return p.matrix(_fhat(state, data, p)).astype(state.Wp.dtype)
     return state.Wp
 

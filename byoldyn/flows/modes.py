@@ -17,7 +17,7 @@ axis: fields take arrays of any common shape, and `solve_modes` integrates them 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import diffrax
 import equinox as eqx
@@ -38,11 +38,6 @@ __all__ = [
 ]
 
 
-# s = w², τ = w_a / w of the (w, w_a) states below (section 7.1)
-_S = property(lambda self: self.w * self.w, doc="s = w².")
-_TAU = property(lambda self: self.w_a / self.w, doc="τ = w_a / w (NaN or ±inf at w = 0).")
-
-
 class ModeState(NamedTuple):
     """Per-mode scalar weights (w, w_p, w_a) (THEORY.md section 7.1); arrays of one shape (..., modes).
 
@@ -57,8 +52,15 @@ class ModeState(NamedTuple):
     def p(self) -> jax.Array:
         return self.w_p
 
-    s = _S
-    tau = _TAU
+    @property
+    def s(self) -> jax.Array:
+        """s = w²."""
+        return self.w * self.w
+
+    @property
+    def tau(self) -> jax.Array:
+        """τ = w_a / w (NaN or ±inf at w = 0)."""
+        return self.w_a / self.w
 
     @classmethod
     def from_pst(cls, p, s, tau) -> ModeState:
@@ -279,8 +281,15 @@ class DirectModeState(NamedTuple):
     w: jax.Array
     w_a: jax.Array
 
-    s = _S
-    tau = _TAU
+    @property
+    def s(self) -> jax.Array:
+        """s = w²."""
+        return self.w * self.w
+
+    @property
+    def tau(self) -> jax.Array:
+        """τ = w_a / w (NaN or ±inf at w = 0)."""
+        return self.w_a / self.w
 
     @classmethod
     def from_s_tau(cls, s, tau=0.0) -> DirectModeState:
@@ -291,10 +300,18 @@ class DirectModeState(NamedTuple):
         return cls(*jnp.broadcast_arrays(w, tau * w))
 
 
-def _direct(predictor) -> Predictor:
+@runtime_checkable
+class _Slaving(Protocol):
+    """What the slaved fields read of a predictor: p = g(s, max s) over the last axis (`byoldyn.predictors.Direct`,
+    or any object with such a `.modes(s)`)."""
+
+    def modes(self, s: jax.Array) -> jax.Array: ...
+
+
+def _direct(predictor) -> _Slaving:
     """The predictor object of a name or object; `ValueError` unless its Wp is set from F̂ (a `.modes(s)`)."""
     p = as_predictor(predictor) if isinstance(predictor, (str, Predictor)) else predictor
-    if not callable(getattr(p, "modes", None)):
+    if not isinstance(p, _Slaving) or not callable(p.modes):
         raise ValueError(f"predictor must be one whose Wp is set from F̂, with a .modes(s) method (DirectPred, "
                          f"DirectCopy, ...), got {predictor!r}")
     return p
