@@ -259,7 +259,7 @@ def test_float32_fixed_step_on_ordinary_grids():
         hp, data = bd.Hyper(eta=0.01), bd.Data.isotropic(3, 0.5)
         sol = bd.simulate(s0, hp, data, 10.0, dt=0.1)  # default ts: linspace(0, 10, 101)
         assert sol.status_names() == "succeeded" and int(sol.num_steps) == 100 and float(sol.t_final) == 10.0
-        # byoldyn simulate --dt 0.1 --t1 20 (n-save 201), and the README's arange grid
+        # byoldyn simulate --dt 0.1 --t1 20 (n-save 201), and docs/getting-started.md's arange grid
         sol = bd.simulate(s0, hp, data, 20.0, ts=jnp.linspace(0.0, 20.0, 201), dt=0.1)
         assert int(sol.num_steps) == 200 and sol.states.W.dtype == jnp.float32
         sol = bd.simulate(s0, hp, data, 20.0, dt=0.01, ts=jnp.arange(0, 20.01, 0.5))
