@@ -17,7 +17,7 @@ command, a sweep resumes: finished chunks (written by process 0) are not recompu
 
 On a cluster, run one process per host with `BYOLDYN_DISTRIBUTED=1`: `initialize_from_env` then calls
 `jax.distributed.initialize()` with no arguments, which reads SLURM's or Open MPI's environment (or
-`JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`); see the README's SLURM example.
+`JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`); see the SLURM example in docs/sweeps.md.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ quick looks) and returns `(fig, rows)`: a matplotlib figure and a list of `Check
 `figures/REPORT.md` (the claim, the number measured, the number the theory predicts, whether
 they agree, and a negative control that must disagree) and `Finding` rows (measured differences
 between the model and the paper, not counted as agreements). Settings the paper leaves unstated (UNCONFIRMED in THEORY.md) are chosen in the
-figure function, printed on the figure and listed in the README.
+figure function, printed on the figure and listed in docs/reproduce.md.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class SGD(eqx.Module):
     - `wd`: coupled weight decay of W (torch `weight_decay`), >= 0.
     - `wd_p`: weight decay of Wp, >= 0; default `wd`.
     - `gamma_a`: EMA momentum (retention) γ_a of the target in [0, 1] (BYOL 0.996); 1 freezes the target;
-      `ema=` is accepted for it (the ResNet level's `Config.ema` and the CLI's `--ema`; README, Vocabulary).
+      `ema=` is accepted for it (the ResNet level's `Config.ema` and the CLI's `--ema`; docs/vocabulary.md).
     - `momentum`: SGD momentum μ in [0, 1).
 
     DirectPred's retention ρ and boost ε are the predictor object's (`Setup(predictor=bd.DirectPred(eps=...,
