@@ -1,6 +1,19 @@
-"""Strict settings for every test: float64 (accuracy is asserted) and no implicit rank promotion."""
+"""Strict settings for every test: float64 (accuracy is asserted) and no implicit rank promotion.
 
-import jax
+The compiled programs are shared through jax's persistent compilation cache (a directory under the system's
+temporary directory unless JAX_COMPILATION_CACHE_DIR is set): the suite's many processes (the CLI, the notebooks,
+the benchmarks, the xdist workers) compile the same programs, and a program loaded from the cache is the one
+compiled, bit for bit."""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "byoldyn-tests-jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import jax  # noqa: E402  (after the cache's environment, which jax reads on import)
 import numpy as np
 import pytest
 
