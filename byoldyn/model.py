@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .validate import as_array, brief, check_finite, check_key, check_psd, check_sign
+from .validate import as_array, brief, check_finite, check_key, check_psd, check_sign, is_concrete
 
 __all__ = ["Hyper", "Data", "State", "memory_bytes", "check_fits"]
 
@@ -117,9 +117,41 @@ class Data(eqx.Module):
             raise ValueError(f"n1 must be a positive integer, got {n1!r}")
         return cls(x, sigma2, n1=int(n1), _isotropic=True)
 
+    @classmethod
+    def diagonal(cls, x, xp) -> Data:
+        """X = diag(x) and X' = diag(xp): data and augmentation that share the standard eigenbasis, data variance
+        x_j > 0 and augmentation variance x'_j >= 0 along mode j (the anisotropic modes,
+        docs/anisotropic_modes.md). Stored as full matrices, so every level takes it; the mode level reads the
+        diagonals (`mode_moments`)."""
+        x, xp = as_array("x", x), as_array("xp", xp)
+        if x.ndim != 1 or x.shape != xp.shape or x.shape[0] < 1:
+            raise ValueError(f"x and xp must be two vectors of one length >= 1, got shapes {x.shape} and {xp.shape}")
+        check_finite("x", x)
+        check_finite("xp", xp)
+        check_sign("x", x, strict=True)
+        check_sign("xp", xp, strict=False)
+        return cls(jnp.diag(x), jnp.diag(xp))
+
     @property
     def is_isotropic(self) -> bool:
         return self.isotropic_
+
+    def mode_moments(self) -> tuple[jax.Array, jax.Array]:
+        """(λ_s, λ_d) per mode: the eigenvalues of Σ^s = X + X' and Σ^d = X along the shared eigenbasis (THEORY.md
+        App. D.4; docs/anisotropic_modes.md). Scalars for isotropic data; the diagonals, one value per mode, for
+        `Data.diagonal`. `ValueError` when X or X' is not diagonal (rotate to their common eigenbasis first)."""
+        if self.isotropic_:
+            return self.X + self.Xp, self.X
+        if self.X.ndim != 2:
+            raise ValueError(f"mode_moments needs one Data, not a batch of shape {self.X.shape[:-2]}")
+        if is_concrete(self.X) and is_concrete(self.Xp):
+            for name, m in (("X", self.X), ("Xp", self.Xp)):
+                off = np.asarray(m) - np.diag(np.diag(np.asarray(m)))
+                if np.abs(off).max(initial=0.0) > 1e-12 * max(np.abs(np.asarray(m)).max(), 1e-300):
+                    raise ValueError(f"the mode level needs diagonal X and X' (Data.diagonal, or rotate to their "
+                                     f"common eigenbasis); {name} has off-diagonal entries")
+        x, xp = jnp.diagonal(self.X), jnp.diagonal(self.Xp)
+        return x + xp, x
 
     @property
     def kappa(self) -> jax.Array:

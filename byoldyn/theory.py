@@ -14,11 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .flows.symmetric import SymState, kappa_of
-from .model import Hyper, State
+from .model import Data, Hyper, State
 from .validate import as_array, check_finite, check_psd, check_sign, is_concrete
 
 __all__ = [
-    "eta_c", "p_star", "parabola", "parabola_c", "delta", "margin_17", "K", "lambda_min_K",
+    "eta_c", "p_star", "spectrum_slope", "parabola", "parabola_c", "delta", "margin_17", "K", "lambda_min_K",
     "jacobian_ps", "classify", "fixed_points_ps", "final_s_eta0", "appendix_d_fixed_point",
     "appendix_d_residual", "STABILITY_NAMES", "NO_POINT", "STABLE_NODE", "STABLE_FOCUS",
     "UNSTABLE_NODE", "UNSTABLE_FOCUS", "SADDLE", "NON_HYPERBOLIC",
@@ -39,20 +39,37 @@ def _num(name, x, sign=None):
     return a
 
 
+def _modes(kappa) -> tuple[jax.Array, jax.Array]:
+    """(κ_j, λ_d): each mode's κ and its rate. Anisotropic modes (`Data.diagonal(x, xp)`) are isotropic modes with
+    κ_j = (x_j + x'_j)/x_j, η/x_j for η and time x_j t (docs/anisotropic_modes.md, A2); λ_d = 1 otherwise."""
+    if isinstance(kappa, Data) and not kappa.is_isotropic:
+        lambda_s, lambda_d = kappa.mode_moments()
+        return lambda_s / lambda_d, lambda_d
+    return kappa_of(kappa), jnp.ones(())
+
+
 def eta_c(tau, kappa) -> jax.Array:
     """The saddle-node bifurcation η_c = τ²/(4κ) (Eq. 16; THEORY.md section 7.4, Obs#5).
 
-    For η > η_c the only fixed point on the parabola is p = 0: collapse is certain.
+    For η > η_c the only fixed point on the parabola is p = 0: collapse is certain. With anisotropic modes
+    (`kappa` a `Data.diagonal(x, xp)`) one threshold per mode, η_c(j) = τ² x_j² / (4 (x_j + x'_j)): the data
+    directions with η > η_c(j) die (docs/anisotropic_modes.md, A3).
+
+    >>> import byoldyn as bd
+    >>> [round(float(e), 4) for e in bd.theory.eta_c(1.0, bd.Data.diagonal([1.0, 0.4, 0.1], [0.5, 0.5, 0.5]))]
+    [0.1667, 0.0444, 0.0042]
     """
-    tau, kappa = _num("tau", tau), kappa_of(kappa)
-    return tau * tau / (4.0 * kappa)
+    tau = _num("tau", tau)
+    kappa, rate = _modes(kappa)
+    return rate * tau * tau / (4.0 * kappa)
 
 
 def p_star(tau, kappa, eta) -> tuple[jax.Array, jax.Array]:
     """Non-zero fixed points of Eq. 16 (THEORY.md section 7.4): p*_± = [τ ± √(τ² − 4ηκ)] / (2κ).
 
     p*_− (unstable) bounds the collapse basin p < p*_−; p*_+ is stable. At η = 0,
-    (p*_−, p*_+) = (0, τ/κ).
+    (p*_−, p*_+) = (0, τ/κ). With anisotropic modes (`kappa` a `Data.diagonal(x, xp)`), per mode
+    p*_± = [τ x_j ± √(τ² x_j² − 4η (x_j + x'_j))] / (2 (x_j + x'_j)) (docs/anisotropic_modes.md, A3).
 
     **Returns:** `(p_minus, p_plus)`, NaN where η > η_c (no real fixed point).
 
@@ -60,10 +77,39 @@ def p_star(tau, kappa, eta) -> tuple[jax.Array, jax.Array]:
     >>> [round(float(p), 4) for p in theory.p_star(1.0, 1.5, 0.05)]
     [0.0544, 0.6122]
     """
-    tau, kappa, eta = _num("tau", tau), kappa_of(kappa), _num("eta", eta, "0+")
-    disc = tau * tau - 4.0 * eta * kappa
+    tau, eta = _num("tau", tau), _num("eta", eta, "0+")
+    kappa, rate = _modes(kappa)
+    disc = tau * tau - 4.0 * (eta / rate) * kappa
     root = jnp.where(disc >= 0, jnp.sqrt(jnp.where(disc >= 0, disc, 0.0)), jnp.nan)
     return (tau - root) / (2.0 * kappa), (tau + root) / (2.0 * kappa)
+
+
+def spectrum_slope(tau, data, eta) -> jax.Array:
+    """The local slope d log p_j / d log s_j of the surviving fixed point p*_+ along a data spectrum with constant
+    augmentation noise (docs/anisotropic_modes.md, A5): s_j = (x_j + x'_j) p_j²/α_p is the eigenvalue of
+    F̂ = W (X + X') Wᵀ (what DirectPred and the real network measure), and with e = d log p / d log x =
+    x (τ − p) / (2 (x + x') p − τ x),
+
+        d log p / d log s = e / (x/(x + x') + 2e),
+
+    which is x'/(x + 2x') at η = 0 and lies in (0, 1/2) for every surviving mode: → 0 for modes far above the
+    noise (their p_j crowd at τ), → 1/2 near η_c(j). α_p drops out.
+
+    **Arguments:** `tau`; `data` a `Data.diagonal(x, xp)` (or isotropic `Data`); `eta` the weight decay.
+
+    **Returns:** one slope per mode, NaN for the modes that die (η > η_c(j)).
+
+    >>> import byoldyn as bd
+    >>> [round(float(a), 4) for a in bd.theory.spectrum_slope(1.0, bd.Data.diagonal([4.0, 1.0, 0.25], [1.0] * 3), 0.0)]
+    [0.1667, 0.3333, 0.4444]
+    """
+    lambda_s, x = data.mode_moments() if isinstance(data, Data) else (None, None)
+    if lambda_s is None:
+        raise ValueError(f"data must be a Data (Data.diagonal(x, xp)), got {type(data).__name__}")
+    p = p_star(tau, data, eta)[1]
+    tau = _num("tau", tau)
+    e = x * (tau - p) / (2.0 * lambda_s * p - tau * x)
+    return e / (x / lambda_s + 2.0 * e)
 
 
 def parabola(p, alpha_p, c=0.0, eta=0.0, t=0.0) -> jax.Array:
@@ -352,12 +398,15 @@ def directpred_origin_rate(predictor, tau, kappa, eta, m=1.0, eps=None) -> jax.A
 
 
 def directpred_eta_c(predictor, tau, kappa, eps=None) -> jax.Array:
-    """η_c: collapse of every mode from every start iff η > η_c (docs/directpred_modes.md D3, docs/directset.md S3);
-    η_c = sup of p (τ − κ p) over the p the non-zero branch can take, for every power a:
+    """η_c = sup of p (τ − κ p) over the p the non-zero branch can take, for every power a: the supremum of the
+    weight decays at which some mode persists (docs/directpred_modes.md D3, docs/directset.md S3). Every mode
+    collapses from every start iff η > η_c, except for "raw" with ε >= τ/2κ, where the supremum is attained only
+    at s = 0 and the mode collapses at η = η_c too (algebraically; a = 1/2: s ≈ 1/((2κε − τ)² t²) for ε > τ/2κ,
+    1/(2κt) at ε = τ/2κ): there iff η >= η_c.
 
     - "raw" (p = s^a + ε): τ²/4κ if ε <= τ/2κ, else ε (τ − κ ε);
     - "paper" (top mode): τ²/4κ, as the learned predictor (Eq. 16);
-    - "code", "directcopy": (1 + ε)(τ − κ (1 + ε)) (the top mode has p ≡ 1 + ε; <= 0 when κ(1 + ε) >= τ:
+    - "code", "directcopy": (1 + ε)(τ − κ (1 + ε)) (the top mode has p ≡ 1 + ε; < 0 when κ(1 + ε) > τ:
       the scale-free forms collapse at the mode level for every η >= 0).
     """
     _, form, eps, _ = _parts(predictor, eps)
@@ -387,9 +436,10 @@ def directpred_ratio_star(predictor, tau, kappa, eps=None) -> jax.Array:
 
         r* = (τ/κ − 1 − 2ε)^{1/a}        (code: a = `predictor.exponent`; DirectCopy a = 1)
 
-    NaN where it is not in (0, 1), i.e. unless 0 < τ/κ − 1 − 2ε < 1 (or where g(r*) would sit on the code form's
-    floor 1e-4). When 1 + ε > τ/2κ it is unstable: a weak mode with r_j(0) < r* loses to the top mode (r_j → 0),
-    one above it joins the top (r_j → 1).
+    NaN where it is not in (0, 1), i.e. unless 1 + 2ε < τ/κ < 2 + 2ε (or where g(r*) would sit on the code form's
+    floor 1e-4). Where it exists it is unstable (τ/κ < 2 + 2ε puts 1 + ε above τ/2κ): a weak mode with
+    r_j(0) < r* loses to the top mode (r_j → 0), one above it joins the top (r_j → 1). Outside: for
+    τ/κ <= 1 + 2ε every r_j > 0 tends to 1 (the spectrum flattens), for τ/κ >= 2 + 2ε every r_j < 1 tends to 0.
     """
     from .predictors import P_MIN
 

@@ -24,7 +24,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..model import Hyper
+from ..model import Data, Hyper
 from ..predictors import Predictor, as_predictor
 from ..solution import Solution, check_times, check_tolerances
 from ..stepper import adaptive_solve
@@ -104,6 +104,15 @@ def _params(hyper, kappa):
     return hyper.alpha_p, hyper.eta, hyper.eta_p, hyper.beta, kappa_of(kappa)
 
 
+def _moments(kappa, lambda_d):
+    """(λ_s, λ_d): from anisotropic `Data.diagonal` (per mode), else (κ, lambda_d) as given."""
+    if isinstance(kappa, Data) and not kappa.is_isotropic:
+        if not (isinstance(lambda_d, (int, float)) and lambda_d == 1.0):
+            raise ValueError("lambda_d is read from the Data (its X); leave lambda_d at 1")
+        return kappa.mode_moments()
+    return kappa_of(kappa), lambda_d
+
+
 def _fields(state, cls):
     if not isinstance(state, cls):
         raise ValueError(f"state must be a {cls.__name__}, got {type(state).__name__}")
@@ -125,15 +134,24 @@ def mode_field(state: ModeState, hyper: Hyper, kappa, tau=None, lambda_d=1.0) ->
 
     - `state`: a `ModeState`; each field an array over modes (any common shape).
     - `hyper`: a `Hyper` (α_p, η, β; η_p, default η).
-    - `kappa`: κ = 1 + σ² (λ_s of App. D.4), or an isotropic `Data`.
+    - `kappa`: κ = 1 + σ² (λ_s of App. D.4), or an isotropic `Data`, or anisotropic modes `Data.diagonal(x, xp)`:
+      then λ_s = x_j + x'_j and λ_d = x_j per mode, the last axis of the state (docs/anisotropic_modes.md).
     - `tau`: None evolves w_a by Eq. 4 (BYOL). A number fixes τ: w_a is replaced by τ w and
       ẇ_a = τ ẇ (τ = 1 is SimSiam).
-    - `lambda_d`: λ_d of App. D.4 (1 for the main model).
+    - `lambda_d`: λ_d of App. D.4 (1 for the main model; taken from the data for `Data.diagonal`).
 
     **Returns:** the time derivative, a `ModeState`.
+
+    >>> import byoldyn as bd
+    >>> from byoldyn.flows.modes import ModeState, mode_field
+    >>> data = bd.Data.diagonal([1.0, 0.1], [0.5, 0.5])   # two modes, equal augmentation noise
+    >>> d = mode_field(ModeState.from_pst(p=0.5, s=0.25, tau=1.0), bd.Hyper(eta=0.0), data)
+    >>> [round(float(v), 4) for v in d.w_p]                # α_p w² (λ_d τ − λ_s p)
+    [0.0625, -0.05]
     """
     _fields(state, ModeState)
-    alpha_p, eta, eta_p, beta, k = _params(hyper, kappa)
+    alpha_p, eta, eta_p, beta, _ = _params(hyper, 1.0)
+    k, lambda_d = _moments(kappa, lambda_d)
     w, w_p = state.w, state.w_p
     w_a = state.w_a if tau is None else tau * w
     r = lambda_d * w_a - k * w_p * w
