@@ -103,9 +103,9 @@ def spectrum_slope(tau, data, eta) -> jax.Array:
     >>> [round(float(a), 4) for a in bd.theory.spectrum_slope(1.0, bd.Data.diagonal([4.0, 1.0, 0.25], [1.0] * 3), 0.0)]
     [0.1667, 0.3333, 0.4444]
     """
-    lambda_s, x = data.mode_moments() if isinstance(data, Data) else (None, None)
-    if lambda_s is None:
+    if not isinstance(data, Data):
         raise ValueError(f"data must be a Data (Data.diagonal(x, xp)), got {type(data).__name__}")
+    lambda_s, x = data.mode_moments()
     p = p_star(tau, data, eta)[1]
     tau = _num("tau", tau)
     e = x * (tau - p) / (2.0 * lambda_s * p - tau * x)
