@@ -1,4 +1,4 @@
-"""Strict settings for every test: float64 (accuracy is asserted) and no implicit rank promotion.
+"""Strict settings for every test: float64 (accuracy is asserted), no implicit rank or dtype promotion.
 
 The compiled programs are shared through jax's persistent compilation cache (a directory under the system's
 temporary directory unless JAX_COMPILATION_CACHE_DIR is set): the suite's many processes (the CLI, the notebooks,
@@ -19,6 +19,7 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")  # no implicit float32 <-> float64 or int -> float mixing
 
 
 def random_psd(rng: np.random.Generator, n: int, *, floor: float = 0.1) -> np.ndarray:

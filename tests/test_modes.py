@@ -187,7 +187,9 @@ def test_validation():
         mode_field(ModePST(1.0, 1.0, 1.0), hp, KAPPA)
     with pytest.raises(ValueError, match="t1 must be > t0"):
         solve_modes(mode_field, y0, -1.0, args=(hp, KAPPA))
-    with pytest.raises(ValueError, match="isotropic"):
-        mode_field(y0, hp, bd.Data(np.eye(2), np.eye(2)))
+    with pytest.raises(ValueError, match="diagonal X and X'"):  # the anisotropic modes need a shared eigenbasis
+        mode_field(y0, hp, bd.Data(np.eye(2) + 0.1, np.eye(2)))
+    with pytest.raises(ValueError, match="isotropic"):  # Eqs. 11-13 in (p, s, τ) are the isotropic ones
+        pst_field(ModePST(0.5, 0.2, 0.0), hp, bd.Data(np.eye(2), np.eye(2)))
     with pytest.raises(ValueError, match="p must be finite"):
         cubic_field(np.nan, hp, KAPPA, 1.0)
