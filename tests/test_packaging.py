@@ -4,6 +4,8 @@ marker shipped, and a citation file that agrees with both."""
 import importlib.metadata
 from pathlib import Path
 
+import pytest
+
 import byoldyn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,3 +21,11 @@ def test_one_version():
 def test_typed_marker_is_shipped():
     assert (Path(byoldyn.__file__).parent / "py.typed").is_file()
     assert 'byoldyn = ["py.typed"]' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_cli_version_is_the_package_version(capsys):
+    from byoldyn.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"], devices=False)
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"byoldyn {byoldyn.__version__}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import ModuleType
 
+from .. import __version__
 from . import compare, plot, reproduce, simulate, sweep, train, train_linear
 from .common import Parser, host_devices, run
 
@@ -33,6 +34,7 @@ def parser(commands: Sequence[ModuleType] = COMMANDS, description: str = DESCRIP
            epilog: str | None = EPILOG) -> Parser:
     """The `byoldyn` parser with the subcommands `commands`."""
     p = Parser(prog="byoldyn", description=description, epilog=epilog)
+    p.add_argument("--version", action="version", version=f"byoldyn {__version__}")
     add_commands(p.add_subparsers(dest="command", required=True, parser_class=Parser), commands)
     return p
 
