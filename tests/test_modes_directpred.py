@@ -156,6 +156,73 @@ def test_fixed_point_codes_match_the_jacobian():
             assert code[1] == theory.UNSTABLE_NODE and codeb[1] == theory.SADDLE
 
 
+@pytest.mark.slow
+def test_at_eta_c_collapse_is_algebraic_when_eps_is_at_least_tau_over_2kappa():
+    """D3 at η = η_c (p = √s + ε): for ε > τ/2κ the only fixed point is s = 0 and ṡ ≈ −2(2κε − τ)s^{3/2}, so the
+    mode still collapses, s(t) t² → 1/(2κε − τ)² (ε = 0.5: 4); at ε = τ/2κ, ṡ = −2κs², s(t) t → 1/2κ. Control:
+    ε = 0.1 < τ/2κ, where the saddle-node s_c = (τ/2κ − ε)² persists at η = η_c and a start above it ends there."""
+    t = np.array([1000.0, 3000.0])
+
+    def s_at(eps):
+        pred = DirectPred(eps=eps, form="raw")
+        eta = float(theory.directpred_eta_c(pred, TAU, KAPPA))
+        y0 = DirectModeState.from_s_tau(jnp.asarray([0.3]), TAU)
+        sol = solve_directpred(y0, float(t[-1]), Hyper(eta=eta), KAPPA, pred, tau=TAU, ts=t, **TOL)
+        return np.asarray(sol.states.s)[:, 0]
+
+    # the next order: s t² = c⁻²(1 + O(1/t)) (measured 3.76, 3.90 at t = 1000, 3000)
+    np.testing.assert_allclose(s_at(0.5) * t**2, 1 / (2 * KAPPA * 0.5 - TAU) ** 2, rtol=0.1)
+    np.testing.assert_allclose(s_at(TAU / (2 * KAPPA)) * t, 1 / (2 * KAPPA), rtol=1e-2)
+    sc = (TAU / (2 * KAPPA) - EPS) ** 2
+    np.testing.assert_allclose(s_at(EPS)[-1], sc, rtol=1e-2)  # approached as 1/t from above
+
+
+def test_ratio_fixed_point_lies_in_0_1_only_between_1_plus_2eps_and_2_plus_2eps():
+    """D1 (code form, DirectCopy): r* with g(r*, 1) = τ/κ − 1 − ε lies in (0, 1) iff 1 + 2ε < τ/κ < 2 + 2ε; outside,
+    the sign of ṙ/r = ṡ_j/s_j − ṡ_1/s_1 (from Eq. 12) is the same for every 0 < r < 1: + (flatten) for
+    τ/κ <= 1 + 2ε, − (fall behind the top) for τ/κ >= 2 + 2ε; inside, − below r* and + above."""
+    r = np.linspace(0.01, 0.99, 99)
+    for pred, rstar in ((DirectPred(eps=EPS, form="code"), lambda x: x * x), (DirectCopy(eps=EPS), lambda x: x)):
+        for x in (0.9, 1 + 2 * EPS, 1.5, 2 + 2 * EPS, 2.5):  # x = τ/κ
+            tau = KAPPA * x
+            rs = float(theory.directpred_ratio_star(pred, tau, KAPPA))
+            s = jnp.asarray(np.stack([np.ones_like(r), r], -1))
+            ds = np.asarray(directpred_s_field(s, Hyper(eta=0.01), KAPPA, pred, tau))
+            rel = ds[:, 1] / r - ds[:, 0]  # ṙ/r (s_1 = 1)
+            if 1 + 2 * EPS < x < 2 + 2 * EPS:
+                assert rs == pytest.approx(rstar(x - 1 - 2 * EPS), rel=1e-12) and 0 < rs < 1
+                assert np.all(rel[r < rs] < 0) and np.all(rel[r > rs] > 0)
+            else:
+                assert np.isnan(rs), (pred, x)
+                assert np.all(rel > 0) if x <= 1 + 2 * EPS else np.all(rel < 0), (pred, x)
+
+
+@pytest.mark.slow
+def test_threshold_rows_fail_when_a_mode_survives_above_eta_c(monkeypatch):
+    """The D3 rows of `byoldyn reproduce --only fig3_directpred`: with the weight decay of the field stopped at
+    0.95 η_c (a broken mechanism: the mode survives above η_c, at another s than the claim's s*_+), every row
+    fails through its control, which requires collapse there (s(t1) < S_DEAD); the true field passes them."""
+    import importlib
+
+    from byoldyn.figures import modes
+
+    fm = importlib.import_module("byoldyn.flows.modes")
+    args = (TAU, KAPPA, EPS, 3000.0)
+    rows = modes._directpred_thresholds(*args)
+    assert len(rows) == 3 and all(r.passed for r in rows)
+    real = fm.solve_directpred
+
+    def capped(y0, t1, hyper, kappa, pred, **kw):
+        etac = float(theory.directpred_eta_c(pred, TAU, kappa))
+        if float(hyper.eta) > etac:
+            hyper = Hyper(eta=0.95 * etac, beta=hyper.beta)
+        return real(y0, t1, hyper, kappa, pred, **kw)
+
+    monkeypatch.setattr(fm, "solve_directpred", capped)
+    rows = modes._directpred_thresholds(*args)
+    assert all(r.agrees and r.control_agrees and not r.passed for r in rows), [r.control for r in rows]
+
+
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="form must be one of"):
         theory.directpred_form("cosine", eps=0.1)

@@ -242,6 +242,32 @@ def test_collapse_claims():
 
 
 @pytest.mark.slow
+def test_directpred_euclidean_loss_loses_its_scale():
+    """sampled_directpred, Euclidean loss: counted relative to its largest mode DirectPred keeps (nearly) every mode,
+    but on the absolute scale (s_j(t1) >= S_START) it keeps fewer than the SGD predictor, which keeps fewer than
+    DirectPred's eigenvalues on a scrambled basis (small size: 0.17, 1.33, 4.33 of 8): a finding, not a check."""
+    from byoldyn.figures import Finding
+    from byoldyn.figures import sampled as fs
+    from byoldyn.figures.common import diff_ci
+
+    cfgs = {("euclidean", p): fs._cfg("euclidean", p) for p in ("directpred", "learned")}
+    scr = fs._scrambled_cfg(fs._size("small")[0])
+    res, (n, _, _) = fs._claim_runs("small", [*cfgs.values(), scr])
+    obs = {k[1]: res[c[0]][0] for k, c in cfgs.items()} | {"scrambled": res[scr[0]][0]}
+    kept = {k: (o["s"][:, -1] >= fs.S_START).sum(-1) for k, o in obs.items()}
+    assert obs["directpred"]["n_modes"][:, -1].mean() >= n - 0.5
+    assert diff_ci(kept["learned"], kept["directpred"], res=1.0)[1] > 0
+    assert diff_ci(kept["scrambled"], kept["learned"], res=1.0)[1] > 0
+    # the scrambled basis keeps DirectPred's eigenvalues and drops its eigenvectors: Wp no longer commutes with F̂
+    F = jnp.asarray(random_psd(np.random.default_rng(0), n))
+    dp, sc = scr[1].predictor.inner.matrix(F), scr[1].predictor.matrix(F)
+    np.testing.assert_allclose(np.linalg.eigvalsh(sc), np.linalg.eigvalsh(dp), rtol=1e-12)
+    assert np.linalg.norm(dp @ F - F @ dp) < 1e-12 < 0.1 * np.linalg.norm(sc @ F - F @ sc)
+    row = fs._euclidean_finding(res, cfgs, scr[0], n)
+    assert isinstance(row, Finding) and "scrambled basis" in row.measured
+
+
+@pytest.mark.slow
 def test_diverging_training_is_marked_consistently():
     """`train-linear --lr 50` diverges (library side): the Run says at which step, keeps the
     last good state, holds data up to that step and NaN after it (never inf)."""

@@ -34,13 +34,21 @@ def fig7_assumption1(size: str = "full"):
     scale, sigma2 = 0.1, 0.03 ** 2
     E, G, S = np.meshgrid(etas, (1 - gammas) / lr, np.arange(seeds), indexing="ij")
     hyper = Hyper(alpha_p=1.0, eta=E.ravel(), beta=G.ravel())
-    states = _states(seeds, n, n, scale)
-    states = jax.tree.map(lambda a: a[S.ravel()], states)
+    base = _states(seeds, n, n, scale)
+    states = jax.tree.map(lambda a: a[S.ravel()], base)
     ts = np.linspace(0.0, t1, 201)
-    sol = simulate_batch(states, hyper, Data.isotropic(n, sigma2), t1, ts=ts, rtol=1e-8, atol=1e-14,
-                         observe=lambda t, s: dict(corr=ob.wa_correlation(s.W, s.Wa), W=s.W.ravel(), Wa=s.Wa.ravel()))
-    corr = np.asarray(sol.observed["corr"]).reshape(len(etas), len(gammas), seeds, len(ts))
+    data = Data.isotropic(n, sigma2)
+    observe = lambda t, s: ob.wa_correlation(s.W, s.Wa)  # noqa: E731
+    sol = simulate_batch(states, hyper, data, t1, ts=ts, rtol=1e-8, atol=1e-14, observe=observe)
+    corr = np.asarray(sol.observed).reshape(len(etas), len(gammas), seeds, len(ts))
     ok = np.asarray(sol.status).reshape(corr.shape[:3]) == 0
+    # the control runs (see the criterion below): no EMA tracking, β = 0, Wa frozen at W(0); same seeds and η
+    E0, S0 = np.meshgrid(etas, np.arange(seeds), indexing="ij")
+    frozen = jax.tree.map(lambda a: a[S0.ravel()], State(base.W, base.Wp, base.W))
+    sol0 = simulate_batch(frozen, Hyper(alpha_p=1.0, eta=E0.ravel(), beta=0.0), data, t1, ts=ts, rtol=1e-8,
+                          atol=1e-14, observe=observe)
+    corr0 = np.asarray(sol0.observed).reshape(len(etas), seeds, len(ts))
+    ok0 = np.asarray(sol0.status) == 0
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
     for i, (ax, eta) in enumerate(zip(axes, etas)):
@@ -48,6 +56,7 @@ def fig7_assumption1(size: str = "full"):
             m, sd = corr[i, j].mean(0), corr[i, j].std(0)
             ax.plot(ts, m, label=f"γ_a = {g} (β = {(1 - g) / lr:g})")
             ax.fill_between(ts, m - sd, m + sd, alpha=0.25)
+        ax.plot(ts, corr0[i].mean(0), color="0.4", ls="--", label="control: β = 0, Wa frozen at W(0)")
         ax.set_title(f"η = {eta:g}")
         ax.set_xlabel("t")
         ax.axhline(0.9, color="k", lw=0.6, ls=":")
@@ -59,28 +68,31 @@ def fig7_assumption1(size: str = "full"):
                f"W, Wp ~ N(0, {scale:g}²/n), lr = {lr} for γ_a -> β, horizon t = {t1:g}.")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
 
-    # Criterion: the paper's Fig. 7 curves sit at 0.9 or above after the first quarter; reading the plot to
-    # ±0.05 gives 0.85, which the interval mean − Z·SE over seeds must clear in every (γ_a, η) setting.
-    # Control: the same correlation between Wa of one seed and W of another seed of the same setting
-    # (shuffled pairs): independent random starts, so no tracking.
+    # Criterion: the interval mean − Z·SE over seeds of the late correlation must clear 0.85 in every (γ_a, η)
+    # setting. 0.85 is not derived: it is a reading of the paper's Fig. 7, whose curves sit at 0.9 or above after
+    # the first quarter (THEORY.md 5, A1), read to ±0.05.
+    # Control: EMA tracking removed, β = 0 with Wa frozen at W(0) (the same seeds and η; the most favourable
+    # frozen start: the correlation is 1 at t = 0 and falls only as W moves away from its start). Wa(0) = 0 as in
+    # the claim runs would give Wa ≡ 0, a correlation of 0 by convention. The same criterion must fail there
+    # (measured: means 0.69 ... 0.73 at size small, 0.73 ... 0.75 at full).
     late = ts >= 0.25 * t1
     per_seed = corr[..., late].mean(-1)                      # (eta, gamma, seed)
-    W = np.asarray(sol.observed["W"]).reshape(len(etas), len(gammas), seeds, len(ts), -1)[..., late, :]
-    Wa = np.asarray(sol.observed["Wa"]).reshape(len(etas), len(gammas), seeds, len(ts), -1)[..., late, :]
-    Wsh = np.roll(W, 1, axis=2)                              # W of the next seed
-    shuf = (np.sum(Wa * Wsh, -1) / (np.linalg.norm(Wa, axis=-1) * np.linalg.norm(Wsh, axis=-1))).mean(-1)
+    per_seed0 = corr0[..., late].mean(-1)                    # (eta, seed)
 
-    def low(c):  # min over settings of mean − Z·SE over seeds
+    def low(c):  # min over settings of mean − Z·SE over seeds; min and max of the means
         m, se = c.mean(-1), c.std(-1, ddof=1) / np.sqrt(c.shape[-1])
-        return float(np.min(m - Z * se)), float(np.min(m))
+        return float(np.min(m - Z * se)), float(np.min(m)), float(np.max(m))
 
-    lo, mn = low(per_seed)
-    lo_c, mn_c = low(shuf)
+    lo, mn, _ = low(per_seed)
+    lo_c, mn_c, mx_c = low(per_seed0)
     checks = [Check("Fig. 7 / Assumption 1: corr(Wa, W) after the first quarter of training (worst (γ_a, η) setting; "
                     f"mean − {Z:g} SE over {seeds} seeds)",
-                    f"{lo:.3f} (mean {mn:.3f}; {int(ok.sum())}/{ok.size} runs succeeded)", "≥ 0.85 (paper: ≈ 0.9 or more)",
-                    bool(lo >= 0.85 and ok.all()), f"Wa of one seed vs W of another (shuffled pairs): {lo_c:.3f} "
-                    f"(mean {mn_c:.3f})", bool(lo_c >= 0.85 and ok.all()))]
+                    f"{lo:.3f} (mean {mn:.3f}; {int(ok.sum())}/{ok.size} runs succeeded)",
+                    "≥ 0.85 (a reading of the paper's Fig. 7: ≈ 0.9 or more, to ±0.05; not derived)",
+                    bool(lo >= 0.85 and ok.all()),
+                    f"EMA tracking removed (β = 0, Wa frozen at W(0); η = {', '.join(f'{e:g}' for e in etas)}): "
+                    f"{lo_c:.3f} (means {mn_c:.3f} ... {mx_c:.3f}; {int(ok0.sum())}/{ok0.size} runs succeeded)",
+                    not (lo_c < 0.85 and ok0.all()))]  # a failed control run is no disagreement
     return fig, checks
 
 

@@ -504,6 +504,63 @@ def fig_alpha_p(size: str = "full"):
     return fig, checks
 
 
+def _directpred_run(pred, s0, eta, t1, kappa, beta=None, tau0=0.0, ts=None):
+    """Final s (or s at ts) of Eqs. 12(-13) with p = pred.modes(s) from s0 (modes on the last axis); τ fixed at 1 if
+    beta is None, else BYOL from τ(0) = tau0 (rtol 1e-10, atol 1e-14)."""
+    from ..flows.modes import DirectModeState, solve_directpred
+
+    s0 = jnp.asarray(s0, float)
+    y0 = DirectModeState.from_s_tau(s0, 1.0 if beta is None else tau0)
+    hyper = Hyper(eta=eta, beta=0.0 if beta is None else beta)
+    sol = solve_directpred(y0, t1, hyper, kappa, pred, tau=1.0 if beta is None else None,
+                           ts=[t1] if ts is None else ts, rtol=1e-10, atol=1e-14)
+    return np.asarray(sol.states.s if ts is not None else sol.states.s[-1])
+
+
+#: a mode "has collapsed" at the mode level if s(t1) < S_DEAD (fig3_directpred; t1 = 3000, atol 1e-14)
+S_DEAD = 1e-12
+
+
+def _directpred_thresholds(tau, kappa, eps, t1):
+    """The D3 rows of fig3_directpred: the collapse threshold η_c of p = √s + ε (ε = `eps` and 0.5) and of the
+    paper form's top mode, each bracketed from s(0) = 0.3 at τ = 1: survival at s*_+ just below η_c (the claim)
+    and collapse just above it (the control: a mode that survives above η_c fails the row)."""
+    from ..predictors import DirectPred
+
+    ec = float(theory.eta_c(tau, kappa))
+    h = lambda p, t=tau: p * (t - kappa * p)  # noqa: E731  (the growth function of Eq. 12, Δ + η)
+    # Criteria (fixed before the runs). Survival: s(t1) at its closed-form s*_+ to < 1e-8 (adaptive solver at rtol
+    # 1e-10; each survivor converges at rate >= 0.013 for t1 = 3000, e^{-40}). Collapse: s(t1) < S_DEAD = 1e-12,
+    # 100 x the solver's atol 1e-14 (the smallest s it resolves), and below what any kind of survival leaves:
+    # a fixed point s* > 0, or the algebraic decay at η = η_c for ε >= τ/2κ (docs D3: s ≈ 1/((2κε − τ)² t²),
+    # 4.4e-7 at t1 for ε = 0.5). The exact collapse above η_c is far below it: for ε = 0.5 > τ/2κ, h decreases on
+    # p >= ε, so ṡ/2s <= h(ε) − 1.1 η_c = −0.0125 for every s, and s(t1) <= 0.3 e^{−75}; at the saddle-nodes
+    # (η = 1.01 η_c) the ghost passage takes about π/(√s_c √(κ(η − η_c))) ≈ 300 << t1, after which s decays at
+    # 2(η − h(ε)) = 0.17 (sqrt) or 2η = 0.34 (paper: p → 0).
+    # η_c: p = √s + ε, ε = 0.1 < τ/2κ: η_c = τ²/4κ (saddle-node, the claim 'same η_c = τ²/4κ' holds); ε = 0.5 >
+    # τ/2κ: η_c = ε(τ − κε) = 0.125 < τ²/4κ (transcritical: s*_+ reaches the origin); the paper form's top mode:
+    # τ²/4κ. The control is the other side of η_c, where the mode must collapse; it "agrees" (the row fails) if
+    # the mode survives there, at whatever s.
+    cases = [(f"p = √s + ε, ε = {eps} (η_c = τ²/4κ)", DirectPred(eps=eps, form="raw"), 0.99, 1.01, ec),
+             ("p = √s + ε, ε = 0.5 (η_c = ε(τ − κε))", DirectPred(eps=0.5, form="raw"), 0.9, 1.1, float(h(0.5))),
+             (f"paper Eq. 18, top mode, ε = {eps} (η_c = τ²/4κ)", DirectPred(eps=eps, form="paper"), 0.99, 1.01, ec)]
+    rows = []
+    for label, pred, lo, hi, etac in cases:
+        form = "paper" if pred.form == "paper" else "sqrt"
+        etac_th = float(theory.directpred_eta_c(form, tau, kappa, eps=pred.eps))
+        sp_lo = float(theory.directpred_s_star(form, tau, kappa, lo * etac_th, eps=pred.eps)[1])
+        below, above = (float(_directpred_run(pred, [0.3], f * etac_th, t1, kappa)[0]) for f in (lo, hi))
+        rows.append(Check(
+            f"docs/directpred_modes.md D3: collapse threshold of {label}, start s = 0.3, τ = 1: s(t1 = {t1:g}) at "
+            f"η = {lo:g} η_c", f"{below:.10f} (η_c = {etac_th:.4f})",
+            f"s*_+ = {sp_lo:.10f} (to 1e-8; η_c = {etac:.4f}); collapse above η_c: s(t1) < {S_DEAD:g}",
+            abs(below - sp_lo) < 1e-8 and abs(etac_th - etac) < 1e-12,
+            f"η = {hi:g} η_c, where it must collapse: s(t1) = {above:.1e} (survives if >= {S_DEAD:g})"
+            + (" (the claim 'same η_c = τ²/4κ' predicts survival)" if etac < ec - 1e-9 else ""),
+            not above < S_DEAD))
+    return rows
+
+
 def fig3_directpred(size: str = "full"):
     """Beside Fig. 3: DirectPred at the mode level, p_j = g(s_j, max s) slaved to the spectrum instead of Eq. 11
     (docs/directpred_modes.md; THEORY.md sections 7, 10), compared with the learned predictor on its parabola.
@@ -524,13 +581,7 @@ def fig3_directpred(size: str = "full"):
     n = 400 if size == "full" else 120
 
     def run(pred, s0, eta, t1, beta=None, tau0=0.0, ts=None):
-        """Final s (or s at ts) of Eqs. 12(-13) from s0 (modes on the last axis); τ fixed at 1 if beta is None."""
-        s0 = jnp.asarray(s0, float)
-        y0 = DirectModeState.from_s_tau(s0, 1.0 if beta is None else tau0)
-        hyper = Hyper(eta=eta, beta=0.0 if beta is None else beta)
-        sol = solve_directpred(y0, t1, hyper, kappa, pred, tau=1.0 if beta is None else None,
-                               ts=[t1] if ts is None else ts, rtol=1e-10, atol=1e-14)
-        return np.asarray(sol.states.s if ts is not None else sol.states.s[-1])
+        return _directpred_run(pred, s0, eta, t1, kappa, beta, tau0, ts)
 
     def learned(s0, eta, t1):
         s0 = jnp.asarray(s0, float)
@@ -622,32 +673,14 @@ def fig3_directpred(size: str = "full"):
               "(b) nullclines: ṡ = 0 solid, τ̇ = 0 dotted grey.")
     fig.tight_layout(rect=(0, 0.04, 1, 0.93))
 
-    # ---- checks. Criteria (fixed before the runs): a survivor ends at its closed-form s*_+ to < 1e-8 (adaptive
-    # solver at rtol 1e-10; every run below converges at rate >= 0.013 for >= 3000 time units, e^{-40}); a mode
-    # "dies" if s(t1) < 1e-12 (its decay rate is >= 0.025, so s(3000) < 0.3 e^{-75}).
+    # ---- checks. Criteria (fixed before the runs): a survivor ends at its closed-form s*_+ to < 1e-8 (adaptive solver at
+    # rtol 1e-10; every run below converges at rate >= 0.013 for >= 3000 time units, e^{-40}); a mode "dies" if
+    # s(t1) < S_DEAD = 1e-12 (derived in `_directpred_thresholds`).
     t1 = 3000.0
-    dead = lambda x: bool(x < 1e-12)  # noqa: E731
+    dead = lambda x: bool(x < S_DEAD)  # noqa: E731
     at = lambda x, ref: bool(abs(x - ref) < 1e-8)  # noqa: E731
-    checks = []
-    # (a) the collapse threshold η_c, bracketed. p = √s + ε, ε = 0.1 < τ/2κ: η_c = τ²/4κ (saddle-node, the claim
-    # 'same η_c = τ²/4κ' holds); ε = 0.5 > τ/2κ: η_c = ε(τ − κε) = 0.125 < τ²/4κ (transcritical: s*_+ reaches
-    # the origin); the paper form's top mode: τ²/4κ. Near the saddle-node (η = 1.01 η_c) the ghost passage takes about
-    # π/(√s_c √(κ(η − η_c))) ≈ 300 << t1. Control: the same criterion just above η_c (the mode must die there).
-    cases = [(f"p = √s + ε, ε = {eps} (η_c = τ²/4κ)", sq, 0.99, 1.01, ec),
-             ("p = √s + ε, ε = 0.5 (η_c = ε(τ − κε))", DirectPred(eps=0.5, form="raw"), 0.9, 1.1, float(h(0.5))),
-             (f"paper Eq. 18, top mode, ε = {eps} (η_c = τ²/4κ)", DirectPred(eps=eps, form="paper"), 0.99, 1.01, ec)]
-    for label, pred, lo, hi, etac in cases:
-        form = "paper" if getattr(pred, "form", "") == "paper" else "sqrt"
-        e_ = pred.eps
-        etac_th = float(theory.directpred_eta_c(form, tau, kappa, eps=e_))
-        sp_lo = float(theory.directpred_s_star(form, tau, kappa, lo * etac_th, eps=e_)[1])
-        below, above = float(run(pred, [0.3], lo * etac_th, t1)[0]), float(run(pred, [0.3], hi * etac_th, t1)[0])
-        checks.append(Check(
-            f"docs/directpred_modes.md D3: collapse threshold of {label}, start s = 0.3, τ = 1: s(t1 = {t1:g}) at "
-            f"η = {lo:g} η_c", f"{below:.10f} (η_c = {etac_th:.4f})",
-            f"s*_+ = {sp_lo:.10f} (to 1e-8; η_c = {etac:.4f})", at(below, sp_lo) and abs(etac_th - etac) < 1e-12,
-            f"η = {hi:g} η_c: s(t1) = {above:.1e}" + (" (the claim 'same η_c = τ²/4κ' predicts survival)"
-                                                      if etac < ec - 1e-9 else ""), at(above, sp_lo)))
+    # (a) the collapse threshold η_c, bracketed (survival below, collapse above)
+    checks = _directpred_thresholds(tau, kappa, eps, t1)
     # (b) the origin: ṡ ≈ λ_0 s, λ_0 = 2[ε(τ − κε) − η] (D2.1). From s(0) = 1e-10 over t ∈ [0, 10], the measured
     # rate ln(s(10)/s(0))/10 differs from λ_0 by <= 2|h'(ε)| max √s ≈ 1.4 × 1.2e-5 (p = √s + ε) plus the solver's
     # rtol: < 1e-4. At η = 0.09, inside the window ε(τ − κε) = 0.085 <= η < ετ = 0.1, the first-order claim ετ > η
