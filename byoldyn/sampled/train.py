@@ -265,7 +265,7 @@ def _train(ts0, sgd, source, data, key, n_save, save_every, setup, observe, max_
     y0 = obs(ts0, alive0)
     (ts, alive), ys = jax.lax.scan(interval, (ts0, alive0), None, length=n_save)
     ys = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
-    steps = ts0.step + jnp.arange(n_save + 1) * save_every
+    steps = ts0.step + jnp.arange(n_save + 1, dtype=ts0.step.dtype) * save_every
     status = jnp.where(alive, SUCCEEDED, DIVERGED).astype(jnp.int32)
     return steps, steps.astype(dt.dtype) * dt, ys, ts, status
 
