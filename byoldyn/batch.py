@@ -194,6 +194,18 @@ def simulate_batch(state0: State, hyper: Hyper, data: Data, t1: float, *, device
 
     **Returns:** a `Solution` whose every field has a leading member axis of length B (`ts` too).
     A member that diverges or runs out of steps is marked in `status`; the others are unaffected.
+
+    Example (SimSiam, σ² = 0.5: η_c = 1/(4κ) = 1/6; two members, η = 0.05 and 0.3, from W = Wp = 0.5 I on the
+    parabola above p*_−; fixed steps keep the flow's fixed points): the first ends at s = p*_+², the second
+    collapses (Obs#5):
+
+    >>> import jax.numpy as jnp, numpy as np, byoldyn as bd
+    >>> s0, hyper = bd.State(0.5 * jnp.eye(4), 0.5 * jnp.eye(4)), bd.Hyper(eta=jnp.array([0.05, 0.3]))
+    >>> sol = bd.simulate_batch(s0, hyper, bd.Data.isotropic(4, sigma2=0.5), 60.0, ts=[60.0], ema=False, dt=0.1)
+    >>> W = np.asarray(sol.states.W[:, -1])                   # (members, n2, n1) at t = 60
+    >>> np.round(np.linalg.eigvalsh(W @ W.transpose(0, 2, 1)), 4).tolist(), round(float(bd.theory.p_star(
+    ...     1.0, 1.5, 0.05)[1]) ** 2, 4)
+    ([[0.3748, 0.3748, 0.3748, 0.3748], [0.0, 0.0, 0.0, 0.0]], 0.3748)
     """
     if kwargs.pop("progress", False):
         raise ValueError("progress is not available in simulate_batch (members run inside one program)")

@@ -75,6 +75,17 @@ def basin_map(field: Callable, y0, t1: float, *, args: tuple = (), dt: float = 0
       `ModeState`; p for states without s, such as `ParabolaState` or a bare p array).
 
     **Returns:** `(y_final, collapsed_mask)`.
+
+    Example (the cubic flow Eq. 16 with τ = 1, κ = 1.5 on a 3 x 8 grid of η and p(0): the first surviving p(0) of
+    each row is the first grid point above the collapse boundary p*_−, which grows with η, Obs#4):
+
+    >>> import numpy as np, byoldyn as bd
+    >>> from byoldyn.flows.modes import cubic_field
+    >>> eta, p0 = np.array([[0.03], [0.05], [0.1]]), np.tile(np.linspace(0.02, 0.16, 8), (3, 1))
+    >>> _, dead = bd.phase.basin_map(cubic_field, p0, 500.0, args=(bd.Hyper(eta=eta), 1.5, 1.0))
+    >>> np.round(p0[0, (~dead).argmax(axis=1)], 4).tolist(), np.round(np.asarray(bd.theory.p_star(
+    ...     1.0, 1.5, eta[:, 0])[0]), 4).tolist()
+    ([0.04, 0.06, 0.14], [0.0315, 0.0544, 0.1225])
     """
     for leaf in jax.tree.leaves(y0):
         check_finite("y0", leaf)

@@ -145,6 +145,17 @@ def vector_field(
 
     **Returns:** a `State` of derivatives (dW, dWp, dWa[, dFhat]); dFhat is None when `state.Fhat` is,
     0 when the predictor does not use it.
+
+    Example (Theorem 1 at a random state, α_p = 2, η = 0.1: d/dt (WWᵀ − WpᵀWp/α_p) = −2η (WWᵀ − WpᵀWp/α_p),
+    entry by entry):
+
+    >>> import numpy as np, byoldyn as bd
+    >>> rng = np.random.default_rng(0)
+    >>> W, Wp, Wa = rng.standard_normal((3, 5)), rng.standard_normal((3, 3)), rng.standard_normal((3, 5))
+    >>> d = bd.vector_field(bd.State(W, Wp, Wa), bd.Hyper(alpha_p=2.0, eta=0.1), bd.Data.isotropic(5, sigma2=0.5))
+    >>> dW, dWp = np.asarray(d.W), np.asarray(d.Wp)
+    >>> np.round((dW @ W.T + W @ dW.T - (dWp.T @ Wp + Wp.T @ dWp) / 2.0) / (W @ W.T - Wp.T @ Wp / 2.0), 4).tolist()
+    [[-0.2, -0.2, -0.2], [-0.2, -0.2, -0.2], [-0.2, -0.2, -0.2]]
     """
     v = _variant(variant, ema, stop_grad, predictor)
     ema, stop_grad, p = v.ema, v.stop_grad, v.predictor

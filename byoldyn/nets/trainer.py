@@ -67,7 +67,20 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def batch_indices(seed: int, n: int, batch_size: int, step: int) -> np.ndarray:
-    """Indices of the training images of global step `step` (see the module docstring)."""
+    """Indices of the training images of global step `step` (see the module docstring).
+
+    Example (N = 10 images in batches of 3: 10 // 3 = 3 steps an epoch, 9 distinct images, the last one dropped;
+    step 3 starts epoch 1, a new permutation):
+
+    >>> import numpy as np
+    >>> from byoldyn.nets.trainer import batch_indices, steps_per_epoch
+    >>> epoch0 = np.concatenate([batch_indices(0, 10, 3, step) for step in range(steps_per_epoch(10, 3))])
+    >>> order = [np.random.default_rng([0, e]).permutation(10) for e in (0, 1)]   # epochs 0 and 1
+    >>> steps_per_epoch(10, 3), len(set(epoch0.tolist())), bool((epoch0 == order[0][:9]).all())
+    (3, 9, True)
+    >>> bool((batch_indices(0, 10, 3, 3) == order[1][:3]).all())
+    True
+    """
     spe = steps_per_epoch(n, batch_size)
     epoch, i = divmod(step, spe)
     perm = np.random.default_rng([seed, epoch]).permutation(n)
