@@ -9,18 +9,8 @@ from hypothesis import strategies as st
 
 import byoldyn as bd
 from byoldyn import theory
+from byoldyn.figures.anisotropic import spectra
 from byoldyn.flows.modes import ModeState, mode_field, solve_modes
-
-
-def spectra(seed, n=6, eta=0.02, margin=0.25):
-    """A random spectrum (x_j log-uniform in [0.1, 2], x'_j uniform in [0.2, 1]) on which some but not all modes
-    survive η, none within `margin` of its threshold η_c(j) (so a finite run decides it)."""
-    rng = np.random.default_rng(seed)
-    while True:
-        x, xp = np.exp(rng.uniform(np.log(0.1), np.log(2.0), n)), rng.uniform(0.2, 1.0, n)
-        ec = np.asarray(theory.eta_c(1.0, bd.Data.diagonal(x, xp)))
-        if np.all(np.abs(ec / eta - 1) > margin) and 0 < (ec > eta).sum() < n:
-            return x, xp
 
 
 def test_diagonal_data_and_its_mode_moments():

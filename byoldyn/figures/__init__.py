@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from ..io import atomic_write, save_figure
+from .anisotropic import fig_anisotropic_modes
 from .common import Check, Finding
 from .matrix import fig7_assumption1, fig_theorem2, fig_theorem3_full
 from .modes import fig3_directpred, fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d, fig_alpha_p
@@ -36,6 +37,7 @@ FIGURES = {
     "fig9_commutator": fig9_commutator,
     "theorem3_alignment_full": fig_theorem3_full,
     "fig10_appendix_d": fig10_appendix_d,
+    "anisotropic_modes": fig_anisotropic_modes,
     "sweep_collapse_alpha_eta": fig_sweep,
     "sampled_ode": fig_sampled_ode,
     "sampled_table3": fig_sampled_table3,
