@@ -208,7 +208,7 @@ def test_threshold_rows_fail_when_a_mode_survives_above_eta_c(monkeypatch):
 
     fm = importlib.import_module("byoldyn.flows.modes")
     args = (TAU, KAPPA, EPS, 3000.0)
-    rows = modes._directpred_thresholds(*args)
+    rows = modes.directpred_thresholds(*args)
     assert len(rows) == 3 and all(r.passed for r in rows)
     real = fm.solve_directpred
 
@@ -219,7 +219,7 @@ def test_threshold_rows_fail_when_a_mode_survives_above_eta_c(monkeypatch):
         return real(y0, t1, hyper, kappa, pred, **kw)
 
     monkeypatch.setattr(fm, "solve_directpred", capped)
-    rows = modes._directpred_thresholds(*args)
+    rows = modes.directpred_thresholds(*args)
     assert all(r.agrees and r.control_agrees and not r.passed for r in rows), [r.control for r in rows]
 
 

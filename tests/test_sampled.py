@@ -250,9 +250,9 @@ def test_directpred_euclidean_loss_loses_its_scale():
     from byoldyn.figures import sampled as fs
     from byoldyn.figures.common import diff_ci
 
-    cfgs = {("euclidean", p): fs._cfg("euclidean", p) for p in ("directpred", "learned")}
-    scr = fs._scrambled_cfg(fs._size("small")[0])
-    res, (n, _, _) = fs._claim_runs("small", [*cfgs.values(), scr])
+    cfgs = {("euclidean", p): fs.claim_config("euclidean", p) for p in ("directpred", "learned")}
+    scr = fs.scrambled_config(fs.size_of("small")[0])
+    res, (n, _, _) = fs.claim_runs("small", [*cfgs.values(), scr])
     obs = {k[1]: res[c[0]][0] for k, c in cfgs.items()} | {"scrambled": res[scr[0]][0]}
     kept = {k: (o["s"][:, -1] >= fs.S_START).sum(-1) for k, o in obs.items()}
     assert obs["directpred"]["n_modes"][:, -1].mean() >= n - 0.5
@@ -263,7 +263,7 @@ def test_directpred_euclidean_loss_loses_its_scale():
     dp, sc = scr[1].predictor.inner.matrix(F), scr[1].predictor.matrix(F)
     np.testing.assert_allclose(np.linalg.eigvalsh(sc), np.linalg.eigvalsh(dp), rtol=1e-12)
     assert np.linalg.norm(dp @ F - F @ dp) < 1e-12 < 0.1 * np.linalg.norm(sc @ F - F @ sc)
-    row = fs._euclidean_finding(res, cfgs, scr[0], n)
+    row = fs.euclidean_finding(res, cfgs, scr[0], n)
     assert isinstance(row, Finding) and "scrambled basis" in row.measured
 
 

@@ -521,7 +521,7 @@ def _directpred_run(pred, s0, eta, t1, kappa, beta=None, tau0=0.0, ts=None):
 S_DEAD = 1e-12
 
 
-def _directpred_thresholds(tau, kappa, eps, t1):
+def directpred_thresholds(tau, kappa, eps, t1):
     """The D3 rows of fig3_directpred: the collapse threshold η_c of p = √s + ε (ε = `eps` and 0.5) and of the
     paper form's top mode, each bracketed from s(0) = 0.3 at τ = 1: survival at s*_+ just below η_c (the claim)
     and collapse just above it (the control: a mode that survives above η_c fails the row)."""
@@ -675,12 +675,12 @@ def fig3_directpred(size: str = "full"):
 
     # ---- checks. Criteria (fixed before the runs): a survivor ends at its closed-form s*_+ to < 1e-8 (adaptive solver at
     # rtol 1e-10; every run below converges at rate >= 0.013 for >= 3000 time units, e^{-40}); a mode "dies" if
-    # s(t1) < S_DEAD = 1e-12 (derived in `_directpred_thresholds`).
+    # s(t1) < S_DEAD = 1e-12 (derived in `directpred_thresholds`).
     t1 = 3000.0
     dead = lambda x: bool(x < S_DEAD)  # noqa: E731
     at = lambda x, ref: bool(abs(x - ref) < 1e-8)  # noqa: E731
     # (a) the collapse threshold η_c, bracketed (survival below, collapse above)
-    checks = _directpred_thresholds(tau, kappa, eps, t1)
+    checks = directpred_thresholds(tau, kappa, eps, t1)
     # (b) the origin: ṡ ≈ λ_0 s, λ_0 = 2[ε(τ − κε) − η] (D2.1). From s(0) = 1e-10 over t ∈ [0, 10], the measured
     # rate ln(s(10)/s(0))/10 differs from λ_0 by <= 2|h'(ε)| max √s ≈ 1.4 × 1.2e-5 (p = √s + ε) plus the solver's
     # rtol: < 1e-4. At η = 0.09, inside the window ε(τ − κε) = 0.085 <= η < ετ = 0.1, the first-order claim ετ > η

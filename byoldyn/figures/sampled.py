@@ -158,7 +158,7 @@ _SEEDS = {"full": 8, "small": 12}
 _CACHE: dict = {}
 
 
-def _size(size):
+def size_of(size):
     return (16, _SEEDS["full"], 3000) if size == "full" else (8, _SEEDS["small"], 600)
 
 
@@ -172,17 +172,17 @@ def sgd(alpha_p=1.0, **kw):
     return SGD(lr=lr, lr_p=alpha_p * lr, wd=WD, wd_p=WD / alpha_p, gamma_a=1 - 0.0133 * lr, **kw)
 
 
-def _cfg(loss, pred, ema=True, alpha_p=1.0, form="boost_scale", eps=0.1):
+def claim_config(loss, pred, ema=True, alpha_p=1.0, form="boost_scale", eps=0.1):
     """A claim configuration: its cache key, `Setup` and `SGD` (symmetric two-view loss, batch 128)."""
     key = (loss, pred, ema, alpha_p, form, eps)
     p = as_predictor(pred, eps=eps, rho=0.3, form=form) if PREDICTORS[pred].direct else pred  # the object carries ε
     return key, Setup(loss=loss, views="symmetric", predictor=p, ema=ema), sgd(alpha_p=alpha_p)
 
 
-def _claim_runs(size, configs, seed=0):
-    """Run each `(key, setup, sgd)` of `configs` (from `_cfg`; shared between figures through a cache) with
+def claim_runs(size, configs, seed=0):
+    """Run each `(key, setup, sgd)` of `configs` (from `claim_config`; shared between figures through a cache) with
     seeds `seed` ... `seed + seeds − 1`; returns {key: (obs, ts)} and (n, seeds, steps)."""
-    n, seeds, steps = _size(size)
+    n, seeds, steps = size_of(size)
     src = Source.isotropic(n, SIGMA2)
     out = {}
     for key, setup, sgd in configs:
@@ -234,9 +234,9 @@ def fig_sampled_table3(size: str = "full", seed: int = 0):
     Symmetric and learned (regular) Wp, with and without EMA, Euclidean (Eq. 1) and cosine loss
     (THEORY.md sections 5, 7.5 (Obs#8), 12). The regular Wp losing modes without EMA too is a finding.
     """
-    cfgs = {(loss, pred, ema): _cfg(loss, pred, ema) for loss in ("euclidean", "cosine")
+    cfgs = {(loss, pred, ema): claim_config(loss, pred, ema) for loss in ("euclidean", "cosine")
             for pred in ("symmetric", "learned") for ema in (True, False)}
-    res, (n, seeds, steps) = _claim_runs(size, list(cfgs.values()), seed)
+    res, (n, seeds, steps) = claim_runs(size, list(cfgs.values()), seed)
     fin = {k: _final(res, c[0]) for k, c in cfgs.items()}
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.2))
     checks, drops = [], {}
@@ -267,8 +267,8 @@ def fig_sampled_alpha_p(size: str = "full", seed: int = 0):
     alpha_p = lr_p / lr (THEORY.md sections 1, 7.3 (Obs#1), 12); wd_p = wd / alpha_p keeps eta_p = eta (Lemma 1).
     """
     alphas = (1.0, 10.0)
-    cfgs = {(loss, a): _cfg(loss, "symmetric", False, alpha_p=a) for loss in ("euclidean", "cosine") for a in alphas}
-    res, (n, seeds, steps) = _claim_runs(size, list(cfgs.values()), seed)
+    cfgs = {(loss, a): claim_config(loss, "symmetric", False, alpha_p=a) for loss in ("euclidean", "cosine") for a in alphas}
+    res, (n, seeds, steps) = claim_runs(size, list(cfgs.values()), seed)
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.2))
     checks = []
     for a, loss in zip(ax, ("euclidean", "cosine")):
@@ -324,16 +324,16 @@ class _ScrambledBasis(Direct):
         return (self.R * p[..., None, :]) @ self.R.T
 
 
-def _scrambled_cfg(n):
-    """The configuration of DirectPred (`_cfg("euclidean", "directpred")`) with its eigenbasis scrambled (a fixed
+def scrambled_config(n):
+    """The configuration of DirectPred (`claim_config("euclidean", "directpred")`) with its eigenbasis scrambled (a fixed
     random orthonormal basis, the same for every seed)."""
-    key, setup, sgd_ = _cfg("euclidean", "directpred")
+    key, setup, sgd_ = claim_config("euclidean", "directpred")
     R = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(2718), (n, n)))[0]
     pred = _ScrambledBasis(setup.predictor, R)
     return key + ("scrambled",), Setup(loss=setup.loss, views=setup.views, predictor=pred, ema=setup.ema), sgd_
 
 
-def _euclidean_finding(res, cfgs, scrambled, n):
+def euclidean_finding(res, cfgs, scrambled, n):
     """DirectPred with the Euclidean loss: its modes counted on the absolute scale (s_j >= S_START) against the SGD
     predictor's and the scrambled basis's, with the relative count and the decay of its scale beside them."""
     o_dp, o_ln, o_sc = (res[k][0] for k in (cfgs[("euclidean", "directpred")][0], cfgs[("euclidean", "learned")][0],
@@ -367,10 +367,10 @@ def fig_sampled_directpred(size: str = "full", seed: int = 0):
 
     Alignment: Σ_j s_j cos_j / Σ_j s_j with cos_j = u_jᵀ Wp u_j / ‖Wp u_j‖ for eigenvectors u_j of F = W Wᵀ.
     """
-    cfgs = {(loss, pred): _cfg(loss, pred) for loss in ("euclidean", "cosine") for pred in ("directpred", "learned")}
-    forms = {(f, e): _cfg("cosine", "directpred", form=f, eps=e) for f in ("boost_scale", "paper") for e in (0.1, 0.0)}
-    scr = _scrambled_cfg(_size(size)[0])
-    res, (n, seeds, steps) = _claim_runs(size, list(cfgs.values()) + list(forms.values()) + [scr], seed)
+    cfgs = {(loss, pred): claim_config(loss, pred) for loss in ("euclidean", "cosine") for pred in ("directpred", "learned")}
+    forms = {(f, e): claim_config("cosine", "directpred", form=f, eps=e) for f in ("boost_scale", "paper") for e in (0.1, 0.0)}
+    scr = scrambled_config(size_of(size)[0])
+    res, (n, seeds, steps) = claim_runs(size, list(cfgs.values()) + list(forms.values()) + [scr], seed)
     fig, ax = plt.subplots(2, 2, figsize=(12, 7.5))
     checks = []
     names = {"directpred": "DirectPred", "learned": "SGD predictor"}
@@ -400,7 +400,7 @@ def fig_sampled_directpred(size: str = "full", seed: int = 0):
                                 _final(res, cfgs[(loss, "directpred")][0]), _final(res, cfgs[(loss, "learned")][0]),
                                 ("DirectPred", "SGD predictor"), n, "no collapse: more modes"))
         else:
-            checks.append(_euclidean_finding(res, cfgs, scr[0], n))
+            checks.append(euclidean_finding(res, cfgs, scr[0], n))
         # Theorem 3 at level 3: the learned Wp's eigenvectors align with F's during training (DirectPred's
         # alignment holds by construction, so it tests nothing). Control: dynamics off (t = 0 against t = 0).
         al = res[cfgs[(loss, "learned")][0]][0]["alignment_weighted"]
