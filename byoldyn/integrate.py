@@ -135,7 +135,8 @@ def simulate(
       `"symmetric"` the initial Wp is replaced by its symmetric part. With DirectPred / DirectCopy
       (`"directpred"`, `bd.DirectPred(...)`) the saved Wp is g(F̂) at each save; with a finite `beta_F`
       the state carries `Fhat`, started at `state0.Fhat` or else W(0) (X + X') W(0)ᵀ. The predictor object's
-      parameters (ε, form, beta_F) are the ones that run.
+      parameters (ε, form, beta_F) are the ones that run. `Variant(loss="cosine")` integrates the mean-field
+      cosine-loss flow (docs/cosine_loss.md).
     - `solver`: a diffrax solver for the adaptive mode (default `diffrax.Tsit5()`).
     - `rtol`, `atol`: tolerances of the PID step-size controller.
     - `dt`: if given, fixed-step mode: explicit Euler, one step = one full-batch gradient
@@ -185,14 +186,12 @@ def checked_args(state0, hyper, data, t1, ts, t0, variant: Variant, solver, rtol
     options).
 
     `variant` a `Variant` (from `as_variant`); its predictor's array parameters must be scalars, or (with
-    `members`, `simulate_batch`) carry one leading member axis. The ODE levels have the Euclidean loss only.
+    `members`, `simulate_batch`) carry one leading member axis. `variant.loss="cosine"` runs the mean-field
+    cosine flow (`byoldyn.flows.matrix.expected_cosine_loss`, docs/cosine_loss.md).
     Every bad value raises `ValueError` naming the parameter and the value received.
     """
     if not isinstance(variant, Variant):
         raise ValueError(f"variant must be a byoldyn.Variant, got {brief(variant)}")
-    if variant.loss != "euclidean":
-        raise ValueError(f"loss must be 'euclidean' at the ODE levels (Eq. 1), got {variant.loss!r}; the cosine loss "
-                         "runs at the sampled and ResNet levels")
     for k, v in variant.predictor.params().items():
         if hasattr(v, "ndim") and v.ndim > int(members):
             raise ValueError(f"predictor parameter {k} must be a scalar{' or one value per member' if members else ''}"

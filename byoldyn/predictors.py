@@ -436,8 +436,9 @@ class Variant(eqx.Module):
     """A method variant (DESIGN.md): EMA target or not, stop-gradient or not, the predictor and the loss.
 
     `stop_grad=False` needs `ema=False` (with an EMA target no gradient reaches Wa, Theorem 2);
-    `predictor` a `Predictor` or its name; `loss` "euclidean" (Eq. 1; the only loss of the ODE levels) or
-    "cosine" (sampled and ResNet levels). The predictor is a pytree field: its parameters may be traced or
+    `predictor` a `Predictor` or its name; `loss` "euclidean" (Eq. 1, every level) or "cosine" (the exact
+    normalised loss at the sampled and ResNet levels; its high-dimensional mean-field form at the matrix level,
+    docs/cosine_loss.md; not at the mode level or in sweeps). The predictor is a pytree field: its parameters may be traced or
     carry batch axes (a sweep's members); `ema`, `stop_grad`, `loss` are static.
     """
 

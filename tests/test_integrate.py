@@ -224,7 +224,6 @@ def test_float32_default(rng):
         (dict(variant=bd.Variant(predictor=bd.DirectPred(eps=0.2)), predictor=bd.DirectPred()),
          r"^predictor=DirectPred\(.*\) conflicts with variant\.predictor="),
         (dict(variant="byol"), r"^variant must be a byoldyn\.Variant, got 'byol'$"),
-        (dict(variant=bd.Variant(loss="cosine")), r"^loss must be 'euclidean' at the ODE levels"),
         (dict(observe="norm_W"), r"^observe must be a function observe\(t, state\) or None, got 'norm_W'$"),
         (dict(progress="yes"), r"^progress must be True or False, got 'yes'$"),
     ],

@@ -6,6 +6,10 @@ Two independent constructions of the same field:
 - `autodiff_field`: `jax.grad` of the closed-form expected loss (Eq. 1), with
   `stop_gradient` on the target branch where the method has it. Used as a cross-check.
 
+`Variant(loss="cosine")` is the normalised loss in its high-dimensional mean-field form
+(`expected_cosine_loss`, docs/cosine_loss.md); its field is `autodiff_field`'s construction with that loss
+(it has no second closed form here).
+
 The variant is a `byoldyn.Variant` (`variant=`), or its shorthands `ema=`, `stop_grad=`, `predictor=`
 (`byoldyn.predictors.as_variant`); the predictor object carries its own parameters (ε, form, beta_F), which
 are the ones the field reads. The predictor is any predictor of `byoldyn.predictors` (or its name). Learned ones
@@ -24,7 +28,7 @@ import jax.numpy as jnp
 from .. import predictors as P
 from ..model import Data, Hyper, State
 
-__all__ = ["vector_field", "autodiff_field", "expected_loss", "PREDICTORS", "check_variant",
+__all__ = ["vector_field", "autodiff_field", "expected_loss", "expected_cosine_loss", "PREDICTORS", "check_variant",
            "augmented_correlation", "derives_wp", "effective_wp", "synced"]
 
 #: the predictors of the matrix level: every one of the registry (`byoldyn.predictors.PREDICTORS`)
@@ -38,10 +42,7 @@ def check_variant(ema: bool, stop_grad: bool, predictor) -> P.Predictor:
 
 
 def _variant(variant, ema, stop_grad, predictor) -> P.Variant:
-    v = P.as_variant(variant, ema=ema, stop_grad=stop_grad, predictor=predictor)
-    if v.loss != "euclidean":
-        raise ValueError(f"loss must be 'euclidean' at the matrix level (Eq. 1), got {v.loss!r}")
-    return v
+    return P.as_variant(variant, ema=ema, stop_grad=stop_grad, predictor=predictor)
 
 
 def derives_wp(predictor) -> bool:
@@ -138,6 +139,9 @@ def vector_field(
     - DirectPred / DirectCopy (`"directpred"`, `bd.DirectPred(eps=...)`, THEORY.md 10.1-10.2): Wp = g(F̂)
       in Eq. 3, F̂ = W (X + X') Wᵀ (`beta_F=None`) or `state.Fhat` with
       dF̂ = beta_F (W (X + X') Wᵀ - F̂) (THEORY.md 15.13); dWp = 0 (`state.Wp` is not read).
+    - `Variant(loss="cosine")`: the same structure with Eq. 1 replaced by the mean-field cosine loss
+      `expected_cosine_loss` (docs/cosine_loss.md): dW = -∂J_cos/∂W - eta W, dWp = -alpha_p ∂J_cos/∂Wp - eta_p Wp,
+      by `jax.grad` (`autodiff_field`'s construction), the other rules above unchanged.
 
     **Arguments:** an unbatched `State`, `Hyper` and `Data` (use `jax.vmap` for batches); `variant` a
     `byoldyn.Variant`, or its shorthands `ema`, `stop_grad`, `predictor` (defaults True, True, "learned"; given
@@ -158,6 +162,8 @@ def vector_field(
     [[-0.2, -0.2, -0.2], [-0.2, -0.2, -0.2], [-0.2, -0.2, -0.2]]
     """
     v = _variant(variant, ema, stop_grad, predictor)
+    if v.loss == "cosine":
+        return _gradient_field(state, hyper, data, v)
     ema, stop_grad, p = v.ema, v.stop_grad, v.predictor
     W, Wa = state.W, state.Wa
     Wp = effective_wp(state, data, p)
@@ -189,6 +195,28 @@ def expected_loss(W, Wp, T, X, Xp) -> jax.Array:
     return 0.5 * jnp.sum((A @ S) * A) - jnp.sum((A @ X) * T) + 0.5 * jnp.sum((T @ S) * T)
 
 
+def expected_cosine_loss(W, Wp, T, X, Xp) -> jax.Array:
+    """The cosine loss E[1 − cos(Wp W x1, T x2)] in its high-dimensional mean-field form (docs/cosine_loss.md):
+
+        J_cos = 1 − tr(A X Tᵀ) / √(N1 N2),   N1 = tr(A S Aᵀ) ≈ ‖A x1‖²,   N2 = tr(T S Tᵀ) ≈ ‖T x2‖²,
+
+    with A = Wp W and S = X + X' (the norms replaced by their expectations; exact as n → ∞ when they
+    concentrate). Invariant to A → cA and T → cT (c > 0). One view or both (the symmetric loss) give the same J_cos.
+    A zero branch (N = 0, e.g. Wa = 0) counts as norm 1e-12, as at the sampled level: J_cos = 1, no gradient.
+    """
+    A = Wp @ W
+    S = X + Xp
+    N1 = jnp.sum((A @ S) * A)
+    N2 = jnp.sum((T @ S) * T)
+    return 1.0 - jnp.sum((A @ X) * T) / (_root(N1) * _root(N2))
+
+
+def _root(N: jax.Array) -> jax.Array:
+    """√N floored at 1e-12, as the sampled level's normalisation (torch `F.normalize`): a zero branch (e.g. the
+    target Wa = 0 at the start) gives J_cos = 1 and no gradient, not NaN."""
+    return jnp.maximum(jnp.sqrt(jnp.maximum(N, 0.0)), 1e-12)
+
+
 def autodiff_field(
     state: State,
     hyper: Hyper,
@@ -199,15 +227,23 @@ def autodiff_field(
     stop_grad: bool | None = None,
     predictor: str | P.Predictor | None = None,
 ) -> State:
-    """The same field as `vector_field`, as `-grad` of `expected_loss` plus weight decay.
+    """The same field as `vector_field`, as `-grad` of the expected loss plus weight decay.
 
-    dW = -∂J/∂W - eta W, dWp = -alpha_p ∂J/∂Wp - eta_p Wp, where J is Eq. 1 with
-    `stop_gradient` on the target branch when `stop_grad` (full matrices, no structure).
-    DirectPred / DirectCopy: J is evaluated at Wp = stop_gradient(g(F̂)), so dW is Eq. 3 with that Wp and
-    dWp = 0; dF̂ (not a gradient) is `vector_field`'s.
+    dW = -∂J/∂W - eta W, dWp = -alpha_p ∂J/∂Wp - eta_p Wp, where J is Eq. 1 (`expected_loss`; the variant's
+    `loss="cosine"`: `expected_cosine_loss`) with `stop_gradient` on the target branch when `stop_grad` (full
+    matrices, no structure). DirectPred / DirectCopy: J is evaluated at Wp = stop_gradient(g(F̂)), so dW is Eq. 3
+    with that Wp and dWp = 0; dF̂ (not a gradient) is `vector_field`'s.
     """
-    v = _variant(variant, ema, stop_grad, predictor)
-    ema, stop_grad, p = v.ema, v.stop_grad, v.predictor
+    return _gradient_field(state, hyper, data, _variant(variant, ema, stop_grad, predictor))
+
+
+#: the expected loss of each `Variant.loss`, J(W, Wp, T, X, X')
+_LOSSES = {"euclidean": expected_loss, "cosine": expected_cosine_loss}
+
+
+def _gradient_field(state: State, hyper: Hyper, data: Data, v: P.Variant) -> State:
+    """-grad of the variant's expected loss (`_LOSSES`) plus weight decay, the EMA and the predictor's rules."""
+    ema, stop_grad, p, loss = v.ema, v.stop_grad, v.predictor, _LOSSES[v.loss]
     X, Xp = data.matrices()
     eye = jnp.eye(state.n2, dtype=state.W.dtype)
     derived = derives_wp(p)
@@ -217,7 +253,7 @@ def autodiff_field(
         Wp = eye if p.name == "identity" else (Wp_derived if derived else Wp)
         T = state.Wa if ema else W
         T = jax.lax.stop_gradient(T) if stop_grad else T
-        return expected_loss(W, Wp, T, X, Xp)
+        return loss(W, Wp, T, X, Xp)
 
     gW, gWp = jax.grad(J, argnums=(0, 1))(state.W, state.Wp)
     dW = -gW - hyper.eta * state.W
