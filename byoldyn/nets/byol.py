@@ -239,10 +239,11 @@ class BYOL:
         f = jax.lax.stop_gradient(aux["f"]).reshape(-1, d).astype(jnp.float32)
         g = c.predictor_object
         corr = update_correlation(s.corr, f, g.rho if g is not None and g.direct else FHAT_RHO, s.step == 0)
-        upd, opt = self.opt.update(g_online, s.opt, s.online)
-        online = optax.apply_updates(s.online, upd)
-        upd, pred_opt = self.pred_opt.update(g_pred, s.pred_opt, s.pred)
-        pred = optax.apply_updates(s.pred, upd)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats with its int32 count
+            upd, opt = self.opt.update(g_online, s.opt, s.online)
+            online = optax.apply_updates(s.online, upd)
+            upd, pred_opt = self.pred_opt.update(g_pred, s.pred_opt, s.pred)
+            pred = optax.apply_updates(s.pred, upd)
         if c.symmetrize:
             pred = symmetrize_predictor(pred)
         if g is not None and g.direct:  # DirectPred / DirectCopy: Wp = g(F̂) every freq steps (THEORY.md 10.1-10.2)
@@ -255,7 +256,8 @@ class BYOL:
         new = TrainState(s.step + 1, online, aux["online_bn"], target, target_bn, pred, aux["pred_bn"],
                          opt, pred_opt, corr)
         h = aux["h"].reshape(-1, aux["h"].shape[-1])
-        lr = self.lr(s.step) if callable(self.lr) else self.lr
+        with jax.numpy_dtype_promotion("standard"):  # an optax schedule of the int32 step
+            lr = self.lr(s.step) if callable(self.lr) else self.lr
         metrics = dict(loss=loss, z_std=_collapse_std(f), h_std=_collapse_std(h), lr=jnp.asarray(lr, jnp.float32),
                        ema=jnp.asarray(ema_at(c, s.step), jnp.float32))
         return new, metrics

@@ -203,8 +203,9 @@ def linear_probe(train_f, train_y, test_f, test_y, *, epochs: int = 50, batch: i
             def step(carry, idx):
                 p, s = carry
                 g = jax.grad(loss_fn)(p, xtr[idx], ytr[idx])
-                u, s = opt.update(g, s, p)
-                return (optax.apply_updates(p, u), s), None
+                with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats with its int32 count
+                    u, s = opt.update(g, s, p)
+                    return (optax.apply_updates(p, u), s), None
 
             return jax.lax.scan(step, (p, s), perm)[0], None
 

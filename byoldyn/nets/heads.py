@@ -41,7 +41,7 @@ def _linear(cin, cout, *, bias=True, dtype=None, rngs):
                       bias_init=_torch_bias_init(cin), dtype=dtype, rngs=rngs)
 
 
-_BN = partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5, use_bias=False, use_scale=False)
+_BN = partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5, use_bias=False, use_scale=False, dtype=jnp.float32)
 
 
 class Projector(nnx.Module):

@@ -18,7 +18,7 @@ from flax import nnx
 
 __all__ = ["ResNet", "ResNet18", "BasicBlock", "channels"]
 
-_BN = partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5)
+_BN = partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5, dtype=jnp.float32)  # float32 whatever the convs compute in
 # torchvision initialises convs with kaiming_normal(fan_out, relu)
 _conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
 
