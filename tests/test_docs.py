@@ -148,3 +148,17 @@ def test_doctest_blocks_become_code():
     html = md.convert("Text with p*_− and p*_+.\n\n>>> 1 + 1\n2\n\nafter `p*_x`")
     assert '<code class="language-pycon">&gt;&gt;&gt; 1 + 1\n2\n</code>' in html
     assert "p*_− and p*_+" in html and "<em>" not in html and "<code>p*_x</code>" in html
+
+
+# a tracker the reader does not have: "issue 13", "the issue's 45 %", "issue item 3" (the history is CHANGELOG.md's)
+TRACKER = re.compile(r"\bissues?\s+(?:\d+|item)|\bthe issue'?s?\b", re.IGNORECASE)
+SPOKEN = ["README.md", "byoldyn", "docs", "figures", "notebooks", "benchmarks", "tests", "mkdocs.yml", "CITATION.cff"]
+
+
+def test_the_project_speaks_of_itself_alone():
+    files = [p for s in SPOKEN for p in ([ROOT / s] if (ROOT / s).is_file() else (ROOT / s).rglob("*"))
+             if p.is_file() and p.suffix in {".md", ".py", ".ipynb", ".yml", ".cff", ".txt"}]
+    assert len(files) > 100
+    bad = [f"{p.relative_to(ROOT)}:{i}: {ln.strip()[:100]}" for p in files if p.name != "test_docs.py"
+           for i, ln in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1) if TRACKER.search(ln)]
+    assert not bad, "\n".join(bad)

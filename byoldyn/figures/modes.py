@@ -689,13 +689,13 @@ def fig3_directpred(size: str = "full"):
     s_w = run(sq, [1e-10], eta_w, 10.0, ts=[0.0, 10.0])[:, 0]
     rate = float(np.log(s_w[1] / s_w[0]) / 10.0)
     lam0 = float(theory.directpred_origin_rate("sqrt", tau, kappa, eta_w, eps=eps))
-    lam_issue = 2 * (eps * tau - eta_w)
+    lam_first_order = 2 * (eps * tau - eta_w)
     checks.append(Check(
         f"docs D2.1: linear rate of a mode at the origin, p = √s + ε (ε = {eps}, τ = 1, η = {eta_w}, s(0) = 1e-10)",
         f"{rate:+.6f} (stable: decays)", f"λ_0 = 2[ε(τ − κε) − η] = {lam0:+.6f} (to 1e-4)",
         abs(rate - lam0) < 1e-4 and rate < 0,
-        f"the first-order rate 2(ετ − η) = {lam_issue:+.6f} (unstable) with the same criterion",
-        abs(rate - lam_issue) < 1e-4 and lam_issue < 0))
+        f"the first-order rate 2(ετ − η) = {lam_first_order:+.6f} (unstable) with the same criterion",
+        abs(rate - lam_first_order) < 1e-4 and lam_first_order < 0))
     # BYOL (Eq. 13, β = 0.4, τ(0) = 0): the origin is a saddle iff ε(1 − κε) > η for every β (D2). From s(0) = 1e-8:
     # at η = 0.08 < 0.085 it must reach s*_+; at η = 0.09 (still ετ > η) it must die (its start is below s*_−).
     sp_08, sp_09 = (float(theory.directpred_s_star("sqrt", 1.0, kappa, e_, eps=eps)[1]) for e_ in (0.08, 0.09))
