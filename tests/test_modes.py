@@ -114,6 +114,7 @@ def test_fixed_points_equal_long_run_endpoints():
     assert np.max(np.abs(q.p - eq)) <= 1e-6 and np.max(np.abs(q.q - eq)) <= 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("side", ["above", "below"])
 def test_bifurcation_at_eta_c(side):
     """η = 1.02 η_c: every start collapses. η = 0.98 η_c: p*_- ± 0.01 on the parabola survive / collapse."""
@@ -139,6 +140,7 @@ def test_bifurcation_at_eta_c(side):
         assert np.max(np.abs(y.s - e**2 / alpha_p)) <= 1e-6
 
 
+@pytest.mark.slow
 def test_collapsing_mode_run_stays_finite():
     """Collapse with η >= β: τ = w_a/w runs off (section 7.5) but (w, w_p, w_a) stays finite; the (p, s, τ) form diverges."""
     hp = bd.Hyper(alpha_p=1.0, eta=0.3, beta=0.1)  # η > η_c = 1/6 and η > β

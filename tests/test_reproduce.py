@@ -33,6 +33,7 @@ def test_reproduce_small_checks_agree(name, tmp_path):
         assert "## Findings: where the model and the paper differ" in report
 
 
+@pytest.mark.slow
 def test_reproduce_cli_only_leaves_report_alone(tmp_path, capsys):
     assert main(["reproduce", "--size", "small", "--only", "fig4_cubic", "--out", str(tmp_path)]) == 0
     assert "3 claims agree, 3 controls fail as they must, 0 findings" in capsys.readouterr().out

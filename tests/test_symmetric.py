@@ -85,6 +85,7 @@ def test_evolving_tau_equals_byol_lemma1_single_output():
     assert tau_hat[-1] > 0.5
 
 
+@pytest.mark.slow
 def test_aligned_start_decouples_into_modes(rng):
     """Wp = U diag(p) Uᵀ, F = U diag(s) Uᵀ: Eq. 7 keeps U fixed and (p_j, s_j) follow Eqs. 11-12 (section 7.1)."""
     n = 4

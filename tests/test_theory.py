@@ -72,6 +72,7 @@ def test_jacobian_and_stability_classes():
     assert np.asarray(th.classify(synthetic)).tolist() == [0, 1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_parabola_and_c_sign_along_runs():
     """Eq. 14 with the corrected sign: c(t) = s − p²/α_p = c(0) e^{−2ηt} along Eqs. 11-13; η = 0: c > 0 survives."""
     hp = bd.Hyper(alpha_p=1.3, eta=0.05, beta=0.7)
