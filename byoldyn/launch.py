@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -213,6 +214,30 @@ def _pump(stream) -> None:
     stream.close()
 
 
+LAG_S = 0.5  # how long a child's stderr line is held before it is copied (see `_pump_err`)
+
+
+def _pump_err(stream, i: int, refused: dict) -> None:
+    """Copy process `i`'s stderr (i > 0) to ours, each line `LAG_S` s after it was written, and drop it if meanwhile
+    another process refused its input (`refused["by"]`, set by `_wait` within 50 ms of that exit): a peer that loses
+    the refusing process (the host of the coordination service) logs the loss, noise after the one-line refusal."""
+    lines: queue.Queue = queue.Queue()
+
+    def read():
+        for line in iter(stream.readline, b""):
+            lines.put((time.monotonic(), line))
+        lines.put(None)
+        stream.close()
+
+    threading.Thread(target=read, daemon=True).start()
+    while (item := lines.get()) is not None:
+        t, line = item
+        time.sleep(max(0.0, t + LAG_S - time.monotonic()))
+        if refused["by"] in (None, i):
+            sys.stderr.buffer.write(line)
+            sys.stderr.buffer.flush()
+
+
 class _Signalled(Exception):
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -241,6 +266,7 @@ def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: i
         raise ValueError("no command to launch (give it after --)")
     port = free_port() if port is None else port
     procs, pumps = [], []
+    refused: dict = {"by": None}
     old = {}
     if threading.current_thread() is threading.main_thread():
         def forward(signum, frame):
@@ -252,16 +278,20 @@ def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: i
     try:
         try:
             for i in range(n):
+                # process 0's stderr stays ours (its progress bar on a terminal); the others' is copied by `_pump_err`
                 procs.append(subprocess.Popen(cmd, env=child_env(i, n, port, env, heartbeat), start_new_session=True,
-                                              stdout=subprocess.PIPE))
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE if i else None))
                 pumps.append(threading.Thread(target=_pump, args=(procs[-1].stdout,), daemon=True))
-                pumps[-1].start()
+                if i:
+                    pumps.append(threading.Thread(target=_pump_err, args=(procs[-1].stderr, i, refused), daemon=True))
+                for t in pumps[-2 if i else -1:]:
+                    t.start()
         except OSError as e:
             _stop(procs)
             print(f"{prog}: cannot start {cmd[0]!r}: {e.strerror or e}", file=sys.stderr)
             return 2
         end = None if timeout is None else time.monotonic() + timeout
-        return _wait(procs, n, end, timeout, prog, refusal)
+        return _wait(procs, n, end, timeout, prog, refusal, refused)
     except _Signalled as e:  # each process is stopped by SIGTERM, whatever the signal: a quiet end, no traceback
         _stop(procs)
         print(f"{prog}: got {signal.Signals(e.signum).name}; stopped all {n} processes", file=sys.stderr)
@@ -285,13 +315,15 @@ def _culprit(procs, codes) -> tuple[int, int | None]:
     return min(bad, key=lambda ic: (ic[1] >= 0, ic[1] == -signal.SIGABRT, ic[0]))
 
 
-def _wait(procs, n, end, timeout, prog, refusal=None) -> int:
+def _wait(procs, n, end, timeout, prog, refusal=None, refused=None) -> int:
     try:
         while True:
             codes = [p.poll() for p in procs]
             if any(c not in (None, 0) for c in codes):
                 i, c = _culprit(procs, codes)
                 if c is not None and c == refusal:  # the process said why in one line; the others say the same
+                    if refused is not None:
+                        refused["by"] = i  # their later lines (a lost peer's logs) are dropped
                     _settle(procs)
                     return c
                 _stop(procs)

@@ -189,3 +189,27 @@ def test_two_matrix_sweeps_at_once_finish(tmp_path):
             assert json.loads(a.attrs["run"])["members"] == 64
             for k in a.data_vars:
                 np.testing.assert_array_equal(a[k].values, b[k].values, strict=True)
+
+
+# process 0 refuses (one line, status 2); process 1 then logs the loss of its peer, as jax.distributed's client does
+REFUSE_THEN_NOISE = r"""
+import os, sys, time
+from byoldyn.launch import ENV_ID
+if os.environ[ENV_ID] == "0":
+    print("byoldyn: error: refused", file=sys.stderr, flush=True)
+    sys.exit(2)
+time.sleep(0.2)
+print("E1205 coordination_service_agent.cc:289] Polled an error from coordination service", file=sys.stderr, flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.slow
+def test_after_a_refusal_the_peers_logs_are_dropped(tmp_path):
+    script = tmp_path / "w.py"
+    script.write_text(REFUSE_THEN_NOISE)
+    r = subprocess.run([sys.executable, "-c", "import sys; from byoldyn.launch import launch; "
+                        f"sys.exit(launch([sys.executable, {str(script)!r}], 2, refusal=2))"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == ["byoldyn: error: refused"], r.stderr
