@@ -23,6 +23,12 @@ def _loop_closed(e) -> bool:
     return isinstance(e, RuntimeError) and str(e) == "Event loop is closed"
 
 
+def _abandoned(e) -> bool:
+    """A pending read's coroutine closed when collected: orbax's `except BaseException` turns the `GeneratorExit`
+    into "Encountered error while reading array index", which Python reports as "Exception ignored in"."""
+    return _loop_closed(e) or isinstance(getattr(e, "__cause__", None), GeneratorExit)
+
+
 _CONTAINED = False
 
 
@@ -35,8 +41,9 @@ def contain_orbax_noise() -> None:
     (a corrupt file), orbax closes that loop while the other reads are still pending, and each of them, on
     completing, prints a 6-line traceback from tensorstore's thread (about 100 for a ResNet's state: 600 lines).
     The failure itself is reported by the caller in one line. Only that exact error is dropped, from
-    `sys.excepthook`, `sys.unraisablehook` and `threading.excepthook`; installed once, by the first `Checkpoints`,
-    for the rest of the process (the pending reads or writes finish later; a failed save does the same).
+    `sys.excepthook`, `sys.unraisablehook` and `threading.excepthook`, with one more from `sys.unraisablehook`: a
+    pending read's coroutine closed when collected, whose `GeneratorExit` orbax re-raises as another exception.
+    Installed once, by the first `Checkpoints`, for the rest of the process (the pending reads or writes finish later; a failed save does the same).
     """
     global _CONTAINED
     if _CONTAINED:
@@ -47,7 +54,7 @@ def contain_orbax_noise() -> None:
     warnings.filterwarnings("ignore", r"coroutine .* was never awaited", RuntimeWarning)  # the writes never started
     logging.getLogger("asyncio").addFilter(  # the failed reads' / writes' futures that orbax never awaited
         lambda r: not str(r.msg).split("\n", 1)[0].endswith("exception was never retrieved"))
-    sys.unraisablehook = lambda u: None if _loop_closed(u.exc_value) else unraisable(u)
+    sys.unraisablehook = lambda u: None if _abandoned(u.exc_value) else unraisable(u)
     threading.excepthook = lambda a: None if _loop_closed(a.exc_value) else thread_hook(a)
 
 
