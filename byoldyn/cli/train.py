@@ -41,6 +41,7 @@ UNSET = _Unset()
 
 def add_parser(sub) -> None:
     """Add `train` to the `byoldyn` subcommands `sub`."""
+    from ..nets.config import HEAD_NORMS  # no flax (nets.config needs jax only)
     from ..nets.presets import PRESETS
 
     p = sub.add_parser(
@@ -77,6 +78,10 @@ def add_parser(sub) -> None:
     g.add_argument("--bias", action="store_true", help="predictor with bias")
     g.add_argument("--symmetric", action="store_true",
                    help="the old spelling of --predictor symmetric (with mlp: symmetrize its matrix)")
+    g.add_argument("--head-norm", choices=HEAD_NORMS, default="bn",
+                   help="normalisation in the projector (and the mlp predictor): bn (BatchNorm without affine, the "
+                   "official code), center (subtract the batch mean, differentiated), center-detach (the batch mean "
+                   "detached), none (default bn)")
     g = p.add_argument_group("BYOL / DirectPred")
     g.add_argument("--ema", type=real, default=0.996, help="target EMA retention m; 0 = no EMA, SimSiam (default 0.996)")
     g.add_argument("--no-ema", action="store_true", help="SimSiam: the target is the online net (= --ema 0)")
@@ -86,6 +91,9 @@ def add_parser(sub) -> None:
     g.add_argument("--target-init", choices=("independent", "copy"), default="independent",
                    help="target initialised independently (official code) or as a copy (default independent)")
     add_predictor_params(g, "discrete")
+    g.add_argument("--predictor-reset", type=positive_int, default=None, metavar="N",
+                   help="re-initialise the learned predictor (and zero its momentum) after every N steps "
+                   "(default: never)")
     g = p.add_argument_group("optimization")
     g.add_argument("--optimizer", choices=("sgd", "lars"), default="sgd", help="(default sgd)")
     g.add_argument("--lr", type=real, default=0.03, help="learning rate (default 0.03)")
@@ -186,7 +194,8 @@ def run(a) -> int:
                  stem="cifar" if a.stem == "auto" else a.stem,
                  proj_hidden=a.proj_hidden, proj_dim=a.proj_dim, proj_out_bn=a.proj_out_bn,
                  predictor=predictor_from_flags(a, "discrete"), symmetric=a.symmetric, pred_hidden=a.pred_hidden,
-                 bias=a.bias, ema=a.ema, stop_grad=not a.no_stop_grad, loss=a.loss,
+                 bias=a.bias, head_norm=a.head_norm, predictor_reset=a.predictor_reset,
+                 ema=a.ema, stop_grad=not a.no_stop_grad, loss=a.loss,
                  target_init=a.target_init,
                  optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, wd=a.wd, alpha_p=a.alpha_p,
                  wd_p=a.wd_p, batch_size=a.batch_size, seed=a.seed)  # validates the flags

@@ -76,7 +76,8 @@ def load_run(directory):
 
 
 def describe(ds) -> str:
-    """A short label of a run's method from its config: predictor, EMA, α_p (when not 1), stop-gradient."""
+    """A short label of a run's method from its config: predictor, EMA, α_p (when not 1), stop-gradient, the
+    heads' normalisation and the predictor reset (when not the defaults: BatchNorm, never)."""
     if ds is None:
         return "untrained network (--epochs 0)"
     c = json.loads(ds.attrs["config"])
@@ -95,6 +96,12 @@ def describe(ds) -> str:
         parts.append(f"α_p {float(c['alpha_p']):g}")  # the predictor's lr ratio, shown off its default 1
     if not c.get("stop_grad", True):
         parts.append("no stop-grad")
+    norm = c.get("head_norm", "bn")  # older logs: BatchNorm
+    if norm != "bn":
+        parts.append({"center": "heads centered (no BN)", "center-detach": "heads centered, mean detached (no BN)",
+                      "none": "no BN in the heads"}.get(norm, f"heads: {norm}"))
+    if c.get("predictor_reset"):
+        parts.append(f"predictor reset every {c['predictor_reset']} steps")
     return ", ".join(parts)
 
 

@@ -10,7 +10,9 @@ augmentations run on device inside the jitted step. Per step (official order, se
    `stop_gradient`; ℓ = 2 - 2 cos (cosine) or ‖y - z‖² (euclidean);
 4. SGD (momentum, weight decay as torch) on the online net and, separately, on the predictor;
 5. `symmetric` predictor: Wp <- (Wp + Wpᵀ)/2; DirectPred / DirectCopy: every `freq` steps Wp <- f(F̂);
-6. target <- m target + (1 - m) online (parameters only, not BN statistics); m = 0: target = online.
+6. target <- m target + (1 - m) online (parameters only, not BN statistics); m = 0: target = online;
+7. `config.predictor_reset = N`: after every N-th step the predictor is drawn afresh (`BYOL.fresh_predictor`)
+   and its optimizer's momentum zeroed.
 
 Options beyond the official code (`byoldyn.nets.schedule`): a warmup / cosine learning rate
 (both optimizers, the predictor's peak being alpha_p lr), BYOL's EMA schedule m_k, and bfloat16 compute
@@ -36,8 +38,11 @@ from .schedule import ema_at, lr_schedule
 
 #: F̂'s retention (Eq. 19) for the logged correlation of a predictor that has no rho of its own (DirectPred's default)
 FHAT_RHO = 0.3
+#: folded into the seed's key before the step count: the keys of `config.predictor_reset`'s fresh predictors
+RESET_TAG = 0x7E5E7
 
-__all__ = ["Siamese", "TrainState", "BYOL", "build", "ema_update", "pair_loss", "byol_loss", "make_optimizer"]
+__all__ = ["Siamese", "TrainState", "BYOL", "build", "ema_update", "pair_loss", "byol_loss", "make_optimizer",
+           "reset_key", "RESET_TAG"]
 
 
 class Siamese(nnx.Module):
@@ -47,7 +52,7 @@ class Siamese(nnx.Module):
         dt = jnp.bfloat16 if config.dtype == "bfloat16" else None
         self.encoder = ResNet(config.stage_sizes, width=config.width, stem=config.stem, dtype=dt, rngs=rngs)
         self.projector = Projector(self.encoder.dim, config.proj_hidden, config.proj_dim, dtype=dt,
-                                   out_bn=config.proj_out_bn, rngs=rngs)
+                                   out_bn=config.proj_out_bn, norm=config.head_norm, rngs=rngs)
 
     def __call__(self, x):
         h = self.encoder(x)
@@ -83,6 +88,12 @@ def ema_update(target, online, m):
     error of the two products, eps * (m |target| + (1 - m) |online|).
     """
     return jax.tree.map(lambda t, o: m * t + (1.0 - m) * o, target, online)
+
+
+def reset_key(seed: int, step) -> jax.Array:
+    """The key of the predictor drawn afresh when the step count reaches `step` (`Config.predictor_reset`):
+    `fold_in(fold_in(key(seed), RESET_TAG), step)`, a function of the run's seed and the step alone."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed, impl="rbg"), RESET_TAG), step)
 
 
 def _normalize(x):
@@ -137,8 +148,8 @@ class BYOL:
         self.net_def = _split(net)[0]
         self.net_eval_def = _split(nnx.view(net, use_running_average=True))[0]
         self.feature_dim = net.encoder.dim
-        pred = nnx.eval_shape(lambda: make_predictor(c.predictor, c.proj_dim, bias=c.bias,
-                                                     hidden=c.pred_hidden, rngs=nnx.Rngs(0)))
+        pred = nnx.eval_shape(lambda: make_predictor(c.predictor, c.proj_dim, bias=c.bias, hidden=c.pred_hidden,
+                                                     norm=c.head_norm, rngs=nnx.Rngs(0)))
         self.pred_def = _split(pred)[0]
         self.lr = lr_schedule(c, c.lr)
         self.opt = make_optimizer(c.optimizer, self.lr, c.momentum, c.wd)
@@ -155,8 +166,7 @@ class BYOL:
     def _init(self):
         c = self.config
         net = jax.jit(lambda k: _split(Siamese(c, rngs=nnx.Rngs(k)))[1:])
-        prd = jax.jit(lambda k: _split(make_predictor(c.predictor, c.proj_dim, bias=c.bias, hidden=c.pred_hidden,
-                                                      rngs=nnx.Rngs(k)))[1:])
+        prd = jax.jit(self._new_predictor)
 
         @jax.jit
         def rest(online, pred):
@@ -178,6 +188,25 @@ class BYOL:
                               opt, pred_opt, corr)
 
         return init
+
+    def _new_predictor(self, key):
+        """`(pred, pred_bn)`: the predictor as its initialiser draws it from `key` (before any symmetrization)."""
+        c = self.config
+        return _split(make_predictor(c.predictor, c.proj_dim, bias=c.bias, hidden=c.pred_hidden, norm=c.head_norm,
+                                     rngs=nnx.Rngs(key)))[1:]
+
+    def fresh_predictor(self, step, pred_opt):
+        """`(pred, pred_bn, pred_opt)` of `config.predictor_reset` at step count `step`: the predictor drawn by
+        its own initialiser from `reset_key(seed, step)` (symmetrized for the symmetric predictor, as at
+        init), its BN statistics (mlp) at their initial values, and `pred_opt` with its momentum zeroed and
+        its integer leaves (the schedule's step count) kept."""
+        c = self.config
+        pred, pred_bn = self._new_predictor(reset_key(c.seed, step))
+        if c.symmetrize:
+            pred = symmetrize_predictor(pred)
+        new = self.pred_opt.init(pred)
+        opt = jax.tree.map(lambda n, o: o if jnp.issubdtype(o.dtype, jnp.integer) else n, new, pred_opt)
+        return pred, pred_bn, opt
 
     # ---- forward passes -----------------------------------------------------------------------
     def apply(self, params, bn, x, *, train: bool = True):
@@ -253,7 +282,12 @@ class BYOL:
             target, target_bn = online, aux["online_bn"]
         else:
             target, target_bn = ema_update(s.target, online, ema_at(c, s.step)), aux["target_bn"]
-        new = TrainState(s.step + 1, online, aux["online_bn"], target, target_bn, pred, aux["pred_bn"],
+        pred_bn = aux["pred_bn"]
+        if c.predictor_reset:  # after every N-th step: a fresh predictor, its momentum zeroed
+            pred, pred_bn, pred_opt = jax.lax.cond(
+                (s.step + 1) % c.predictor_reset == 0, lambda: self.fresh_predictor(s.step + 1, pred_opt),
+                lambda: (pred, pred_bn, pred_opt))
+        new = TrainState(s.step + 1, online, aux["online_bn"], target, target_bn, pred, pred_bn,
                          opt, pred_opt, corr)
         h = aux["h"].reshape(-1, aux["h"].shape[-1])
         with jax.numpy_dtype_promotion("standard"):  # an optax schedule of the int32 step

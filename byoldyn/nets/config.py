@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from .. import predictors as P
 from .augment import Augment
 
-__all__ = ["Config", "PREDICTORS", "ALIASES"]
+__all__ = ["Config", "PREDICTORS", "ALIASES", "HEAD_NORMS"]
 
 #: the ResNet level's predictors: the shared registry (`byoldyn.predictors.PREDICTORS`) plus the ResNet-only mlp
 PREDICTORS = (*P.PREDICTORS, "mlp")
 #: former names, accepted and mapped on construction (old configs and checkpoints keep loading)
 ALIASES = dict(P.ALIASES)
+#: the heads' normalisation (`Config.head_norm`, `byoldyn.nets.heads`): BatchNorm (the official code's), its
+#: zero-mean step alone with the batch mean differentiated or detached, or none
+HEAD_NORMS = ("bn", "center", "center-detach", "none")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,19 @@ class Config:
     "identity" | "directpred" | "directcopy"; or "mlp"; the old "linear" / "none" are mapped to "learned" /
     "identity", and `symmetric=True` with "learned" to "symmetric"), `pred_hidden` (mlp), `bias`,
     `symmetric` (mlp only: symmetrize the two layers after each step).
+    **Heads' normalisation** (the companion paper, arXiv 2010.00578: BN's zero-mean step and the predictor make
+    BYOL's implicit contrastive term): `head_norm` ("bn": BatchNorm(affine=False), the official code |
+    "center": x - mean_b x, the batch mean differentiated | "center-detach": the batch mean under
+    stop_gradient | "none": no normalisation), the kind of every normalisation layer of the heads: the
+    projector's hidden one, its `proj_out_bn` one and the mlp predictor's (the linear Wp of learned, symmetric,
+    DirectPred, DirectCopy has none: there it is the projector's alone). The backbone's BatchNorm is unchanged;
+    evaluation reads the backbone, and centering keeps a running mean for eval mode as BN does.
+    **Predictor reset:** `predictor_reset` (N, None: never): after every N-th step (when the step count
+    becomes a multiple of N) all the predictor's parameters (and the mlp's BN statistics) are drawn afresh
+    from its own initialiser with the key `fold_in(fold_in(key(seed), RESET_TAG), step count)`, and its
+    optimizer's momentum is zeroed (the learning-rate schedule's step count is kept: the predictor's lr goes
+    on along its schedule). A function of the seed and the step only, so a resumed run resets at the same
+    steps. Refused for predictors with no learned parameters (identity, directpred, directcopy).
     **BYOL:** `ema` (target retention m in [0, 1); 0 = no EMA, the target is the online net, SimSiam),
     `stop_grad`, `loss` ("cosine": 2 - 2 cos per view pair, | "euclidean": ‖y - z‖²), `target_init`
     ("independent" as the official code | "copy" as BYOL).
@@ -67,6 +83,8 @@ class Config:
     pred_hidden: int = 512
     bias: bool = False
     symmetric: bool = False
+    head_norm: str = "bn"
+    predictor_reset: int | None = None
     ema: float = 0.996
     stop_grad: bool = True
     loss: str = "cosine"
@@ -139,13 +157,24 @@ class Config:
                               ("loss", ("cosine", "euclidean")), ("target_init", ("independent", "copy")),
                               ("optimizer", ("sgd", "lars")),
                               ("lr_schedule", ("constant", "cosine")), ("ema_schedule", ("constant", "byol")),
-                              ("dtype", ("float32", "bfloat16"))):
+                              ("dtype", ("float32", "bfloat16")), ("head_norm", HEAD_NORMS)):
             if getattr(self, name) not in allowed:
                 bad(name, getattr(self, name), "one of " + ", ".join(allowed))
         if not isinstance(self.symmetric, bool):
             bad("symmetric", self.symmetric, "True or False")
         if self.symmetric and self.predictor != "mlp":
             bad("symmetric", self.symmetric, "False unless predictor is learned (read as symmetric) or mlp")
+        if self.head_norm == "none" and self.proj_out_bn:
+            bad("proj_out_bn", self.proj_out_bn, "False when head_norm is none (no normalisation in the heads)")
+        if self.predictor_reset is not None:
+            if isinstance(self.predictor_reset, bool) or not isinstance(self.predictor_reset, int) \
+                    or self.predictor_reset < 1:
+                bad("predictor_reset", self.predictor_reset, "a positive integer (steps) or None")
+            g = self.predictor_object
+            if self.predictor == "identity" or (g is not None and g.direct):
+                why = "no predictor (Wp = I)" if self.predictor == "identity" else "its Wp set from F̂"
+                raise ValueError(f"predictor_reset must be None for predictor {self.predictor}: it has {why}, "
+                                 "no learned predictor to reset")
         if not self.stop_grad and self.ema != 0:
             bad("stop_grad", self.stop_grad, "True when ema > 0 (no stop-gradient needs the target = online net, ema = 0)")
 

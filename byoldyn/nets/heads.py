@@ -3,6 +3,12 @@
 * `Projector`: `Linear(d, hidden) -> BatchNorm(affine=False) -> ReLU -> Linear(hidden, out)`, as in the
   official code (its BN has no affine parameters, unlike BYOL's); `out_bn=True` appends SimSiam's output
   `BatchNorm(out, affine=False)` (Chen & He 2021), which removes the projections' batch mean.
+* The heads' normalisation (`norm`, one of `HEAD_NORMS`; `Config.head_norm`): "bn" (the BatchNorm above),
+  "center" (BN's zero-mean step alone, `x - mean_b x`, the batch mean differentiated: the step that the
+  companion paper, arXiv 2010.00578, finds creates BYOL's implicit contrastive term), "center-detach" (the
+  same with the batch mean under `stop_gradient`: the official code's custom BN with mean "detach" and std
+  "omit") or "none" (no layer). It replaces every normalisation layer of the heads: the projector's hidden
+  one, its output one (`out_bn`) and the mlp predictor's hidden one; the linear predictor has none.
 * `LinearPredictor`: `y = Wp f (+ b)`, one `Linear(out, out)`. Also used by DirectPred / DirectCopy,
   whose `Wp` is overwritten from F̂ (`byoldyn.predictors`).
 * `MLPPredictor`: `Linear(out, hidden) -> BN(affine=False) -> ReLU -> Linear(hidden, out)`.
@@ -21,9 +27,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from .. import predictors as P
+from .config import HEAD_NORMS
 
-__all__ = ["Projector", "LinearPredictor", "MLPPredictor", "IdentityPredictor", "make_predictor",
-           "predictor_matrix", "set_predictor_matrix", "symmetrize_predictor", "PREDICTORS"]
+__all__ = ["Projector", "LinearPredictor", "MLPPredictor", "IdentityPredictor", "Center", "make_predictor",
+           "head_norm_layer", "predictor_matrix", "set_predictor_matrix", "symmetrize_predictor", "PREDICTORS",
+           "HEAD_NORMS"]
 
 PREDICTORS = (*P.PREDICTORS, "mlp")  # the shared registry plus the ResNet-only mlp (as nets.config)
 
@@ -44,22 +52,67 @@ def _linear(cin, cout, *, bias=True, dtype=None, rngs):
 _BN = partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5, use_bias=False, use_scale=False, dtype=jnp.float32)
 
 
+class Center(nnx.Module):
+    """`x - mean_b x`: BatchNorm's zero-mean step alone (no division by the batch std, no affine), in float32.
+
+    `detach=True` takes the batch mean under `stop_gradient` (the gradient flows as if a constant were
+    subtracted). Like BN it keeps a running mean (`mean`, a `nnx.BatchStat`, momentum 0.9 as every BN here)
+    and subtracts it instead in eval mode (`use_running_average`, set by `nnx.view`)."""
+
+    def __init__(self, n: int, *, detach: bool = False, momentum: float = 0.9, use_running_average: bool = False,
+                 rngs: nnx.Rngs | None = None):
+        self.mean = nnx.BatchStat(jnp.zeros((n,), jnp.float32))
+        self.detach, self.momentum, self.use_running_average = detach, momentum, use_running_average
+
+    def __call__(self, x):
+        x = x.astype(jnp.float32)
+        if self.use_running_average:
+            return x - self.mean[...]
+        mu = jnp.mean(x, axis=tuple(range(x.ndim - 1)))
+        self.mean[...] = jax.lax.stop_gradient(self.momentum * self.mean[...] + (1 - self.momentum) * mu)
+        return x - (jax.lax.stop_gradient(mu) if self.detach else mu)
+
+    def set_view(self, use_running_average: bool | None = None):
+        """`nnx.view(module, use_running_average=True)`: subtract the running mean (eval mode)."""
+        if use_running_average is not None:
+            self.use_running_average = use_running_average
+
+
+def head_norm_layer(norm: str, n: int, *, rngs: nnx.Rngs) -> nnx.Module | None:
+    """The heads' normalisation layer of kind `norm` (one of `HEAD_NORMS`) on `n` features; None for "none"."""
+    if norm == "bn":
+        return _BN(n, rngs=rngs)
+    if norm in ("center", "center-detach"):
+        return Center(n, detach=norm == "center-detach")
+    if norm == "none":
+        return None
+    raise ValueError(f"head_norm must be one of {', '.join(HEAD_NORMS)}, got {norm!r}")
+
+
+def _norm(layer, x):
+    return x if layer is None else layer(x)
+
+
 class Projector(nnx.Module):
     """`Linear(d, hidden) -> BN(hidden, affine=False) -> ReLU -> Linear(hidden, out)` (section 11).
 
     `dtype`: compute dtype of the two matmuls (None: float32; bfloat16 for mixed precision).
-    `out_bn`: append `BN(out, affine=False)` (SimSiam's projector ends so; not the official code)."""
+    `out_bn`: append a normalisation of the projections (SimSiam's projector ends with `BN(out, affine=False)`;
+    not the official code). `norm`: the kind of both layers (`HEAD_NORMS`; "none" drops the hidden one and
+    refuses `out_bn`)."""
 
     def __init__(self, d: int, hidden: int = 512, out: int = 128, *, dtype=None, out_bn: bool = False,
-                 rngs: nnx.Rngs):
+                 norm: str = "bn", rngs: nnx.Rngs):
+        if out_bn and norm == "none":
+            raise ValueError("proj_out_bn must be False when head_norm is none (no normalisation in the heads)")
         self.fc1 = _linear(d, hidden, dtype=dtype, rngs=rngs)
-        self.bn = _BN(hidden, rngs=rngs)
+        self.bn = head_norm_layer(norm, hidden, rngs=rngs)
         self.fc2 = _linear(hidden, out, dtype=dtype, rngs=rngs)
-        self.out_bn = _BN(out, rngs=rngs) if out_bn else None
+        self.out_bn = head_norm_layer(norm, out, rngs=rngs) if out_bn else None
 
     def __call__(self, x):
-        z = self.fc2(nnx.relu(self.bn(self.fc1(x))))
-        return z if self.out_bn is None else self.out_bn(z)
+        z = self.fc2(nnx.relu(_norm(self.bn, self.fc1(x))))
+        return _norm(self.out_bn, z)
 
 
 class LinearPredictor(nnx.Module):
@@ -73,15 +126,16 @@ class LinearPredictor(nnx.Module):
 
 
 class MLPPredictor(nnx.Module):
-    """`Linear(d, hidden) -> BN(affine=False) -> ReLU -> Linear(hidden, d)`, BYOL's default predictor."""
+    """`Linear(d, hidden) -> BN(affine=False) -> ReLU -> Linear(hidden, d)`, BYOL's default predictor; `norm`
+    the kind of its normalisation (`HEAD_NORMS`)."""
 
-    def __init__(self, d: int, hidden: int = 512, *, bias: bool = True, rngs: nnx.Rngs):
+    def __init__(self, d: int, hidden: int = 512, *, bias: bool = True, norm: str = "bn", rngs: nnx.Rngs):
         self.fc1 = _linear(d, hidden, bias=bias, rngs=rngs)
-        self.bn = _BN(hidden, rngs=rngs)
+        self.bn = head_norm_layer(norm, hidden, rngs=rngs)
         self.fc2 = _linear(hidden, d, bias=bias, rngs=rngs)
 
     def __call__(self, f):
-        return self.fc2(nnx.relu(self.bn(self.fc1(f))))
+        return self.fc2(nnx.relu(_norm(self.bn, self.fc1(f))))
 
 
 class IdentityPredictor(nnx.Module):
@@ -94,11 +148,13 @@ class IdentityPredictor(nnx.Module):
         return f
 
 
-def make_predictor(kind: str, d: int, *, bias: bool = False, hidden: int = 512, rngs: nnx.Rngs) -> nnx.Module:
-    """The predictor named `kind` (one of `PREDICTORS`) acting on `d`-dimensional projections."""
+def make_predictor(kind: str, d: int, *, bias: bool = False, hidden: int = 512, norm: str = "bn",
+                   rngs: nnx.Rngs) -> nnx.Module:
+    """The predictor named `kind` (one of `PREDICTORS`) acting on `d`-dimensional projections; `norm` the
+    normalisation of the mlp's hidden layer (the others have none)."""
     kind = P.ALIASES.get(kind, kind)  # the former "linear", "none"
     if kind == "mlp":
-        return MLPPredictor(d, hidden, bias=bias, rngs=rngs)
+        return MLPPredictor(d, hidden, bias=bias, norm=norm, rngs=rngs)
     if kind == "identity":
         return IdentityPredictor(d)
     if kind in P.PREDICTORS:  # learned, symmetric, DirectPred, DirectCopy: a linear Wp
