@@ -22,8 +22,9 @@ def log(steps, asym, align, s, p, z):
 
 
 def run(seed, predictor="learned", ema=0.99, stop_grad=True, knn=None, z=(0.03, 0.03), asym=(0.6, 0.1),
-        align=(0.4, 0.9), slope=0.5, ev=None, alpha_p=10.0):
-    c = dict(predictor=predictor, ema=ema, stop_grad=stop_grad, symmetric=False, lr=0.2, seed=seed, alpha_p=alpha_p)
+        align=(0.4, 0.9), slope=0.5, ev=None, alpha_p=10.0, **extra):
+    c = dict(predictor=predictor, ema=ema, stop_grad=stop_grad, symmetric=False, lr=0.2, seed=seed, alpha_p=alpha_p,
+             **extra)
     s = np.geomspace(1.0, 1e-3, 12)
     steps = [50, 500, 1000]
     ds = log(steps, [asym[0], asym[1], asym[1]], [[align[0]], [align[1]], [align[1]]], np.tile(s, (3, 1)),
@@ -59,6 +60,9 @@ def test_measure_at_steps_and_missing_records():
     assert np.isnan(nc.measure(r, "z_std", 750)) and np.isnan(nc.measure(r, "z_std", 4000))
 
 
+TABLE8 = next(c for c in nc.CLAIMS if c["key"] == "table8")
+
+
 def test_contrast_pairs_seeds_and_decides():
     base = {s: 0.40 + 0.01 * s for s in range(3)}
     learned = [run(s, knn={1000: base[s]}) for s in range(3)]
@@ -69,12 +73,12 @@ def test_contrast_pairs_seeds_and_decides():
     assert r["lower"] == pytest.approx(2.0 - T2 / np.sqrt(3)) and r["verdict"].startswith("comparable")
     # 2.0, 2.1, 2.2 points: the interval lies above 0
     dp = [run(s, "directpred", knn={1000: base[s] + 0.02 + 0.001 * s}) for s in range(3)]
-    assert nc.decide(learned + dp, nc.CLAIMS[-1])["verdict"] == "holds"
+    assert nc.decide(learned + dp, TABLE8)["verdict"] == "holds"
     # pairing by seed matters: seed 2 missing on one side leaves 2 seeds
-    assert nc.decide(learned[:2] + dp, nc.CLAIMS[-1])["n"] == 2
+    assert nc.decide(learned[:2] + dp, TABLE8)["n"] == 2
     # 2 points below: reversed
     dp = [run(s, "directpred", knn={1000: base[s] - 0.02 - 0.001 * s}) for s in range(3)]
-    assert nc.decide(learned + dp, nc.CLAIMS[-1])["verdict"] == "reversed"
+    assert nc.decide(learned + dp, TABLE8)["verdict"] == "reversed"
 
 
 def test_collapse_is_a_ratio_below_one_half():
@@ -122,8 +126,44 @@ def test_fig2_rules_and_their_controls():
 def test_old_logs_group_with_new_ones():
     a, b = run(0), run(1)
     a.config = {**a.config, "predictor": "linear", "predictor_wd": None}
-    b.config = {**b.config, "wd_p": None}
+    b.config = {**b.config, "wd_p": None, "head_norm": "bn", "predictor_reset": None}  # today's defaults
     assert nc.method(a) == nc.method(b) != nc.method(run(2, ema=0.0))
+    assert nc.method(run(2, head_norm="none")) != nc.method(a) != nc.method(run(2, predictor_reset=390))
+
+
+def _claim(key):
+    return next(c for c in nc.CLAIMS if c["key"] == key)
+
+
+def test_companion_paper_claims_pair_the_changed_heads_with_the_learned_runs():
+    """The three rules of arXiv 2010.00578's claims on synthetic runs: each changed group is paired with the
+    learned Wp of today's defaults (BN, no reset), never with another changed group; margins δ = 2 points."""
+    base = {s: 0.39 + 0.01 * s for s in range(3)}
+    learned = [run(s, knn={1000: base[s]}) for s in range(3)]
+
+    def group(delta, spread=0.001, **kw):  # delta + spread (s - 1) kNN points from the learned run of each seed
+        return [run(s, knn={1000: base[s] + (delta + spread * (s - 1)) / 100}, **kw) for s in range(3)]
+
+    h = T2 / np.sqrt(3) * 0.1  # the interval's half-width at spread 0.1 points (sd 0.1)
+    nonorm, center, reset = _claim("bn-none"), _claim("bn-center"), _claim("predictor-reset")
+    others = group(-20.0, head_norm="center-detach") + group(+20.0, predictor="learned", predictor_reset=100)
+    # no normalisation: 5 points below BN holds; 5 above does not; +-1 around 0 is not resolved
+    r = nc.decide(learned + group(-5.0, 0.1, head_norm="none") + others, nonorm)
+    assert r["seeds"] == [0, 1, 2] and r["mean"] == pytest.approx(-5.0) and r["verdict"] == "holds"
+    assert r["upper"] == pytest.approx(-5.0 + h)
+    assert nc.decide(learned + group(5.0, head_norm="none"), nonorm)["verdict"] == "does not hold"
+    assert nc.decide(learned + group(0.0, 1.0, head_norm="none"), nonorm)["verdict"] == "not resolved"
+    # centering: within +-2 holds (equivalence); 5 below differs; an interval across -2 and 0 is not resolved
+    assert nc.decide(learned + group(1.0, 0.1, head_norm="center") + others, center)["verdict"] == "holds (within ±2)"
+    assert nc.decide(learned + group(-5.0, 0.1, head_norm="center"), center)["verdict"] == "differs (below 0)"
+    assert nc.decide(learned + group(-1.5, 1.0, head_norm="center"), center)["verdict"] == "not resolved"
+    # the reset: 1.5 below is within the margin (holds); 5 below hurts; a wide interval is not resolved
+    assert nc.decide(learned + group(-1.5, 0.1, predictor_reset=390) + others, reset)["verdict"] == "holds (above −2)"
+    assert nc.decide(learned + group(-5.0, 0.1, predictor_reset=390), reset)["verdict"] == "hurts (below 0)"
+    assert nc.decide(learned + group(0.0, 2.0, predictor_reset=390), reset)["verdict"] == "not resolved"
+    # the controls: no changed run, no verdict; the learned side never takes a changed group
+    assert nc.decide(learned + others, reset)["verdict"].startswith("undecided")
+    assert nc.decide(group(-5.0, 0.1, head_norm="none") + others, nonorm)["verdict"].startswith("undecided")
 
 
 def test_tables_state_seeds_and_margin(tmp_path):

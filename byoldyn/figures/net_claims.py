@@ -24,6 +24,23 @@ mean ± t(0.975, n - 1) sd / √n; no claim is decided on fewer than 2 seeds. Th
 - Table 8: DirectPred is at least as good as the learned linear predictor (learning-curve kNN): holds if
   the interval of (DirectPred - learned) lies above 0; "comparable" if it contains 0.
 
+- Companion paper (arXiv 2010.00578), BN and the predictor: "in BYOL, the combination of BatchNorm and a
+  predictor network creates an implicit contrastive term" (BN's zero-mean step; counter-evidence: Richemond et
+  al. 2020 train BYOL with GroupNorm + weight standardisation). Two contrasts with the learned Wp at step
+  1,000, `--head-norm` changed alone (byoldyn.nets.heads; with the linear Wp it is the projector's hidden BN):
+  no normalisation degrades BYOL: holds if the interval of (none - BN) lies below 0; centering alone (the
+  batch mean differentiated, no division by the std) does BN's work: holds if the interval of
+  (center - BN) lies inside (-δ, +δ), "differs" if it lies wholly below or above 0.
+- Companion paper: "reinitializing the predictor every few epochs doesn't hurt BYOL performance": the
+  predictor reset every 390 steps (one epoch of the 50,000 CIFAR-10 images at batch 128) against the learned
+  Wp, step 1,000 (resets at 390 and 780): holds if the interval of (reset - learned) lies above -δ, "hurts"
+  if it lies below 0.
+
+δ = 2 kNN points, fixed with these rules before any of their runs was read: about a fifth of what the
+learned runs gain from step 0 to step 1,000 of the learning curve (29.6 → 38.9 %), and about twice the sd of
+the paired differences between methods seen so far at step 1,000 (Table 8: 1.05). With 3 seeds the interval's
+half-width at that sd is about 2.6 points, so an equivalence may stay "not resolved" on 3 seeds.
+
 The learning-curve kNN (`RUN/curve.json`: a random 10,000-image bank of the training split and 2,000 test
 images, k = 200, T = 0.1) is the one accuracy every run has at every 250 steps, so the contrasts use it.
 """
@@ -40,13 +57,17 @@ from scipy import stats
 from .curves import load_curve
 from .training import aligned_fraction, describe, load_run, p_slope
 
-__all__ = ["Run", "load_runs", "method", "interval", "measure", "CLAIMS", "decide", "claims_table",
+__all__ = ["Run", "load_runs", "method", "interval", "measure", "CLAIMS", "MARGIN", "decide", "claims_table",
            "seeds_table"]
 
 #: the config fields that do not define a method (a run's identity within its group)
 _NOT_METHOD = ("seed",)
 #: config fields of older logs under their names of today (`byoldyn.nets.config.Config.from_dict`)
 _RENAMED = {"predictor_wd": "wd_p"}
+#: fields that older logs lack, at their value of today's default (left out of the method key there)
+_ADDED = {"head_norm": "bn", "predictor_reset": None}
+#: the equivalence / non-inferiority margin δ of the companion paper's claims, kNN points (see above)
+MARGIN = 2.0
 
 
 @dataclass
@@ -77,6 +98,7 @@ def load_runs(dirs, loaded: dict | None = None) -> list[Run]:
 def method(run: Run) -> str:
     """The key of a run's group: its config without the seed, in today's names, as canonical JSON."""
     c = {_RENAMED.get(k, k): v for k, v in run.config.items() if k not in _NOT_METHOD}
+    c = {k: v for k, v in c.items() if k not in _ADDED or v != _ADDED[k]}
     c["predictor"] = _predictor(c)
     return json.dumps(c, sort_keys=True)
 
@@ -116,14 +138,18 @@ def measure(run: Run, what: str, step: int) -> float:
     return float(run.log[what].values[t])
 
 
-def _is(c: dict, predictor: str, ema: bool = True, stop_grad: bool = True, alpha_p: float | None = None) -> bool:
-    """Whether config `c` is `predictor` with (or without) EMA and stop-gradient, at `alpha_p` (None: any)."""
+def _is(c: dict, predictor: str, ema: bool = True, stop_grad: bool = True, alpha_p: float | None = None,
+        head_norm: str = "bn", predictor_reset: int | None = None) -> bool:
+    """Whether config `c` is `predictor` with (or without) EMA and stop-gradient, at `alpha_p` (None: any), with
+    the heads' normalisation `head_norm` and the predictor reset `predictor_reset` (older logs: bn, None)."""
     return (_predictor(c) == predictor and (c["ema"] > 0) == ema and c.get("stop_grad", True) == stop_grad
-            and (alpha_p is None or float(c.get("alpha_p", 1.0)) == alpha_p))
+            and (alpha_p is None or float(c.get("alpha_p", 1.0)) == alpha_p)
+            and c.get("head_norm", "bn") == head_norm and c.get("predictor_reset") == predictor_reset)
 
 
-#: The claims: each names its groups (config predicates), what is measured, at which step (`final`: the
-#: learned group's last common record), how the paired values combine, the rule, and the paper's numbers.
+#: The claims: each names its groups (config predicates: `_is`'s arguments, a tuple or a dict), what is
+#: measured, at which step (`final`: the learned group's last common record), how the paired values combine,
+#: the rule (and `margin` δ where it has one), and the paper's numbers.
 CLAIMS = (
     dict(key="fig2-asymmetry", claim="Fig. 2: asymmetry ‖Wp − Wpᵀ‖/‖Wp‖ of the learned Wp falls",
          a=("learned",), b=None, what="asymmetry", at="final", combine="last-first", rule="below", threshold=0.0,
@@ -149,6 +175,20 @@ CLAIMS = (
     dict(key="table8", claim="Table 8: DirectPred vs the learned linear Wp (kNN %)",
          a=("directpred",), b=("learned",), what="knn", at=1000, combine="a-b", rule="above", threshold=0.0,
          paper="85.21 ± 0.23 vs 84.49 ± 0.20 (CIFAR-10, 100 epochs): +0.72"),
+    dict(key="bn-none", claim="arXiv 2010.00578: without BN in the heads BYOL degrades (kNN %, none − BN)",
+         a=dict(predictor="learned", head_norm="none"), b=dict(predictor="learned"), what="knn", at=1000,
+         combine="a-b", rule="below", threshold=0.0,
+         paper="BN (its zero-mean step) + predictor create an implicit contrastive term: without it BYOL "
+         "degrades / collapses (but Richemond et al. 2020: GroupNorm + weight standardisation work)"),
+    dict(key="bn-center", claim="arXiv 2010.00578: the zero-mean step alone does BN's work (kNN %, centering − BN)",
+         a=dict(predictor="learned", head_norm="center"), b=dict(predictor="learned"), what="knn", at=1000,
+         combine="a-b", rule="within", threshold=0.0, margin=MARGIN,
+         paper="the zero-mean step of BN is what creates the implicit contrastive term: comparable to BN"),
+    dict(key="predictor-reset", claim="arXiv 2010.00578: reinitializing the predictor every epoch doesn't hurt "
+         "(kNN %, reset every 390 steps − learned)",
+         a=dict(predictor="learned", predictor_reset=390), b=dict(predictor="learned"), what="knn", at=1000,
+         combine="a-b", rule="not-below", threshold=0.0, margin=MARGIN,
+         paper="\"Reinitializing the predictor every few epochs doesn't hurt BYOL performance\""),
 )
 
 
@@ -156,7 +196,7 @@ def _group(runs, spec) -> dict[int, Run]:
     """seed -> run of the one method that matches `spec` (the most seeds if several do)."""
     groups: dict[str, dict[int, Run]] = {}
     for r in runs:
-        if _is(r.config, *spec):
+        if _is(r.config, **spec) if isinstance(spec, dict) else _is(r.config, *spec):
             groups.setdefault(method(r), {})[r.seed] = r
     return max(groups.values(), key=len) if groups else {}
 
@@ -189,6 +229,13 @@ def decide(runs, c: dict) -> dict:
         verdict = f"undecided ({n} seed{'s' if n != 1 else ''})"
     elif c["rule"] == "contains":
         verdict = "holds" if lo <= th <= hi else f"differs ({'above' if lo > th else 'below'} {th:g})"
+    elif c["rule"] == "within":  # equivalence: the interval inside (-δ, +δ)
+        dm = c["margin"]
+        verdict = (f"holds (within ±{dm:g})" if -dm < lo and hi < dm else
+                   f"differs ({'below' if hi < th else 'above'} {th:g})" if hi < th or lo > th else "not resolved")
+    elif c["rule"] == "not-below":  # non-inferiority: the interval above -δ
+        dm = c["margin"]
+        verdict = (f"holds (above −{dm:g})" if lo > th - dm else "hurts (below 0)" if hi < th else "not resolved")
     elif c["rule"] == "above":
         verdict = "holds" if lo > th else ("reversed" if hi < th else "comparable (interval contains 0)"
                                             if c["key"] == "table8" else "not resolved")

@@ -18,13 +18,14 @@ import importlib
 # without flax installed
 _EXPORTS = {
     "augment": ["Augment", "augment_batch", "augment_image", "eval_transform"],
-    "byol": ["BYOL", "Siamese", "TrainState", "build", "byol_loss", "ema_update", "make_optimizer", "pair_loss"],
-    "config": ["Config"],
+    "byol": ["BYOL", "Siamese", "TrainState", "build", "byol_loss", "ema_update", "make_optimizer", "pair_loss",
+             "reset_key"],
+    "config": ["Config", "HEAD_NORMS"],
     "data": ["CIFAR10_MD5", "CIFAR10_URL", "DataError", "Dataset", "detect_format", "download_cifar10", "load",
              "read_cifar10", "read_image_folder", "read_stl10"],
     "evaluate": ["extract_features", "knn_accuracy", "knn_predict", "linear_probe"],
-    "heads": ["IdentityPredictor", "LinearPredictor", "MLPPredictor", "Projector", "make_predictor",
-              "predictor_matrix", "set_predictor_matrix", "symmetrize_predictor"],
+    "heads": ["Center", "IdentityPredictor", "LinearPredictor", "MLPPredictor", "Projector", "head_norm_layer",
+              "make_predictor", "predictor_matrix", "set_predictor_matrix", "symmetrize_predictor"],
     "instrument": ["RunLog", "observe"],
     "resnet": ["ResNet", "ResNet18"],
     "trainer": ["Diverged", "RunResult", "train"],
