@@ -40,6 +40,13 @@ def folder(tmp_path_factory):
     (["train", "--data", "D", "--width", "-1"], "width must be > 0"),
     (["train", "--data", "D", "--ema", "1.5"], "ema must be < 1"),
     (["train", "--data", "D", "--no-stop-grad"], "stop_grad must be True"),
+    (["train", "--data", "D", "--predictor", "directpred", "--predictor-reset", "390"],
+     "--predictor-reset must be None for predictor directpred"),
+    (["train", "--data", "D", "--predictor", "identity", "--predictor-reset", "390"],
+     "--predictor-reset must be None for predictor identity"),
+    (["train", "--data", "D", "--predictor-reset", "0"], "--predictor-reset: must be a positive integer"),
+    (["train", "--data", "D", "--head-norm", "gn"], "invalid choice: 'gn'"),
+    (["train", "--data", "D", "--head-norm", "none", "--proj-out-bn"], "--proj-out-bn must be False"),
     (["train", "--data", "{tmp}/none"], "missing data folder"),
     (["train", "--data", "{tmp}"], "cannot tell the format"),
 ])

@@ -66,10 +66,12 @@ class Center(nnx.Module):
 
     def __call__(self, x):
         x = x.astype(jnp.float32)
+        axes = tuple(range(x.ndim - 1))  # every axis but the features'
         if self.use_running_average:
-            return x - self.mean[...]
-        mu = jnp.mean(x, axis=tuple(range(x.ndim - 1)))
-        self.mean[...] = jax.lax.stop_gradient(self.momentum * self.mean[...] + (1 - self.momentum) * mu)
+            return x - jnp.expand_dims(self.mean[...], axes)
+        mu = jnp.mean(x, axis=axes, keepdims=True)
+        run = self.momentum * self.mean[...] + (1 - self.momentum) * mu.reshape(self.mean.shape)
+        self.mean[...] = jax.lax.stop_gradient(run)
         return x - (jax.lax.stop_gradient(mu) if self.detach else mu)
 
     def set_view(self, use_running_average: bool | None = None):
