@@ -1,0 +1,130 @@
+"""Predictor resets (byoldyn.reset, docs/predictor_reset.md): the segments are the plain solvers chained, a period
+longer than the run is the plain run bit for bit, α_p drops out (R1), η = 0 closed form (R2), the critical period
+(R3), and the sampled level equals the ODE's Euler steps."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import byoldyn as bd
+from byoldyn import theory
+from byoldyn.reset import Reset, modes_with_resets, recovery_time, simulate_with_resets, train_with_resets
+from byoldyn.sampled import SGD, Setup, Source, from_flow, train
+
+KAPPA = 1.5
+
+
+def _s0(n=3, seed=0):
+    return bd.State.random(jax.random.PRNGKey(seed), n, n, scale=np.sqrt(n), wp_scale=0.3 * np.sqrt(n),
+                           target="copy")
+
+
+def test_reset_validation():
+    with pytest.raises(ValueError, match="every"):
+        Reset(0.0)
+    with pytest.raises(ValueError, match="init"):
+        Reset(1.0, "ones")
+    with pytest.raises(ValueError, match="whole number"):
+        Reset(3.0).count(0.0, 10.0)
+    s0, data = _s0(), bd.Data.isotropic(3, 0.5)
+    with pytest.raises(ValueError, match="key"):
+        simulate_with_resets(s0, bd.Hyper(), data, 10.0, Reset(5.0, "random"))
+    with pytest.raises(ValueError, match="learned predictor"):
+        simulate_with_resets(s0, bd.Hyper(), data, 10.0, Reset(5.0, "zeros"), predictor="identity")
+
+
+@pytest.mark.slow
+def test_one_segment_is_the_plain_run_bit_for_bit():
+    s0, hp, data = _s0(), bd.Hyper(alpha_p=1.0, eta=0.02), bd.Data.isotropic(3, 0.5)
+    seg = simulate_with_resets(s0, hp, data, 30.0, Reset(100.0, "random"), key=jax.random.PRNGKey(1), saves=6)
+    sol = bd.simulate(s0, hp, data, 30.0, ts=np.linspace(0.0, 30.0, 7))
+    assert seg.ts.shape == (1, 7)
+    assert bool(jnp.all(seg.states.W[0] == sol.states.W)) and bool(jnp.all(seg.states.Wp[0] == sol.states.Wp))
+
+
+@pytest.mark.slow
+def test_segments_are_independent_simulate_calls():
+    # segment k is simulate from segment k-1's end with Wp replaced by the k-th draw (solver tolerance 1e-10)
+    s0, hp, data = _s0(), bd.Hyper(alpha_p=1.0, eta=0.02), bd.Data.isotropic(3, 0.5)
+    reset, key = Reset(10.0, "random", scale=0.2), jax.random.PRNGKey(4)
+    seg = simulate_with_resets(s0, hp, data, 30.0, reset, key=key, saves=4, rtol=1e-10, atol=1e-12)
+    assert seg.ts.shape == (3, 5) and bool(seg.succeeded)
+    for k in (1, 2):
+        y = bd.State(seg.states.W[k - 1, -1], reset.wp(k, s0.Wp, key), seg.states.Wa[k - 1, -1])
+        sol = bd.simulate(y, hp, data, 10.0 * (k + 1), t0=10.0 * k, ts=np.asarray(seg.ts[k]), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(sol.states.W, seg.states.W[k], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(seg.states.Wp[k, 0], reset.wp(k, s0.Wp, key), rtol=0, atol=1e-15)
+
+
+@pytest.mark.slow
+def test_alpha_p_drops_out():
+    # R1: W -> W/√α_p maps the α_p flow onto the α_p = 1 flow, resets to 0 included: α_p s_j(t), p_j(t) agree
+    s0, data = _s0(), bd.Data.isotropic(3, 0.5)
+    out = []
+    for ap in (0.1, 1.0, 10.0):
+        y = bd.State(s0.W / np.sqrt(ap), s0.Wp, s0.Wa / np.sqrt(ap))
+        seg = simulate_with_resets(y, bd.Hyper(alpha_p=ap, eta=0.03), data, 40.0, Reset(10.0, "zeros"), saves=4,
+                                   rtol=1e-10, atol=1e-12)
+        out.append((np.sqrt(ap) * np.asarray(seg.states.W), np.asarray(seg.states.Wp)))
+    for W, Wp in out[1:]:
+        np.testing.assert_allclose(W, out[0][0], atol=1e-7)
+        np.testing.assert_allclose(Wp, out[0][1], atol=1e-7)
+    # control: the same comparison with η changed by 10% differs far above the tolerance
+    y = bd.State(s0.W, s0.Wp, s0.Wa)
+    seg = simulate_with_resets(y, bd.Hyper(alpha_p=1.0, eta=0.033), data, 40.0, Reset(10.0, "zeros"), saves=4,
+                               rtol=1e-10, atol=1e-12)
+    assert np.max(np.abs(np.asarray(seg.states.W) - out[1][0])) > 1e-3
+
+
+@pytest.mark.slow
+def test_eta0_each_reset_adds_p_star_squared():
+    # R2 (η = 0, τ = 1): a reset of p to 0 and full recovery move s by (τ/κ)²/α_p (Eq. 14, c_j conserved)
+    ap, K = 2.0, 4
+    y0 = bd.ModeState.from_pst(p=jnp.full(3, 1 / KAPPA), s=jnp.array([0.05, 0.3, 1.0]), tau=1.0)
+    seg = modes_with_resets(y0, bd.Hyper(alpha_p=ap, eta=0.0), KAPPA, K * 400.0, Reset(400.0, "zeros"), tau=1.0,
+                            saves=2, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(seg.final.s, np.array([0.05, 0.3, 1.0]) + (K - 1) / (KAPPA ** 2 * ap), rtol=1e-7)
+    assert np.max(np.abs(np.asarray(seg.final.s) - np.array([0.05, 0.3, 1.0]))) > 0.1  # control: no reset, s fixed
+
+
+@pytest.mark.slow
+def test_critical_period_mode_map():
+    # R3: a mode at its fixed point survives periodic resets to 0 iff T_r > T_c; checked at 0.8 T_c and 1.25 T_c
+    eta = 0.04
+    pp = float(theory.p_star(1.0, KAPPA, eta)[1])
+    tc = 2 * KAPPA ** 2 * eta / (1 - 4 * KAPPA * eta)
+    y0 = bd.ModeState.from_pst(p=pp, s=pp ** 2, tau=1.0)
+    ends = []
+    for f in (0.8, 1.25):
+        seg = modes_with_resets(y0, bd.Hyper(eta=eta), KAPPA, 600 * f * tc, Reset(f * tc, "zeros"), tau=1.0, saves=1)
+        ends.append(float(seg.final.s) / pp ** 2)
+    assert ends[0] < 0.2 and ends[1] > 1.5
+
+
+def test_recovery_time():
+    ts = np.linspace(0.0, 4.0, 5)[None]
+    x = np.array([[0.0, 0.5, 0.97, 1.02, 1.0], [1.0, 1.0, 0.5, 1.0, 1.0]]).T[None]
+    np.testing.assert_array_equal(recovery_time(ts, x, np.array([[1.0, 1.0]]), 0.05), [[2.0, 3.0]])
+    assert np.isinf(recovery_time(ts, x[..., :1] * 0.5, np.array([[1.0]]), 0.05))[0, 0]
+
+
+@pytest.mark.slow
+def test_sampled_equals_euler_with_resets():
+    # exact moments, momentum 0, EMA in its flow form: one SGD step is one Euler step of Lemma 1, resets included
+    n, dt = 3, 0.05
+    s0, hp = _s0(n), bd.Hyper(alpha_p=1.0, eta=0.02, beta=0.5)
+    src = Source.additive(np.eye(n), 0.5 * np.eye(n))
+    sgd = from_flow(hp, dt)
+    seg = train_with_resets(s0, sgd, src, jax.random.PRNGKey(0), 60, Reset(1.0, "zeros"), save_every=10,
+                            setup=Setup(batch=None, ema_form="flow"))
+    ode = simulate_with_resets(s0, hp, bd.Data(jnp.eye(n), 0.5 * jnp.eye(n)), 3.0, Reset(1.0, "zeros"), dt=dt,
+                               saves=2)
+    assert seg.ts.shape == (3, 3)
+    np.testing.assert_allclose(seg.states.W, ode.states.W, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(seg.states.Wp, ode.states.Wp, rtol=0, atol=1e-12)
+    one = train_with_resets(s0, sgd, src, jax.random.PRNGKey(0), 60, Reset(10.0, "zeros"), save_every=10,
+                            setup=Setup(batch=None, ema_form="flow"))
+    plain = train(s0, sgd, src, jax.random.PRNGKey(0), 60, save_every=10, setup=Setup(batch=None, ema_form="flow"))
+    np.testing.assert_array_equal(one.states.W[0], plain.states.W)
+    assert isinstance(sgd, SGD)
