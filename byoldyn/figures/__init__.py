@@ -20,6 +20,7 @@ from .common import Check, Finding
 from .matrix import fig7_assumption1, fig_theorem2, fig_theorem3_full
 from .modes import fig3_directpred, fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d, fig_alpha_p
 from .reduced import fig8_antisymmetric, fig9_commutator
+from .reset import fig_predictor_reset
 from .sampled import fig_sampled_alpha_p, fig_sampled_directpred, fig_sampled_ode, fig_sampled_table3
 from .sweeps import fig_sweep
 
@@ -43,6 +44,7 @@ FIGURES = {
     "sampled_table3": fig_sampled_table3,
     "sampled_alpha_p": fig_sampled_alpha_p,
     "sampled_directpred": fig_sampled_directpred,
+    "predictor_reset": fig_predictor_reset,
 }
 
 
