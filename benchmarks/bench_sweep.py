@@ -67,6 +67,8 @@ def parse_args(argv=None):
     p.add_argument("--strat-mode-members", type=int, default=65536)
     p.add_argument("--strat-mode-steps", type=int, default=200)
     p.add_argument("--blocks", default="8,32,128,512", help="map-vmap block sizes compared")
+    p.add_argument("--incache-members", type=int, default=4096,
+                   help="members of the large block of the in-cache matmul ceiling (all devices together)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of the strategy rows and their numpy peer (min)")
     p.add_argument("--proc-members", type=int, default=4096, help="members of the processes row (matrix level)")
     p.add_argument("--proc-steps", type=int, default=50)
@@ -82,7 +84,7 @@ def parse_args(argv=None):
         a.members, a.widths, a.width_members, a.width_steps, a.scale_steps = "4,8", "4,8", 4, 2, 2
         a.mem_members, a.mem_steps = 8, 2
         a.strat_members, a.strat_steps, a.strat_mode_members, a.strat_mode_steps = 8, 2, 16, 2
-        a.blocks, a.repeats = "2", 1
+        a.blocks, a.repeats, a.incache_members = "2", 1, 8
         a.proc_members, a.proc_steps, a.processes = 8, 2, "1,2"
     a.out = a.out or (os.path.join(tempfile.gettempdir(), "byoldyn-bench-tiny", "sweep.json") if a.tiny
                       else "benchmarks/results/sweep.json")
@@ -275,7 +277,7 @@ def incache_matmul(n, b, repeats, chain=256):
     return 2 * n ** 3 * b * chain * nd / t / 1e9
 
 
-def strategies(level, B, n, steps, blocks, repeats, dt=0.05):
+def strategies(level, B, n, steps, blocks, repeats, incache_members=4096, dt=0.05):
     """Each batching strategy of `sweep` (byoldyn.batch.fixed_step_block) on the same work, beside the NumPy peer
     timed in the same run (min of `repeats`); the auto row is broken down into its parts."""
     from byoldyn.batch import fixed_step_block
@@ -344,7 +346,7 @@ def strategies(level, B, n, steps, blocks, repeats, dt=0.05):
         f"rest (transfers, Dataset) {parts['rest_s']:.3f} s")
     if level == "matrix":
         parts["incache_matmul_gflops"] = {str(b): incache_matmul(n, b, repeats)
-                                         for b in (auto_block or max(1, B // ndev), 4096 // ndev)}  # None: one vmap
+                                         for b in (auto_block or max(1, B // ndev), max(1, incache_members // ndev))}  # None: one vmap
         log(f"  XLA batched {n}x{n} matmul in cache on {ndev} devices: "
             + ", ".join(f"blocks of {b}: {g:.1f} GFLOP/s" for b, g in parts["incache_matmul_gflops"].items()))
     return dict(level=level, members=B, n=n, steps=steps, dt=dt, auto_block=auto_block, rows=rows, auto_parts=parts,
@@ -473,7 +475,8 @@ def main():
     if "strategies" in only:
         log(f"## batching strategies against NumPy in the same run (min of {a.repeats})")
         blocks = [int(x) for x in a.blocks.split(",")]
-        res["strategies"] = [strategies("matrix", a.strat_members, 16, a.strat_steps, blocks, a.repeats),
+        res["strategies"] = [strategies("matrix", a.strat_members, 16, a.strat_steps, blocks, a.repeats,
+                                        a.incache_members),
                              strategies("modes", a.strat_mode_members, 8, a.strat_mode_steps, blocks, a.repeats)]
     if "scaling_members" in only:
         log("## scaling with the number of members (matrix level, n = 16)")

@@ -17,6 +17,7 @@ jax.config.update("jax_enable_x64", True)
 N = 4
 HYPER, DATA = bd.Hyper(alpha_p=1.0, eta=0.01, beta=0.5), bd.Data.isotropic(N, 0.5)
 TS = jnp.linspace(0.0, 2.0, 3)
+STEP = dict(dt=0.1)  # fixed steps: what is checked is which parameters arrive, and a fixed-step program compiles fast
 
 
 def _s0():
@@ -24,7 +25,7 @@ def _s0():
 
 
 def _W(**kw):
-    return np.asarray(bd.simulate(_s0(), HYPER, DATA, 2.0, ts=TS, rtol=1e-9, atol=1e-12, **kw).states.W)
+    return np.asarray(bd.simulate(_s0(), HYPER, DATA, 2.0, ts=TS, **STEP, **kw).states.W)
 
 
 @pytest.mark.slow
@@ -53,13 +54,13 @@ def test_simulate_batch_per_member_predictor_parameter():
     eps = jnp.asarray([0.05, 0.3])
     s0 = _s0()
     state = jax.tree.map(lambda a: jnp.stack([a, a]), s0)
-    sol = bd.simulate_batch(state, HYPER, DATA, 2.0, ts=TS, rtol=1e-9, atol=1e-12,
+    sol = bd.simulate_batch(state, HYPER, DATA, 2.0, ts=TS, **STEP,
                             variant=bd.Variant(predictor=bd.DirectPred(eps=eps, form="paper")))
     for b in range(2):
         one = _W(predictor=bd.DirectPred(eps=float(eps[b]), form="paper"))
         np.testing.assert_allclose(np.asarray(sol.states.W[b]), one, rtol=1e-12, atol=1e-14)
     assert not np.allclose(sol.states.W[0], sol.states.W[1])
-    shared = bd.simulate_batch(state, HYPER, DATA, 2.0, ts=TS, rtol=1e-9, atol=1e-12, predictor=bd.DirectPred(eps=0.3),
+    shared = bd.simulate_batch(state, HYPER, DATA, 2.0, ts=TS, **STEP, predictor=bd.DirectPred(eps=0.3),
                                ema=False)
     np.testing.assert_allclose(np.asarray(shared.states.W[1]), _W(predictor=bd.DirectPred(eps=0.3), ema=False),
                                rtol=1e-12, atol=1e-14)
@@ -132,13 +133,14 @@ def test_cli_simulate_flags_reach_the_predictor(tmp_path):
     from byoldyn.cli.common import DEFAULTS
     from byoldyn.observables import standard
 
-    argv = ["simulate", "--n1", str(N), "--n2", str(N), "--t1", "2", "--n-save", "3", "--predictor", "directpred"]
+    argv = ["simulate", "--n1", str(N), "--n2", str(N), "--t1", "2", "--n-save", "3", "--dt", "0.1",
+            "--predictor", "directpred"]
     got = _cli_last(tmp_path, [*argv, "--eps", "0.2", "--form", "paper"], "a")
     default = _cli_last(tmp_path, argv, "b")
     hyper = bd.Hyper(alpha_p=DEFAULTS["alpha_p"], eta=DEFAULTS["eta"], beta=DEFAULTS["beta"])
     data = bd.Data.isotropic(N, DEFAULTS["sigma2"])
     s0 = bd.State.random(jax.random.PRNGKey(0), N, N, scale=DEFAULTS["scale"])
-    sol = bd.simulate(s0, hyper, data, 2.0, ts=jnp.linspace(0.0, 2.0, 3), observe=standard(hyper, data, s0),
+    sol = bd.simulate(s0, hyper, data, 2.0, ts=jnp.linspace(0.0, 2.0, 3), **STEP, observe=standard(hyper, data, s0),
                       variant=bd.Variant(predictor=bd.DirectPred(eps=0.2, form="paper")))
     for k in got:
         np.testing.assert_allclose(got[k], np.asarray(sol.observed[k])[-1], rtol=1e-10, atol=1e-12)
