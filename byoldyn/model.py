@@ -167,6 +167,36 @@ class Data(eqx.Module):
         eye = jnp.eye(self.n1, dtype=self.X.dtype)
         return self.X[..., None, None] * eye, self.Xp[..., None, None] * eye
 
+    def centered(self, batch: int | None = None, mean=None) -> Data:
+        """The moments of batch-centered views (BatchNorm's zero-mean step; docs/centering.md):
+
+            X_c = (1 − 1/B) (X − m mᵀ),    X'_c = (1 − 1/B) X',
+
+        with `mean` m = E[x1] the views' mean (None: zero) and `batch` B (None: B = ∞, population centering).
+        The centered SGD update's expectation at batch B is Lemma 1 with these moments, so its flow is
+        `simulate(state, hyper, data.centered(B, m), ...)`. Centering lives here, on the moments, rather than on
+        `Variant`: the centered update is Lemma 1 with other moments (docs/centering.md), so every path that reads
+        `Data` (vector_field, autodiff_field, the cosine mean-field loss, simulate, simulate_batch, the mode level
+        for diagonal data, `theory.eta_c`) takes it unchanged, and the mean is a property of the data, not of the
+        method. `ValueError` when X − m mᵀ is not PSD (a mean larger than the second moment allows)."""
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 2):
+            raise ValueError(f"batch must be an integer >= 2 (a batch of one centers to zero) or None, got {batch!r}")
+        f = 1.0 if batch is None else 1.0 - 1.0 / batch
+        if mean is None:
+            if self.isotropic_:
+                return Data.isotropic(self.n1, f * self.Xp, f * self.X)
+            return Data(f * self.X, f * self.Xp)
+        m = as_array("mean", mean)
+        check_finite("mean", m)
+        if m.shape[-1:] != (self.n1,):
+            raise ValueError(f"mean must be a vector of length n1 = {self.n1}, got shape {m.shape}")
+        X, Xp = self.matrices()
+        Xc = X - m[..., :, None] * m[..., None, :]
+        if is_concrete(Xc) and np.linalg.eigvalsh(np.asarray(Xc, np.float64)).min(initial=0.0) < \
+                -1e-6 * float(np.abs(np.asarray(X)).max(initial=1e-300)):  # check_psd's rounding tolerance
+            raise ValueError("mean is inconsistent with X: X − m mᵀ (the views' covariance) must be PSD")
+        return Data(f * 0.5 * (Xc + jnp.swapaxes(Xc, -1, -2)), f * Xp)
+
     def right(self, W: jax.Array, which: str) -> jax.Array:
         """W X, W X' or W (X + X') for `which` in {"X", "Xp", "S"}, exploiting isotropy."""
         m = {"X": self.X, "Xp": self.Xp, "S": self.X + self.Xp}[which]

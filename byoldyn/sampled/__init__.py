@@ -2,9 +2,9 @@
 
 - `SGD`, `to_flow`, `from_flow`, `flow_time`: discrete hyperparameters and their dictionary to
   the flow's (t, alpha_p, eta, beta) (THEORY.md section 1);
-- `Source`: inputs x ~ N(0, Σx) with additive or Appendix D scrambling augmentations, and their exact moments;
+- `Source`: inputs x ~ N(μ, Σx) (μ = 0 by default) with additive or Appendix D scrambling augmentations, and their exact moments;
 - `Setup`, `train`, `sgd_step`: the jitted training loop (Euclidean or cosine loss, one or two views,
-  learned / symmetric / identity / DirectPred / DirectCopy predictors, EMA target);
+  learned / symmetric / identity / DirectPred / DirectCopy predictors, EMA target, batch centering);
 - `compare`: sampled runs next to the ODE, with their distance over time.
 """
 
@@ -12,6 +12,7 @@ from .compare import DISTANCES, Comparison, compare
 from .data import Source
 from .dictionary import SGD, flow_time, from_flow, to_flow
 from .train import (
+                    CENTERS,
                     EMA_FORMS,
                     LOSSES,
                     PREDICTORS,
@@ -19,8 +20,10 @@ from .train import (
                     Run,
                     Setup,
                     TrainState,
+                    center_batch,
                     cosine_loss,
                     euclidean_direction,
+                    euclidean_loss,
                     init_train_state,
                     predictor_of,
                     sgd_step,
@@ -29,6 +32,6 @@ from .train import (
 
 __all__ = [
     "SGD", "to_flow", "from_flow", "flow_time", "Source", "Setup", "TrainState", "Run", "train", "sgd_step",
-    "init_train_state", "predictor_of", "euclidean_direction", "cosine_loss",
-    "compare", "Comparison", "DISTANCES", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS",
+    "init_train_state", "predictor_of", "euclidean_direction", "cosine_loss", "euclidean_loss", "center_batch",
+    "compare", "Comparison", "DISTANCES", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "CENTERS",
 ]

@@ -78,7 +78,8 @@ def compare(
 
     Only the Euclidean loss with a learned, symmetric or identity predictor has an ODE (Lemma 1);
     `ema_form` and momentum enter the ODE only through the dictionary (their O(lr) effects are part
-    of the measured distance). `ValueError` otherwise.
+    of the measured distance). `ValueError` otherwise. With `setup.center` the ODE is the centered flow,
+    Lemma 1 on `source.centered_moments(setup.batch)` (docs/centering.md).
     """
     setup = Setup() if setup is None else setup
     if setup.loss != "euclidean":
@@ -88,7 +89,7 @@ def compare(
                          f"got {setup.predictor.name!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
-    data = source.moments()
+    data = source.moments() if setup.center == "none" else source.centered_moments(setup.batch)  # centering's flow
     observe = _observe(data)
     keys = jax.random.split(key, seeds)
     run = jax.vmap(lambda k: train(state0, sgd, source, k, steps, setup=setup, save_every=save_every,

@@ -16,6 +16,14 @@ One step k (a practitioner's iteration, the order of the official code, THEORY.m
 5. target: `ema_form="practice"` Wa <- gamma_a Wa + (1 − gamma_a) W_new (BYOL's code);
    `"flow"` Wa <- Wa + dt beta (W_old − Wa), the Euler step of Eq. 4. No EMA: Wa <- W_new.
 
+Batch centering (`Setup(center=...)`, BatchNorm's zero-mean step; docs/centering.md): the online projection
+W x, the target projection T x and the predictor's output have their batch mean removed, the mean
+differentiated through (`"normal"`) or stop-gradiented (`"detach"`); DirectPred's F̂ then accumulates the
+centered features (the predictor's input). With the Euclidean loss the two give the same step: the residuals
+r_b = Wp W x̃1_b − T x̃2_b are centered (Σ_b r_b = 0), so the mean's gradient term Wpᵀ(Σ_b r_b) x̄ᵀ/B vanishes,
+and the step is Lemma 1's with the batch-centered moments; with the cosine loss they differ. `batch=None` with
+centering uses the population-centered moments (B = ∞, `Source.centered_moments(None)`).
+
 With the Euclidean loss, `batch=None`, momentum 0, `ema_form="flow"` and a learned or identity
 predictor, one step is exactly one Euler step of Lemma 1 (`simulate(..., dt=lr)`), bit for bit.
 """
@@ -39,12 +47,15 @@ from .data import Source
 from .dictionary import SGD, to_flow
 
 __all__ = ["Setup", "TrainState", "Run", "train", "init_train_state", "sgd_step", "euclidean_direction",
-           "cosine_loss", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "predictor_of"]
+           "cosine_loss", "euclidean_loss", "center_batch", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "CENTERS",
+           "predictor_of"]
 
 LOSSES = ("euclidean", "cosine")
 VIEWS = ("one", "symmetric")
 PREDICTORS = tuple(P.PREDICTORS)  # the registry's names (byoldyn.predictors)
 EMA_FORMS = ("practice", "flow")
+#: batch centering of the projections (BatchNorm's zero-mean step): off, mean differentiated, mean detached
+CENTERS = ("none", "normal", "detach")
 
 
 class Setup(eqx.Module):
@@ -58,6 +69,8 @@ class Setup(eqx.Module):
     - `ema`: EMA target (BYOL) or target = W (SimSiam, "no EMA").
     - `ema_form`: `"practice"` or `"flow"` (see the module docstring).
     - `batch`: minibatch size, or None for exact expectations (Euclidean loss only).
+    - `center`: `"none"`, `"normal"` or `"detach"`: batch centering of the projections and the predictor's output,
+      the batch mean differentiated through or detached (module docstring; docs/centering.md).
     - `freq`, `directpred_form`: shorthands of the predictor's `freq` and `form` (None: not given); with a name
       they build the object, with an object they must agree with it (`ValueError` otherwise).
     """
@@ -68,11 +81,13 @@ class Setup(eqx.Module):
     ema: bool = eqx.field(static=True)
     ema_form: str = eqx.field(static=True)
     batch: int | None = eqx.field(static=True)
+    center: str = eqx.field(static=True)
 
     def __init__(self, loss="euclidean", views="one", predictor="learned", ema=True, ema_form="practice", batch=128,
-                 freq=None, directpred_form=None):
+                 freq=None, directpred_form=None, center="none"):
         self.loss, self.views, self.ema, self.ema_form, self.batch = loss, views, ema, ema_form, batch
-        for name, allowed in (("loss", LOSSES), ("views", VIEWS), ("ema_form", EMA_FORMS)):
+        self.center = center
+        for name, allowed in (("loss", LOSSES), ("views", VIEWS), ("ema_form", EMA_FORMS), ("center", CENTERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if isinstance(predictor, str) and P.ALIASES.get(predictor, predictor) not in PREDICTORS:
@@ -83,6 +98,8 @@ class Setup(eqx.Module):
         b = self.batch
         if b is not None and (isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1):
             raise ValueError(f"batch must be a positive integer or None (exact expectations), got {b!r}")
+        if b is not None and b < 2 and self.center != "none":
+            raise ValueError(f"center={self.center!r} needs batch >= 2 (a batch of one centers to zero), got {b!r}")
         if b is None and self.loss != "euclidean":
             raise ValueError("batch=None (exact expectations) needs loss='euclidean': the cosine loss has no "
                              "closed form in the second moments")
@@ -169,13 +186,44 @@ def _normalize(v):
     return v / jnp.maximum(n, 1e-12)  # torch F.normalize
 
 
-def cosine_loss(W, Wp, T, x1, x2, views):
+def center_batch(v, center: str = "normal"):
+    """BatchNorm's zero-mean step over the batch (axis −2 of (..., B, n)): v − mean_b v (`"normal"`),
+    v − stop_gradient(mean_b v) (`"detach"`, the same values, no gradient through the mean) or v (`"none"`)."""
+    if center == "none":
+        return v
+    m = jnp.mean(v, axis=-2, keepdims=True)
+    return v - (jax.lax.stop_gradient(m) if center == "detach" else m)
+
+
+def _branches(W, Wp, T, xa, xb, center):
+    """(p, z): the predictor's output Wp W xa and the target's T xb, batch-centered as `center` says (the online
+    projection W xa before the predictor, then the predictor's output; the target projection)."""
+    if center == "none":
+        return xa @ _T(Wp @ W), xb @ _T(T)
+    p = center_batch(center_batch(xa @ _T(W), center) @ _T(Wp), center)
+    return p, center_batch(xb @ _T(T), center)
+
+
+def euclidean_loss(W, Wp, T, x1, x2, views, center="none"):
+    """The Euclidean loss of a batch (Eq. 1's sample form), ½ mean_b ‖p_b − z_b‖² (`views="one"`) or the mean of
+    both orders of the views (¼ of the summed squares), with `center_batch` applied as `Setup.center`. `train`
+    steps with the closed form `euclidean_direction` on the (centered) batch moments; this autodiff form checks it
+    (for `"normal"` and `"detach"` alike: the residuals are centered, module docstring)."""
+    def one(xa, xb):
+        p, z = _branches(W, Wp, T, xa, xb, center)
+        return 0.5 * jnp.mean(jnp.sum((p - z) ** 2, axis=-1))
+
+    return one(x1, x2) if views == "one" else 0.5 * (one(x1, x2) + one(x2, x1))
+
+
+def cosine_loss(W, Wp, T, x1, x2, views, center="none"):
     """The normalised (cosine) loss of a batch, 1 − ⟨p/‖p‖, z/‖z‖⟩ averaged over samples (THEORY.md 10.2, 11):
     p = Wp W x1, z = T x2 with the target `T` (stop-gradient is the caller's); `views="one"` that term, else
-    the symmetrized mean of both orders of the views (x1, x2), (x2, x1)."""
+    the symmetrized mean of both orders of the views (x1, x2), (x2, x1). `center`: `center_batch` of the
+    projections and the predictor's output before the normalisation (`Setup.center`)."""
     def one(xa, xb):
-        p = _normalize(xa @ _T(Wp @ W))
-        z = _normalize(xb @ _T(T))
+        p, z = _branches(W, Wp, T, xa, xb, center)
+        p, z = _normalize(p), _normalize(z)
         return jnp.mean(1.0 - jnp.sum(p * z, axis=-1))
 
     return one(x1, x2) if views == "one" else 0.5 * (one(x1, x2) + one(x2, x1))
@@ -190,6 +238,14 @@ def _directions(ts: TrainState, Wp, T, hyper, key, source: Source, data: Data, s
         return dW, dWp, d
     x1, x2 = source.sample(key, setup.batch)
     B = setup.batch
+    if setup.loss == "cosine":  # the loss centers (the mean's gradient matters there); F̂ reads centered features
+        gW, gWp = jax.grad(cosine_loss, argnums=(0, 1))(W, Wp, jax.lax.stop_gradient(T), x1, x2, setup.views,
+                                                         setup.center)
+        x1, x2 = center_batch(x1, setup.center), center_batch(x2, setup.center)
+        Son = _T(x1) @ x1 / B if setup.views == "one" else 0.5 * (_T(x1) @ x1 / B + _T(x2) @ x2 / B)
+        return -gW - hyper.eta * W, hyper.alpha_p * (-gWp) - hyper.eta_p * Wp, W @ Son @ _T(W)
+    # Euclidean: W x̃ = W x − W x̄, so centering the projections is centering the views (both modes, docstring)
+    x1, x2 = center_batch(x1, setup.center), center_batch(x2, setup.center)
     if setup.views == "one":
         Sd = _T(x2) @ x1 / B
         Ss = _T(x1) @ x1 / B
@@ -200,11 +256,8 @@ def _directions(ts: TrainState, Wp, T, hyper, key, source: Source, data: Data, s
         Sd = 0.5 * (_T(x2) @ x1 + _T(x1) @ x2) / B
         Son = Ss
     d = W @ Son @ _T(W)
-    if setup.loss == "euclidean":
-        dW, dWp = euclidean_direction(W, Wp, T, lambda A: A @ Ss, lambda A: A @ Sd, hyper)
-        return dW, dWp, d
-    gW, gWp = jax.grad(cosine_loss, argnums=(0, 1))(W, Wp, jax.lax.stop_gradient(T), x1, x2, setup.views)
-    return -gW - hyper.eta * W, hyper.alpha_p * (-gWp) - hyper.eta_p * Wp, d
+    dW, dWp = euclidean_direction(W, Wp, T, lambda A: A @ Ss, lambda A: A @ Sd, hyper)
+    return dW, dWp, d
 
 
 def predictor_of(setup: Setup, sgd: SGD | None = None) -> P.Predictor:
@@ -320,7 +373,8 @@ def train(
     if resume is not None and not isinstance(resume, TrainState):
         raise ValueError(f"resume must be a TrainState (a Run.final), got {type(resume).__name__}")
     ts0 = init_train_state(state0, setup) if resume is None else resume
-    steps_, ts_, ys, final, status = _train(ts0, sgd, source, source.moments(), key, steps // save_every,
+    data = source.moments() if setup.center == "none" else source.centered_moments(None)  # batch=None's moments
+    steps_, ts_, ys, final, status = _train(ts0, sgd, source, data, key, steps // save_every,
                                             int(save_every), setup, observe, float(max_norm))
     states, observed = (ys, None) if observe is None else (None, ys)
     return Run(steps_, ts_, states, observed, final, status, final.step)
