@@ -152,7 +152,7 @@ class Source(eqx.Module):
         z = jax.random.normal(kx, (batch, self.n1), dtype)
         x = z * self.Lx if self.iso else z @ self.Lx   # Lx symmetric: rows x_b = Lx z_b
         if self.mu is not None:
-            x = x + self.mu
+            x = x + self.mu[None, :]
         if self.kind == "additive":
             def view(k):
                 e = jax.random.normal(k, (batch, self.n1), dtype)
