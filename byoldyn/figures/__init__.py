@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 
 from ..io import atomic_write, save_figure
 from .anisotropic import fig_anisotropic_modes
+from .centering import fig_centering
 from .common import Check, Finding
 from .matrix import fig7_assumption1, fig_theorem2, fig_theorem3_full
 from .modes import fig3_directpred, fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d, fig_alpha_p
@@ -45,6 +46,7 @@ FIGURES = {
     "sampled_alpha_p": fig_sampled_alpha_p,
     "sampled_directpred": fig_sampled_directpred,
     "predictor_reset": fig_predictor_reset,
+    "centering": fig_centering,
 }
 
 
