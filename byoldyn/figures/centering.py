@@ -24,7 +24,7 @@ from ..solution import SUCCEEDED
 from .common import Check, Finding, Z, mean_se, note
 
 __all__ = ["fig_centering", "centering_runs", "cell_metrics", "cell_verdict", "contrastive_term", "update_check",
-           "CELLS"]
+           "zscores", "CELLS"]
 
 TAU = 1.0  # τ = 1 at every fixed point with EMA (Eq. 13)
 #: the 2 × 2's data: Σx = diag(X_DIAG), Σn = XP I, mean μ = MEAN_NORM e_0 along the weakest covariance direction
