@@ -122,6 +122,7 @@ def test_cosine_detach_differs_from_normal(rng):
         assert str(run.status_names()) == "succeeded"
 
 
+@pytest.mark.slow
 def test_batch_none_centered_is_euler_step_of_centered_flow(rng):
     """batch=None with centering is one Euler step of Lemma 1 on the population-centered moments, bit for bit."""
     src, s0 = _source(rng), _state()
