@@ -30,41 +30,75 @@ from .flows.modes import ModeState, mode_field
 from .integrate import checked_args, solve_checked
 from .model import Data, Hyper, State
 from .predictors import as_variant
-from .sampled import SGD, Setup, Source, init_train_state, to_flow, train
-from .solution import SUCCEEDED, check_number, check_times, check_tolerances
-from .stepper import adaptive_solve
+from .sampled import SGD, Setup, Source, init_train_state, sgd_step, to_flow, train
+from .solution import DIVERGED, SUCCEEDED, check_number, check_times, check_tolerances
+from .stepper import adaptive_solve, blown
 from .validate import brief, check_key
 
 __all__ = ["Reset", "INITS", "Segments", "simulate_with_resets", "train_with_resets", "modes_with_resets",
            "recovery_time"]
 
-INITS = ("zeros", "random", "identity", "initial")
+INITS = ("zeros", "random", "identity", "initial", "keep")
 """The initial values a reset can give Wp: `"zeros"` (Wp = 0, aligned with every F), `"random"` (a fresh draw
 from `State.random`'s distribution, i.i.d. N(0, scale²/n2) entries), `"identity"` (scale · I), `"initial"` (the
-run's own Wp(0))."""
+run's own Wp(0)), `"keep"` (Wp kept: no reset, the control run through the same segments, solver restarts and
+compiled program; at the sampled level Wp's momentum is kept too)."""
+
+
+def _periods(every) -> float | tuple[float, ...]:
+    """`every` as a float, or a tuple of B member periods (a 1-D sequence); `ValueError` unless each is > 0."""
+    if np.ndim(every) == 0:
+        return check_number("every", every, positive=True)
+    if np.ndim(every) != 1 or len(every) < 1:
+        raise ValueError(f"every must be a number or a 1-D sequence of periods (one per member), got {brief(every)}")
+    return tuple(check_number("every", e, positive=True) for e in np.asarray(every).tolist())
+
+
+def _count(every: float, span: float) -> int:
+    if every >= span * (1.0 - 1e-12):
+        return 1
+    k = span / every
+    if abs(k - round(k)) > 1e-9 * k:
+        raise ValueError(f"t1 − t0 = {span:g} must be a whole number of reset periods every = {every:g} "
+                         f"(or at most one period), got {k:.6g} periods")
+    return int(round(k))
+
+
+def _reset_value(code, scale, k, Wp0, Wp, key, eye):
+    """The reset value of Wp for the init `INITS[code]` (`code`, `scale` traced: one program serves every init;
+    each candidate is computed and one selected). `eye` is the identity of Wp's shape (1.0 at the mode level)."""
+    n2 = Wp0.shape[-1] if Wp0.ndim >= 2 else 1
+    draw = scale / np.sqrt(n2) * jax.random.normal(jax.random.fold_in(key, k), Wp0.shape, Wp0.dtype)
+    cands = (jnp.zeros_like(Wp0), draw, jnp.broadcast_to(scale * eye, Wp0.shape).astype(Wp0.dtype), Wp0, Wp)
+    return jnp.select([code == i for i in range(len(INITS))], cands, Wp)
 
 
 class Reset(eqx.Module):
     """When and to what the predictor Wp is reset.
 
     - `every`: the reset period in flow time (> 0); resets at t0 + every, t0 + 2 every, ... before t1. At the
-      sampled level it must be a whole number of SGD steps of flow time `to_flow(sgd)[1]` each.
+      sampled level it must be a whole number of SGD steps of flow time `to_flow(sgd)[1]` each. A 1-D sequence
+      of B periods makes B members run in one vmapped program (`simulate_with_resets`, `modes_with_resets`:
+      with `t1` one end time per member, every member the same number of periods).
     - `init`: one of `INITS` (default `"random"`, the companion paper's re-initialization: a fresh draw from
-      the initial distribution; `"zeros"` is the mode theory's clean case).
+      the initial distribution; `"zeros"` is the mode theory's clean case; `"keep"` the control without resets).
     - `scale`: the scale of `"random"` (entries N(0, scale²/n2), as `State.random(..., wp_scale=scale)`) and of
-      `"identity"` (scale · I); not read by `"zeros"` and `"initial"`.
+      `"identity"` (scale · I); not read by `"zeros"`, `"initial"` and `"keep"`.
+
+    `init` and `scale` reach the compiled segment loops as values, so runs that differ only in them (and in the
+    period, the end time, the state, the hyperparameters or the key) share one compilation.
 
     >>> import byoldyn as bd
     >>> bd.reset.Reset(every=50.0, init="zeros")
     Reset(every=50.0, init='zeros', scale=0.1)
     """
 
-    every: float = eqx.field(static=True)
+    every: float | tuple[float, ...] = eqx.field(static=True)
     init: str = eqx.field(static=True)
     scale: float = eqx.field(static=True)
 
     def __init__(self, every, init: str = "random", scale=0.1):
-        self.every = check_number("every", every, positive=True)
+        self.every = _periods(every)
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {brief(init)}")
         self.init = init
@@ -72,33 +106,42 @@ class Reset(eqx.Module):
         if self.scale < 0:
             raise ValueError(f"scale must be >= 0, got {self.scale!r}")
 
-    def count(self, t0: float, t1: float) -> int:
+    @property
+    def members(self) -> int | None:
+        """B when `every` is a sequence of B member periods, else None."""
+        return len(self.every) if isinstance(self.every, tuple) else None
+
+    def count(self, t0: float, t1) -> int:
         """The number of segments K: 1 when `every` >= t1 − t0 (no reset), else (t1 − t0)/every, which must be
-        a whole number (to 1e-9 relative)."""
-        span = float(t1) - float(t0)
-        if self.every >= span * (1.0 - 1e-12):
-            return 1
-        k = span / self.every
-        if abs(k - round(k)) > 1e-9 * k:
-            raise ValueError(f"t1 − t0 = {span:g} must be a whole number of reset periods every = {self.every:g} "
-                             f"(or at most one period), got {k:.6g} periods")
-        return int(round(k))
+        a whole number (to 1e-9 relative). With member periods, `t1` is one end time per member (or one for all)
+        and every member must have the same K."""
+        if self.members is None:
+            return _count(self.every, float(t1) - float(t0))
+        t1s = np.broadcast_to(np.asarray(t1, np.float64), (self.members,)) if np.ndim(t1) <= 1 else None
+        if t1s is None or np.shape(t1s) != (self.members,):
+            raise ValueError(f"t1 must be one end time or one per member ({self.members}), got shape {np.shape(t1)}")
+        ks = {_count(e, float(t) - float(t0)) for e, t in zip(self.every, t1s)}
+        if len(ks) > 1:
+            raise ValueError(f"every member must have the same number of reset periods, got {sorted(ks)}")
+        return ks.pop()
 
     def unit(self) -> Reset:
-        """The same reset with `every` = 1: what the jitted segment loops take (the period travels as an array,
-        so runs that differ only in their period share one compilation)."""
+        """The same reset with `every` = 1 (the period travels as an array: runs that differ only in their
+        period share one compilation)."""
         return Reset(1.0, self.init, self.scale)
 
-    def wp(self, k, Wp0: jax.Array, key) -> jax.Array:
-        """The reset value of Wp at the k-th reset (traced-safe; `key` only for `"random"`, folded with k)."""
-        if self.init == "zeros":
-            return jnp.zeros_like(Wp0)
-        if self.init == "identity":
-            return jnp.broadcast_to(self.scale * jnp.eye(Wp0.shape[-1], dtype=Wp0.dtype), Wp0.shape)
-        if self.init == "initial":
-            return Wp0
-        n2 = Wp0.shape[-1]
-        return self.scale / np.sqrt(n2) * jax.random.normal(jax.random.fold_in(key, k), Wp0.shape, Wp0.dtype)
+    def code(self, dtype=None) -> tuple[jax.Array, jax.Array]:
+        """`(INITS.index(init), scale)` as arrays: what the compiled segment loops take."""
+        return jnp.asarray(INITS.index(self.init), jnp.int32), jnp.asarray(self.scale, dtype)
+
+    def wp(self, k, Wp0: jax.Array, key, Wp: jax.Array | None = None) -> jax.Array:
+        """The reset value of Wp at the k-th reset (traced-safe; `key` only for `"random"`, folded with k; `Wp` the
+        current value, what `"keep"` returns, default Wp0)."""
+        Wp = Wp0 if Wp is None else Wp
+        code, scale = self.code(Wp0.dtype)
+        key = jax.random.PRNGKey(0) if key is None else key
+        eye = jnp.eye(Wp0.shape[-1], dtype=Wp0.dtype) if Wp0.ndim >= 2 else 1.0
+        return _reset_value(code, scale, k, Wp0, Wp, key, eye)
 
 
 class Segments(eqx.Module):
@@ -136,6 +179,23 @@ def _check_reset(reset, key) -> None:
         check_key(key)
 
 
+def _first_key(key, B):
+    """The key to validate: member 0's when B members carry one key each."""
+    if key is None or B is None or not hasattr(key, "ndim"):
+        return key
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    return key[0] if key.ndim == (1 if typed else 2) else key
+
+
+def _member_times(t1, B) -> tuple:
+    """`t1` as a tuple: (t1,) for one run, B end times for B members (one given for all is repeated)."""
+    if B is None:
+        return (t1,)
+    if np.ndim(t1) > 1 or np.size(t1) not in (1, B):
+        raise ValueError(f"t1 must be one end time or one per member ({B}), got shape {np.shape(t1)}")
+    return tuple(np.broadcast_to(np.asarray(t1, np.float64), (B,)).tolist())
+
+
 def _check_saves(saves) -> int:
     if isinstance(saves, bool) or not isinstance(saves, (int, np.integer)) or saves < 1:
         raise ValueError(f"saves must be a positive integer (saves per segment), got {brief(saves)}")
@@ -143,8 +203,12 @@ def _check_saves(saves) -> int:
 
 
 def _observe(observe, ts, states, ok):
-    """`observe` at every save (leading axes (K, m + 1)), NaN where the saved state is not finite."""
-    out = jax.vmap(jax.vmap(observe))(ts, states)
+    """`observe` at every save (leading axes those of `ts`: (K, m + 1), members first), NaN where the saved state
+    is not finite."""
+    f = observe
+    for _ in range(ts.ndim):
+        f = jax.vmap(f)
+    out = f(ts, states)
 
     def mask(a):
         a = jnp.asarray(a)
@@ -154,14 +218,14 @@ def _observe(observe, ts, states, ok):
     return jax.tree.map(mask, out)
 
 
-@eqx.filter_jit
-def _matrix_segments(y0, hyper, data, variant, reset, key, t0, every, t1, K, m, options):
+def _matrix_scan(y0, hyper, data, variant, code, scale, key, t0, every, t1, K, m, options):
     u = jnp.linspace(0.0, 1.0, m + 1, dtype=t0.dtype)
+    eye = jnp.eye(y0.Wp.shape[-1], dtype=y0.Wp.dtype)
 
     def segment(y, k):
         tk = t0 + k.astype(t0.dtype) * every
         tk1 = jnp.where(k == K - 1, t1, tk + every)
-        Wp = jnp.where(k > 0, reset.wp(k, y0.Wp, key), y.Wp)
+        Wp = jnp.where(k > 0, _reset_value(code, scale, k, y0.Wp, y.Wp, key, eye), y.Wp)
         Wp = 0.5 * (Wp + jnp.swapaxes(Wp, -1, -2)) if variant.predictor.name == "symmetric" else Wp
         y = State.unchecked(y.W, Wp, y.Wa, y.Fhat)
         ts = tk + (tk1 - tk) * u
@@ -171,6 +235,43 @@ def _matrix_segments(y0, hyper, data, variant, reset, key, t0, every, t1, K, m, 
 
     final, (ts, states, status, n) = jax.lax.scan(segment, y0, jnp.arange(K))
     return ts, states, status, n, final
+
+
+_matrix_segments = eqx.filter_jit(_matrix_scan)
+
+
+@eqx.filter_jit
+def _matrix_members(y0, hyper, data, variant, code, scale, key, t0, every, t1, K, m, options, axes):
+    """`_matrix_scan` vmapped over B members: `axes` = (state, hyper, key) in_axes (0 or None per leaf)."""
+    def one(y, h, kk, e, t):
+        return _matrix_scan(y, h, data, variant, code, scale, kk, t0, e, t, K, m, options)
+
+    return jax.vmap(one, in_axes=axes + (0, 0))(y0, hyper, key, every, t1)
+
+
+def _member_axes(state0, hyper, key, B: int):
+    """In_axes of the state, hyper and key of B members: 0 where a leaf carries one leading member axis of length
+    B (State leaves of 3 dimensions, Hyper leaves of 1, a key of shape (B, 2) or a typed key of shape (B,)),
+    None where it is shared; `ValueError` on any other shape."""
+    def mark(base):
+        def f(a):
+            if a.ndim == base:
+                return None
+            if a.ndim == base + 1 and a.shape[0] == B:
+                return 0
+            raise ValueError(f"with {B} member periods every state and hyperparameter field must be shared or carry "
+                             f"one leading member axis of length {B}, got shape {a.shape}")
+        return f
+
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    k_base = 0 if typed else 1
+    if key.ndim == k_base + 1 and key.shape[0] == B:
+        k_ax = 0
+    elif key.ndim == k_base:
+        k_ax = None
+    else:
+        raise ValueError(f"key must be one PRNG key or one per member ({B}), got shape {key.shape}")
+    return jax.tree.map(mark(2), state0), jax.tree.map(mark(0), hyper), k_ax
 
 
 def simulate_with_resets(
@@ -200,12 +301,19 @@ def simulate_with_resets(
     Each segment is the plain solve of `simulate` (same solver, tolerances, variant) from the previous
     segment's end state with Wp replaced; the K segments run in one jitted `lax.scan`, so the function is
     `vmap`-able over states, hyperparameters and keys (seeds). With one segment (`reset.every` >= t1 − t0) the
-    run is `simulate(state0, ..., ts=linspace(t0, t1, saves + 1))`.
+    run is `simulate(state0, ..., ts=linspace(t0, t1, saves + 1))`. Runs that differ only in the period, t1,
+    the reset's init and scale, the state, the hyperparameters or the key share one compiled program.
+
+    **Members:** a `Reset` with B periods (`Reset(every=[T_1, ..., T_B])`) runs B members in one vmapped
+    program: `t1` is one end time per member (or one for all), every member has the same number of periods K,
+    and any field of `state0` and `hyper` and the `key` may carry a leading member axis of length B (the others
+    are shared). The results then have a leading member axis: `ts` (B, K, saves + 1), ....
 
     **Arguments:** as `simulate`, plus
 
     - `reset`: a `Reset`; t1 − t0 must be a whole number of periods (or at most one).
-    - `key`: PRNG key of the `"random"` draws (the k-th reset uses `fold_in(key, k)`).
+    - `key`: PRNG key of the `"random"` draws (the k-th reset uses `fold_in(key, k)`); with members, one key or
+      one per member.
     - `saves`: saves per segment after its start (m; each segment saves m + 1 evenly spaced times); in
       fixed-step mode (`dt`) every save must fall on the dt grid.
 
@@ -214,31 +322,46 @@ def simulate_with_resets(
 
     **Returns:** a `Segments` (leading axes (K, saves + 1)).
     """
-    _check_reset(reset, key)
+    B = reset.members
+    _check_reset(reset, _first_key(key, B))
     m = _check_saves(saves)
     v = as_variant(variant, ema=ema, stop_grad=stop_grad, predictor=predictor)
     if v.predictor.name not in ("learned", "symmetric"):
         raise ValueError(f"a reset needs a learned predictor ('learned' or 'symmetric'), got {v.predictor.name!r}")
     dtype = state0.W.dtype if isinstance(state0, State) else jnp.result_type(float)
-    t0_, t1_, _ = check_times(t0, t1, None, dtype)
-    K = reset.count(float(t0_), float(t1_))
-    every = min(reset.every, float(t1_) - float(t0_))
-    first_ts = np.linspace(float(t0_), float(t0_) + every, m + 1)
-    # validates everything once (the first segment's times stand for all: the segments are equal)
-    y0, hyper, data, v, t0a, t1a, ts1, options = checked_args(state0, hyper, data, float(t0_) + every, first_ts,
-                                                          t0_, v, solver, rtol, atol, dt, max_steps, None,
-                                                          max_norm, members=False)
+    t1s = _member_times(t1, B)
+    periods = (reset.every,) if B is None else reset.every
+    t0_ = None
+    for t1_b in t1s:
+        t0_, t1_, _ = check_times(t0, t1_b, None, dtype)
+    K = reset.count(float(t0_), t1s[0] if B is None else t1s)
+    spans = [float(check_times(t0, t, None, dtype)[1]) - float(t0_) for t in t1s]
+    everys = [min(e, sp) for e, sp in zip(periods, spans)]
+    # validates everything once (the first segment's times stand for all: the segments are equal); with fixed
+    # steps every member's save grid
+    for e in everys if dt is not None else everys[:1]:
+        first_ts = np.linspace(float(t0_), float(t0_) + e, m + 1)
+        y0, hyper_, data_, v_, t0a, t1a, ts1, options = checked_args(state0, hyper, data, float(t0_) + e, first_ts,
+                                                                     t0_, v, solver, rtol, atol, dt, max_steps, None,
+                                                                     max_norm, members=False)
+    hyper, data, v = hyper_, data_, v_
     if observe is not None and not callable(observe):
         raise ValueError(f"observe must be a function observe(t, state) or None, got {brief(observe)}")
     key = jax.random.PRNGKey(0) if key is None else key
-    if K == 1:  # no reset: the plain solve, bit for bit
+    code, scale = reset.code(t0a.dtype)
+    if B is not None:  # B members in one vmapped program
+        axes = _member_axes(y0, hyper, key, B)
+        ts, states, status, n, final = _matrix_members(
+            y0, hyper, data, v, code, scale, key, t0a, jnp.asarray(everys, t0a.dtype),
+            jnp.asarray(t1s, t0a.dtype), K, m, options, axes)
+    elif K == 1:  # no reset: the plain solve, bit for bit
         sol = solve_checked(y0, hyper, data, v, t0a, t1a, ts1, options)
         ts, states, status, n = (jax.tree.map(lambda a: a[None], x) for x in (sol.ts, sol.states, sol.status,
                                                                                   sol.num_steps))
         final = jax.tree.map(lambda a: a[-1], sol.states)
     else:
-        ts, states, status, n, final = _matrix_segments(y0, hyper, data, v, reset.unit(), key, t0a,
-                                                        jnp.asarray(every, t0a.dtype), t1_, K, m, options)
+        ts, states, status, n, final = _matrix_segments(y0, hyper, data, v, code, scale, key, t0a,
+                                                        jnp.asarray(everys[0], t0a.dtype), t1_, K, m, options)
     observed = None
     if observe is not None:
         ok = jnp.all(jnp.isfinite(states.W), axis=(-2, -1))
@@ -257,23 +380,27 @@ def train_with_resets(
     reset_key=None,
     setup: Setup | None = None,
     save_every: int | None = None,
+    segment: int | None = None,
     observe: Callable[[jax.Array, State], Any] | None = None,
     max_norm: float = 1e8,
 ) -> Segments:
     """Minibatch SGD (`byoldyn.sampled.train`) with Wp reset every `reset.every` of flow time.
 
     The run is `steps` SGD steps in K segments of n = every / dt steps (dt = `to_flow(sgd)[1]`); segment k
-    continues segment k − 1 through `train(..., resume=...)` with the `TrainState`'s Wp replaced by the reset
-    value and Wp's momentum buffer zeroed (W's momentum, F̂, the step count and the minibatch stream
-    `fold_in(key, step)` carry over), so with one segment (`every` >= steps × dt) it is `train` itself. A
-    Python loop over the K segments (not over steps): each segment is one jitted `lax.scan`; `vmap`-able over
-    seeds.
+    continues segment k − 1 as `train(..., resume=...)` would, with the `TrainState`'s Wp replaced by the reset
+    value and Wp's momentum buffer zeroed (kept for `"keep"`; W's momentum, F̂, the step count and the minibatch
+    stream `fold_in(key, step)` carry over), so with one segment (`every` >= steps × dt) it is `train` itself.
+    The K segments are one jitted `lax.scan` of `sgd_step`s (one program whatever the reset's init and scale);
+    `vmap`-able over seeds (`key`, `reset_key`) and the SGD's values.
 
     **Arguments:** as `train`, plus `reset` (a `Reset`; `steps` must be a whole number of periods, or at most
     one) and `reset_key` (PRNG key of the `"random"` draws; the k-th reset uses `fold_in(reset_key, k)`).
-    `save_every` must divide n (default n/20).
+    `save_every` must divide n (default n/20). `segment`: the steps per segment (default n, one segment per
+    period), a divisor of n: Wp is then reset at the start of every (n/segment)-th segment only, and runs whose
+    periods are multiples of one `segment` (at the same `steps`) share one compiled program (the period reaches
+    it as a value).
 
-    **Returns:** a `Segments` (leading axes (K, n/save_every + 1)); `final` is the last `TrainState`.
+    **Returns:** a `Segments` (leading axes (K, segment/save_every + 1)); `final` is the last `TrainState`.
     """
     _check_reset(reset, reset_key)
     setup = Setup() if setup is None else setup
@@ -288,51 +415,110 @@ def train_with_resets(
     if abs(per - round(per)) > 1e-6 * max(per, 1.0) or round(per) < 1:
         raise ValueError(f"reset.every = {reset.every:g} must be a whole number of SGD steps of flow time {dt:g}, "
                          f"got {per:.6g} steps")
-    n = min(int(round(per)), int(steps))
-    if steps % n:
-        raise ValueError(f"steps = {steps} must be a whole number of reset periods of {n} steps (or at most one)")
+    period = min(int(round(per)), int(steps))
+    if steps % period:
+        raise ValueError(f"steps = {steps} must be a whole number of reset periods of {period} steps (or at most one)")
+    n = period if segment is None else segment
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 or period % n:
+        raise ValueError(f"segment must be a positive integer dividing the {period} steps of a period, got {segment!r}")
+    n = int(n)
     save_every = max(1, n // 20) if save_every is None else save_every
     if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1 or n % save_every:
         raise ValueError(f"save_every must be a positive integer dividing the {n} steps of a period, got {save_every!r}")
-    ts0 = init_train_state(state0, setup)
-    Wp0 = ts0.Wp
-    runs, resume = [], None
-    for k in range(steps // n):
-        if k > 0:
-            Wp = reset.wp(k, Wp0, reset_key)
-            Wp = 0.5 * (Wp + jnp.swapaxes(Wp, -1, -2)) if setup.predictor.name == "symmetric" else Wp
-            resume = eqx.tree_at(lambda t: (t.Wp, t.vWp), resume, (Wp, jnp.zeros_like(resume.vWp)))
+    if steps // n == 1 or period == steps and segment is None:  # no reset: train itself, bit for bit
         r = train(state0, sgd, source, key, n, setup=setup, save_every=int(save_every), observe=observe,
-                  max_norm=max_norm, resume=resume)
-        runs.append(r)
-        resume = r.final
-    stack = lambda *a: jnp.stack(a)  # noqa: E731
-    states = None if runs[0].states is None else jax.tree.map(stack, *[r.states for r in runs])
-    observed = None if runs[0].observed is None else jax.tree.map(stack, *[r.observed for r in runs])
-    # a segment that starts from a diverged state is diverged too (train marks it only if a step blows up)
-    status = jnp.stack([r.status for r in runs])
-    status = jnp.where(jnp.cumsum(status != SUCCEEDED, axis=0) > 0, jnp.maximum(status, 1), status)
-    return Segments(jnp.stack([r.ts for r in runs]), states, observed, status,
-                    jnp.stack([r.final.step - (r.steps[0]) for r in runs]), runs[-1].final)
-
-
-def _mode_field(y, hyper, kappa, tau, lambda_d, fixed_tau):
-    return mode_field(y, hyper, kappa, tau if fixed_tau else None, lambda_d)
+                  max_norm=max_norm)
+        lead = lambda x: None if x is None else jax.tree.map(lambda a: a[None], x)  # noqa: E731
+        return Segments(r.ts[None], lead(r.states), lead(r.observed), r.status[None],
+                        (r.final.step - r.steps[0])[None], r.final)
+    # validates the arguments once (train's checks), then the K segments run in one jitted scan
+    check_key(key)
+    if not isinstance(state0, State) or not isinstance(source, Source):
+        raise ValueError("train_with_resets takes (State, SGD, Source, key, steps, reset) as its first arguments")
+    if state0.n1 != source.n1:
+        raise ValueError(f"W has n1 = {state0.n1} columns but the source is {source.n1}-dimensional")
+    check_number("max_norm", max_norm, positive=True, finite=False)
+    if observe is not None and not callable(observe):
+        raise ValueError(f"observe must be a function observe(t, state) or None, got {brief(observe)}")
+    ts0 = init_train_state(state0, setup)
+    data = source.moments() if setup.center == "none" else source.centered_moments(None)  # as train
+    code, scale = reset.code(ts0.W.dtype)
+    rkey = jax.random.PRNGKey(0) if reset_key is None else reset_key
+    steps_, ts_, ys, status, good, final = _train_segments(ts0, sgd, source, data, key, code, scale, rkey,
+                                                           jnp.asarray(period, jnp.int32), steps // n,
+                                                           n // save_every, int(save_every), setup, observe,
+                                                           float(max_norm))
+    states, observed = (ys, None) if observe is None else (None, ys)
+    return Segments(ts_, states, observed, status, good, final)
 
 
 @eqx.filter_jit
-def _mode_segments(y0, hyper, kappa, tau, lambda_d, fixed_tau, reset, t0, every, K, m, rtol, atol, max_steps,
+def _train_segments(ts0, sgd, source, data, key, code, scale, reset_key, period, K, n_save, save_every, setup,
+                    observe, max_norm):
+    """K segments of `sampled.train`'s loop (n_save intervals of save_every `sgd_step`s, step k drawing with
+    `fold_in(key, k)`) in one scan; Wp (and, except for `"keep"`, its momentum) replaced at the start of every
+    segment that starts a period of `period` steps (traced)."""
+    _, dt = to_flow(sgd)
+    Wp0 = ts0.Wp
+    eye = jnp.eye(Wp0.shape[-1], dtype=Wp0.dtype)
+    keep = code == INITS.index("keep")
+
+    def one(_, carry):
+        ts, alive = carry
+        new = sgd_step(ts, sgd, source, data, jax.random.fold_in(key, ts.step), setup)
+        ok = alive & ~blown((new.W, new.Wp, new.Wa), max_norm)
+        return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, ts), ok
+
+    def obs(ts, alive):
+        y = ts.state if observe is None else observe(ts.step.astype(dt.dtype) * dt, ts.state)
+        return jax.tree.map(lambda a: jnp.where(alive & jnp.isfinite(a), a, jnp.nan), y)
+
+    def interval(carry, _):
+        carry = jax.lax.fori_loop(0, save_every, one, carry)
+        return carry, obs(*carry)
+
+    def segment(carry, k):
+        ts, alive = carry
+        start = ts0.step + k.astype(ts0.step.dtype) * (n_save * save_every)  # nominal, as train's saves
+        now = (k > 0) & ((start - ts0.step) % period == 0)
+        Wp = _reset_value(code, scale, (start - ts0.step) // period, Wp0, ts.Wp, reset_key, eye)  # the r-th reset
+        Wp = 0.5 * (Wp + jnp.swapaxes(Wp, -1, -2)) if setup.predictor.name == "symmetric" else Wp
+        vWp = jnp.where(keep, ts.vWp, jnp.zeros_like(ts.vWp))
+        ts = jax.tree.map(lambda a, b: jnp.where(now, a, b), eqx.tree_at(lambda t: (t.Wp, t.vWp), ts, (Wp, vWp)), ts)
+        first = ts.step
+        y0 = obs(ts, alive)
+        (ts, alive), ys = jax.lax.scan(interval, (ts, alive), None, length=n_save)
+        ys = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+        steps = start + jnp.arange(n_save + 1, dtype=start.dtype) * save_every
+        status = jnp.where(alive, SUCCEEDED, DIVERGED).astype(jnp.int32)
+        return (ts, alive), (steps, steps.astype(dt.dtype) * dt, ys, status, ts.step - first)
+
+    (final, _), (steps, ts, ys, status, good) = jax.lax.scan(segment, (ts0, jnp.ones((), bool)), jnp.arange(K))
+    return steps, ts, ys, status, good, final
+
+
+def _mode_field(y, hyper, kappa, tau, lambda_d, fixed):
+    """`mode_field` with τ fixed (SimSiam-like) where the traced flag `fixed` is true, evolving (EMA) elsewhere:
+    both fields are computed and one is selected (one program for both)."""
+    free = mode_field(y, hyper, kappa, None, lambda_d)
+    held = mode_field(y, hyper, kappa, tau, lambda_d)
+    return jax.tree.map(lambda a, b: jnp.where(fixed, b, a), free, held)
+
+
+@eqx.filter_jit
+def _mode_segments(y0, hyper, kappa, tau, lambda_d, fixed, code, scale, t0, every, K, m, rtol, atol, max_steps,
                    max_norm):
     u = jnp.linspace(0.0, 1.0, m + 1, dtype=t0.dtype)
     solver = diffrax.Tsit5()
+    key = jax.random.PRNGKey(0)  # not read: the mode level has no random init
 
     def segment(y, k):
         tk = t0 + k.astype(t0.dtype) * every
         tk1 = tk + every
-        w_p = jnp.where(k > 0, reset.wp(k, y0.w_p[..., None, None], None)[..., 0, 0], y.w_p)
-        y = ModeState(y.w, w_p, y.w_a if not fixed_tau else tau * y.w)
+        w_p = jnp.where(k > 0, _reset_value(code, scale, k, y0.w_p, y.w_p, key, 1.0), y.w_p)
+        y = ModeState(y.w, w_p, jnp.where(fixed, tau * y.w, y.w_a))
         ts = (tk + (tk1 - tk) * u).at[-1].set(tk1)
-        ys, status, _, n = adaptive_solve(_mode_field, y, (hyper, kappa, tau, lambda_d, fixed_tau), tk, tk1, ts,
+        ys, status, _, n = adaptive_solve(_mode_field, y, (hyper, kappa, tau, lambda_d, fixed), tk, tk1, ts,
                                           solver=solver, rtol=rtol, atol=atol, max_steps=max_steps,
                                           max_norm=max_norm)
         return jax.tree.map(lambda a: a[-1], ys), (ts, ys, status, n)
@@ -364,11 +550,13 @@ def modes_with_resets(
     aligned state the matrix flow then stays decoupled, so this is exact for it.
 
     **Arguments:** `y0`, `hyper`, `kappa`, `tau`, `lambda_d` as `mode_field` (`tau` None: BYOL with EMA; a number:
-    fixed τ, τ = 1 is SimSiam); `reset` a `Reset` with init `"zeros"`, `"identity"` (p_j = scale) or
-    `"initial"` (p_j = p_j(0)); `saves`, `t0`, `rtol`, `atol`, `max_steps`, `max_norm` as `simulate_with_resets`
+    fixed τ, τ = 1 is SimSiam); `reset` a `Reset` of one period with init `"zeros"`, `"identity"` (p_j = scale),
+    `"initial"` (p_j = p_j(0)) or `"keep"`; `saves`, `t0`, `rtol`, `atol`, `max_steps`, `max_norm` as `simulate_with_resets`
     and `solve_modes`.
 
-    **Returns:** a `Segments` whose `states` is a `ModeState` with leading axes (K, saves + 1).
+    **Returns:** a `Segments` whose `states` is a `ModeState` with leading axes (K, saves + 1). Calls that differ
+    in `tau` (None or a number), the reset's init and scale, the period, t1 or the values (not the shapes) of the
+    state and hyperparameters share one compiled program.
 
     >>> import byoldyn as bd
     >>> from byoldyn.reset import Reset, modes_with_resets
@@ -379,12 +567,14 @@ def modes_with_resets(
     """
     _check_reset(reset, None)
     if reset.init == "random":
-        raise ValueError("the mode level takes reset init 'zeros', 'identity' or 'initial' (a random Wp is not "
-                         "aligned with F: use simulate_with_resets)")
+        raise ValueError("the mode level takes reset init 'zeros', 'identity', 'initial' or 'keep' (a random Wp is "
+                         "not aligned with F: use simulate_with_resets)")
+    if reset.members is not None:
+        raise ValueError("the mode level takes one reset period (runs with other parameters are more modes: the "
+                         "fields broadcast)")
     m = _check_saves(saves)
     if not isinstance(y0, ModeState):
         raise ValueError(f"y0 must be a ModeState, got {brief(y0)}")
-    fixed_tau = tau is not None
     mode_field(y0, hyper, kappa, tau, lambda_d)  # validates once, outside jit
     y0 = jax.tree.map(lambda a: jnp.asarray(a, jnp.result_type(a, float)), y0)
     dtype = y0.w.dtype
@@ -397,8 +587,10 @@ def modes_with_resets(
         kappa = jnp.asarray(kappa, dtype)
     tau_a = jnp.asarray(1.0 if tau is None else tau, dtype)
     ld = jnp.asarray(lambda_d, dtype) if isinstance(lambda_d, (int, float)) else lambda_d
-    ts, states, status, n, final = _mode_segments(y0, hyper, kappa, tau_a, ld, fixed_tau, reset.unit(), t0_, every, K,
-                                                  m, float(rtol), float(atol), int(max_steps), float(max_norm))
+    code, scale = reset.code(dtype)
+    ts, states, status, n, final = _mode_segments(y0, hyper, kappa, tau_a, ld, jnp.asarray(tau is not None), code,
+                                                  scale, t0_, every, K, m, float(rtol), float(atol), int(max_steps),
+                                                  float(max_norm))
     return Segments(ts, states, None, status, n, final)
 
 

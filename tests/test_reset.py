@@ -128,3 +128,88 @@ def test_sampled_equals_euler_with_resets():
     plain = train(s0, sgd, src, jax.random.PRNGKey(0), 60, save_every=10, setup=Setup(batch=None, ema_form="flow"))
     np.testing.assert_array_equal(one.states.W[0], plain.states.W)
     assert isinstance(sgd, SGD)
+
+
+def test_reset_members_and_keep_validation():
+    r = Reset([1.0, 2.0], "zeros")
+    assert r.members == 2 and r.every == (1.0, 2.0) and r.count(0.0, [4.0, 8.0]) == 4
+    with pytest.raises(ValueError, match="same number of reset periods"):
+        r.count(0.0, 4.0)
+    with pytest.raises(ValueError, match="every"):
+        Reset([1.0, -1.0])
+    assert Reset(1.0).members is None and "keep" in bd.reset.INITS
+    Wp0, Wp = jnp.ones((2, 2)), 3.0 * jnp.eye(2)
+    np.testing.assert_array_equal(Reset(1.0, "keep").wp(1, Wp0, None, Wp), Wp)
+    np.testing.assert_array_equal(Reset(1.0, "identity", scale=0.5).wp(1, Wp0, None), 0.5 * np.eye(2))
+    s0, data = _s0(), bd.Data.isotropic(3, 0.5)
+    with pytest.raises(ValueError, match="one end time or one per member"):
+        simulate_with_resets(s0, bd.Hyper(), data, [2.0, 4.0, 6.0], r)
+    with pytest.raises(ValueError, match="one reset period"):
+        modes_with_resets(bd.ModeState.from_pst(p=0.5, s=0.25, tau=1.0), bd.Hyper(), KAPPA, 4.0, r, tau=1.0)
+    with pytest.raises(ValueError, match="segment"):
+        train_with_resets(s0, from_flow(bd.Hyper(), 0.1), Source.isotropic(3, 0.5), jax.random.PRNGKey(0), 40,
+                          Reset(1.0, "zeros"), segment=3)
+
+
+@pytest.mark.slow
+def test_members_are_the_separate_runs_and_keep_is_no_reset():
+    # B members in one vmapped program equal B separate calls (solver tolerance); "keep" is the plain run
+    s0, data = _s0(), bd.Data.isotropic(3, 0.5)
+    ap = np.array([1.0, 10.0])
+    st = bd.State(jnp.stack([s0.W, s0.W / np.sqrt(10)]), jnp.stack([s0.Wp, s0.Wp]), jnp.stack([s0.Wa, s0.Wa / np.sqrt(10)]))
+    mem = simulate_with_resets(st, bd.Hyper(alpha_p=ap, eta=0.03), data, [8.0, 20.0], Reset([2.0, 5.0], "zeros"),
+                               saves=4, ema=False, rtol=1e-10, atol=1e-12)
+    assert mem.ts.shape == (2, 4, 5) and bool(jnp.all(mem.succeeded))
+    for b, e in enumerate((2.0, 5.0)):
+        one = simulate_with_resets(bd.State(st.W[b], st.Wp[b], st.Wa[b]), bd.Hyper(alpha_p=ap[b], eta=0.03), data,
+                                   4 * e, Reset(e, "zeros"), saves=4, ema=False, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(mem.states.W[b], one.states.W, rtol=0, atol=1e-12)
+    hp = bd.Hyper(eta=0.03, beta=0.5)
+    keep = simulate_with_resets(s0, hp, data, 20.0, Reset(5.0, "keep"), saves=4, rtol=1e-10, atol=1e-12)
+    plain = bd.simulate(s0, hp, data, 20.0, ts=[5.0, 10.0, 15.0, 20.0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(keep.states.W[:, -1], plain.states.W, rtol=0, atol=1e-9)  # solver restarts: rtol 1e-10
+    zeros = simulate_with_resets(s0, hp, data, 20.0, Reset(5.0, "zeros"), saves=4, rtol=1e-10, atol=1e-12)
+    assert np.max(np.abs(np.asarray(zeros.states.W[:, -1] - plain.states.W))) > 1e-3  # control: a reset does differ
+
+
+@pytest.mark.slow
+def test_sampled_segments_are_chained_train_calls():
+    # minibatch, momentum, random re-draws: the scan of segments equals train(resume=...) chained by hand, and
+    # segment= (two segments per period, one compiled program for any period) gives the same run
+    import equinox as eqx
+
+    s0, src = _s0(), Source.isotropic(3, 0.5)
+    sgd, setup = SGD(lr=0.01, wd=0.02, momentum=0.9, gamma_a=0.99), Setup(batch=16)
+    reset, rk, key = Reset(5.0, "random", scale=0.2), jax.random.PRNGKey(5), jax.random.PRNGKey(1)
+    seg = train_with_resets(s0, sgd, src, key, 200, reset, reset_key=rk, setup=setup, save_every=10)
+    resume, Ws = None, []
+    for k in range(4):
+        if k > 0:
+            resume = eqx.tree_at(lambda t: (t.Wp, t.vWp), resume, (reset.wp(k, s0.Wp, rk), jnp.zeros_like(resume.vWp)))
+        r = train(s0, sgd, src, key, 50, setup=setup, save_every=10, resume=resume)
+        Ws.append(r.states.W)
+        resume = r.final
+    np.testing.assert_allclose(seg.states.W, jnp.stack(Ws), rtol=0, atol=1e-13)
+    half = train_with_resets(s0, sgd, src, key, 200, reset, reset_key=rk, setup=setup, save_every=5, segment=25)
+    assert half.ts.shape == (8, 6)
+    np.testing.assert_allclose(half.states.W[1::2, -1], seg.states.W[:, -1], rtol=0, atol=1e-13)
+    keep = train_with_resets(s0, sgd, src, key, 200, Reset(5.0, "keep"), setup=setup, save_every=10)
+    plain = train(s0, sgd, src, key, 200, setup=setup, save_every=50)
+    np.testing.assert_array_equal(keep.states.W[:, -1], plain.states.W[1:])
+    assert np.max(np.abs(np.asarray(seg.states.W[:, -1] - plain.states.W[1:]))) > 1e-3  # control: resets differ
+
+
+@pytest.mark.slow
+def test_sampled_level_verdict_on_a_disjoint_seed_set():
+    # the predictor_reset figure's sampled row (seeds S_SEEDS) on a disjoint seed set: the same verdict, R3's alive
+    # set on every seed, every mode alive (> ALIVE) or dead (< DEAD)
+    from byoldyn.figures import reset as fr
+
+    seeds = tuple(range(max(fr.S_SEEDS) + 1, max(fr.S_SEEDS) + 1 + len(fr.S_SEEDS)))
+    assert not set(seeds) & set(fr.S_SEEDS)
+    out = fr.sampled_resets(seeds)
+    for f in fr.F_SHORT:
+        end = out[f][1][:, -1]
+        assert np.all((end > fr.ALIVE) == out["pred"][f]), (f, end)
+        assert np.all((end > fr.ALIVE) | (end < fr.DEAD)), (f, end)
+    assert int(out["pred"][0.5].sum()) == 3 and int(out["pred"][2.0].sum()) == 4  # the two arms differ
