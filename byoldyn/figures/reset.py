@@ -3,7 +3,7 @@ doesn't hurt BYOL", put into the linear theory. `fig_predictor_reset` checks, at
 resets every T_r far above the critical period T_c leave BYOL's final spectrum where the run without resets ends,
 that resets below T_c kill the modes whatever α_p is, the same threshold at the sampled level (minibatch SGD, seeds
 `S_SEEDS`), and reports the narrow band η_r < η < η_c where one reset kills a mode that the run without resets keeps
-(a finding). Five compiled programs in all: (a) and its control share one, (b) and (d) one (τ and the period are
+(a finding). Four large compiled programs in all: (a) and its control share one, (b) and (d) one (τ and the period are
 values), (c)'s four runs are the members of one, the sampled runs of both periods one.
 """
 
