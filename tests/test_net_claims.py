@@ -161,7 +161,21 @@ def test_companion_paper_claims_pair_the_changed_heads_with_the_learned_runs():
     assert nc.decide(learned + group(-1.5, 0.1, predictor_reset=390) + others, reset)["verdict"] == "holds (above −2)"
     assert nc.decide(learned + group(-5.0, 0.1, predictor_reset=390), reset)["verdict"] == "hurts (below 0)"
     assert nc.decide(learned + group(0.0, 2.0, predictor_reset=390), reset)["verdict"] == "not resolved"
-    # the controls: no changed run, no verdict; the learned side never takes a changed group
+    # the negative controls: the same rule on another contrast (none − BN for centering and the reset, centering −
+    # BN for no normalisation), computed beside each claim
+    world = learned + group(-5.0, 0.1, head_norm="none") + group(0.5, 0.1, head_norm="center") \
+        + group(-0.5, 0.1, predictor_reset=390)
+    got = {k: nc.decide(world, c) for k, c in (("none", nonorm), ("center", center), ("reset", reset))}
+    assert [got[k]["verdict"] for k in got] == ["holds", "holds (within ±2)", "holds (above −2)"]
+    assert got["none"]["control"]["mean"] == pytest.approx(0.5) and got["none"]["control"]["verdict"] == "does not hold"
+    assert got["center"]["control"]["mean"] == pytest.approx(-5.0)
+    assert got["center"]["control"]["verdict"] == "differs (below 0)"
+    assert got["reset"]["control"]["verdict"] == "hurts (below 0)"
+    assert nc.decide(world, _claim("table8"))["control"] is None
+    table = nc.claims_table(world)
+    assert "| no normalisation − BN, the same rule: -5.0 [" in table and "→ hurts (below 0) |" in table
+    assert "it must not hold" not in table
+    # no changed run, no verdict; the learned side never takes a changed group
     assert nc.decide(learned + others, reset)["verdict"].startswith("undecided")
     assert nc.decide(group(-5.0, 0.1, head_norm="none") + others, nonorm)["verdict"].startswith("undecided")
 

@@ -149,7 +149,8 @@ def _is(c: dict, predictor: str, ema: bool = True, stop_grad: bool = True, alpha
 
 #: The claims: each names its groups (config predicates: `_is`'s arguments, a tuple or a dict), what is
 #: measured, at which step (`final`: the learned group's last common record), how the paired values combine,
-#: the rule (and `margin` δ where it has one), and the paper's numbers.
+#: the rule (and `margin` δ where it has one), the paper's numbers, and for the companion paper's claims a negative
+#: `control`: the same rule on another contrast (`a` replaced), which must not hold.
 CLAIMS = (
     dict(key="fig2-asymmetry", claim="Fig. 2: asymmetry ‖Wp − Wpᵀ‖/‖Wp‖ of the learned Wp falls",
          a=("learned",), b=None, what="asymmetry", at="final", combine="last-first", rule="below", threshold=0.0,
@@ -178,16 +179,19 @@ CLAIMS = (
     dict(key="bn-none", claim="arXiv 2010.00578: without BN in the heads BYOL degrades (kNN %, none − BN)",
          a=dict(predictor="learned", head_norm="none"), b=dict(predictor="learned"), what="knn", at=1000,
          combine="a-b", rule="below", threshold=0.0,
+         control=dict(a=dict(predictor="learned", head_norm="center"), label="centering − BN"),
          paper="BN (its zero-mean step) + predictor create an implicit contrastive term: without it BYOL "
          "degrades / collapses (but Richemond et al. 2020: GroupNorm + weight standardisation work)"),
     dict(key="bn-center", claim="arXiv 2010.00578: the zero-mean step alone does BN's work (kNN %, centering − BN)",
          a=dict(predictor="learned", head_norm="center"), b=dict(predictor="learned"), what="knn", at=1000,
          combine="a-b", rule="within", threshold=0.0, margin=MARGIN,
+         control=dict(a=dict(predictor="learned", head_norm="none"), label="no normalisation − BN"),
          paper="the zero-mean step of BN is what creates the implicit contrastive term: comparable to BN"),
     dict(key="predictor-reset", claim="arXiv 2010.00578: reinitializing the predictor every epoch doesn't hurt "
          "(kNN %, reset every 390 steps − learned)",
          a=dict(predictor="learned", predictor_reset=390), b=dict(predictor="learned"), what="knn", at=1000,
          combine="a-b", rule="not-below", threshold=0.0, margin=MARGIN,
+         control=dict(a=dict(predictor="learned", head_norm="none"), label="no normalisation − BN"),
          paper="\"Reinitializing the predictor every few epochs doesn't hurt BYOL performance\""),
 )
 
@@ -241,8 +245,12 @@ def decide(runs, c: dict) -> dict:
                                             if c["key"] == "table8" else "not resolved")
     else:
         verdict = "holds" if hi < th else ("does not hold" if lo > th else "not resolved")
+    control = None
+    if c.get("control"):  # the same rule on another contrast, which must not hold
+        ctl = {**c, **c["control"], "control": None}
+        control = {**decide(runs, ctl), "label": c["control"]["label"]}
     return dict(key=c["key"], claim=c["claim"], paper=c["paper"], step=step, seeds=seeds, a=va, b=vb, first=v0,
-                mean=m, lower=lo, upper=hi, n=n, verdict=verdict, combine=c["combine"])
+                mean=m, lower=lo, upper=hi, n=n, verdict=verdict, combine=c["combine"], control=control)
 
 
 def _ms(x, f=".1f") -> str:
@@ -257,7 +265,7 @@ def claims_table(runs) -> str:
     """Markdown: one row per claim of `CLAIMS` with the paper's number, the measured values (mean ± sd over
     seeds), the 95 % interval of the deciding quantity and the verdict."""
     rows = ["| claim | paper | step | seeds | measured (mean ± sd) | deciding quantity: mean [95 % interval] "
-            "| verdict |", "|---|---|---|---|---|---|---|"]
+            "| verdict | negative control |", "|---|---|---|---|---|---|---|---|"]
     for c in CLAIMS:
         r = decide(runs, c)
         f = ".1f" if c["what"] == "knn" else ".3f"
@@ -272,8 +280,13 @@ def claims_table(runs) -> str:
             q = "ratio" if r["combine"] == "a/b" else "difference"
         iv = f"{q} {r['mean']:{f}} " + (f"[{r['lower']:{f}}, {r['upper']:{f}}]" if np.isfinite(r["lower"]) else
                                          "(no interval)")
+        ctl = r["control"]
+        ctl = "–" if ctl is None else (f"{ctl['label']}, the same rule: {ctl['mean']:{f}} "
+                                       + (f"[{ctl['lower']:{f}}, {ctl['upper']:{f}}]" if np.isfinite(ctl["lower"])
+                                          else "(no interval)") + f" → {ctl['verdict']}"
+                                       + (" (**it must not hold**)" if ctl["verdict"].startswith("holds") else ""))
         rows.append(f"| {r['claim']} | {r['paper']} | {r['step']} | {', '.join(map(str, r['seeds'])) or '–'} | "
-                    f"{got} | {iv} | **{r['verdict']}** |")
+                    f"{got} | {iv} | **{r['verdict']}** | {ctl} |")
     return "\n".join(rows) + "\n"
 
 
