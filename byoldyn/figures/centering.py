@@ -19,7 +19,7 @@ import numpy as np
 from .. import theory
 from ..flows.matrix import vector_field
 from ..model import Data, Hyper, State
-from ..sampled import SGD, Setup, Source, from_flow, init_train_state, sgd_step, to_flow, train
+from ..sampled import CENTERS, SGD, Setup, Source, from_flow, init_train_state, sgd_step, to_flow, train
 from ..solution import SUCCEEDED
 from .common import Check, Finding, Z, mean_se, note
 
@@ -31,7 +31,7 @@ TAU = 1.0  # τ = 1 at every fixed point with EMA (Eq. 13)
 X_DIAG, XP, MEAN_NORM = (0.1, 1.2, 1.0, 0.8), 0.4, 2.0
 ETA, ALPHA_P, BETA, LR, BATCH = 0.06, 1.0, 1.0, 0.05, 64
 #: (predictor, center) of the 2 × 2
-CELLS = (("learned", "none"), ("learned", "normal"), ("identity", "none"), ("identity", "normal"))
+CELLS = (("learned", "none"), ("learned", "center"), ("identity", "none"), ("identity", "center"))
 #: the derivation check: batch size, batches averaged, and the bound on max |z| over the 21 entries of (dW, dWp)
 CHECK_B, CHECK_K, CHECK_ZMAX = 4, 2000, 4.0
 # CHECK_ZMAX, fixed before comparing: z = (mean of K updates − derived) / (batch-to-batch SD / √K) per entry is
@@ -40,9 +40,10 @@ CHECK_B, CHECK_K, CHECK_ZMAX = 4, 2000, 4.0
 # the mode theory on X = diag(x + |μ|² e_0) (uncentered) keeps modes {0, 1, 2, 3} (η_c = 0.93, 0.23, 0.18, 0.13,
 # each ≥ 2.2 η) with p*_+ = (0.90, 0.70, 0.65, 0.58): fraction of ‖W‖² along μ 0.39, top singular vector μ; on
 # Data.centered(64, μ) mode 0 has η_c = 0.005 < η/12 and dies: {1, 2, 3}, fraction 0. A cell is
-# "mean-collapse" when the fraction's mean − Z SE > FRAC_HI, "mean-free" when its mean + Z SE < FRAC_LO (both a
-# factor ≥ 2 inside the predicted 0.44 and 0), "collapsed" when every seed's ‖W‖² is below FLOOR (no survivor), else
-# "undecided". FLOOR: 10% of the smallest surviving p*²/α_p (0.025); a surviving mode sits at ≥ 0.25.
+# "mean-collapse" when the fraction's mean − Z SE > FRAC_HI, "mean-free" when its mean + Z SE < FRAC_LO (about a
+# factor 2 inside the predicted 0.39, and 0.05 above the predicted 0), "collapsed" when every seed's ‖W‖² is below
+# FLOOR (no survivor), else "undecided". FLOOR: 10% of the smallest surviving p*²/α_p on Data.centered(64, μ)
+# (0.0335); a surviving mode sits at p*²/α_p ≥ 0.335.
 FRAC_HI, FRAC_LO = 0.2, 0.05
 
 
@@ -158,13 +159,17 @@ def contrastive_term(state: State, data: Data, mean, batch) -> tuple[jax.Array, 
     return Wp.T @ K, K @ W.T
 
 
-def update_check(batch: int = CHECK_B, K: int = CHECK_K, seed: int = 0):
+def update_check(batch: int = CHECK_B, K: int = CHECK_K, seed: int = 0, centers=("center", "none")):
     """The SGD update (one step, lr 1, α_p = 0.5, no momentum or decay) at a random state on a mean-shifted
-    anisotropic source, over K independent batches, for center "normal" and "none" on the same batches.
+    anisotropic source, over K independent batches, for each center of `centers` (`CENTERS`; "center" and "none"
+    at least) on the same batches.
 
-    **Returns:** dict with the per-batch updates `("normal" | "none") -> (dW, dWp)` (K, ...), the paired difference,
-    the derived expectations (Lemma 1 on `centered_moments(batch)` and on `moments()`), `contrastive_term`'s, and
-    the state and source."""
+    **Returns:** dict with the per-batch updates `center -> (dW, dWp)` (K, ...), the paired difference "center" −
+    "none", the derived expectations (Lemma 1 on `centered_moments(batch)` and on `moments()`),
+    `contrastive_term`'s, and the state and source."""
+    centers = tuple(centers)
+    if not {"center", "none"} <= set(centers) or not set(centers) <= set(CENTERS):
+        raise ValueError(f"centers must hold 'center' and 'none' and be among {CENTERS}, got {centers!r}")
     rng = np.random.default_rng(seed)
     n1, n2 = 4, 3
     A = rng.standard_normal((n1, n1))
@@ -180,14 +185,14 @@ def update_check(batch: int = CHECK_B, K: int = CHECK_K, seed: int = 0):
     @jax.jit
     def steps(keys):
         return [jax.lax.map(lambda k, c=c: sgd_step(ts0, sgd, src, data, k, Setup(batch=batch, center=c)), keys)
-                for c in ("normal", "none")]  # lax.map: unbatched keys compile faster than vmap's
+                for c in centers]  # lax.map: unbatched keys compile faster than vmap's
 
     upd = {c: (np.asarray(ts.W) - np.asarray(ts0.W), np.asarray(ts.Wp) - np.asarray(ts0.Wp))
-           for c, ts in zip(("normal", "none"), steps(keys))}
+           for c, ts in zip(centers, steps(keys))}
     v_c = vector_field(s0, hyper, src.centered_moments(batch))
     v_u = vector_field(s0, hyper, src.moments())
     kW, kWp = contrastive_term(s0, src.moments(), src.view_mean(), batch)
-    return dict(updates=upd, diff=tuple(a - b for a, b in zip(upd["normal"], upd["none"])),
+    return dict(updates=upd, diff=tuple(a - b for a, b in zip(upd["center"], upd["none"])),
                 centered=(np.asarray(v_c.W), np.asarray(v_c.Wp)), lemma1=(np.asarray(v_u.W), np.asarray(v_u.Wp)),
                 term=(kW, hyper.alpha_p * kWp), state=s0, source=src, alpha_p=float(hyper.alpha_p))
 
@@ -215,15 +220,15 @@ def fig_centering(size: str = "full", seed: int = 0):
 
     # (a) the derivation at batch B = 4
     uc = update_check()
-    z_c = zscores(uc["updates"]["normal"], uc["centered"])
-    z_u = zscores(uc["updates"]["normal"], uc["lemma1"])
+    z_c = zscores(uc["updates"]["center"], uc["centered"])
+    z_u = zscores(uc["updates"]["center"], uc["lemma1"])
     d_inf = uc["source"].centered_moments(None)
     v_inf = vector_field(uc["state"], Hyper(alpha_p=uc["alpha_p"]), d_inf)
-    z_inf = zscores(uc["updates"]["normal"], (np.asarray(v_inf.W), np.asarray(v_inf.Wp)))
+    z_inf = zscores(uc["updates"]["center"], (np.asarray(v_inf.W), np.asarray(v_inf.Wp)))
     z_k = zscores(uc["diff"], uc["term"])
     z_k0 = zscores(uc["diff"], contrastive_term(uc["state"], uc["source"].moments(), uc["source"].view_mean(), None))
-    mc = np.concatenate([a.mean(0).ravel() for a in uc["updates"]["normal"]])
-    se = np.concatenate([(a.std(0, ddof=1) / np.sqrt(CHECK_K)).ravel() for a in uc["updates"]["normal"]])
+    mc = np.concatenate([a.mean(0).ravel() for a in uc["updates"]["center"]])
+    se = np.concatenate([(a.std(0, ddof=1) / np.sqrt(CHECK_K)).ravel() for a in uc["updates"]["center"]])
     pc = np.concatenate([np.ravel(a) for a in uc["centered"]])
     pu = np.concatenate([np.ravel(a) for a in uc["lemma1"]])
     ax_a.errorbar(pc, mc, yerr=Z * se, fmt="o", ms=4, label=f"centered SGD, mean of {CHECK_K} batches (± {Z:g} SE)")
@@ -259,7 +264,8 @@ def fig_centering(size: str = "full", seed: int = 0):
     floor = _floor()
     alive_u, p_u = _theory(False, True)
     alive_c, p_c = _theory(True, True)
-    for (cell, ls) in ((("learned", "none"), "--"), (("learned", "normal"), "-")):
+    alive_inf, p_inf = _theory(True, True, None)  # B = ∞: for the modes 1-3 the uncentered values (μ ∥ e_0)
+    for (cell, ls) in ((("learned", "none"), "--"), (("learned", "center"), "-")):
         G, ts, _ = runs[cell]
         for i in range(len(X_DIAG)):
             pm = np.sqrt(ALPHA_P * np.mean(G[:, :, i, i], axis=0))
@@ -306,7 +312,7 @@ def fig_centering(size: str = "full", seed: int = 0):
                 f"{np.mean(m['cos']):.2f}, participation ratio of F {np.mean(m['pr_F']):.2f} (of the covariance "
                 f"W Σx Wᵀ {np.mean(m['pr_cov']):.2f}), surviving {_fmt_set((m['diag'] > floor).all(axis=0))}")
 
-    ln, lc = met[("learned", "none")], met[("learned", "normal")]
+    ln, lc = met[("learned", "none")], met[("learned", "center")]
     sets_c = ((lc["diag"] > floor) == alive_c[None]).all(axis=1)
     sets_u = ((ln["diag"] > floor) == alive_u[None]).all(axis=1)
     frac_u = float(p_u[0] ** 2 / np.sum(p_u ** 2))
@@ -316,22 +322,22 @@ def fig_centering(size: str = "full", seed: int = 0):
         "direction dies, W keeps the covariance modes that Lemma 1 on Data.centered(64, μ) keeps",
         f"centered: {desc(lc)}; the theory's set in {sets_c.sum()} of {len(sets_c)} seeds",
         f"mean-free (fraction + {Z:g} SE < {FRAC_LO}); surviving {_fmt_set(alive_c)} (mode theory on the centered "
-        "moments)", ver[("learned", "normal")] == "mean-free" and bool(sets_c.all()),
+        "moments)", ver[("learned", "center")] == "mean-free" and bool(sets_c.all()),
         f"no centering: {desc(ln)} (uncentered theory: surviving {_fmt_set(alive_u)}, fraction {frac_u:.2f}; its "
         f"set in {sets_u.sum()} of {len(sets_u)} seeds)",
         ver[("learned", "none")] == "mean-free" and bool(((ln["diag"] > floor) == alive_c[None]).all())))
-    li, lic = met[("identity", "none")], met[("identity", "normal")]
+    li, lic = met[("identity", "none")], met[("identity", "center")]
     rows.append(Check(
         "The contrastive term needs the predictor (companion paper: 'the combination of BatchNorm and a predictor'; "
         "docs/centering.md: with Wp = I and T → W the term is W X'/B, no mean part): sampled BYOL with Wp = I on the "
         "same data collapses with centering as without (App. D.3)",
-        f"Wp = I, centered: ‖W‖² ≤ {lic['norm2'].max():.1e} in every seed [{ver[('identity', 'normal')]}]; "
+        f"Wp = I, centered: ‖W‖² ≤ {lic['norm2'].max():.1e} in every seed [{ver[('identity', 'center')]}]; "
         f"uncentered ‖W‖² ≤ {li['norm2'].max():.1e} [{ver[('identity', 'none')]}]",
         f"collapsed (every seed's ‖W‖² < floor {floor:.3f})",
-        ver[("identity", "normal")] == "collapsed" and ver[("identity", "none")] == "collapsed",
-        f"learned Wp, centered: ‖W‖² ≥ {lc['norm2'].min():.2f} [{ver[('learned', 'normal')]}]",
-        ver[("learned", "normal")] == "collapsed"))
-    l0n, l0c = met0[("learned", "none")], met0[("learned", "normal")]
+        ver[("identity", "center")] == "collapsed" and ver[("identity", "none")] == "collapsed",
+        f"learned Wp, centered: ‖W‖² ≥ {lc['norm2'].min():.2f} [{ver[('learned', 'center')]}]",
+        ver[("learned", "center")] == "collapsed"))
+    l0n, l0c = met0[("learned", "none")], met0[("learned", "center")]
     same0 = bool(np.array_equal((l0n["diag"] > floor).all(axis=0), (l0c["diag"] > floor).all(axis=0)))
     pc_ = [mean_se(np.sqrt(ALPHA_P * lc["diag"][:, i])) for i in range(len(X_DIAG))]
 
@@ -341,8 +347,11 @@ def fig_centering(size: str = "full", seed: int = 0):
 
     rows.append(Check(
         "The centered flow (Lemma 1 on Data.centered(B, μ), through the mode theory A3) predicts the sampled "
-        "centered runs' surviving p_j = √(α_p (WᵀW)_jj) (learned Wp, μ = 2 e_0, B = 64)",
-        ", ".join(f"p_{i} = {pc_[i][0]:.4f} ± {pc_[i][1]:.4f}" for i in range(len(X_DIAG))),
+        "centered runs' surviving p_j = √(α_p (WᵀW)_jj) (learned Wp, μ = 2 e_0, B = 64); this criterion does not "
+        "resolve the (1 − 1/B) factor (panel a does)",
+        ", ".join(f"p_{i} = {pc_[i][0]:.4f} ± {pc_[i][1]:.4f}" for i in range(len(X_DIAG)))
+        + "; B = ∞ centering's p*_+ = " + ", ".join(f"{p:.4f}" for p in p_inf)
+        + f" {'also passes' if flow_agrees(alive_inf, p_inf) else 'fails'} it",
         ", ".join(f"{p:.4f}" for p in p_c) + f": surviving modes within {Z:g} SE + 0.02 (minibatch bias; "
         "docs/anisotropic_modes.md's criterion), dead ones (0) below the floor in every seed",
         flow_agrees(alive_c, p_c),
@@ -361,8 +370,8 @@ def fig_centering(size: str = "full", seed: int = 0):
     fig.suptitle("Batch centering (BatchNorm's zero-mean step) + predictor: the implicit contrastive term removes "
                  "the mean direction m mᵀ from Lemma 1's moments", fontsize=11)
     note(fig, f"Chosen: Σx = diag{X_DIAG}, Σn = {XP} I, μ = {MEAN_NORM:g} e_0; SGD lr = {LR}, batch {BATCH}, "
-              f"α_p = {ALPHA_P:g}, η = {ETA}, β = {BETA} (from_flow), one view, Euclidean loss, EMA, center 'normal' "
-              "(= 'detach' for this loss); W(0) ~ N(0, 1) entries, Wp(0) = 0.5 I + N(0, 0.1²) entries, Wa(0) = W(0). (a) n1 = 4, "
+              f"α_p = {ALPHA_P:g}, η = {ETA}, β = {BETA} (from_flow), one view, Euclidean loss, EMA, center 'center' "
+              "(= 'center-detach' for this loss); W(0) ~ N(0, 1) entries, Wp(0) = 0.5 I + N(0, 0.1²) entries, Wa(0) = W(0). (a) n1 = 4, "
               "n2 = 3, random state, lr 1, α_p = 0.5.")
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))
     return fig, rows

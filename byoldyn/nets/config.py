@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from .. import predictors as P
+from ..sampled.train import CENTERS
 from .augment import Augment
 
 __all__ = ["Config", "PREDICTORS", "ALIASES", "HEAD_NORMS"]
@@ -24,9 +25,10 @@ __all__ = ["Config", "PREDICTORS", "ALIASES", "HEAD_NORMS"]
 PREDICTORS = (*P.PREDICTORS, "mlp")
 #: former names, accepted and mapped on construction (old configs and checkpoints keep loading)
 ALIASES = dict(P.ALIASES)
-#: the heads' normalisation (`Config.head_norm`, `byoldyn.nets.heads`): BatchNorm (the official code's), its
-#: zero-mean step alone with the batch mean differentiated or detached, or none
-HEAD_NORMS = ("bn", "center", "center-detach", "none")
+#: the heads' normalisation (`Config.head_norm`, `byoldyn.nets.heads`): BatchNorm (the official code's), or one of
+#: the sampled level's `byoldyn.sampled.CENTERS` (none, its zero-mean step with the batch mean differentiated or
+#: detached): one name per concept at both levels
+HEAD_NORMS = ("bn", *CENTERS)
 
 
 @dataclass(frozen=True)

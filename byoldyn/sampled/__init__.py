@@ -24,6 +24,7 @@ from .train import (
                     cosine_loss,
                     euclidean_direction,
                     euclidean_loss,
+                    flow_moments,
                     init_train_state,
                     predictor_of,
                     sgd_step,
@@ -33,5 +34,5 @@ from .train import (
 __all__ = [
     "SGD", "to_flow", "from_flow", "flow_time", "Source", "Setup", "TrainState", "Run", "train", "sgd_step",
     "init_train_state", "predictor_of", "euclidean_direction", "cosine_loss", "euclidean_loss", "center_batch",
-    "compare", "Comparison", "DISTANCES", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "CENTERS",
+    "flow_moments", "compare", "Comparison", "DISTANCES", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "CENTERS",
 ]

@@ -13,7 +13,7 @@ from ..integrate import simulate
 from ..model import State
 from .data import Source
 from .dictionary import SGD, to_flow
-from .train import Setup, train
+from .train import Setup, flow_moments, train
 
 __all__ = ["Comparison", "compare", "DISTANCES"]
 
@@ -89,7 +89,7 @@ def compare(
                          f"got {setup.predictor.name!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
-    data = source.moments() if setup.center == "none" else source.centered_moments(setup.batch)  # centering's flow
+    data = flow_moments(source, setup)
     observe = _observe(data)
     keys = jax.random.split(key, seeds)
     run = jax.vmap(lambda k: train(state0, sgd, source, k, steps, setup=setup, save_every=save_every,

@@ -18,11 +18,13 @@ One step k (a practitioner's iteration, the order of the official code, THEORY.m
 
 Batch centering (`Setup(center=...)`, BatchNorm's zero-mean step; docs/centering.md): the online projection
 W x, the target projection T x and the predictor's output have their batch mean removed, the mean
-differentiated through (`"normal"`) or stop-gradiented (`"detach"`); DirectPred's F̂ then accumulates the
+differentiated through (`"center"`) or stop-gradiented (`"center-detach"`; the names of `Config.head_norm` at the
+ResNet level, `CENTERS`); DirectPred's F̂ then accumulates the
 centered features (the predictor's input). With the Euclidean loss the two give the same step: the residuals
 r_b = Wp W x̃1_b − T x̃2_b are centered (Σ_b r_b = 0), so the mean's gradient term Wpᵀ(Σ_b r_b) x̄ᵀ/B vanishes,
 and the step is Lemma 1's with the batch-centered moments; with the cosine loss they differ. `batch=None` with
-centering uses the population-centered moments (B = ∞, `Source.centered_moments(None)`).
+centering uses the population-centered moments (B = ∞, `Source.centered_moments(None)`); `flow_moments(source,
+setup)` gives the moments of the flow a run follows in expectation.
 
 With the Euclidean loss, `batch=None`, momentum 0, `ema_form="flow"` and a learned or identity
 predictor, one step is exactly one Euler step of Lemma 1 (`simulate(..., dt=lr)`), bit for bit.
@@ -47,15 +49,16 @@ from .data import Source
 from .dictionary import SGD, to_flow
 
 __all__ = ["Setup", "TrainState", "Run", "train", "init_train_state", "sgd_step", "euclidean_direction",
-           "cosine_loss", "euclidean_loss", "center_batch", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "CENTERS",
-           "predictor_of"]
+           "cosine_loss", "euclidean_loss", "center_batch", "flow_moments", "LOSSES", "VIEWS", "PREDICTORS",
+           "EMA_FORMS", "CENTERS", "predictor_of"]
 
 LOSSES = ("euclidean", "cosine")
 VIEWS = ("one", "symmetric")
 PREDICTORS = tuple(P.PREDICTORS)  # the registry's names (byoldyn.predictors)
 EMA_FORMS = ("practice", "flow")
-#: batch centering of the projections (BatchNorm's zero-mean step): off, mean differentiated, mean detached
-CENTERS = ("none", "normal", "detach")
+#: batch centering of the projections (BatchNorm's zero-mean step): off, the batch mean differentiated, the batch
+#: mean detached; the one list of these names (the ResNet level's `Config.head_norm` is "bn" or one of them)
+CENTERS = ("none", "center", "center-detach")
 
 
 class Setup(eqx.Module):
@@ -69,8 +72,8 @@ class Setup(eqx.Module):
     - `ema`: EMA target (BYOL) or target = W (SimSiam, "no EMA").
     - `ema_form`: `"practice"` or `"flow"` (see the module docstring).
     - `batch`: minibatch size, or None for exact expectations (Euclidean loss only).
-    - `center`: `"none"`, `"normal"` or `"detach"`: batch centering of the projections and the predictor's output,
-      the batch mean differentiated through or detached (module docstring; docs/centering.md).
+    - `center`: `"none"`, `"center"` or `"center-detach"` (`CENTERS`): batch centering of the projections and the
+      predictor's output, the batch mean differentiated through or detached (module docstring; docs/centering.md).
     - `freq`, `directpred_form`: shorthands of the predictor's `freq` and `form` (None: not given); with a name
       they build the object, with an object they must agree with it (`ValueError` otherwise).
     """
@@ -186,13 +189,20 @@ def _normalize(v):
     return v / jnp.maximum(n, 1e-12)  # torch F.normalize
 
 
-def center_batch(v, center: str = "normal"):
-    """BatchNorm's zero-mean step over the batch (axis −2 of (..., B, n)): v − mean_b v (`"normal"`),
-    v − stop_gradient(mean_b v) (`"detach"`, the same values, no gradient through the mean) or v (`"none"`)."""
+def _check_center(center):
+    if not isinstance(center, str) or center not in CENTERS:
+        raise ValueError(f"center must be one of {CENTERS}, got {brief(center)}")
+
+
+def center_batch(v, center: str = "center"):
+    """BatchNorm's zero-mean step over the batch (axis −2 of (..., B, n)): v − mean_b v (`"center"`),
+    v − stop_gradient(mean_b v) (`"center-detach"`, the same values, no gradient through the mean) or v
+    (`"none"`). `ValueError` for another `center`."""
+    _check_center(center)
     if center == "none":
         return v
     m = jnp.mean(v, axis=-2, keepdims=True)
-    return v - (jax.lax.stop_gradient(m) if center == "detach" else m)
+    return v - (jax.lax.stop_gradient(m) if center == "center-detach" else m)
 
 
 def _branches(W, Wp, T, xa, xb, center):
@@ -208,7 +218,9 @@ def euclidean_loss(W, Wp, T, x1, x2, views, center="none"):
     """The Euclidean loss of a batch (Eq. 1's sample form), ½ mean_b ‖p_b − z_b‖² (`views="one"`) or the mean of
     both orders of the views (¼ of the summed squares), with `center_batch` applied as `Setup.center`. `train`
     steps with the closed form `euclidean_direction` on the (centered) batch moments; this autodiff form checks it
-    (for `"normal"` and `"detach"` alike: the residuals are centered, module docstring)."""
+    (for `"center"` and `"center-detach"` alike: the residuals are centered, module docstring)."""
+    _check_center(center)
+
     def one(xa, xb):
         p, z = _branches(W, Wp, T, xa, xb, center)
         return 0.5 * jnp.mean(jnp.sum((p - z) ** 2, axis=-1))
@@ -221,6 +233,8 @@ def cosine_loss(W, Wp, T, x1, x2, views, center="none"):
     p = Wp W x1, z = T x2 with the target `T` (stop-gradient is the caller's); `views="one"` that term, else
     the symmetrized mean of both orders of the views (x1, x2), (x2, x1). `center`: `center_batch` of the
     projections and the predictor's output before the normalisation (`Setup.center`)."""
+    _check_center(center)
+
     def one(xa, xb):
         p, z = _branches(W, Wp, T, xa, xb, center)
         p, z = _normalize(p), _normalize(z)
@@ -266,6 +280,17 @@ def predictor_of(setup: Setup, sgd: SGD | None = None) -> P.Predictor:
     return setup.predictor
 
 
+def flow_moments(source: Source, setup: Setup) -> Data:
+    """The moments of the flow that a run of `setup` on `source` follows in expectation (Euclidean loss):
+    `source.moments()` without centering (the batch moments are unbiased at any B), else
+    `source.centered_moments(setup.batch)` (Lemma 1 on the batch-centered moments, docs/centering.md, Eq. C2;
+    `batch=None`: B = ∞, the moments `train` steps with). `ValueError` for arguments of other types."""
+    if not isinstance(source, Source) or not isinstance(setup, Setup):
+        raise ValueError(f"flow_moments takes (Source, Setup), got ({type(source).__name__}, "
+                         f"{type(setup).__name__})")
+    return source.moments() if setup.center == "none" else source.centered_moments(setup.batch)
+
+
 def sgd_step(ts: TrainState, sgd: SGD, source: Source, data: Data, key, setup: Setup) -> TrainState:
     """One SGD iteration (module docstring, steps 1-5). Unbatched; traced-safe; no validation."""
     hyper, dt = to_flow(sgd)
@@ -295,8 +320,11 @@ def sgd_step(ts: TrainState, sgd: SGD, source: Source, data: Data, key, setup: S
     return TrainState(W, Wp_new, Wa, vW, vWp, Fhat, ts.step + 1)
 
 
-@eqx.filter_jit
-def _train(ts0, sgd, source, data, key, n_save, save_every, setup, observe, max_norm):
+def _saved_loop(sgd, source, data, key, setup, observe, max_norm):
+    """`run(ts, alive, n_save, save_every) -> ((ts, alive), saves)`: `train`'s loop (traced), shared with
+    `byoldyn.reset.train_with_resets`: n_save intervals of save_every `sgd_step`s (step k draws with
+    `fold_in(key, k)`; a step that blows up or leaves a non-finite state is not taken and ends the run), saving the
+    state (or `observe(t, state)`) at the start and after each interval, NaN once the run has stopped."""
     _, dt = to_flow(sgd)
 
     def one(_, carry):
@@ -310,17 +338,44 @@ def _train(ts0, sgd, source, data, key, n_save, save_every, setup, observe, max_
         y = ts.state if observe is None else observe(ts.step.astype(dt.dtype) * dt, ts.state)
         return jax.tree.map(lambda a: jnp.where(alive & jnp.isfinite(a), a, jnp.nan), y)  # never inf
 
-    def interval(carry, _):
-        carry = jax.lax.fori_loop(0, save_every, one, carry)
-        return carry, obs(*carry)
+    def run(ts, alive, n_save, save_every):
+        def interval(carry, _):
+            carry = jax.lax.fori_loop(0, save_every, one, carry)
+            return carry, obs(*carry)
 
-    alive0 = jnp.ones((), bool)
-    y0 = obs(ts0, alive0)
-    (ts, alive), ys = jax.lax.scan(interval, (ts0, alive0), None, length=n_save)
-    ys = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+        y0 = obs(ts, alive)
+        carry, ys = jax.lax.scan(interval, (ts, alive), None, length=n_save)
+        return carry, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+
+    return run
+
+
+@eqx.filter_jit
+def _train(ts0, sgd, source, data, key, n_save, save_every, setup, observe, max_norm):
+    _, dt = to_flow(sgd)
+    run = _saved_loop(sgd, source, data, key, setup, observe, max_norm)
+    (ts, alive), ys = run(ts0, jnp.ones((), bool), n_save, save_every)
     steps = ts0.step + jnp.arange(n_save + 1, dtype=ts0.step.dtype) * save_every
     status = jnp.where(alive, SUCCEEDED, DIVERGED).astype(jnp.int32)
     return steps, steps.astype(dt.dtype) * dt, ys, ts, status
+
+
+def _check_run(state0, sgd, source, key, steps, setup, observe, max_norm, name: str = "train") -> Setup:
+    """`train`'s validation of its common arguments (shared with `train_with_resets`); returns the `Setup`."""
+    setup = Setup() if setup is None else setup
+    if not isinstance(setup, Setup):
+        raise ValueError(f"setup must be a Setup, got {type(setup).__name__}")
+    if not isinstance(state0, State) or not isinstance(sgd, SGD) or not isinstance(source, Source):
+        raise ValueError(f"{name} takes (State, SGD, Source, key, steps) as its first arguments")
+    if state0.n1 != source.n1:
+        raise ValueError(f"W has n1 = {state0.n1} columns but the source is {source.n1}-dimensional")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_number("max_norm", max_norm, positive=True, finite=False)
+    check_key(key)
+    if observe is not None and not callable(observe):
+        raise ValueError(f"observe must be a function observe(t, state) or None, got {brief(observe)}")
+    return setup
 
 
 def train(
@@ -353,27 +408,15 @@ def train(
 
     **Returns:** a `Run`. The whole loop is one jitted `lax.scan`.
     """
-    setup = Setup() if setup is None else setup
-    if not isinstance(setup, Setup):
-        raise ValueError(f"setup must be a Setup, got {type(setup).__name__}")
-    if not isinstance(state0, State) or not isinstance(sgd, SGD) or not isinstance(source, Source):
-        raise ValueError("train takes (State, SGD, Source, key, steps) as its first arguments")
-    if state0.n1 != source.n1:
-        raise ValueError(f"W has n1 = {state0.n1} columns but the source is {source.n1}-dimensional")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    setup = _check_run(state0, sgd, source, key, steps, setup, observe, max_norm)
     save_every = max(1, steps // 100) if save_every is None else save_every
     if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1 \
             or steps % save_every:
         raise ValueError(f"save_every must be a positive integer dividing steps = {steps}, got {save_every!r}")
-    check_number("max_norm", max_norm, positive=True, finite=False)
-    check_key(key)
-    if observe is not None and not callable(observe):
-        raise ValueError(f"observe must be a function observe(t, state) or None, got {brief(observe)}")
     if resume is not None and not isinstance(resume, TrainState):
         raise ValueError(f"resume must be a TrainState (a Run.final), got {type(resume).__name__}")
     ts0 = init_train_state(state0, setup) if resume is None else resume
-    data = source.moments() if setup.center == "none" else source.centered_moments(None)  # batch=None's moments
+    data = flow_moments(source, setup)  # read by batch=None only
     steps_, ts_, ys, final, status = _train(ts0, sgd, source, data, key, steps // save_every,
                                             int(save_every), setup, observe, float(max_norm))
     states, observed = (ys, None) if observe is None else (None, ys)
