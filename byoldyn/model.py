@@ -173,12 +173,17 @@ class Data(eqx.Module):
             X_c = (1 − 1/B) (X − m mᵀ),    X'_c = (1 − 1/B) X',
 
         with `mean` m = E[x1] the views' mean (None: zero) and `batch` B (None: B = ∞, population centering).
-        The centered SGD update's expectation at batch B is Lemma 1 with these moments, so its flow is
-        `simulate(state, hyper, data.centered(B, m), ...)`. Centering lives here, on the moments, rather than on
-        `Variant`: the centered update is Lemma 1 with other moments (docs/centering.md), so every path that reads
-        `Data` (vector_field, autodiff_field, the cosine mean-field loss, simulate, simulate_batch, the mode level
-        for diagonal data, `theory.eta_c`) takes it unchanged, and the mean is a property of the data, not of the
-        method. `ValueError` when X − m mᵀ is not PSD (a mean larger than the second moment allows)."""
+        The centered SGD update's expectation at batch B (Euclidean loss, either `CENTERS` mode) is Lemma 1 with
+        these moments, so its flow is `simulate(state, hyper, data.centered(B, m), ...)`. Centering lives here, on
+        the moments, rather than on `Variant`: the centered update is Lemma 1 with other moments (docs/centering.md),
+        so the Euclidean paths that read `Data` (vector_field, autodiff_field, simulate, simulate_batch, the mode
+        level, `theory.eta_c`) take it unchanged, and the mean is a property of the data, not of the method. The
+        mode level needs diagonal moments: `Data.centered` keeps X's eigenbasis only when m lies along one of its
+        eigenvectors (m mᵀ then shares it); otherwise rotate first, or use the matrix level. The cosine mean-field
+        loss: with `"center"` the sampled gradient is the loss's on the centered views, whose moments these are
+        (so it takes them as for any data); `"center-detach"` adds Wpᵀ mean_b(g_b) x̄1ᵀ to the W gradient, zero in
+        expectation only for Gaussian views (x̄ independent of the centered samples; docs/centering.md, C2).
+        `ValueError` when X − m mᵀ is not PSD (a mean larger than the second moment allows)."""
         if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 2):
             raise ValueError(f"batch must be an integer >= 2 (a batch of one centers to zero) or None, got {batch!r}")
         f = 1.0 if batch is None else 1.0 - 1.0 / batch
