@@ -217,10 +217,25 @@ def _pump(stream) -> None:
 LAG_S = 0.5  # how long a child's stderr line is held before it is copied (see `_pump_err`)
 
 
-def _pump_err(stream, i: int, refused: dict) -> None:
-    """Copy process `i`'s stderr (i > 0) to ours, each line `LAG_S` s after it was written, and drop it if meanwhile
-    another process refused its input (`refused["by"]`, set by `_wait` within 50 ms of that exit): a peer that loses
-    the refusing process (the host of the coordination service) logs the loss, noise after the one-line refusal."""
+def _pump_err(stream, i: int, refused: dict, procs: list, refusal: int | None) -> None:
+    """Copy process `i`'s stderr (i > 0) to ours, each line `LAG_S` s after it was written, and drop it if by then
+    another process has refused its input (exited with `refusal`; `refused["by"]` once `_wait` has seen it): a peer
+    that loses the refusing process (the host of the coordination service) logs the loss, noise after the one-line
+    refusal. The loss is logged after that exit, so the exit is checked here directly, not only through `_wait`'s
+    50 ms loop (which a loaded machine can delay past the lag)."""
+
+    def dropped() -> bool:
+        if refused["by"] not in (None, i):
+            return True
+        if refusal is None:
+            return False
+        for _ in range(2):  # poll() answers None while another thread holds the process's wait lock: ask twice
+            if any(j != i and (p.poll() if p.returncode is None else p.returncode) == refusal
+                   for j, p in enumerate(list(procs))):
+                return True
+            time.sleep(0.01)
+        return False
+
     lines: queue.Queue = queue.Queue()
 
     def read():
@@ -233,7 +248,7 @@ def _pump_err(stream, i: int, refused: dict) -> None:
     while (item := lines.get()) is not None:
         t, line = item
         time.sleep(max(0.0, t + LAG_S - time.monotonic()))
-        if refused["by"] in (None, i):
+        if not dropped():
             sys.stderr.buffer.write(line)
             sys.stderr.buffer.flush()
 
@@ -283,7 +298,8 @@ def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: i
                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE if i else None))
                 pumps.append(threading.Thread(target=_pump, args=(procs[-1].stdout,), daemon=True))
                 if i:
-                    pumps.append(threading.Thread(target=_pump_err, args=(procs[-1].stderr, i, refused), daemon=True))
+                    pumps.append(threading.Thread(target=_pump_err, args=(procs[-1].stderr, i, refused, procs, refusal),
+                                                  daemon=True))
                 for t in pumps[-2 if i else -1:]:
                     t.start()
         except OSError as e:

@@ -194,11 +194,18 @@ def test_two_matrix_sweeps_at_once_finish(tmp_path):
 # process 0 refuses (one line, status 2); process 1 then logs the loss of its peer, as jax.distributed's client does
 REFUSE_THEN_NOISE = r"""
 import os, sys, time
+from pathlib import Path
 from byoldyn.launch import ENV_ID
+pid = Path(sys.argv[1])
 if os.environ[ENV_ID] == "0":
+    pid.write_text(str(os.getpid()))
     print("byoldyn: error: refused", file=sys.stderr, flush=True)
     sys.exit(2)
-time.sleep(0.2)
+while not pid.exists() or pid.read_text() == "":
+    time.sleep(0.01)
+status = Path("/proc", pid.read_text(), "status")
+while status.exists() and "State:\tZ" not in status.read_text():  # the noise follows the refusing process's exit
+    time.sleep(0.01)
 print("E1205 coordination_service_agent.cc:289] Polled an error from coordination service", file=sys.stderr, flush=True)
 time.sleep(30)
 """
@@ -209,7 +216,8 @@ def test_after_a_refusal_the_peers_logs_are_dropped(tmp_path):
     script = tmp_path / "w.py"
     script.write_text(REFUSE_THEN_NOISE)
     r = subprocess.run([sys.executable, "-c", "import sys; from byoldyn.launch import launch; "
-                        f"sys.exit(launch([sys.executable, {str(script)!r}], 2, refusal=2))"],
+                        f"sys.exit(launch([sys.executable, {str(script)!r}, {str(tmp_path / 'pid')!r}], 2, "
+                        "refusal=2))"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.splitlines() == ["byoldyn: error: refused"], r.stderr
