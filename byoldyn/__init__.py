@@ -6,7 +6,7 @@ specified in THEORY.md; equation numbers in docstrings follow the paper (arXiv 2
 
 from importlib import metadata as _metadata
 
-from . import observables, phase, predictors, sampled, theory
+from . import observables, phase, predictors, reset, sampled, theory
 from .batch import simulate_batch
 from .flows.matrix import autodiff_field, expected_loss, vector_field
 from .flows.modes import (
@@ -48,5 +48,5 @@ __all__ = [
     "ModeState", "ModePST", "ParabolaState", "mode_field", "pst_field", "cubic_field", "parabola_field",
     "solve_modes", "SymState", "symmetric_field", "reduced_field",
     "Predictor", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy", "DirectSet", "Variant", "PREDICTORS", "as_predictor",
-    "observables", "theory", "phase", "predictors", "sampled",
+    "observables", "theory", "phase", "predictors", "sampled", "reset",
 ]

@@ -257,14 +257,18 @@ def solve_checked(y0, hyper, data, variant: Variant, t0, t1, ts, o: _Options,
 
 
 def _observe_saved(observe, ts, states: State):
-    """`observe` at every save of `states`; NaN where the saved state is not finite (not reached)."""
+    """`observe` at every save of `states` (leading axes those of `ts`: (T,), or (K, m + 1) for the segments of
+    `byoldyn.reset`); NaN where the saved state is not finite (not reached)."""
     ok = jnp.all(jnp.isfinite(states.W), axis=(-2, -1))
-    out = jax.vmap(observe)(ts, states)
+    f = observe
+    for _ in range(jnp.ndim(ts)):
+        f = jax.vmap(f)
+    out = f(ts, states)
 
     def mask(a):
         a = jnp.asarray(a)
         a = a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(states.W.dtype)
-        a = jnp.where(ok.reshape(ok.shape + (1,) * (a.ndim - 1)), a, jnp.nan)
+        a = jnp.where(ok.reshape(ok.shape + (1,) * (a.ndim - ok.ndim)), a, jnp.nan)
         return jnp.where(jnp.isfinite(a), a, jnp.nan)
 
     return jax.tree.map(mask, out)

@@ -11,7 +11,8 @@ Every level integrates K = (t1 − t0) / every segments [t_k, t_{k+1}], t_k = t0
 at each t_k (k >= 1) only Wp is replaced (W, the target Wa, and at the sampled level W's momentum, F̂ and the
 step count carry over; Wp's momentum buffer is zeroed: a fresh predictor with a fresh optimizer state). The
 results have a leading segment axis: `ts[k, 0]` is t_k with the state just after the reset, `ts[k, -1]` is
-t_{k+1} with the state just before the next one. `recovery_time` measures how fast a mode strength returns.
+t_{k+1} with the state just before the next one. `recovery_time` measures how fast a mode strength returns;
+`critical_period` is the period T_c below which periodic resets to 0 kill a mode at its fixed point (R3).
 """
 
 from __future__ import annotations
@@ -26,17 +27,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import theory
+from .batch import _batched_mask
 from .flows.modes import ModeState, mode_field
-from .integrate import checked_args, solve_checked
+from .integrate import _observe_saved, checked_args, solve_checked
 from .model import Data, Hyper, State
 from .predictors import as_variant
-from .sampled import SGD, Setup, Source, init_train_state, sgd_step, to_flow, train
+from .sampled import SGD, Setup, Source, flow_moments, init_train_state, to_flow, train
+from .sampled.train import _check_run, _saved_loop
 from .solution import DIVERGED, SUCCEEDED, check_number, check_times, check_tolerances
-from .stepper import adaptive_solve, blown
+from .stepper import adaptive_solve
 from .validate import brief, check_key
 
 __all__ = ["Reset", "INITS", "Segments", "simulate_with_resets", "train_with_resets", "modes_with_resets",
-           "recovery_time"]
+           "recovery_time", "critical_period"]
 
 INITS = ("zeros", "random", "identity", "initial", "keep")
 """The initial values a reset can give Wp: `"zeros"` (Wp = 0, aligned with every F), `"random"` (a fresh draw
@@ -78,15 +82,17 @@ class Reset(eqx.Module):
 
     - `every`: the reset period in flow time (> 0); resets at t0 + every, t0 + 2 every, ... before t1. At the
       sampled level it must be a whole number of SGD steps of flow time `to_flow(sgd)[1]` each. A 1-D sequence
-      of B periods makes B members run in one vmapped program (`simulate_with_resets`, `modes_with_resets`:
-      with `t1` one end time per member, every member the same number of periods).
+      of B periods makes B members run in one vmapped program (`simulate_with_resets` only, with `t1` one end
+      time per member, every member the same number of periods; the mode and sampled levels take one period:
+      vmap them, or, at the mode level, broadcast the fields).
     - `init`: one of `INITS` (default `"random"`, the companion paper's re-initialization: a fresh draw from
       the initial distribution; `"zeros"` is the mode theory's clean case; `"keep"` the control without resets).
     - `scale`: the scale of `"random"` (entries N(0, scale²/n2), as `State.random(..., wp_scale=scale)`) and of
       `"identity"` (scale · I); not read by `"zeros"`, `"initial"` and `"keep"`.
 
     `init` and `scale` reach the compiled segment loops as values, so runs that differ only in them (and in the
-    period, the end time, the state, the hyperparameters or the key) share one compilation.
+    period, the end time, the state's and hyperparameters' values or the key) share one compilation, provided the
+    number of segments K (static: it sets the scan's length) and the saves per segment are the same.
 
     >>> import byoldyn as bd
     >>> bd.reset.Reset(every=50.0, init="zeros")
@@ -170,12 +176,12 @@ class Segments(eqx.Module):
         return jnp.all(self.status == SUCCEEDED, axis=-1)
 
 
-def _check_reset(reset, key) -> None:
+def _check_reset(reset, key, name: str = "key") -> None:
     if not isinstance(reset, Reset):
         raise ValueError(f"reset must be a byoldyn.reset.Reset, got {brief(reset)}")
     if reset.init == "random":
         if key is None:
-            raise ValueError("reset init 'random' needs a PRNG key (key=...) for its draws")
+            raise ValueError(f"reset init 'random' needs a PRNG key ({name}=...) for its draws")
         check_key(key)
 
 
@@ -200,22 +206,6 @@ def _check_saves(saves) -> int:
     if isinstance(saves, bool) or not isinstance(saves, (int, np.integer)) or saves < 1:
         raise ValueError(f"saves must be a positive integer (saves per segment), got {brief(saves)}")
     return int(saves)
-
-
-def _observe(observe, ts, states, ok):
-    """`observe` at every save (leading axes those of `ts`: (K, m + 1), members first), NaN where the saved state
-    is not finite."""
-    f = observe
-    for _ in range(ts.ndim):
-        f = jax.vmap(f)
-    out = f(ts, states)
-
-    def mask(a):
-        a = jnp.asarray(a)
-        a = a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(ts.dtype)
-        return jnp.where(ok.reshape(ok.shape + (1,) * (a.ndim - ok.ndim)) & jnp.isfinite(a), a, jnp.nan)
-
-    return jax.tree.map(mask, out)
 
 
 def _matrix_scan(y0, hyper, data, variant, code, scale, key, t0, every, t1, K, m, options):
@@ -249,20 +239,15 @@ def _matrix_members(y0, hyper, data, variant, code, scale, key, t0, every, t1, K
     return jax.vmap(one, in_axes=axes + (0, 0))(y0, hyper, key, every, t1)
 
 
-def _member_axes(state0, hyper, key, B: int):
+def _member_axes(state0, hyper, data, key, B: int):
     """In_axes of the state, hyper and key of B members: 0 where a leaf carries one leading member axis of length
-    B (State leaves of 3 dimensions, Hyper leaves of 1, a key of shape (B, 2) or a typed key of shape (B,)),
-    None where it is shared; `ValueError` on any other shape."""
-    def mark(base):
-        def f(a):
-            if a.ndim == base:
-                return None
-            if a.ndim == base + 1 and a.shape[0] == B:
-                return 0
+    B (`batch._batched_mask`'s rule: State leaves of 3 dimensions, Hyper leaves of 1; a key of shape (B, 2) or a
+    typed key of shape (B,)), None where it is shared; `ValueError` on any other shape."""
+    masks = _batched_mask(state0, hyper, data)[:2]
+    for a, m in zip(jax.tree.leaves((state0, hyper)), jax.tree.leaves(masks)):
+        if m and a.shape[0] != B:
             raise ValueError(f"with {B} member periods every state and hyperparameter field must be shared or carry "
                              f"one leading member axis of length {B}, got shape {a.shape}")
-        return f
-
     typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
     k_base = 0 if typed else 1
     if key.ndim == k_base + 1 and key.shape[0] == B:
@@ -271,7 +256,7 @@ def _member_axes(state0, hyper, key, B: int):
         k_ax = None
     else:
         raise ValueError(f"key must be one PRNG key or one per member ({B}), got shape {key.shape}")
-    return jax.tree.map(mark(2), state0), jax.tree.map(mark(0), hyper), k_ax
+    return tuple(jax.tree.map(lambda m: 0 if m else None, x) for x in masks) + (k_ax,)
 
 
 def simulate_with_resets(
@@ -301,8 +286,9 @@ def simulate_with_resets(
     Each segment is the plain solve of `simulate` (same solver, tolerances, variant) from the previous
     segment's end state with Wp replaced; the K segments run in one jitted `lax.scan`, so the function is
     `vmap`-able over states, hyperparameters and keys (seeds). With one segment (`reset.every` >= t1 − t0) the
-    run is `simulate(state0, ..., ts=linspace(t0, t1, saves + 1))`. Runs that differ only in the period, t1,
-    the reset's init and scale, the state, the hyperparameters or the key share one compiled program.
+    run is `simulate(state0, ..., ts=linspace(t0, t1, saves + 1))`. Runs with the same number of segments K
+    (static: (t1 − t0)/every is the scan's length) and the same `saves` share one compiled program whatever their
+    period, t1, the reset's init and scale, the state's and hyperparameters' values and the key.
 
     **Members:** a `Reset` with B periods (`Reset(every=[T_1, ..., T_B])`) runs B members in one vmapped
     program: `t1` is one end time per member (or one for all), every member has the same number of periods K,
@@ -350,7 +336,7 @@ def simulate_with_resets(
     key = jax.random.PRNGKey(0) if key is None else key
     code, scale = reset.code(t0a.dtype)
     if B is not None:  # B members in one vmapped program
-        axes = _member_axes(y0, hyper, key, B)
+        axes = _member_axes(y0, hyper, data, key, B)
         ts, states, status, n, final = _matrix_members(
             y0, hyper, data, v, code, scale, key, t0a, jnp.asarray(everys, t0a.dtype),
             jnp.asarray(t1s, t0a.dtype), K, m, options, axes)
@@ -364,8 +350,7 @@ def simulate_with_resets(
                                                         jnp.asarray(everys[0], t0a.dtype), t1_, K, m, options)
     observed = None
     if observe is not None:
-        ok = jnp.all(jnp.isfinite(states.W), axis=(-2, -1))
-        observed, states = _observe(observe, ts, states, ok), None
+        observed, states = _observe_saved(observe, ts, states), None
     return Segments(ts, states, observed, status, n, final)
 
 
@@ -391,25 +376,25 @@ def train_with_resets(
     value and Wp's momentum buffer zeroed (kept for `"keep"`; W's momentum, F̂, the step count and the minibatch
     stream `fold_in(key, step)` carry over), so with one segment (`every` >= steps × dt) it is `train` itself.
     The K segments are one jitted `lax.scan` of `sgd_step`s (one program whatever the reset's init and scale);
-    `vmap`-able over seeds (`key`, `reset_key`) and the SGD's values.
+    `vmap`-able over seeds (`key`, `reset_key`) and the SGD's values. Runs share one compiled program when their
+    K = steps/segment, `segment` and `save_every` (hence saves per segment) and `setup` are the same: with the
+    default `segment` (= the period) a different period is a different program; with one `segment` dividing
+    every period, runs of those periods (at the same `steps`) share one.
 
-    **Arguments:** as `train`, plus `reset` (a `Reset`; `steps` must be a whole number of periods, or at most
-    one) and `reset_key` (PRNG key of the `"random"` draws; the k-th reset uses `fold_in(reset_key, k)`).
-    `save_every` must divide n (default n/20). `segment`: the steps per segment (default n, one segment per
-    period), a divisor of n: Wp is then reset at the start of every (n/segment)-th segment only, and runs whose
-    periods are multiples of one `segment` (at the same `steps`) share one compiled program (the period reaches
-    it as a value).
+    **Arguments:** as `train`, plus `reset` (a `Reset` of one period; `steps` must be a whole number of periods,
+    or at most one) and `reset_key` (PRNG key of the `"random"` draws; the k-th reset uses `fold_in(reset_key, k)`).
+    `save_every` must divide the segment (default segment/20). `segment`: the steps per segment (default n, one
+    segment per period), a divisor of n: Wp is then reset at the start of every (n/segment)-th segment only (the
+    period reaches the program as a value).
 
     **Returns:** a `Segments` (leading axes (K, segment/save_every + 1)); `final` is the last `TrainState`.
     """
-    _check_reset(reset, reset_key)
-    setup = Setup() if setup is None else setup
-    if not isinstance(setup, Setup) or not isinstance(sgd, SGD):
-        raise ValueError("train_with_resets takes an SGD and a Setup (setup=...)")
+    setup = _check_run(state0, sgd, source, key, steps, setup, observe, max_norm, name="train_with_resets")
+    _check_reset(reset, reset_key, "reset_key")
+    if reset.members is not None:
+        raise ValueError("the sampled level takes one reset period (vmap train_with_resets over runs)")
     if setup.predictor.name not in ("learned", "symmetric"):
         raise ValueError(f"a reset needs a learned predictor ('learned' or 'symmetric'), got {setup.predictor.name!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
     dt = float(np.asarray(to_flow(sgd)[1]))
     per = reset.every / dt
     if abs(per - round(per)) > 1e-6 * max(per, 1.0) or round(per) < 1:
@@ -431,17 +416,8 @@ def train_with_resets(
         lead = lambda x: None if x is None else jax.tree.map(lambda a: a[None], x)  # noqa: E731
         return Segments(r.ts[None], lead(r.states), lead(r.observed), r.status[None],
                         (r.final.step - r.steps[0])[None], r.final)
-    # validates the arguments once (train's checks), then the K segments run in one jitted scan
-    check_key(key)
-    if not isinstance(state0, State) or not isinstance(source, Source):
-        raise ValueError("train_with_resets takes (State, SGD, Source, key, steps, reset) as its first arguments")
-    if state0.n1 != source.n1:
-        raise ValueError(f"W has n1 = {state0.n1} columns but the source is {source.n1}-dimensional")
-    check_number("max_norm", max_norm, positive=True, finite=False)
-    if observe is not None and not callable(observe):
-        raise ValueError(f"observe must be a function observe(t, state) or None, got {brief(observe)}")
     ts0 = init_train_state(state0, setup)
-    data = source.moments() if setup.center == "none" else source.centered_moments(None)  # as train
+    data = flow_moments(source, setup)  # as train (read by batch=None only)
     code, scale = reset.code(ts0.W.dtype)
     rkey = jax.random.PRNGKey(0) if reset_key is None else reset_key
     steps_, ts_, ys, status, good, final = _train_segments(ts0, sgd, source, data, key, code, scale, rkey,
@@ -455,27 +431,14 @@ def train_with_resets(
 @eqx.filter_jit
 def _train_segments(ts0, sgd, source, data, key, code, scale, reset_key, period, K, n_save, save_every, setup,
                     observe, max_norm):
-    """K segments of `sampled.train`'s loop (n_save intervals of save_every `sgd_step`s, step k drawing with
-    `fold_in(key, k)`) in one scan; Wp (and, except for `"keep"`, its momentum) replaced at the start of every
-    segment that starts a period of `period` steps (traced)."""
+    """K segments of `sampled.train`'s loop (`_saved_loop`: n_save intervals of save_every `sgd_step`s, step k
+    drawing with `fold_in(key, k)`) in one scan; Wp (and, except for `"keep"`, its momentum) replaced at the start
+    of every segment that starts a period of `period` steps (traced)."""
     _, dt = to_flow(sgd)
     Wp0 = ts0.Wp
     eye = jnp.eye(Wp0.shape[-1], dtype=Wp0.dtype)
     keep = code == INITS.index("keep")
-
-    def one(_, carry):
-        ts, alive = carry
-        new = sgd_step(ts, sgd, source, data, jax.random.fold_in(key, ts.step), setup)
-        ok = alive & ~blown((new.W, new.Wp, new.Wa), max_norm)
-        return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, ts), ok
-
-    def obs(ts, alive):
-        y = ts.state if observe is None else observe(ts.step.astype(dt.dtype) * dt, ts.state)
-        return jax.tree.map(lambda a: jnp.where(alive & jnp.isfinite(a), a, jnp.nan), y)
-
-    def interval(carry, _):
-        carry = jax.lax.fori_loop(0, save_every, one, carry)
-        return carry, obs(*carry)
+    run = _saved_loop(sgd, source, data, key, setup, observe, max_norm)  # sampled.train's loop
 
     def segment(carry, k):
         ts, alive = carry
@@ -486,9 +449,7 @@ def _train_segments(ts0, sgd, source, data, key, code, scale, reset_key, period,
         vWp = jnp.where(keep, ts.vWp, jnp.zeros_like(ts.vWp))
         ts = jax.tree.map(lambda a, b: jnp.where(now, a, b), eqx.tree_at(lambda t: (t.Wp, t.vWp), ts, (Wp, vWp)), ts)
         first = ts.step
-        y0 = obs(ts, alive)
-        (ts, alive), ys = jax.lax.scan(interval, (ts, alive), None, length=n_save)
-        ys = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+        (ts, alive), ys = run(ts, alive, n_save, save_every)
         steps = start + jnp.arange(n_save + 1, dtype=start.dtype) * save_every
         status = jnp.where(alive, SUCCEEDED, DIVERGED).astype(jnp.int32)
         return (ts, alive), (steps, steps.astype(dt.dtype) * dt, ys, status, ts.step - first)
@@ -556,7 +517,8 @@ def modes_with_resets(
 
     **Returns:** a `Segments` whose `states` is a `ModeState` with leading axes (K, saves + 1). Calls that differ
     in `tau` (None or a number), the reset's init and scale, the period, t1 or the values (not the shapes) of the
-    state and hyperparameters share one compiled program.
+    state and hyperparameters share one compiled program, provided their number of segments K = (t1 − t0)/every
+    (static) and `saves` are the same.
 
     >>> import byoldyn as bd
     >>> from byoldyn.reset import Reset, modes_with_resets
@@ -614,3 +576,27 @@ def recovery_time(ts, x, target, rtol: float = 0.05) -> np.ndarray:
     t = np.take_along_axis(ts[..., None] - ts[..., :1, None], first[..., None, :], axis=-2)[..., 0, :]
     out = np.where(any_, t, math.inf)
     return np.where(np.isnan(x[..., -1, :]), np.nan, out)
+
+
+def critical_period(tau, kappa, eta):
+    """T_c = 2κ²η / (τ² (τ² − 4κη)) = 2η / (τ² (p*_+ − p*_−)²): the reset period below which periodic resets of
+    p_j to 0 (fixed τ) kill a mode that sits at its fixed point p*_+ (docs/predictor_reset.md, R3).
+
+    An empirical closed form, not derived: the threshold of the exact one-period map (from (p, ŝ) = (0, p*_+²),
+    ŝ back to p*_+² after T_c) is universal in κη/τ² (R1), and this form matches it to 2e-8, 2e-5, 5.6e-4 and
+    6.2e-3 relative at κη/τ² = 0.01, 0.05, 0.1, 0.15 (η = 0.04, 0.2, 0.4, 0.6 η_c: below 1e-3 up to 0.4 η_c), 7%
+    at 0.8 η_c (the map's threshold is the larger). The leading order 2η/(τ² p*_+²) (growth τ² ŝ T_r² − 2η T_r
+    of ln ŝ over a period) is off by 2%, 11%, 24%, 40% there. `tau`, `kappa`, `eta` as `theory.p_star`
+    (numbers or arrays, isotropic κ); `ValueError` unless 0 < η < η_c = τ²/(4κ).
+
+    >>> from byoldyn.reset import critical_period
+    >>> round(float(critical_period(1.0, 1.5, 0.04)), 4)
+    0.2368
+    """
+    tau, kappa, eta = (np.asarray(check_number(n, v) if np.ndim(v) == 0 else v, float)
+                       for n, v in (("tau", tau), ("kappa", kappa), ("eta", eta)))
+    ec = np.asarray(theory.eta_c(tau, kappa))
+    if np.any(eta <= 0) or np.any(eta >= ec) or np.any(tau <= 0):
+        raise ValueError(f"critical_period needs tau > 0 and 0 < eta < eta_c = tau²/(4 kappa), got eta = "
+                         f"{brief(eta)}, eta_c = {brief(ec)}")
+    return 2.0 * kappa ** 2 * eta / (tau ** 2 * (tau ** 2 - 4.0 * kappa * eta))

@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = ["byoldyn.integrate", "byoldyn.batch", "byoldyn.sweeps.api", "byoldyn.theory", "byoldyn.predictors",
-           "byoldyn.flows.modes", "byoldyn.flows.matrix", "byoldyn.phase", "byoldyn.nets.trainer"]
+           "byoldyn.flows.modes", "byoldyn.flows.matrix", "byoldyn.phase", "byoldyn.nets.trainer",
+           "byoldyn.reset"]
 #: the optional packages a module needs (the `nets` extra); its examples are skipped without them
 NEEDS = {"byoldyn.nets.trainer": ("flax", "optax", "orbax.checkpoint")}
 

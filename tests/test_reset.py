@@ -9,7 +9,14 @@ import pytest
 
 import byoldyn as bd
 from byoldyn import theory
-from byoldyn.reset import Reset, modes_with_resets, recovery_time, simulate_with_resets, train_with_resets
+from byoldyn.reset import (
+    Reset,
+    critical_period,
+    modes_with_resets,
+    recovery_time,
+    simulate_with_resets,
+    train_with_resets,
+)
 from byoldyn.sampled import SGD, Setup, Source, from_flow, train
 
 KAPPA = 1.5
@@ -59,7 +66,8 @@ def test_segments_are_independent_simulate_calls():
 
 @pytest.mark.slow
 def test_alpha_p_drops_out():
-    # R1: W -> W/√α_p maps the α_p flow onto the α_p = 1 flow, resets to 0 included: α_p s_j(t), p_j(t) agree
+    # R1: W -> W/√α_p maps the α_p = 1 flow onto the α_p flow (W₁(t)/√α_p solves it), resets to 0 included:
+    # √α_p W(t) and Wp(t) of the α_p run started at W(0)/√α_p agree with the α_p = 1 run
     s0, data = _s0(), bd.Data.isotropic(3, 0.5)
     out = []
     for ap in (0.1, 1.0, 10.0):
@@ -93,13 +101,30 @@ def test_critical_period_mode_map():
     # R3: a mode at its fixed point survives periodic resets to 0 iff T_r > T_c; checked at 0.8 T_c and 1.25 T_c
     eta = 0.04
     pp = float(theory.p_star(1.0, KAPPA, eta)[1])
-    tc = 2 * KAPPA ** 2 * eta / (1 - 4 * KAPPA * eta)
+    tc = float(critical_period(1.0, KAPPA, eta))
     y0 = bd.ModeState.from_pst(p=pp, s=pp ** 2, tau=1.0)
     ends = []
     for f in (0.8, 1.25):
         seg = modes_with_resets(y0, bd.Hyper(eta=eta), KAPPA, 600 * f * tc, Reset(f * tc, "zeros"), tau=1.0, saves=1)
         ends.append(float(seg.final.s) / pp ** 2)
     assert ends[0] < 0.2 and ends[1] > 1.5
+
+
+@pytest.mark.slow
+def test_critical_period_is_the_one_period_threshold():
+    # R3 at κη/τ² = 0.05, where the closed form matches the exact map to 2e-5: one period from (p, ŝ) = (0, p*_+²)
+    # shrinks ŝ at 0.99 T_c and grows it at 1.01 T_c (scipy DOP853 at rtol 1e-12: ∓1.1e-4; solver rtol 1e-11 here).
+    # The leading order 2η/(τ² p*_+²) = 0.89 T_c would put 0.99 T_c above the threshold: the signs tell them apart.
+    eta = 0.05 / KAPPA
+    pp = float(theory.p_star(1.0, KAPPA, eta)[1])
+    tc = float(critical_period(1.0, KAPPA, eta))
+    assert 2 * eta / pp ** 2 < 0.9 * tc
+    y0 = bd.ModeState.from_pst(p=0.0, s=pp ** 2, tau=1.0)
+    growth = [float(modes_with_resets(y0, bd.Hyper(eta=eta), KAPPA, f * tc, Reset(f * tc, "keep"), tau=1.0, saves=1,
+                                      rtol=1e-11, atol=1e-13).final.s) / pp ** 2 - 1.0 for f in (0.99, 1.01)]
+    assert -2e-4 < growth[0] < -5e-5 and 5e-5 < growth[1] < 2e-4, growth
+    with pytest.raises(ValueError, match="eta_c"):
+        critical_period(1.0, KAPPA, 0.2)
 
 
 def test_recovery_time():
@@ -149,6 +174,11 @@ def test_reset_members_and_keep_validation():
     with pytest.raises(ValueError, match="segment"):
         train_with_resets(s0, from_flow(bd.Hyper(), 0.1), Source.isotropic(3, 0.5), jax.random.PRNGKey(0), 40,
                           Reset(1.0, "zeros"), segment=3)
+    with pytest.raises(ValueError, match="the sampled level takes one reset period"):
+        train_with_resets(s0, from_flow(bd.Hyper(), 0.1), Source.isotropic(3, 0.5), jax.random.PRNGKey(0), 40, r)
+    with pytest.raises(ValueError, match="reset_key="):
+        train_with_resets(s0, from_flow(bd.Hyper(), 0.1), Source.isotropic(3, 0.5), jax.random.PRNGKey(0), 40,
+                          Reset(1.0))
 
 
 @pytest.mark.slow
@@ -201,12 +231,12 @@ def test_sampled_segments_are_chained_train_calls():
 
 @pytest.mark.slow
 def test_sampled_level_verdict_on_a_disjoint_seed_set():
-    # the predictor_reset figure's sampled row (seeds S_SEEDS) on a disjoint seed set: the same verdict, R3's alive
-    # set on every seed, every mode alive (> ALIVE) or dead (< DEAD)
+    # the predictor_reset figure's sampled row (seeds S_SEEDS) on two disjoint seed sets of its size (4-7 and 8-11,
+    # one vmapped run): the same verdict, R3's alive set on every seed, every mode alive (> ALIVE) or dead (< DEAD)
     from byoldyn.figures import reset as fr
 
-    seeds = tuple(range(max(fr.S_SEEDS) + 1, max(fr.S_SEEDS) + 1 + len(fr.S_SEEDS)))
-    assert not set(seeds) & set(fr.S_SEEDS)
+    seeds = tuple(range(max(fr.S_SEEDS) + 1, max(fr.S_SEEDS) + 1 + 2 * len(fr.S_SEEDS)))
+    assert not set(seeds) & set(fr.S_SEEDS) and seeds == tuple(range(4, 12))
     out = fr.sampled_resets(seeds)
     for f in fr.F_SHORT:
         end = out[f][1][:, -1]
