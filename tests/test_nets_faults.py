@@ -35,9 +35,11 @@ def folder(tmp_path_factory):
     return root
 
 
-def _env(cache):
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0", JAX_PLATFORMS="cpu")
+def _env():
+    """The suite's compilation cache (tests/conftest.py), so that these runs share programs with the suite's other
+    `byoldyn train` processes."""
+    env = dict(os.environ, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+               JAX_PLATFORMS="cpu")
     env.pop("BYOLDYN_TRACEBACK", None)
     return env
 
@@ -91,7 +93,7 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(folder, tmp_p
     import jax
     import xarray as xr
 
-    env = _env(tmp_path / "xla-cache")
+    env = _env()
     ref = tmp_path / "ref"
     p = _start(folder, ref, env)  # compiles, and fills the cache for the two runs below
     out, err = p.communicate(timeout=600)
