@@ -40,3 +40,14 @@ def _release_compiled_programs():
     by default), where the next compile segfaults inside LLVM."""
     yield
     jax.clear_caches()
+
+
+#: modules holding the suite's longest tests (30-110 s each: benchmarks at tiny size, kill-and-resume runs, the
+#: figures); collected first, whole, so that under xdist they start at once and the run does not end on one of them
+LONG_FIRST = ("test_nets_faults.py", "test_benchmarks_tiny.py", "test_device_bench.py", "test_multiprocess.py",
+              "test_reproduce.py", "test_launch.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    first = {name: k for k, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: each module stays in one piece
