@@ -1,10 +1,12 @@
 """Predictor resets (docs/predictor_reset.md): the companion paper's "reinitializing the predictor every few epochs
 doesn't hurt BYOL", put into the linear theory. `fig_predictor_reset` checks, at the matrix level (Lemma 1), that
-resets every T_r far above the critical period T_c leave BYOL's final spectrum where the run without resets ends,
+resets every T_r far above the critical period T_c let every mode of BYOL recover, its final spectrum above the run
+without resets by the excess the mode theory predicts (a re-draw at Wp(0)'s own scale is reported as a finding),
 that resets below T_c kill the modes whatever α_p is, the same threshold at the sampled level (minibatch SGD, seeds
 `S_SEEDS`), and reports the narrow band η_r < η < η_c where one reset kills a mode that the run without resets keeps
-(a finding). Four large compiled programs in all: (a) and its control share one, (b) and (d) one (τ and the period are
-values), (c)'s four runs are the members of one, the sampled runs of both periods one.
+(a finding). Five large compiled programs in all: (a), its run without resets and the wide re-draw share one, (a)'s
+control (K_CTL short periods) one, (b) and (d) one (τ and the period are values), (c)'s four runs are the members of
+one, the sampled runs of both periods one.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import numpy as np
 from .. import theory
 from ..flows.modes import ModeState
 from ..model import Data, Hyper, State
-from ..reset import Reset, modes_with_resets, recovery_time, simulate_with_resets, train_with_resets
+from ..reset import Reset, critical_period, modes_with_resets, recovery_time, simulate_with_resets, train_with_resets
 from ..sampled import SGD, Setup, Source
 from .common import Check, Finding, note
 
-__all__ = ["fig_predictor_reset", "critical_period", "sampled_resets"]
+__all__ = ["fig_predictor_reset", "sampled_resets"]
 
 KAPPA, ETA, BETA, N = 1.5, 0.04, 0.5, 4
 RTOL, ATOL = 1e-8, 1e-10
@@ -30,17 +32,22 @@ T_LONG, K_LONG = 40.0, 15
 #: frequent resets: K_SHORT periods of F_SHORT x T_c (below and above the critical period)
 K_SHORT, F_SHORT = 800, (0.5, 2.0)
 #: the re-draw: State.random's default scale, entries N(0, 0.1²/n2) (a re-draw whose Rayleigh quotients u_jᵀ Wp u_j
-#: reach −p*_+ can kill a mode: docs/predictor_reset.md R4)
-RESET_SCALE = 0.1
+#: reach −p*_+ can kill a mode: docs/predictor_reset.md R4); WIDE_SCALE: Wp(0)'s own scale (entries N(0, 0.3²))
+RESET_SCALE, WIDE_SCALE = 0.1, 0.3 * np.sqrt(N)
+#: (a)'s control: the same re-draw every T_CTL = 0.1 (0.42 T_c), K_CTL periods, compared at t = K_CTL T_CTL = T_LONG
+#: with the run without resets (its save at the end of its first period); its own program (K is static); at size
+#: small Euler steps of T_CTL / CTL_STEPS_SMALL (the control fails by orders of magnitude either way)
+T_CTL, K_CTL, CTL_STEPS_SMALL = 0.1, 400, 8
 # Survival criterion, fixed before the runs: a mode is alive when α_p s_j > 0.1 p*_+² (a tenth of its fixed
 # point), dead when below 1e-3 p*_+²; the dying modes decay as e^{−2η(1 − T/T_c) t} or faster, e^{−7} by the end.
 ALIVE, DEAD = 0.1, 1e-3
 # Recovery criterion (BYOL, long period): a reset to ~0 makes c_j = s_j − p_j²/α_p jump from ~0 to s_j (Theorem 1),
-# which then decays as e^{−2ηt}: the end spectrum exceeds the run without resets by about e^{−2η T_r} (4% here).
-# The criterion is the mode theory's own end deviation (same reset, same T_r) times TOL_FACTOR = 2 (the matrix
-# state is not exactly at the fixed point at each reset). Revised after the first run: the first criterion (1e-2)
-# had assumed no jump of c_j and failed at 6.4e-2.
-TOL_FACTOR = 2.0
+# which then decays as e^{−2ηt}, so the end spectrum exceeds the run without resets by the mode theory's excess e
+# (one reset to 0 from the fixed point, the same T_r). Band, from the method: the re-draw's Rayleigh quotients q_j
+# (std RESET_SCALE/√N) lower c_j's jump by q_j²: by at most r = (3 RESET_SCALE/√N)²/p*_+² (3σ); and the jumps of
+# earlier periods add up, c_j before a reset being c_j⁺ e^{−2ηT_r}: at most a factor 1/(1 − e^{−2ηT_r}). Every mode's
+# excess must lie in [e (1 − r), e (1 + r)/(1 − e^{−2ηT_r})]. (History: the first criterion, 1e-2 around no excess,
+# failed at 6.4e-2; the second, ≤ 2x the excess, had no lower bound; this band replaces both.)
 #: panel (d)'s grid of η / η_c (0.975 to 0.999, step 0.001) and the mode solves' saves per segment; panel (b)'s
 #: mode theory runs on M_D copies of its mode with the same saves, so that (b) and (d) share one compiled program
 M_D, MODE_SAVES = 25, 400
@@ -53,13 +60,6 @@ C_STEPS_SMALL = 64
 #: margins 2.6x and 1.55x), batch S_BATCH, for K_SHORT x 0.5 T_c of flow time (panel (c)'s short runs); the
 #: figure's seeds S_SEEDS (the minibatch streams; tests/test_reset.py runs a disjoint set)
 S_STEPS, S_BATCH, S_SEEDS = 16, 64, (0, 1, 2, 3)
-
-
-def critical_period(eta, tau=1.0, kappa=KAPPA):
-    """T_c = 2 κ² η / (τ² (τ² − 4 κ η)): the reset period below which resets of Wp to 0 kill a mode sitting at its
-    fixed point p*_+ (docs/predictor_reset.md, R3; leading order 2η/(τ² p*_+²), this form matches the mode map to
-    0.1% for η <= 0.6 η_c)."""
-    return 2.0 * kappa ** 2 * eta / (tau ** 2 * (tau ** 2 - 4.0 * kappa * eta))
 
 
 def _start():
@@ -87,7 +87,7 @@ def sampled_resets(seeds=S_SEEDS) -> dict:
     """
     if len(seeds) < 1:
         raise ValueError("seeds must name at least one seed")
-    tc, pp = critical_period(ETA), float(theory.p_star(1.0, KAPPA, ETA)[1])
+    tc, pp = float(critical_period(1.0, KAPPA, ETA)), float(theory.p_star(1.0, KAPPA, ETA)[1])
     s0 = _start()
     sgd = SGD(lr=tc / S_STEPS, wd=ETA, momentum=0.0)
     src = Source.isotropic(N, KAPPA - 1.0)
@@ -121,7 +121,7 @@ def fig_predictor_reset(size: str = "full"):
     ax_d, ax_e = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1:])
     data = Data.isotropic(N, sigma2=KAPPA - 1.0)
     pm, pp = (float(x) for x in theory.p_star(1.0, KAPPA, ETA))
-    tc = critical_period(ETA)
+    tc = float(critical_period(1.0, KAPPA, ETA))
     s0 = _start()
 
     # (a, b) BYOL with EMA, resets every T_LONG (random re-draw from the initial distribution) vs no reset
@@ -132,12 +132,21 @@ def fig_predictor_reset(size: str = "full"):
     # the control without resets: the same segments with Wp kept (the same compiled program)
     ctl = simulate_with_resets(s0, hp, data, t1, Reset(T_LONG, "keep"), saves=80, rtol=RTOL, atol=ATOL,
                                observe=_modes)
+    # Wp re-drawn at Wp(0)'s own scale (the same key: the same draws, 6x larger), the same program (R4, a finding)
+    wide = simulate_with_resets(s0, hp, data, t1, Reset(T_LONG, "random", scale=WIDE_SCALE),
+                                key=jax.random.PRNGKey(7), saves=80, rtol=RTOL, atol=ATOL, observe=_modes)
+    # the control: the same re-draw every T_CTL < T_c, to t = K_CTL T_CTL (its own program: K is static)
+    solve_ctl = dict(dt=T_CTL / CTL_STEPS_SMALL) if size == "small" else dict(rtol=RTOL, atol=ATOL)
+    short = simulate_with_resets(s0, hp, data, K_CTL * T_CTL, Reset(T_CTL, "random", scale=RESET_SCALE),
+                                 key=jax.random.PRNGKey(7), saves=1, observe=_spectrum, **solve_ctl)
     s_r, p_r = (np.asarray(a) for a in seg.observed)          # (K, m + 1, N)
     s_c = np.asarray(ctl.observed[0])
     ts = np.asarray(seg.ts)
-    end_err = float(np.max(np.abs(s_r[-1, -1] / s_c[-1, -1] - 1.0)))
-    ok_a = bool(np.all(seg.status == 0)) and bool(np.all(ctl.status == 0))
+    ok_a = all(bool(np.all(r_.status == 0)) for r_ in (seg, ctl, wide, short))
     alive_r, alive_c = s_r[-1, -1] > ALIVE * pp ** 2, s_c[-1, -1] > ALIVE * pp ** 2
+    excess = s_r[-1, -1] / s_c[-1, -1] - 1.0                  # per mode (sorted eigenvalues)
+    k_ctl = int(round(K_CTL * T_CTL / T_LONG)) - 1            # the no-reset run's period ending at K_CTL T_CTL
+    excess_ctl = np.asarray(short.observed[-1, -1]) / s_c[k_ctl, -1] - 1.0
     # recovery: the time for s_j (to 5%) and p_j (to 5% of p*_+) to come back after each reset k >= 3 (converged)
     before_s, before_p = s_r[2:-1, -1], p_r[2:-1, -1]
     rec_s = recovery_time(ts[3:], s_r[3:], before_s, 0.05)
@@ -153,7 +162,11 @@ def fig_predictor_reset(size: str = "full"):
     pred_p = float(recovery_time(mod.ts[1:], mp[1:], mp[0, -1], 0.05)[0, 0])
     pred_dip = float(1.0 - ms[1].min() / ms[0, -1, 0])
     pred_end = float(ms[1, -1, 0] / ms[0, -1, 0] - 1.0)  # the excess left at the end of a period (c_j's decay)
-    tol_end = TOL_FACTOR * abs(pred_end)
+    r_q, q_c = (3 * RESET_SCALE / np.sqrt(N)) ** 2 / pp ** 2, float(np.exp(-2 * ETA * T_LONG))
+    band = (pred_end * (1 - r_q), pred_end * (1 + r_q) / (1 - q_c))
+
+    def in_band(x):
+        return bool(np.all((x >= band[0]) & (x <= band[1])))
     tt = ts.ravel()
     for j in range(N):
         ax_a.semilogy(tt, s_r[..., j].ravel() / pp ** 2, color=f"C{j}", lw=1.2,
@@ -161,8 +174,9 @@ def fig_predictor_reset(size: str = "full"):
         ax_a.semilogy(tt, s_c[..., j].ravel() / pp ** 2, color="k", ls="--", lw=0.8,
                       label="no reset (control run)" if j == 0 else None)
     ax_a.set(xlabel="flow time t", ylabel="α_p s_j / p*_+² (F's eigenvalues)", ylim=(1e-2, 30))
-    ax_a.set_title(f"(a) BYOL (Lemma 1, EMA β = {BETA}), η = {ETA}, σ² = {KAPPA - 1:g}, n = {N}: "
-                   f"end spectrum vs no reset: {end_err:.1e}", fontsize=10)
+    ax_a.set_title(f"(a) BYOL (Lemma 1, EMA β = {BETA}), η = {ETA}, σ² = {KAPPA - 1:g}, n = {N}:\nend spectrum "
+                   f"above no reset by {excess.min():.1e} to {excess.max():.1e}\n(mode theory: {band[0]:.1e} to "
+                   f"{band[1]:.1e})", fontsize=10)
     ax_a.legend(fontsize=8, loc="lower right")
     k = 5
     tk = ts[k] - ts[k, 0]
@@ -176,9 +190,11 @@ def fig_predictor_reset(size: str = "full"):
     ax_b.plot([], [], "C0:", label="Lemma 1: u_jᵀ Wp u_j / p*_+")
     ax_b.set(xlabel="time since the reset t − t_k", ylabel="relative to before the reset", xlim=(0, T_LONG),
              ylim=(-0.2, 2.3))
-    ax_b.set_title(f"(b) one reset (k = {k}): p_j regrows in {np.nanmax(rec_p):.1f} (theory {pred_p:.1f}), "
-                   f"s_j dips ≤ {dip:.1%}\n(theory {pred_dip:.1%}) and is back within 5% after ≤ "
-                   f"{np.nanmax(rec_s):.1f} (theory {pred_s:.1f})", fontsize=10)
+    ax_b.set_title(f"(b) one reset (k = {k}): p_j back in {np.nanmax(rec_p):.1f} (theory, reset to 0: {pred_p:.1f});"
+                   f"\ns_j dips ≤ {dip:.1%} (theory {pred_dip:.1%}: negative u_jᵀWp u_j shrink s_j),\nback within "
+                   f"5% of s_j(t_k⁻) in ≤ {np.nanmax(rec_s):.1f} (theory "
+                   f"{'never' if np.isinf(pred_s) else f'{pred_s:.1f}'}: its end excess {pred_end:.1%} > 5%)",
+                   fontsize=10)
     ax_b.legend(fontsize=8, loc="upper right")
     recovered = bool(np.all(np.isfinite(rec_s)) and np.all(np.isfinite(rec_p)))
 
@@ -235,16 +251,19 @@ def fig_predictor_reset(size: str = "full"):
     rows.append(Check(
         "Predictor reset (companion paper: reinitializing the predictor every few epochs doesn't hurt BYOL): "
         f"Lemma 1, BYOL with EMA, Wp re-drawn (entries N(0, 0.1²/n2)) every T_r = {T_LONG:g} (≫ T_c = "
-        f"{tc:.2f}), {K_LONG} periods: every mode recovers and the run ends where the run without resets ends",
-        f"end spectrum vs no reset: max relative difference {end_err:.1e}; surviving modes {int(alive_r.sum())} "
-        f"(no reset {int(alive_c.sum())}); after each reset p_j back within 5% in ≤ {np.nanmax(rec_p):.1f}, s_j "
-        f"(dip ≤ {dip:.1%}) in ≤ {np.nanmax(rec_s):.1f}",
-        f"≤ {tol_end:.1e} (2x the mode theory's excess {pred_end:.1e}: c_j jumps at the reset, decays at 2η); mode theory: p regrows in {pred_p:.1f}, s "
-        f"dips {pred_dip:.1%}, back in {pred_s:.1f}",
-        ok_a and end_err <= tol_end and recovered and bool(np.array_equal(alive_r, alive_c)),
-        f"resets to 0 every 0.5 T_c (SimSiam, panel c): modes kept {int((s_lo1 > ALIVE).sum())} of {N}, end "
-        f"spectrum vs no reset {float(np.max(np.abs(s_lo1 - 1.0))):.1e}",
-        float(np.max(np.abs(s_lo1 - 1.0))) <= tol_end and bool(np.all(s_lo1 > ALIVE))))
+        f"{tc:.2f}), {K_LONG} periods: every mode recovers, and the end spectrum exceeds the run without resets by "
+        "the mode theory's excess (c_j's jump at each reset, decaying as e^{−2ηt}; docs/predictor_reset.md R2)",
+        f"end spectrum over no reset: {excess.min():.2e} to {excess.max():.2e} (per mode); surviving modes "
+        f"{int(alive_r.sum())} (no reset {int(alive_c.sum())}); after each reset p_j back within 5% in ≤ "
+        f"{np.nanmax(rec_p):.1f}, s_j (dip ≤ {dip:.1%}) within 5% of s_j(t_k⁻) in ≤ {np.nanmax(rec_s):.1f}",
+        f"every mode in [{band[0]:.2e}, {band[1]:.2e}]: the mode theory's excess {pred_end:.2e} (one reset to 0 "
+        f"from the fixed point) times [1 − r, (1 + r)/(1 − e^{{−2ηT_r}})], r = {r_q:.3f} (the re-draw's Rayleigh "
+        "quotients, 3σ), 1/(1 − e^{−2ηT_r}) the jumps of earlier periods; every mode back within the period",
+        ok_a and in_band(excess) and recovered and bool(np.array_equal(alive_r, alive_c)),
+        f"the same re-draw every T_r = {T_CTL:g} (≈ {T_CTL / tc:.2f} T_c), {K_CTL} periods, against the run without "
+        f"resets at t = {K_CTL * T_CTL:g}: end spectrum over no reset {excess_ctl.min():.1e} to "
+        f"{excess_ctl.max():.1e}",
+        in_band(excess_ctl)))
     rows.append(Check(
         "Predictor reset, frequent resets (docs/predictor_reset.md R1, R3; SimSiam, Lemma 1, Wp reset to 0 every T_r): "
         "mode j survives iff τ² α_p s_j T_r / 2 > η (its growth over a period beats the weight decay), whatever α_p",
@@ -296,18 +315,39 @@ def fig_predictor_reset(size: str = "full"):
         f"resets never hurt (the companion paper's statement at any period): every mode kept at T_r = {lo:g} T_c, "
         f"{N} of {N} on every seed",
         all(c == N for c in counts[lo])))
+    # the wide re-draw (R4): which modes it loses, and the resets where R4's η = 0 rule (a quotient q_j < 0 with
+    # q_j² > α_p s_j kills) fires; q_j just after the reset, s_j just before it (the same F: only Wp changes)
+    s_w, p_w = (np.asarray(a) for a in wide.observed)
+    lost_w = s_w[-1, -1] < ALIVE * pp ** 2
+    q_w, sb_w = p_w[1:, 0], s_w[:-1, -1]
+    live = sb_w > ALIVE * pp ** 2                             # the pairs whose mode is alive before the reset
+    fires = (q_w < 0) & (q_w ** 2 > sb_w) & live
     rows.append(Finding(
-        "Predictor reset, the band η_r < η < η_c (mode theory, SimSiam τ = 1, one reset of p_j to 0 from the fixed "
-        "point (p*_+, p*_+²/α_p))",
+        f"Predictor reset, re-drawn at Wp(0)'s own scale (BYOL, Lemma 1, entries N(0, 0.3²), Reset(scale = "
+        f"{WIDE_SCALE:g}), every T_r = {T_LONG:g}, {K_LONG} periods, the draws of row 1 scaled 6x; "
+        "docs/predictor_reset.md R4)",
+        f"modes lost (α_p s_j < {ALIVE} p*_+² at the end): {int(lost_w.sum())} of {N} (re-draw at 0.1: "
+        f"{int((~alive_r).sum())}); Rayleigh quotients u_jᵀWp u_j after the resets down to {q_w.min() / pp:.2f} p*_+; "
+        f"R4's η = 0 rule (q_j < −√(α_p s_j)) fires at {int(fires.sum())} of {int(live.sum())} (reset, alive mode) "
+        "pairs",
+        "reinitializing the predictor doesn't hurt",
+        "a re-draw at the predictor's own scale is not small against p*_+ = "
+        f"{pp:.2f}: a quotient below −√(α_p s_j) sends the mode into the collapse basin (R4); the mode theory is exact "
+        "only for aligned resets, so the rule is a guide, not the criterion"))
+    rows.append(Finding(
+        "Predictor reset, the band η_r < η < η_c (a measurement of the mode theory, not a prediction checked: SimSiam "
+        "τ = 1, one reset of p_j to 0 from the fixed point (p*_+, p*_+²/α_p))",
         f"the reset kills the mode for η ≥ {eta_r:.3f} η_c (grid step 0.001 η_c); below, it recovers",
         "reinitializing the predictor doesn't hurt",
         "near the saddle-node η_c = τ²/4κ the useful basin is thin: (0, p*_+²) falls below the stable manifold of the "
-        "saddle (p*_−, p*_−²); the band is α_p-free and universal in κη/τ² (R2), 1.5% of η_c wide, so a run at "
+        "saddle (p*_−, p*_−²); the band is α_p-free (R1) and universal in κη/τ² (R1's rescaling), 1.5% of η_c wide, "
+        "so a run at "
         "such a weight decay loses modes to a reset that it keeps without one"))
     fig.suptitle("Predictor resets in linear BYOL / SimSiam: Wp regrows at rate α_p s_j τ, which the balance "
                  "(Theorem 1) fixes at p*_+² whatever α_p is", fontsize=11)
     note(fig, f"Chosen: κ = {KAPPA}, η = {ETA}, n1 = n2 = {N}, W(0) ~ N(0, 1), Wp(0) ~ N(0, 0.3²) entries, Wa(0) = W(0); "
-              f"rtol {RTOL:g}, atol {ATOL:g}; (a, b) β = {BETA}, reset = re-draw at scale 0.1; (c) {K_SHORT} "
+              f"rtol {RTOL:g}, atol {ATOL:g}; (a, b) β = {BETA}, reset = re-draw at scale 0.1 (control: every {T_CTL:g}"
+              f"{f', Euler steps of {T_CTL / CTL_STEPS_SMALL:g}' if size == 'small' else ''}); (c) {K_SHORT} "
               f"periods{f', Euler steps of T_c/{C_STEPS_SMALL}' if size == 'small' else ''}; (e) {K_SHORT} x 0.5 T_c "
               f"of flow time; alive: α_p s_j > {ALIVE} p*_+², dead < {DEAD:g} p*_+².")
     fig.tight_layout(rect=(0, 0.03, 1, 0.96))
