@@ -48,7 +48,7 @@ _SIMULATE_KEYWORDS = ("ts", "t0", "variant", "ema", "stop_grad", "predictor", "s
                       "observe", "max_norm")
 
 
-def _batched_mask(state: State, hyper: Hyper, data: Data, variant: Variant | None = None):
+def batched_mask(state: State, hyper: Hyper, data: Data, variant: Variant | None = None):
     """Per leaf: True if it carries one leading member axis, False if it is shared by all members (the variant's
     array leaves: its predictor's parameters, scalars or one per member)."""
     d = 0 if data.is_isotropic else 2
@@ -72,7 +72,7 @@ def _batched_mask(state: State, hyper: Hyper, data: Data, variant: Variant | Non
 def member_count(state: State, hyper: Hyper, data: Data, variant: Variant | None = None) -> int:
     """The number of members B: the common length of every batched field's leading axis."""
     objs = (state, hyper, data) + (() if variant is None else (eqx.filter(variant, eqx.is_array),))
-    mask = _batched_mask(state, hyper, data, variant)
+    mask = batched_mask(state, hyper, data, variant)
     sizes = {a.shape[0] for a, m in zip(jax.tree.leaves(objs), jax.tree.leaves(mask)) if m}
     if len(sizes) > 1:
         raise ValueError(f"batched fields disagree on the number of members: {sorted(sizes)}")
@@ -226,7 +226,7 @@ def simulate_batch(state0: State, hyper: Hyper, data: Data, t1: float, *, device
         if not devices or not all(isinstance(d, jax.Device) for d in devices):
             raise ValueError(f"devices must be a non-empty list of JAX devices, got {devices!r}")
     dyn_variant, static_variant = eqx.partition(variant, eqx.is_array)
-    batched, shared = eqx.partition((y0, hyper, data, dyn_variant), _batched_mask(y0, hyper, data, variant))
+    batched, shared = eqx.partition((y0, hyper, data, dyn_variant), batched_mask(y0, hyper, data, variant))
     devices = list(jax.devices() if devices is None else devices)[:B]
     per_device = -(-B // len(devices))
     kind, blk = resolve_strategy(strategy, devices[0].platform, per_device, working_set(y0, len(ts)), block,

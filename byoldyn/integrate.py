@@ -251,12 +251,12 @@ def solve_checked(y0, hyper, data, variant: Variant, t0, t1, ts, o: _Options,
     if derived:
         ys = synced(ys, data, variant.predictor)
         if observe is not None:
-            ys = _observe_saved(observe, ts, ys)
+            ys = observe_saved(observe, ts, ys)
     states, observed = (ys, None) if observe is None else (None, ys)
     return Solution(ts=ts, states=states, observed=observed, status=status, t_final=t_final, num_steps=n)
 
 
-def _observe_saved(observe, ts, states: State):
+def observe_saved(observe, ts, states: State):
     """`observe` at every save of `states` (leading axes those of `ts`: (T,), or (K, m + 1) for the segments of
     `byoldyn.reset`); NaN where the saved state is not finite (not reached)."""
     ok = jnp.all(jnp.isfinite(states.W), axis=(-2, -1))

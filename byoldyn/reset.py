@@ -28,13 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import theory
-from .batch import _batched_mask
+from .batch import batched_mask
 from .flows.modes import ModeState, mode_field
-from .integrate import _observe_saved, checked_args, solve_checked
+from .integrate import checked_args, observe_saved, solve_checked
 from .model import Data, Hyper, State
 from .predictors import as_variant
 from .sampled import SGD, Setup, Source, flow_moments, init_train_state, to_flow, train
-from .sampled.train import _check_run, _saved_loop
+from .sampled.train import check_run, saved_loop
 from .solution import DIVERGED, SUCCEEDED, check_number, check_times, check_tolerances
 from .stepper import adaptive_solve
 from .validate import brief, check_key
@@ -241,9 +241,9 @@ def _matrix_members(y0, hyper, data, variant, code, scale, key, t0, every, t1, K
 
 def _member_axes(state0, hyper, data, key, B: int):
     """In_axes of the state, hyper and key of B members: 0 where a leaf carries one leading member axis of length
-    B (`batch._batched_mask`'s rule: State leaves of 3 dimensions, Hyper leaves of 1; a key of shape (B, 2) or a
+    B (`batch.batched_mask`'s rule: State leaves of 3 dimensions, Hyper leaves of 1; a key of shape (B, 2) or a
     typed key of shape (B,)), None where it is shared; `ValueError` on any other shape."""
-    masks = _batched_mask(state0, hyper, data)[:2]
+    masks = batched_mask(state0, hyper, data)[:2]
     for a, m in zip(jax.tree.leaves((state0, hyper)), jax.tree.leaves(masks)):
         if m and a.shape[0] != B:
             raise ValueError(f"with {B} member periods every state and hyperparameter field must be shared or carry "
@@ -350,7 +350,7 @@ def simulate_with_resets(
                                                         jnp.asarray(everys[0], t0a.dtype), t1_, K, m, options)
     observed = None
     if observe is not None:
-        observed, states = _observe_saved(observe, ts, states), None
+        observed, states = observe_saved(observe, ts, states), None
     return Segments(ts, states, observed, status, n, final)
 
 
@@ -389,7 +389,7 @@ def train_with_resets(
 
     **Returns:** a `Segments` (leading axes (K, segment/save_every + 1)); `final` is the last `TrainState`.
     """
-    setup = _check_run(state0, sgd, source, key, steps, setup, observe, max_norm, name="train_with_resets")
+    setup = check_run(state0, sgd, source, key, steps, setup, observe, max_norm, name="train_with_resets")
     _check_reset(reset, reset_key, "reset_key")
     if reset.members is not None:
         raise ValueError("the sampled level takes one reset period (vmap train_with_resets over runs)")
@@ -431,14 +431,14 @@ def train_with_resets(
 @eqx.filter_jit
 def _train_segments(ts0, sgd, source, data, key, code, scale, reset_key, period, K, n_save, save_every, setup,
                     observe, max_norm):
-    """K segments of `sampled.train`'s loop (`_saved_loop`: n_save intervals of save_every `sgd_step`s, step k
+    """K segments of `sampled.train`'s loop (`saved_loop`: n_save intervals of save_every `sgd_step`s, step k
     drawing with `fold_in(key, k)`) in one scan; Wp (and, except for `"keep"`, its momentum) replaced at the start
     of every segment that starts a period of `period` steps (traced)."""
     _, dt = to_flow(sgd)
     Wp0 = ts0.Wp
     eye = jnp.eye(Wp0.shape[-1], dtype=Wp0.dtype)
     keep = code == INITS.index("keep")
-    run = _saved_loop(sgd, source, data, key, setup, observe, max_norm)  # sampled.train's loop
+    run = saved_loop(sgd, source, data, key, setup, observe, max_norm)  # sampled.train's loop
 
     def segment(carry, k):
         ts, alive = carry

@@ -320,7 +320,7 @@ def sgd_step(ts: TrainState, sgd: SGD, source: Source, data: Data, key, setup: S
     return TrainState(W, Wp_new, Wa, vW, vWp, Fhat, ts.step + 1)
 
 
-def _saved_loop(sgd, source, data, key, setup, observe, max_norm):
+def saved_loop(sgd, source, data, key, setup, observe, max_norm):
     """`run(ts, alive, n_save, save_every) -> ((ts, alive), saves)`: `train`'s loop (traced), shared with
     `byoldyn.reset.train_with_resets`: n_save intervals of save_every `sgd_step`s (step k draws with
     `fold_in(key, k)`; a step that blows up or leaves a non-finite state is not taken and ends the run), saving the
@@ -353,14 +353,14 @@ def _saved_loop(sgd, source, data, key, setup, observe, max_norm):
 @eqx.filter_jit
 def _train(ts0, sgd, source, data, key, n_save, save_every, setup, observe, max_norm):
     _, dt = to_flow(sgd)
-    run = _saved_loop(sgd, source, data, key, setup, observe, max_norm)
+    run = saved_loop(sgd, source, data, key, setup, observe, max_norm)
     (ts, alive), ys = run(ts0, jnp.ones((), bool), n_save, save_every)
     steps = ts0.step + jnp.arange(n_save + 1, dtype=ts0.step.dtype) * save_every
     status = jnp.where(alive, SUCCEEDED, DIVERGED).astype(jnp.int32)
     return steps, steps.astype(dt.dtype) * dt, ys, ts, status
 
 
-def _check_run(state0, sgd, source, key, steps, setup, observe, max_norm, name: str = "train") -> Setup:
+def check_run(state0, sgd, source, key, steps, setup, observe, max_norm, name: str = "train") -> Setup:
     """`train`'s validation of its common arguments (shared with `train_with_resets`); returns the `Setup`."""
     setup = Setup() if setup is None else setup
     if not isinstance(setup, Setup):
@@ -408,7 +408,7 @@ def train(
 
     **Returns:** a `Run`. The whole loop is one jitted `lax.scan`.
     """
-    setup = _check_run(state0, sgd, source, key, steps, setup, observe, max_norm)
+    setup = check_run(state0, sgd, source, key, steps, setup, observe, max_norm)
     save_every = max(1, steps // 100) if save_every is None else save_every
     if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1 \
             or steps % save_every:
