@@ -287,7 +287,7 @@ def fig_centering(size: str = "full", seed: int = 0):
         fr.append(mean_se(met[c]["frac"]))
         prs.append(mean_se(met[c]["pr_F"]))
     for c in CELLS[:2]:
-        labels.append(f"μ = 0: Wp {c[0]}\n{'centered' if c[1] != 'none' else 'uncentered'}\n[{ver0[c]}]")
+        labels.append(f"μ = 0:\nWp {c[0]}\n{'centered' if c[1] != 'none' else 'uncentered'}\n[{ver0[c]}]")
         fr.append(mean_se(met0[c]["frac"]))
         prs.append(mean_se(met0[c]["pr_F"]))
     xs = np.arange(len(labels))
@@ -299,7 +299,7 @@ def fig_centering(size: str = "full", seed: int = 0):
     ax_c.axhline(FRAC_HI, color="C3", ls=":", lw=1)
     ax_c.axhline(FRAC_LO, color="C3", ls="--", lw=1)
     ax_c.set_xticks(xs, labels, fontsize=6.5)
-    ax_c.set(ylabel="fraction of ‖W‖² along μ", ylim=(0, 1))
+    ax_c.set(ylabel="fraction of ‖W‖² along μ", ylim=(0, 1.1))
     ax_c2.set(ylabel="participation ratio of F", ylim=(0, len(X_DIAG)))
     ax_c.set_title(f"(c) the 2 × 2 and the μ = 0 control ({nseeds} seeds, last fifth of t ≤ {t1:g});\n"
                    "collapsed cells: W → 0, fractions of a vanishing W", fontsize=9)
