@@ -120,6 +120,7 @@ def test_commutator_identity_theorem3(rng):
     assert np.max(np.abs(L)) > 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("evolve_tau", [False, True], ids=["tau-const", "tau-evolving"])
 def test_theorem3_commutator_bound_along_run(rng, evolve_tau):
     """Theorem 3: with λ0 = inf_t λ_min(K(t)) > 0, ‖[F, Wp](t)‖_F <= e^{−2 λ0 t} ‖[F, Wp](0)‖_F along Eq. 7 runs."""
