@@ -506,15 +506,31 @@ def fig_alpha_p(size: str = "full"):
 
 def _directpred_run(pred, s0, eta, t1, kappa, beta=None, tau0=0.0, ts=None):
     """Final s (or s at ts) of Eqs. 12(-13) with p = pred.modes(s) from s0 (modes on the last axis); τ fixed at 1 if
-    beta is None, else BYOL from τ(0) = tau0 (rtol 1e-10, atol 1e-14)."""
+    beta is None, else BYOL from τ(0) = tau0 (rtol 1e-10, atol 1e-14).
+
+    Runs share one compiled solve when they differ only in s0, η, β, τ(0), t1, the values of `ts` and array-valued
+    predictor parameters (`_direct_pred`): the final s is saved at ts = (0, t1), the length of the other short runs."""
+    s = np.asarray(_directpred_states(pred, s0, eta, t1, kappa, beta, tau0, [0.0, t1] if ts is None else ts).s)
+    return s if ts is not None else s[-1]
+
+
+def _directpred_states(pred, s0, eta, t1, kappa, beta, tau0, ts):
+    """The `DirectModeState` at ts of the run of `_directpred_run`."""
     from ..flows.modes import DirectModeState, solve_directpred
 
-    s0 = jnp.asarray(s0, float)
-    y0 = DirectModeState.from_s_tau(s0, 1.0 if beta is None else tau0)
+    y0 = DirectModeState.from_s_tau(jnp.asarray(s0, float), 1.0 if beta is None else tau0)
     hyper = Hyper(eta=eta, beta=0.0 if beta is None else beta)
-    sol = solve_directpred(y0, t1, hyper, kappa, pred, tau=1.0 if beta is None else None,
-                           ts=[t1] if ts is None else ts, rtol=1e-10, atol=1e-14)
-    return np.asarray(sol.states.s if ts is not None else sol.states.s[-1])
+    return solve_directpred(y0, t1, hyper, kappa, pred, tau=1.0 if beta is None else None, ts=ts, rtol=1e-10,
+                            atol=1e-14).states
+
+
+def _direct_pred(eps, form="raw", cls=None):
+    """`DirectPred(eps, form)` (or `cls(eps)`, e.g. DirectCopy) with ε as an array: a Python float is a static leaf of
+    the predictor for `eqx.filter_jit`, so each ε would compile its own solve; an array is traced (same values)."""
+    from ..predictors import DirectPred
+
+    e = jnp.asarray(eps, jnp.result_type(float))
+    return DirectPred(eps=e, form=form) if cls is None else cls(eps=e)
 
 
 #: a mode "has collapsed" at the mode level if s(t1) < S_DEAD (fig3_directpred; t1 = 3000, atol 1e-14)
@@ -525,8 +541,6 @@ def directpred_thresholds(tau, kappa, eps, t1):
     """The D3 rows of fig3_directpred: the collapse threshold η_c of p = √s + ε (ε = `eps` and 0.5) and of the
     paper form's top mode, each bracketed from s(0) = 0.3 at τ = 1: survival at s*_+ just below η_c (the claim)
     and collapse just above it (the control: a mode that survives above η_c fails the row)."""
-    from ..predictors import DirectPred
-
     ec = float(theory.eta_c(tau, kappa))
     h = lambda p, t=tau: p * (t - kappa * p)  # noqa: E731  (the growth function of Eq. 12, Δ + η)
     # Criteria (fixed before the runs). Survival: s(t1) at its closed-form s*_+ to < 1e-8 (adaptive solver at rtol
@@ -541,9 +555,9 @@ def directpred_thresholds(tau, kappa, eps, t1):
     # τ/2κ: η_c = ε(τ − κε) = 0.125 < τ²/4κ (transcritical: s*_+ reaches the origin); the paper form's top mode:
     # τ²/4κ. The control is the other side of η_c, where the mode must collapse; it "agrees" (the row fails) if
     # the mode survives there, at whatever s.
-    cases = [(f"p = √s + ε, ε = {eps} (η_c = τ²/4κ)", DirectPred(eps=eps, form="raw"), 0.99, 1.01, ec),
-             ("p = √s + ε, ε = 0.5 (η_c = ε(τ − κε))", DirectPred(eps=0.5, form="raw"), 0.9, 1.1, float(h(0.5))),
-             (f"paper Eq. 18, top mode, ε = {eps} (η_c = τ²/4κ)", DirectPred(eps=eps, form="paper"), 0.99, 1.01, ec)]
+    cases = [(f"p = √s + ε, ε = {eps} (η_c = τ²/4κ)", _direct_pred(eps), 0.99, 1.01, ec),
+             ("p = √s + ε, ε = 0.5 (η_c = ε(τ − κε))", _direct_pred(0.5), 0.9, 1.1, float(h(0.5))),
+             (f"paper Eq. 18, top mode, ε = {eps} (η_c = τ²/4κ)", _direct_pred(eps, "paper"), 0.99, 1.01, ec)]
     rows = []
     for label, pred, lo, hi, etac in cases:
         form = "paper" if pred.form == "paper" else "sqrt"
@@ -570,13 +584,14 @@ def fig3_directpred(size: str = "full"):
     corrected origin condition ε(τ − κε) > η and its first-order claim ετ > η; (d) the code form and DirectCopy.
     Checks: the collapse threshold η_c (bracketed), the origin's instability, weak modes kept vs the learned predictor.
     """
-    from ..flows.modes import DirectModeState, directpred_s_field, solve_directpred
-    from ..predictors import DirectCopy, DirectPred
+    from ..flows.modes import directpred_s_field
+    from ..predictors import DirectCopy
 
     tau, sigma2, eps = 1.0, 0.5, 0.1  # σ² UNCONFIRMED as in Fig. 3
     kappa = 1.0 + sigma2
     ec = float(theory.eta_c(tau, kappa))
-    sq = DirectPred(eps=eps, form="raw")  # p = √s + ε (the simplified form)
+    sq = _direct_pred(eps)  # p = √s + ε (the simplified form)
+    paper, code, copy = _direct_pred(eps, "paper"), _direct_pred(eps, "code"), _direct_pred(eps, cls=DirectCopy)
     h = lambda p, t=tau: p * (t - kappa * p)  # noqa: E731  (the growth function of Eq. 12, Δ + η)
     n = 400 if size == "full" else 120
 
@@ -616,7 +631,6 @@ def fig3_directpred(size: str = "full"):
     # (b) (s, τ) plane, BYOL, p = √s + ε
     ax = axes[1]
     eta_b, beta_b = 0.05, 0.4
-    hb = Hyper(eta=eta_b, beta=beta_b)
 
     def st_field(S, Tt):
         G = h(np.sqrt(S) + eps, Tt) - eta_b
@@ -626,10 +640,9 @@ def fig3_directpred(size: str = "full"):
     tau0 = (b + np.sqrt(b * b + 4 * eps * beta_b)) / (2 * eps)  # the fixed point on s = 0: ετ² − bτ − β = 0
     sp_b = float(theory.directpred_s_star("sqrt", 1.0, kappa, eta_b, eps=eps)[1])
     trajs = []
+    geom = lambda t1: np.geomspace(1e-2, t1, 300)  # noqa: E731  (BYOL runs: 300 saves, one compiled solve)
     for s0, t0 in ((1e-4, 0.0), (0.33, 0.0), (0.02, 1.25), (0.33, 1.25), (1e-4, 1.25)):
-        ts = np.geomspace(1e-2, 400.0, 300)
-        y = solve_directpred(DirectModeState.from_s_tau(jnp.asarray([s0]), t0), 400.0, hb, kappa, sq, ts=ts,
-                             rtol=1e-9, atol=1e-14).states
+        y = _directpred_states(sq, [s0], eta_b, 400.0, kappa, beta_b, t0, geom(400.0))
         trajs.append((np.r_[s0, np.asarray(y.s)[:, 0]], np.r_[t0, np.asarray(y.tau)[:, 0]]))
     portrait(ax, st_field, (0.0, 0.35), (0.0, 1.3), grid=41 if size == "full" else 25, trajectories=trajs,
              fixed_points=[(sp_b, 1.0, True), (0.0, tau0, False)], labels=("s", "τ"))
@@ -656,10 +669,11 @@ def fig3_directpred(size: str = "full"):
     ax = axes[3]
     t_d = np.linspace(0.0, 10.0, 101)
     s0_d = np.array([0.3, 0.03, 1e-4])
-    for pred, ls, lab in ((DirectPred(eps=eps, form="code"), "-", "code"), (DirectCopy(eps=eps), ":", "DirectCopy")):
-        sd = run(pred, s0_d, 0.0, 10.0, ts=t_d)
+    sd = {lab: run(pred, s0_d, 0.0, 10.0, ts=t_d) for pred, lab in ((code, "code"), (copy, "DirectCopy"),
+                                                                     (paper, "paper"))}  # (d) and the D1 check
+    for ls, lab in (("-", "code"), (":", "DirectCopy")):
         for j in range(3):
-            ax.semilogy(t_d, sd[:, j], ls, color=f"C{j}", label=f"{lab}, s_{j + 1}(0) = {s0_d[j]:g}")
+            ax.semilogy(t_d, sd[lab][:, j], ls, color=f"C{j}", label=f"{lab}, s_{j + 1}(0) = {s0_d[j]:g}")
     lam_top = float(theory.directpred_top_rate("code", tau, kappa, 0.0, eps=eps))
     ax.semilogy(t_d, s0_d[0] * np.exp(lam_top * t_d), "k--", lw=0.8, label=f"e^(λt), λ = 2(1+ε)(τ − κ(1+ε)) = {lam_top:.2f}")
     ax.set(xlabel="t", ylabel="s_j", ylim=(1e-9, 1))
@@ -699,7 +713,7 @@ def fig3_directpred(size: str = "full"):
     # BYOL (Eq. 13, β = 0.4, τ(0) = 0): the origin is a saddle iff ε(1 − κε) > η for every β (D2). From s(0) = 1e-8:
     # at η = 0.08 < 0.085 it must reach s*_+; at η = 0.09 (still ετ > η) it must die (its start is below s*_−).
     sp_08, sp_09 = (float(theory.directpred_s_star("sqrt", 1.0, kappa, e_, eps=eps)[1]) for e_ in (0.08, 0.09))
-    g08, g09 = (float(run(sq, [1e-8], e_, t1, beta=0.4)[0]) for e_ in (0.08, 0.09))
+    g08, g09 = (float(run(sq, [1e-8], e_, t1, beta=0.4, ts=geom(t1))[-1, 0]) for e_ in (0.08, 0.09))
     checks.append(Check(
         f"docs D2: BYOL (β = 0.4, τ(0) = 0), p = √s + ε: origin unstable iff ε(1 − κε) = {h(eps, 1.0):.3f} > η; "
         "s(0) = 1e-8, η = 0.08", f"s(t1) = {g08:.10f}", f"s*_+ = {sp_08:.10f} (to 1e-8)", at(g08, sp_08),
@@ -710,9 +724,8 @@ def fig3_directpred(size: str = "full"):
     # top's fixed point): then it ends at the top's s*_+. Control: the paper form at η = 0.1 (εm*_+ = 0.027 < p*_−).
     s0c = [0.3, 1e-4]
     rows = []
-    for label, pred, form, eta in (("p = √s + ε", sq, "sqrt", 0.05), ("paper Eq. 18", DirectPred(eps=eps, form="paper"),
-                                                                       "paper", 0.02),
-                                   ("paper Eq. 18", DirectPred(eps=eps, form="paper"), "paper", 0.1)):
+    for label, pred, form, eta in (("p = √s + ε", sq, "sqrt", 0.05), ("paper Eq. 18", paper, "paper", 0.02),
+                                   ("paper Eq. 18", paper, "paper", 0.1)):
         sp = float(theory.directpred_s_star(form, tau, kappa, eta, eps=eps)[1])
         dp, ln = run(pred, s0c, eta, t1), learned(s0c, eta, t1)
         rows.append((label, eta, dp, ln, sp, at(dp[1], sp) and at(dp[0], sp) and dead(ln[1])))
@@ -725,11 +738,10 @@ def fig3_directpred(size: str = "full"):
         f"paper at η = {e3:g} (ε m*_+ < p*_−): weak mode {d3[1]:.0e}", ok3))
     # the scale-free forms: the top mode follows s_1(0) e^{λt} exactly (p_1 ≡ 1 + ε): ln s_1 slope over [0, 10] vs λ,
     # to 1e-6 (solver rtol 1e-10 over a factor e^{14} in s). Control: the paper form's top mode (not linear).
-    t_s = np.array([0.0, 10.0])
-    slope = lambda pred: float(np.diff(np.log(run(pred, s0_d, 0.0, 10.0, ts=t_s)[:, 0]))[0] / 10.0)  # noqa: E731
-    sl_code, sl_copy, sl_paper = (slope(p) for p in (DirectPred(eps=eps, form="code"), DirectCopy(eps=eps),
-                                                      DirectPred(eps=eps, form="paper")))
-    sd_code = run(DirectPred(eps=eps, form="code"), s0_d, 0.0, 10.0)
+    # The runs of (d), saved at t_d (t_d[0] = 0, t_d[-1] = 10; the saves do not move the steps).
+    slope = lambda lab: float(np.log(sd[lab][-1, 0] / sd[lab][0, 0]) / 10.0)  # noqa: E731
+    sl_code, sl_copy, sl_paper = (slope(lab) for lab in ("code", "DirectCopy", "paper"))
+    sd_code = sd["code"][-1]
     checks.append(Check(
         f"docs D1: scale-free forms (code, DirectCopy; ε = {eps}, η = 0, τ = 1): the top mode is s_1(0) e^(λt), "
         "slope of ln s_1 over [0, 10]", f"code {sl_code:.8f}, DirectCopy {sl_copy:.8f}",
