@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -533,6 +534,22 @@ def _direct_pred(eps, form="raw", cls=None):
     return DirectPred(eps=e, form=form) if cls is None else cls(eps=e)
 
 
+class _OneOf(eqx.Module):
+    """The slaved predictor `preds[k]` (p = preds[k].modes(s), its own values) for an array index k: runs of
+    several forms on states of one shape share one compiled solve (each form is a static field of its predictor)."""
+
+    preds: tuple
+    k: jax.Array
+
+    def modes(self, s: jax.Array) -> jax.Array:
+        return jax.lax.switch(self.k, [lambda x, p=p: p.modes(x) for p in self.preds], s)
+
+
+def _one_of(preds, pred) -> _OneOf:
+    """`pred` (one of `preds`) as a `_OneOf`."""
+    return _OneOf(tuple(preds), jnp.asarray(next(i for i, p in enumerate(preds) if p is pred)))
+
+
 #: a mode "has collapsed" at the mode level if s(t1) < S_DEAD (fig3_directpred; t1 = 3000, atol 1e-14)
 S_DEAD = 1e-12
 
@@ -669,8 +686,9 @@ def fig3_directpred(size: str = "full"):
     ax = axes[3]
     t_d = np.linspace(0.0, 10.0, 101)
     s0_d = np.array([0.3, 0.03, 1e-4])
-    sd = {lab: run(pred, s0_d, 0.0, 10.0, ts=t_d) for pred, lab in ((code, "code"), (copy, "DirectCopy"),
-                                                                     (paper, "paper"))}  # (d) and the D1 check
+    forms = (code, copy, paper)  # (d) and the D1 check: one compiled solve
+    sd = {lab: run(_one_of(forms, pred), s0_d, 0.0, 10.0, ts=t_d) for pred, lab in zip(forms, ("code", "DirectCopy",
+                                                                                                "paper"))}
     for ls, lab in (("-", "code"), (":", "DirectCopy")):
         for j in range(3):
             ax.semilogy(t_d, sd[lab][:, j], ls, color=f"C{j}", label=f"{lab}, s_{j + 1}(0) = {s0_d[j]:g}")
@@ -727,7 +745,7 @@ def fig3_directpred(size: str = "full"):
     for label, pred, form, eta in (("p = √s + ε", sq, "sqrt", 0.05), ("paper Eq. 18", paper, "paper", 0.02),
                                    ("paper Eq. 18", paper, "paper", 0.1)):
         sp = float(theory.directpred_s_star(form, tau, kappa, eta, eps=eps)[1])
-        dp, ln = run(pred, s0c, eta, t1), learned(s0c, eta, t1)
+        dp, ln = run(_one_of((sq, paper), pred), s0c, eta, t1), learned(s0c, eta, t1)
         rows.append((label, eta, dp, ln, sp, at(dp[1], sp) and at(dp[0], sp) and dead(ln[1])))
     (l1, e1, d1, n1, sp1, ok1), (l2, e2, d2, n2, sp2, ok2), (_, e3, d3, n3, sp3, ok3) = rows
     checks.append(Check(
