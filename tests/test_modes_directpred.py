@@ -27,12 +27,18 @@ TAU, KAPPA, EPS = 1.0, 1.5, 0.1  # σ² = 0.5, as Fig. 3
 TOL = dict(rtol=1e-10, atol=1e-14)
 
 
+def traced(pred):
+    """`pred` with ε as an array, a traced leaf (a Python float is static to `eqx.filter_jit`): runs that differ only
+    in ε, η, s(0), t1 share one compiled solve, here and with `byoldyn.figures.modes.directpred_thresholds`."""
+    return pred.replace(eps=jnp.asarray(pred.eps, float))
+
+
 def final_s(pred, s0, eta, t1, beta=None, tau0=0.0):
-    """s at t1 (modes on the last axis); τ fixed at 1 (SimSiam) when beta is None, else BYOL from τ(0) = tau0."""
+    """s at t1 (modes on the last axis); τ fixed at 1 (SimSiam) when beta is None, else BYOL from τ(0) = tau0.
+    Saved at (0, t1), as the figure's runs; the longest run here takes < 500 steps (the default cap is 1e5)."""
     y0 = DirectModeState.from_s_tau(jnp.asarray(s0, float), 1.0 if beta is None else tau0)
     hyper = Hyper(eta=eta, beta=0.0 if beta is None else beta)
-    sol = solve_directpred(y0, t1, hyper, KAPPA, pred, tau=1.0 if beta is None else None, ts=[t1], max_steps=10**6,
-                           **TOL)
+    sol = solve_directpred(y0, t1, hyper, KAPPA, traced(pred), tau=1.0 if beta is None else None, ts=[0.0, t1], **TOL)
     assert bool(np.all(sol.succeeded))
     return np.asarray(sol.states.s[-1]), np.asarray(sol.states.tau[-1])
 
@@ -45,8 +51,8 @@ def test_sqrt_form_fixed_point_and_no_collapse_basin():
     sm, sp = (float(v) for v in theory.directpred_s_star("sqrt", TAU, KAPPA, eta, eps=EPS))
     pm, pp = (float(v) for v in theory.p_star(TAU, KAPPA, eta))
     assert np.isnan(sm) and sp == pytest.approx((pp - EPS) ** 2, rel=1e-14)
-    s0 = np.array([1e-4, 0.01, 0.5, 2.0])
-    s, _ = final_s(DirectPred(eps=EPS, form="raw"), s0, eta, 400.0)  # rate at s*_+: √s*(τ − 2κp*_+) = −0.43, e^-170
+    # each start its own one-mode run (p = √s + ε is elementwise); rate at s*_+: √s*(τ − 2κp*_+) = −0.43, e^-170
+    s = [final_s(DirectPred(eps=EPS, form="raw"), [s0], eta, 400.0)[0][0] for s0 in (1e-4, 0.01, 0.5, 2.0)]
     np.testing.assert_allclose(s, sp, rtol=1e-6)
     y0 = ModePST(jnp.sqrt(jnp.asarray([1e-4])), jnp.asarray([1e-4]), jnp.asarray([TAU]))  # α_p = 1: s = p²
     learned = solve_modes(pst_field, y0, 400.0, args=(Hyper(eta=eta), KAPPA, False), ts=[400.0], **TOL)
@@ -62,14 +68,14 @@ def test_paper_form_top_mode_fixed_point_and_byol():
     pred = DirectPred(eps=EPS, form="paper")
     sm, sp = (float(v) for v in theory.directpred_s_star(pred, TAU, KAPPA, eta))
     pp = float(theory.p_star(TAU, KAPPA, eta)[1])
-    s, _ = final_s(pred, [[0.5], [2.0]], eta, 400.0)
-    np.testing.assert_allclose(s[:, 0], sp, rtol=1e-6)
-    s, tau = final_s(pred, [[0.5]], eta, 600.0, beta=1.0, tau0=0.0)
+    s = [final_s(pred, [s0], eta, 400.0)[0][0] for s0 in (0.5, 2.0)]  # one mode per run, as the figure's runs
+    np.testing.assert_allclose(s, sp, rtol=1e-6)
+    s, tau = final_s(pred, [0.5], eta, 600.0, beta=1.0, tau0=0.0)
     np.testing.assert_allclose(s[0], sp, rtol=1e-6)
     np.testing.assert_allclose(tau[0], 1.0, rtol=1e-6)
     assert abs(pp * pp - sp) / sp > 0.1
     # below s*_− the top mode collapses (its origin has p_0 = 0: rate −2η)
-    assert 0 < sm and final_s(pred, [[0.5 * sm]], eta, 400.0)[0][0, 0] < 1e-12
+    assert 0 < sm and final_s(pred, [0.5 * sm], eta, 400.0)[0][0] < 1e-12
 
 
 @pytest.mark.slow
@@ -164,7 +170,7 @@ def test_at_eta_c_collapse_is_algebraic_when_eps_is_at_least_tau_over_2kappa():
     t = np.array([1000.0, 3000.0])
 
     def s_at(eps):
-        pred = DirectPred(eps=eps, form="raw")
+        pred = traced(DirectPred(eps=eps, form="raw"))
         eta = float(theory.directpred_eta_c(pred, TAU, KAPPA))
         y0 = DirectModeState.from_s_tau(jnp.asarray([0.3]), TAU)
         sol = solve_directpred(y0, float(t[-1]), Hyper(eta=eta), KAPPA, pred, tau=TAU, ts=t, **TOL)
