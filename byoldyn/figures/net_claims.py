@@ -281,7 +281,8 @@ def claims_table(runs) -> str:
         iv = f"{q} {r['mean']:{f}} " + (f"[{r['lower']:{f}}, {r['upper']:{f}}]" if np.isfinite(r["lower"]) else
                                          "(no interval)")
         ctl = r["control"]
-        ctl = "–" if ctl is None else (f"{ctl['label']}, the same rule: {ctl['mean']:{f}} "
+        ctl = "–" if ctl is None else f"{ctl['label']}: no runs yet" if ctl["n"] == 0 else (
+            f"{ctl['label']}, the same rule: {ctl['mean']:{f}} "
                                        + (f"[{ctl['lower']:{f}}, {ctl['upper']:{f}}]" if np.isfinite(ctl["lower"])
                                           else "(no interval)") + f" → {ctl['verdict']}"
                                        + (" (**it must not hold**)" if ctl["verdict"].startswith("holds") else ""))
