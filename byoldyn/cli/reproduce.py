@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     )
     add_out(p, "figures", "output directory (default figures)")
     p.add_argument("--size", choices=("full", "small"), default="full",
-                   help="full (the committed figures) or small (a quick look: 234 s measured on 2 shared CPU cores; "
+                   help="full (the committed figures) or small (a quick look: 193 s measured on 2 CPU cores; "
                         "rows its seeds cannot decide are shown as not decided)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="build only these figures (REPORT.md is left as it is)")
     add_progress(p)
