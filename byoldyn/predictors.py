@@ -37,15 +37,28 @@ from .validate import is_concrete
 __all__ = ["Predictor", "Direct", "Spectral", "Learned", "Symmetric", "Identity", "DirectPred", "DirectCopy",
            "DirectSet", "Variant",
            "Param", "PREDICTORS", "ALIASES", "FORMS", "FORM_ALIASES", "LOSSES", "P_MIN", "as_predictor",
-           "as_variant", "canonical_name", "correlation", "fhat_update", "update_correlation"]
+           "as_variant", "canonical_name", "correlation", "fhat_update", "iso_output", "update_correlation"]
 
 #: the eigenvalue maps of the spectral predictors (`Spectral`): the official code's (THEORY.md 10.2), Eq. 18's,
 #: and "raw", p = s^a + eps without normalisation (the simplified form p = √s + ε for DirectPred)
 FORMS = ("code", "paper", "raw")
 #: old names of the forms (the official flag `balance_type=boost_scale` is the "code" form)
 FORM_ALIASES = {"boost_scale": "code"}
-#: the losses a `Variant` may name: Eq. 1 (every level) and the normalized one (sampled and ResNet levels)
-LOSSES = ("euclidean", "cosine")
+#: the one list of the loss names, read by every level (`Variant`, `byoldyn.sampled.Setup`, the ResNet level's
+#: `Config.loss`, the CLI's `--loss`): Eq. 1; the normalised loss; IsoLoss, Eq. 1 with the output error sent to the
+#: predictor's input without the factor Wpᵀ (Halvagal, Laborieux & Zenke 2023; docs/isoloss.md). A level without
+#: one refuses it with a `ValueError` (the mode level and the sweeps have Eq. 1 only)
+LOSSES = ("euclidean", "cosine", "isoloss")
+
+
+def iso_output(y: jax.Array, f: jax.Array) -> jax.Array:
+    """IsoLoss's prediction (Halvagal, Laborieux & Zenke, NeurIPS 2023; docs/isoloss.md): `y + f − sg(f)`, where
+    `y` is the predictor applied to the *detached* input `stop_gradient(f)`. Its value is y; its derivative in the
+    predictor's parameters is y's; its Jacobian in `f` is the identity. So a loss ℓ(iso_output(y, f), z) sends the
+    output error ∂ℓ/∂y to f unchanged (no factor Wpᵀ) and trains the predictor as ℓ(y, z) does. With ℓ = ½‖· − z‖²
+    and y = Wp sg(f) it is the paper's ½‖f − sg(f + z − Wp f)‖² (gradient Wp f − z in f) plus the predictor's
+    Euclidean term. `y` and `f` must have one shape (a square predictor)."""
+    return y + (f - jax.lax.stop_gradient(f))
 #: the official code's floor p_j >= 1e-4 of the "code" form (THEORY.md 10.2, step 7)
 P_MIN = 1e-4
 
@@ -436,9 +449,11 @@ class Variant(eqx.Module):
     """A method variant (DESIGN.md): EMA target or not, stop-gradient or not, the predictor and the loss.
 
     `stop_grad=False` needs `ema=False` (with an EMA target no gradient reaches Wa, Theorem 2);
-    `predictor` a `Predictor` or its name; `loss` "euclidean" (Eq. 1, every level) or "cosine" (the exact
-    normalised loss at the sampled and ResNet levels; its high-dimensional mean-field form at the matrix level,
-    docs/cosine_loss.md; not at the mode level or in sweeps). The predictor is a pytree field: its parameters may be traced or
+    `predictor` a `Predictor` or its name; `loss` one of `LOSSES`: "euclidean" (Eq. 1, every level), "cosine" (the
+    exact normalised loss at the sampled and ResNet levels; its high-dimensional mean-field form at the matrix level,
+    docs/cosine_loss.md; not at the mode level or in sweeps) or "isoloss" (Eq. 1's value, its gradient reaching W
+    without the factor Wpᵀ: docs/isoloss.md; matrix, sampled and ResNet levels; it is built from stop-gradients, so
+    it needs `stop_grad=True`). The predictor is a pytree field: its parameters may be traced or
     carry batch axes (a sweep's members); `ema`, `stop_grad`, `loss` are static.
     """
 
@@ -457,13 +472,16 @@ class Variant(eqx.Module):
             raise ValueError(f"predictor must be a name or a byoldyn.predictors.Predictor, got {predictor!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if loss == "isoloss" and not stop_grad:
+            raise ValueError("loss='isoloss' needs stop_grad=True: IsoLoss is defined by its stop-gradients")
         self.ema, self.stop_grad, self.predictor = bool(ema), bool(stop_grad), as_predictor(predictor)
         self.loss = loss
 
     def label(self) -> str:
         """A figure label: the predictor's, then "no EMA", "no stop-grad", "cosine" where they apply."""
         parts = [self.predictor.label()] + [t for t, on in (("no EMA", not self.ema), ("no stop-grad",
-                                            not self.stop_grad), ("cosine loss", self.loss == "cosine")) if on]
+                                            not self.stop_grad), ("cosine loss", self.loss == "cosine"),
+                                            ("IsoLoss", self.loss == "isoloss")) if on]
         return ", ".join(parts)
 
 

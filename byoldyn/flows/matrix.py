@@ -8,7 +8,9 @@ Two independent constructions of the same field:
 
 `Variant(loss="cosine")` is the normalised loss in its high-dimensional mean-field form
 (`expected_cosine_loss`, docs/cosine_loss.md); its field is `autodiff_field`'s construction with that loss
-(it has no second closed form here).
+(it has no second closed form here). `Variant(loss="isoloss")` is IsoLoss (docs/isoloss.md): Eq. 3 without the
+factor Wpᵀ, dW = G − ηW, the rest of Lemma 1 unchanged; `expected_isoloss` is its expected loss for the
+autodiff construction.
 
 The variant is a `byoldyn.Variant` (`variant=`), or its shorthands `ema=`, `stop_grad=`, `predictor=`
 (`byoldyn.predictors.as_variant`); the predictor object carries its own parameters (ε, form, beta_F), which
@@ -28,7 +30,8 @@ import jax.numpy as jnp
 from .. import predictors as P
 from ..model import Data, Hyper, State
 
-__all__ = ["vector_field", "autodiff_field", "expected_loss", "expected_cosine_loss", "PREDICTORS", "check_variant",
+__all__ = ["vector_field", "autodiff_field", "expected_loss", "expected_cosine_loss", "expected_isoloss", "PREDICTORS",
+           "check_variant",
            "augmented_correlation", "derives_wp", "effective_wp", "synced"]
 
 #: the predictors of the matrix level: every one of the registry (`byoldyn.predictors.PREDICTORS`)
@@ -142,6 +145,8 @@ def vector_field(
     - `Variant(loss="cosine")`: the same structure with Eq. 1 replaced by the mean-field cosine loss
       `expected_cosine_loss` (docs/cosine_loss.md): dW = -∂J_cos/∂W - eta W, dWp = -alpha_p ∂J_cos/∂Wp - eta_p Wp,
       by `jax.grad` (`autodiff_field`'s construction), the other rules above unchanged.
+    - `Variant(loss="isoloss")` (IsoLoss, docs/isoloss.md): the output error reaches W without the factor Wpᵀ,
+      dW = G - eta W (Eq. 3 with Wpᵀ removed); dWp (Eq. 2), dWa (Eq. 4) and the predictor rules unchanged.
 
     **Arguments:** an unbatched `State`, `Hyper` and `Data` (use `jax.vmap` for batches); `variant` a
     `byoldyn.Variant`, or its shorthands `ema`, `stop_grad`, `predictor` (defaults True, True, "learned"; given
@@ -171,7 +176,7 @@ def vector_field(
     PW = Wp @ W
     G = -data.right(PW, "S") + data.right(T, "X")
     if stop_grad:
-        dW = _T(Wp) @ G - hyper.eta * W
+        dW = (G if v.loss == "isoloss" else _T(Wp) @ G) - hyper.eta * W
     else:  # Theorem 2: gradient through both branches, written as -H vec(W)
         Wt = Wp - jnp.eye(state.n2, dtype=W.dtype)
         dW = -data.right(_T(Wp) @ PW + W, "Xp") - data.right(_T(Wt) @ (Wt @ W), "X") - hyper.eta * W
@@ -190,7 +195,11 @@ def expected_loss(W, Wp, T, X, Xp) -> jax.Array:
 
     = ½ tr(A S Aᵀ) − tr(A X Tᵀ) + ½ tr(T S Tᵀ), with A = Wp W and S = X + X'.
     """
-    A = Wp @ W
+    return _euclidean_at(Wp @ W, T, X, Xp)
+
+
+def _euclidean_at(A, T, X, Xp) -> jax.Array:
+    """½ tr(A S Aᵀ) − tr(A X Tᵀ) + ½ tr(T S Tᵀ): Eq. 1 at the prediction matrix A, S = X + X'."""
     S = X + Xp
     return 0.5 * jnp.sum((A @ S) * A) - jnp.sum((A @ X) * T) + 0.5 * jnp.sum((T @ S) * T)
 
@@ -209,6 +218,16 @@ def expected_cosine_loss(W, Wp, T, X, Xp) -> jax.Array:
     N1 = jnp.sum((A @ S) * A)
     N2 = jnp.sum((T @ S) * T)
     return 1.0 - jnp.sum((A @ X) * T) / (_root(N1) * _root(N2))
+
+
+def expected_isoloss(W, Wp, T, X, Xp) -> jax.Array:
+    """IsoLoss in expectation (docs/isoloss.md): Eq. 1's `expected_loss` at the prediction matrix
+    A = Wp sg(W) + W − sg(W) (`byoldyn.predictors.iso_output`: the value Wp W, the identity Jacobian in W).
+
+    Its value is Eq. 1's; ∂/∂W = Wp W (X + X') − T X = −G (Eq. 3 without Wpᵀ), ∂/∂Wp = −G Wᵀ (Eq. 2's). It is the
+    expectation of the sampled level's `byoldyn.sampled.isoloss` over the views (E[x1x1ᵀ] = X + X', E[x1x2ᵀ] = X).
+    """
+    return _euclidean_at(P.iso_output(Wp @ jax.lax.stop_gradient(W), W), T, X, Xp)
 
 
 def _root(N: jax.Array) -> jax.Array:
@@ -232,13 +251,13 @@ def autodiff_field(
     dW = -∂J/∂W - eta W, dWp = -alpha_p ∂J/∂Wp - eta_p Wp, where J is Eq. 1 (`expected_loss`; the variant's
     `loss="cosine"`: `expected_cosine_loss`) with `stop_gradient` on the target branch when `stop_grad` (full
     matrices, no structure). DirectPred / DirectCopy: J is evaluated at Wp = stop_gradient(g(F̂)), so dW is Eq. 3
-    with that Wp and dWp = 0; dF̂ (not a gradient) is `vector_field`'s.
+    with that Wp and dWp = 0; dF̂ (not a gradient) is `vector_field`'s. `loss="isoloss"`: `expected_isoloss`.
     """
     return _gradient_field(state, hyper, data, _variant(variant, ema, stop_grad, predictor))
 
 
 #: the expected loss of each `Variant.loss`, J(W, Wp, T, X, X')
-_LOSSES = {"euclidean": expected_loss, "cosine": expected_cosine_loss}
+_LOSSES = {"euclidean": expected_loss, "cosine": expected_cosine_loss, "isoloss": expected_isoloss}
 
 
 def _gradient_field(state: State, hyper: Hyper, data: Data, v: P.Variant) -> State:

@@ -3,7 +3,7 @@
 - `SGD`, `to_flow`, `from_flow`, `flow_time`: discrete hyperparameters and their dictionary to
   the flow's (t, alpha_p, eta, beta) (THEORY.md section 1);
 - `Source`: inputs x ~ N(μ, Σx) (μ = 0 by default) with additive or Appendix D scrambling augmentations, and their exact moments;
-- `Setup`, `train`, `sgd_step`: the jitted training loop (Euclidean or cosine loss, one or two views,
+- `Setup`, `train`, `sgd_step`: the jitted training loop (Euclidean, cosine or IsoLoss, one or two views,
   learned / symmetric / identity / DirectPred / DirectCopy predictors, EMA target, batch centering);
 - `compare`: sampled runs next to the ODE, with their distance over time.
 """
@@ -26,6 +26,7 @@ from .train import (
                     euclidean_loss,
                     flow_moments,
                     init_train_state,
+                    isoloss,
                     predictor_of,
                     sgd_step,
                     train,
@@ -33,6 +34,6 @@ from .train import (
 
 __all__ = [
     "SGD", "to_flow", "from_flow", "flow_time", "Source", "Setup", "TrainState", "Run", "train", "sgd_step",
-    "init_train_state", "predictor_of", "euclidean_direction", "cosine_loss", "euclidean_loss", "center_batch",
-    "flow_moments", "compare", "Comparison", "DISTANCES", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "CENTERS",
+    "init_train_state", "predictor_of", "euclidean_direction", "cosine_loss", "euclidean_loss", "isoloss",
+    "center_batch", "flow_moments", "compare", "Comparison", "DISTANCES", "LOSSES", "VIEWS", "PREDICTORS", "EMA_FORMS", "CENTERS",
 ]

@@ -7,6 +7,8 @@ One step k (a practitioner's iteration, the order of the official code, THEORY.m
    predictor object's (`Setup.predictor`, which carries every predictor parameter: eps, rho, freq, form);
 3. loss with the current predictor and target T = stop_grad(Wa) (EMA) or stop_grad(W) (no EMA):
    - Euclidean, one view: ½ E_B‖Wp W x1 − T x2‖² (Eq. 1); symmetric: ¼ E_B[‖Wp W x1 − T x2‖² + ‖Wp W x2 − T x1‖²];
+   - IsoLoss (docs/isoloss.md): the Euclidean loss's value, its output error r = Wp W x1 − T x2 sent to the
+     projection W x1 without the factor Wpᵀ (`isoloss`); the step is `euclidean_direction(..., iso=True)`;
    - cosine, one view: E_B[1 − cos(Wp W x1, T x2)]; symmetric: the mean of both directions
      (the official loss −2cos − 2cos is 4x the symmetric one, i.e. 4x the learning rate);
 4. SGD with momentum and coupled weight decay on W and Wp, written in flow units (`to_flow`):
@@ -49,10 +51,10 @@ from .data import Source
 from .dictionary import SGD, to_flow
 
 __all__ = ["Setup", "TrainState", "Run", "train", "init_train_state", "sgd_step", "euclidean_direction",
-           "cosine_loss", "euclidean_loss", "center_batch", "flow_moments", "LOSSES", "VIEWS", "PREDICTORS",
+           "cosine_loss", "euclidean_loss", "isoloss", "center_batch", "flow_moments", "LOSSES", "VIEWS", "PREDICTORS",
            "EMA_FORMS", "CENTERS", "predictor_of"]
 
-LOSSES = ("euclidean", "cosine")
+LOSSES = P.LOSSES  # the one list of the loss names (byoldyn.predictors); every one is trained here
 VIEWS = ("one", "symmetric")
 PREDICTORS = tuple(P.PREDICTORS)  # the registry's names (byoldyn.predictors)
 EMA_FORMS = ("practice", "flow")
@@ -64,14 +66,15 @@ CENTERS = ("none", "center", "center-detach")
 class Setup(eqx.Module):
     """The choices of a sampled run (changing them recompiles, except array-valued predictor parameters).
 
-    - `loss`: `"euclidean"` (Eq. 1) or `"cosine"` (ℓ2-normalized, as real BYOL).
+    - `loss`: `"euclidean"` (Eq. 1), `"cosine"` (ℓ2-normalized, as real BYOL) or `"isoloss"` (Eq. 1 with the
+      output error sent to W x1 without the factor Wpᵀ, docs/isoloss.md): `LOSSES`.
     - `views`: `"one"` (x1 online, x2 target) or `"symmetric"` (both directions averaged).
     - `predictor`: a `byoldyn.predictors` object (`bd.DirectPred(eps=0.2, rho=0.5, freq=2)`) or its name
       (`"learned"`, `"symmetric"`, `"identity"`, `"directpred"` (Eq. 18), `"directcopy"`, ...): the object
       carries every predictor parameter (eps, rho, freq, form) to the step.
     - `ema`: EMA target (BYOL) or target = W (SimSiam, "no EMA").
     - `ema_form`: `"practice"` or `"flow"` (see the module docstring).
-    - `batch`: minibatch size, or None for exact expectations (Euclidean loss only).
+    - `batch`: minibatch size, or None for exact expectations (Euclidean loss and IsoLoss).
     - `center`: `"none"`, `"center"` or `"center-detach"` (`CENTERS`): batch centering of the projections and the
       predictor's output, the batch mean differentiated through or detached (module docstring; docs/centering.md).
     - `freq`, `directpred_form`: shorthands of the predictor's `freq` and `form` (None: not given); with a name
@@ -103,9 +106,9 @@ class Setup(eqx.Module):
             raise ValueError(f"batch must be a positive integer or None (exact expectations), got {b!r}")
         if b is not None and b < 2 and self.center != "none":
             raise ValueError(f"center={self.center!r} needs batch >= 2 (a batch of one centers to zero), got {b!r}")
-        if b is None and self.loss != "euclidean":
-            raise ValueError("batch=None (exact expectations) needs loss='euclidean': the cosine loss has no "
-                             "closed form in the second moments")
+        if b is None and self.loss == "cosine":
+            raise ValueError("batch=None (exact expectations) needs loss='euclidean' or 'isoloss': the cosine loss "
+                             "has no closed form in the second moments")
 
 
 class TrainState(eqx.Module):
@@ -170,16 +173,17 @@ def init_train_state(state0: State, setup: Setup) -> TrainState:
                       jnp.zeros(W.shape[:-2], jnp.int32))
 
 
-def euclidean_direction(W, Wp, T, right_S: Callable, right_X: Callable, hyper):
+def euclidean_direction(W, Wp, T, right_S: Callable, right_X: Callable, hyper, iso: bool = False):
     """Flow-unit descent directions of the Euclidean loss from second moments (Lemma 1 form).
 
     G = −Wp W S^s + T S^d with S^s = E[x_on x_onᵀ], S^d = E[x_tg x_onᵀ] (given as `right_S(A) = A S^s`,
-    `right_X(A) = A S^d`); dW = Wpᵀ G − eta W (Eq. 3), dWp = alpha_p G Wᵀ − eta_p Wp (Eq. 2).
+    `right_X(A) = A S^d`); dW = Wpᵀ G − eta W (Eq. 3), dWp = alpha_p G Wᵀ − eta_p Wp (Eq. 2). `iso`: IsoLoss,
+    dW = G − eta W (Eq. 3 without Wpᵀ, docs/isoloss.md; `isoloss` is its autodiff form).
     The expression order is that of `byoldyn.vector_field`, so exact moments give its bits.
     """
     PW = Wp @ W
     G = -right_S(PW) + right_X(T)
-    dW = _T(Wp) @ G - hyper.eta * W
+    dW = (G if iso else _T(Wp) @ G) - hyper.eta * W
     dWp = hyper.alpha_p * (G @ _T(W)) - hyper.eta_p * Wp
     return dW, dWp
 
@@ -228,6 +232,23 @@ def euclidean_loss(W, Wp, T, x1, x2, views, center="none"):
     return one(x1, x2) if views == "one" else 0.5 * (one(x1, x2) + one(x2, x1))
 
 
+def isoloss(W, Wp, T, x1, x2, views, center="none"):
+    """IsoLoss of a batch (Halvagal, Laborieux & Zenke 2023; docs/isoloss.md): `euclidean_loss` with the prediction
+    `byoldyn.predictors.iso_output(y, z)`, y the predictor applied to the detached projection z = W x1 (centered as
+    `center` says). Its value is the Euclidean loss's; its gradient in W is mean_b r_b x1_bᵀ with the output error
+    r_b = p_b − (T x2)_b (no factor Wpᵀ), in Wp the Euclidean loss's. `train` steps with the closed form
+    `euclidean_direction(..., iso=True)` on the batch moments; this autodiff form checks it."""
+    _check_center(center)
+
+    def one(xa, xb):
+        z = center_batch(xa @ _T(W), center)
+        y = center_batch(jax.lax.stop_gradient(z) @ _T(Wp), center)
+        p = P.iso_output(y, z)
+        return 0.5 * jnp.mean(jnp.sum((p - center_batch(xb @ _T(T), center)) ** 2, axis=-1))
+
+    return one(x1, x2) if views == "one" else 0.5 * (one(x1, x2) + one(x2, x1))
+
+
 def cosine_loss(W, Wp, T, x1, x2, views, center="none"):
     """The normalised (cosine) loss of a batch, 1 − ⟨p/‖p‖, z/‖z‖⟩ averaged over samples (THEORY.md 10.2, 11):
     p = Wp W x1, z = T x2 with the target `T` (stop-gradient is the caller's); `views="one"` that term, else
@@ -246,9 +267,11 @@ def cosine_loss(W, Wp, T, x1, x2, views, center="none"):
 def _directions(ts: TrainState, Wp, T, hyper, key, source: Source, data: Data, setup: Setup):
     """(dW, dWp, d) where d = E[f fᵀ] of the online features (for F̂)."""
     W = ts.W
+    iso = setup.loss == "isoloss"
     if setup.batch is None:
         d = data.right(W, "S") @ _T(W)
-        dW, dWp = euclidean_direction(W, Wp, T, lambda A: data.right(A, "S"), lambda A: data.right(A, "X"), hyper)
+        dW, dWp = euclidean_direction(W, Wp, T, lambda A: data.right(A, "S"), lambda A: data.right(A, "X"), hyper,
+                                      iso)
         return dW, dWp, d
     x1, x2 = source.sample(key, setup.batch)
     B = setup.batch
@@ -258,7 +281,8 @@ def _directions(ts: TrainState, Wp, T, hyper, key, source: Source, data: Data, s
         x1, x2 = center_batch(x1, setup.center), center_batch(x2, setup.center)
         Son = _T(x1) @ x1 / B if setup.views == "one" else 0.5 * (_T(x1) @ x1 / B + _T(x2) @ x2 / B)
         return -gW - hyper.eta * W, hyper.alpha_p * (-gWp) - hyper.eta_p * Wp, W @ Son @ _T(W)
-    # Euclidean: W x̃ = W x − W x̄, so centering the projections is centering the views (both modes, docstring)
+    # Euclidean and IsoLoss: W x̃ = W x − W x̄, so centering the projections is centering the views (both modes,
+    # docstring; for IsoLoss the centered output error r is sent to the centered projection, Σ_b r_b = 0 again)
     x1, x2 = center_batch(x1, setup.center), center_batch(x2, setup.center)
     if setup.views == "one":
         Sd = _T(x2) @ x1 / B
@@ -270,7 +294,7 @@ def _directions(ts: TrainState, Wp, T, hyper, key, source: Source, data: Data, s
         Sd = 0.5 * (_T(x2) @ x1 + _T(x1) @ x2) / B
         Son = Ss
     d = W @ Son @ _T(W)
-    dW, dWp = euclidean_direction(W, Wp, T, lambda A: A @ Ss, lambda A: A @ Sd, hyper)
+    dW, dWp = euclidean_direction(W, Wp, T, lambda A: A @ Ss, lambda A: A @ Sd, hyper, iso)
     return dW, dWp, d
 
 
