@@ -182,16 +182,18 @@ class Inputs:
     Give what the level has: the matrices `W`, `Wp`, `Wa` (with `data` for F = W X Wᵀ; X = I without),
     or `F` itself; reduced levels give the per-mode spectra `s`, `p` and the sums `ww` = ‖W‖_F²,
     `waw` = ⟨Wa, W⟩_F, `waa` = ‖Wa‖_F², or `tau` (the Assumption 1 state, THEORY.md section 5).
-    `t`, `C`, `hyper` serve the Theorem 1 residual. Survival: s_j > `threshold` x unit, unit = 1, or
+    `t`, `C`, `hyper` serve the Theorem 1 residual. The two-view quantities: `F_views` = E[z zᵀ] over augmented
+    views (W (X + X') Wᵀ; a network's F̂), `F_cross` = E[z_target z_onlineᵀ] across the two views of one image
+    (T X Wᵀ, symmetrised), `G` = W Wᵀ, the Gram of the layer that feeds the predictor. Survival: s_j > `threshold` x unit, unit = 1, or
     max_k s_k with `relative=True` (see `SURVIVAL`). Asking for an input that can be neither given nor
     derived raises `ValueError` naming it.
     """
 
     def __init__(self, *, W=None, Wp=None, Wa=None, F=None, data: Data | None = None, s=None, p=None, ww=None,
-                 waw=None, waa=None, tau=None, t=None, C=None, hyper: Hyper | None = None,
-                 threshold: float = SURVIVAL, relative: bool = False):
+                 waw=None, waa=None, tau=None, t=None, C=None, hyper: Hyper | None = None, F_views=None,
+                 F_cross=None, G=None, threshold: float = SURVIVAL, relative: bool = False):
         self._given = dict(W=W, Wp=Wp, Wa=Wa, F=F, s=s, p=p, ww=ww, waw=waw, waa=waa, tau=tau, t=t, C=C,
-                           hyper=hyper)
+                           hyper=hyper, F_views=F_views, F_cross=F_cross, G=G)
         self.data, self.threshold, self.relative = data, threshold, bool(relative)
         self._cache: dict = {}
 
@@ -244,6 +246,34 @@ class Inputs:
     def rayleigh(self):
         """u_jᵀ Wp u_j."""
         return self._cached("rayleigh", lambda: jnp.sum(self.U * self.WpU, axis=-2))
+
+    def _along_U(self, M):
+        """u_jᵀ M u_j for each eigenvector u_j of F."""
+        return jnp.sum(self.U * (M @ self.U), axis=-2)
+
+    @property
+    def F_views(self):
+        if self.given("F_views"):
+            return self._given["F_views"]
+        if self.data is None:
+            raise ValueError("this observable needs F_views, or data (X, X') with W")
+        return self._cached("F_views", lambda: self.data.right(self.W, "S") @ _T(self.W))
+
+    @property
+    def F_cross(self):
+        if self.given("F_cross"):
+            return self._given["F_cross"]
+
+        def make():  # T X Wᵀ with T = Wa (X = I without data)
+            M = (self.Wa if self.data is None else self.data.right(self.Wa, "X")) @ _T(self.W)
+            return 0.5 * (M + _T(M))
+        return self._cached("F_cross", make)
+
+    @property
+    def G(self):
+        if self.given("G"):
+            return self._given["G"]
+        return self._cached("G", lambda: self.W @ _T(self.W))
 
     @property
     def p(self):
@@ -337,6 +367,12 @@ REGISTRY: dict[str, Observable] = {o.name: o for o in (
                "mode", "1", lambda q: q.p),
     Observable("p_rayleigh", "u_j^T Wp u_j per eigenvector u_j of F (decreasing s_j): p_j if Wp is aligned",
                "mode", "1", lambda q: q.rayleigh),
+    Observable("two_view_ratio", "u_j^T E[z_target z_online^T] u_j / u_j^T E[z z^T] u_j, across the two views of "
+               "an image, per eigenvector u_j of F (the mode theory's tau/kappa_j: x_j/(x_j + x'_j) at tau = 1)",
+               "mode", "1", lambda q: safe_div(q._along_U(q.F_cross), q._along_U(q.F_views))),
+    Observable("gram", "u_j^T W W^T u_j per eigenvector u_j of F: the Gram of the layer that feeds the predictor "
+               "(Theorem 1: p_j^2 / alpha_p on the invariant manifold)", "mode", "feature^2 / input^2",
+               lambda q: q._along_U(q.G)),
     Observable("lambda_min_sym_Wp", "smallest eigenvalue of (Wp + Wp^T)/2 (PSD check, THEORY.md section 14)",
                "scalar", "1", lambda q: q.p[..., -1]),
     Observable("norm_Wp", "Frobenius norm ||Wp||_F of the predictor", "scalar", "1", lambda q: _fro(q.Wp)),

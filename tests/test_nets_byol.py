@@ -118,3 +118,30 @@ def test_config_validation(kw, match):
     with pytest.raises(ValueError, match=match):
         Config(**kw)
     assert Config.from_dict(TINY.to_dict()) == TINY
+
+
+@pytest.mark.slow
+def test_two_view_statistics_and_their_observables(batch):
+    """`cross` after the first step is (z₂ᵀ f₁ + z₁ᵀ f₂)/2B symmetrised, from the same views recomputed
+    independently; `observe` reads the two-view ratio and the projector's Gram along F̂'s eigenvectors."""
+    from byoldyn.nets import observe
+    m = build(TINY)
+    s0 = m.init(KEY(0))
+    s1, _ = m.step(s0, batch, KEY(1))
+    xs = m.views(batch, KEY(1))
+    _, aux = m.loss(s0.online, s0.pred, s0.target, s0.online_bn, s0.pred_bn, s0.target_bn, xs)
+    f, z = np.asarray(aux["f"], np.float64), np.asarray(aux["z"], np.float64)
+    M = (z[1].T @ f[0] + z[0].T @ f[1]) / (2 * f.shape[1])
+    np.testing.assert_allclose(np.asarray(s1.cross), 0.5 * (M + M.T), rtol=1e-4, atol=1e-6 * np.abs(M).max())
+    F = np.concatenate([f[0], f[1]]).T @ np.concatenate([f[0], f[1]]) / (2 * f.shape[1])
+    np.testing.assert_allclose(np.asarray(s1.corr), F, rtol=1e-4, atol=1e-6 * np.abs(F).max())
+    o = observe(s1, TINY.predictor)
+    Fs = 0.5 * (np.asarray(s1.corr, np.float64) + np.asarray(s1.corr, np.float64).T)
+    s, U = np.linalg.eigh(Fs)
+    U = U[:, ::-1]
+    K = np.asarray(s1.online["projector"]["fc2"]["kernel"][...], np.float64)
+    ratio = np.einsum("ij,ik,kj->j", U, np.asarray(s1.cross, np.float64), U) / s[::-1]
+    top = slice(0, 5)  # the leading eigenvectors are well separated at this size; the tail's order is not stable
+    np.testing.assert_allclose(o["two_view_ratio"][top], ratio[top], rtol=1e-3)
+    np.testing.assert_allclose(o["gram"][top], np.einsum("ij,ik,kj->j", U, K.T @ K, U)[top], rtol=1e-3)
+    assert np.all(np.abs(o["two_view_ratio"][top]) < 1.5)  # a correlation ratio: |r| <= 1 up to F̂'s symmetrisation

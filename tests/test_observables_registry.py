@@ -93,9 +93,11 @@ def test_sampled_compare_and_network_outputs_registry_names(rng):
     from byoldyn.nets import instrument
 
     F_ = random_psd(rng, 5)
-    params = {"a": jnp.asarray(rng.standard_normal((2, 3))), "b": jnp.asarray(rng.standard_normal(4))}
+    K = rng.standard_normal((6, 5))
+    params = {"a": jnp.asarray(rng.standard_normal((2, 3))), "projector": {"fc2": {"kernel": jnp.asarray(K)}}}
     target = jax.tree.map(lambda x: 0.5 * x, params)
-    state = SimpleNamespace(corr=jnp.asarray(F_), online=params, target=target, pred=None)
+    state = SimpleNamespace(corr=jnp.asarray(F_), cross=0.5 * jnp.asarray(F_), online=params, target=target,
+                            pred=None)
     rec = instrument.observe(state, "none")  # Wp = I
     _check_kinds(rec, 0, "nets")
     assert set(instrument.OBSERVED) | {"F", "Wp"} == set(rec)
@@ -103,6 +105,9 @@ def test_sampled_compare_and_network_outputs_registry_names(rng):
     np.testing.assert_allclose(rec["alignment"], 1.0, rtol=1e-6)  # Wp = I is aligned with every u_j
     assert rec["tau_hat"] == pytest.approx(0.5, rel=1e-6) and rec["wa_correlation"] == pytest.approx(1.0, rel=1e-6)
     np.testing.assert_allclose(rec["s"], np.linalg.eigvalsh(F_)[::-1], rtol=1e-5)
+    np.testing.assert_allclose(rec["two_view_ratio"], 0.5, rtol=1e-5)  # cross = F̂ / 2
+    U = np.linalg.eigh(F_)[1][:, ::-1]
+    np.testing.assert_allclose(rec["gram"], np.einsum("ij,ik,kj->j", U, K.T @ K, U), rtol=1e-5)
     log = instrument.RunLog("unused.nc")
     log.append(1, 0.5, dict(rec, loss=0.1, z_std=0.2, h_std=0.3, lr=0.01))
     ds = log.dataset()
@@ -225,3 +230,21 @@ def test_upgrade_legacy_network_log_names():
     unslimmed = ob.upgrade_names(old.drop_vars("p"))
     assert set(unslimmed.data_vars) == {"alignment", "p", "s"}
     assert json.dumps(sorted(ob.LEGACY_NAMES)) == '["cos", "spec_Wp"]'
+
+
+def test_two_view_ratio_and_gram_at_the_matrix_level(rng):
+    """With commuting diagonal data and W, Wa = τ W diagonal, the two-view ratio is the mode theory's τ/κ_j =
+    τ x_j/(x_j + x'_j) (docs/anisotropic_modes.md A2) and the Gram is w_j²; a rotated W gives the same along u_j."""
+    x, xp, tau = np.array([3.0, 1.0, 0.5]), np.array([0.5, 0.2, 0.5]), 0.9
+    data = bd.Data.diagonal(x, xp)
+    w = np.array([1.0, 0.7, 0.2])
+    Q = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    for W in (np.diag(w), Q @ np.diag(w)):  # output rotated: F = Q diag(x w²) Qᵀ, the same spectrum
+        q = ob.Inputs(W=jnp.asarray(W), Wa=tau * jnp.asarray(W), Wp=jnp.eye(3), data=data)
+        got = ob.measure(["two_view_ratio", "gram", "s"], q)
+        order = np.argsort(-x * w**2)
+        np.testing.assert_allclose(got["s"], (x * w**2)[order], rtol=1e-12)
+        np.testing.assert_allclose(got["two_view_ratio"], (tau * x / (x + xp))[order], rtol=1e-12)
+        np.testing.assert_allclose(got["gram"], (w**2)[order], rtol=1e-12)
+    with pytest.raises(ValueError, match="F_views"):
+        ob.measure(["two_view_ratio"], ob.Inputs(W=jnp.eye(3), Wa=jnp.eye(3)))

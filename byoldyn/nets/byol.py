@@ -7,7 +7,8 @@ augmentations run on device inside the jitted step. Per step (official order, se
 1. two augmented views x1, x2 of the batch; online projections f1, f2 (the predictor inputs);
 2. `F̂ <- rho F̂ + (1 - rho) E[f fᵀ]` over both views, detached (Eq. 19; the first step sets F̂);
 3. loss `mean_b [ℓ(Wp f1, z2) + ℓ(Wp f2, z1)]`, targets z from the target net (BN in train mode) under
-   `stop_gradient`; ℓ = 2 - 2 cos (cosine) or ‖y - z‖² (euclidean);
+   `stop_gradient`; ℓ = 2 - 2 cos (cosine) or ‖y - z‖² (euclidean); isoloss: ‖y - z‖² on the prediction
+   `iso_output(predictor(sg(f)), f)`, the output error sent to f without the predictor's Jacobian (docs/isoloss.md);
 4. SGD (momentum, weight decay as torch) on the online net and, separately, on the predictor;
 5. `symmetric` predictor: Wp <- (Wp + Wpᵀ)/2; DirectPred / DirectCopy: every `freq` steps Wp <- f(F̂);
 6. target <- m target + (1 - m) online (parameters only, not BN statistics); m = 0: target = online;
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from ..predictors import update_correlation
+from ..predictors import fhat_update, iso_output, update_correlation
 from .augment import augment_batch, eval_transform
 from .config import Config
 from .heads import Projector, make_predictor, set_predictor_matrix, symmetrize_predictor
@@ -64,7 +65,9 @@ class TrainState(NamedTuple):
     """Everything that changes during training (a pytree; checkpointed whole).
 
     `online`/`target`/`pred`: parameters (nnx.State); `*_bn`: BatchNorm running statistics;
-    `opt`/`pred_opt`: optax states; `corr`: F̂ (proj_dim, proj_dim); `step`: int32 scalar.
+    `opt`/`pred_opt`: optax states; `corr`: F̂ (proj_dim, proj_dim); `cross`: the same running estimate (Eq. 19,
+    same retention) of E[z_target z_onlineᵀ] across the two views of an image, symmetrised (the mode theory's
+    τ X Wᵀ: `observables` "two_view_ratio"); `step`: int32 scalar.
     """
 
     step: jax.Array
@@ -77,6 +80,7 @@ class TrainState(NamedTuple):
     opt: Any
     pred_opt: Any
     corr: jax.Array
+    cross: jax.Array
 
 
 def ema_update(target, online, m):
@@ -104,7 +108,8 @@ def _normalize(x):
 def pair_loss(y: jax.Array, z: jax.Array, kind: str = "cosine") -> jax.Array:
     """Per-sample loss between predictions y and targets z, (B, d) -> (B,).
 
-    `"cosine"`: `2 - 2 cos(y, z)` (`F.normalize` with eps 1e-12); `"euclidean"`: `‖y - z‖²`.
+    `"cosine"`: `2 - 2 cos(y, z)` (`F.normalize` with eps 1e-12); `"euclidean"` and `"isoloss"`: `‖y - z‖²`
+    (IsoLoss's y is `byoldyn.predictors.iso_output`, which `BYOL.loss` builds; docs/isoloss.md).
     The official code's `-2 cos` differs by a constant only (section 10.2).
     """
     if kind == "cosine":
@@ -185,7 +190,7 @@ class BYOL:
             pred, pred_bn = prd(kp)
             pred, opt, pred_opt, corr = rest(online, pred)
             return TrainState(jnp.zeros((), jnp.int32), online, online_bn, target, target_bn, pred, pred_bn,
-                              opt, pred_opt, corr)
+                              opt, pred_opt, corr, corr)
 
         return init
 
@@ -242,7 +247,10 @@ class BYOL:
         """
         c = self.config
         h, f, bn = self._two_views(self.apply, online, online_bn, xs)
-        y, pbn = self._two_views(self.predict, pred, pred_bn, f)
+        iso = c.loss == "isoloss"  # the predictor sees sg(f); iso_output sends the output error to f (docs/isoloss.md)
+        y, pbn = self._two_views(self.predict, pred, pred_bn, jax.lax.stop_gradient(f) if iso else f)
+        if iso:
+            y = iso_output(y, f)
         if c.ema == 0:
             z, tbn = f, target_bn
         else:
@@ -250,7 +258,7 @@ class BYOL:
         if c.stop_grad:
             z = jax.lax.stop_gradient(z)
         loss = byol_loss(y[0], y[1], z[0], z[1], c.loss)
-        return loss, dict(online_bn=bn, pred_bn=pbn, target_bn=tbn, f=f, h=h)
+        return loss, dict(online_bn=bn, pred_bn=pbn, target_bn=tbn, f=f, h=h, z=z)
 
     def views(self, images, key):
         """Two independently augmented float32 views of a uint8 batch, stacked: (2, B, size, size, 3)."""
@@ -267,7 +275,9 @@ class BYOL:
         d = aux["f"].shape[-1]
         f = jax.lax.stop_gradient(aux["f"]).reshape(-1, d).astype(jnp.float32)
         g = c.predictor_object
-        corr = update_correlation(s.corr, f, g.rho if g is not None and g.direct else FHAT_RHO, s.step == 0)
+        rho = g.rho if g is not None and g.direct else FHAT_RHO
+        corr = update_correlation(s.corr, f, rho, s.step == 0)
+        cross = fhat_update(s.cross, _cross_views(aux["f"], aux["z"]), rho, s.step == 0)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats with its int32 count
             upd, opt = self.opt.update(g_online, s.opt, s.online)
             online = optax.apply_updates(s.online, upd)
@@ -288,7 +298,7 @@ class BYOL:
                 (s.step + 1) % c.predictor_reset == 0, lambda: self.fresh_predictor(s.step + 1, pred_opt),
                 lambda: (pred, pred_bn, pred_opt))
         new = TrainState(s.step + 1, online, aux["online_bn"], target, target_bn, pred, pred_bn,
-                         opt, pred_opt, corr)
+                         opt, pred_opt, corr, cross)
         h = aux["h"].reshape(-1, aux["h"].shape[-1])
         with jax.numpy_dtype_promotion("standard"):  # an optax schedule of the int32 step
             lr = self.lr(s.step) if callable(self.lr) else self.lr
@@ -313,6 +323,14 @@ class BYOL:
     def features_batch_bn(self):
         """Jitted `_features_batch_bn(online, online_bn, images)`: features with batch-statistics BN."""
         return jax.jit(self._features_batch_bn)
+
+
+def _cross_views(f, z):
+    """E_B[z fᵀ] across the views, symmetrised: the target projection of each view against the online projection
+    of the other, (z₂ᵀ f₁ + z₁ᵀ f₂) / 2B, then (M + Mᵀ)/2; `f`, `z` (2, B, d), detached, in float32."""
+    f, z = (jax.lax.stop_gradient(a).astype(jnp.float32) for a in (f, z))
+    M = (z[1].T @ f[0] + z[0].T @ f[1]) / (2 * f.shape[1])
+    return 0.5 * (M + M.T)
 
 
 def _collapse_std(x):

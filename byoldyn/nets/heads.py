@@ -30,8 +30,8 @@ from .. import predictors as P
 from .config import HEAD_NORMS
 
 __all__ = ["Projector", "LinearPredictor", "MLPPredictor", "IdentityPredictor", "Center", "make_predictor",
-           "head_norm_layer", "predictor_matrix", "set_predictor_matrix", "symmetrize_predictor", "PREDICTORS",
-           "HEAD_NORMS"]
+           "head_norm_layer", "predictor_matrix", "set_predictor_matrix", "projector_gram", "symmetrize_predictor",
+           "PREDICTORS", "HEAD_NORMS"]
 
 PREDICTORS = (*P.PREDICTORS, "mlp")  # the shared registry plus the ResNet-only mlp (as nets.config)
 
@@ -170,6 +170,13 @@ def predictor_matrix(params) -> jax.Array | None:
         return params["fc"]["kernel"][...].T
     except (KeyError, TypeError):
         return None
+
+
+def projector_gram(params) -> jax.Array:
+    """W Wᵀ (proj_dim, proj_dim) of the projector's last layer (`f = W h`), the layer that feeds the predictor,
+    from the online network's parameter state; in float32."""
+    K = params["projector"]["fc2"]["kernel"][...].astype(jnp.float32)
+    return K.T @ K
 
 
 def set_predictor_matrix(params, Wp: jax.Array):

@@ -3,7 +3,9 @@
 Every `log_every` steps, `observe` reads F̂ (the EMA of E[ffᵀ] over the predictor inputs, Eq. 19) and
 the predictor matrix Wp from a `TrainState` and evaluates the registry `byoldyn.observables.REGISTRY`
 on them (`OBSERVED`: names, long names, units and functions all come from there): the per-eigenvector
-alignment cos_j = u_jᵀ Wp u_j / ‖Wp u_j‖ (`alignment`, Fig. 2), `asymmetry` ‖Wp - Wpᵀ‖/‖Wp‖, the
+alignment cos_j = u_jᵀ Wp u_j / ‖Wp u_j‖ (`alignment`, Fig. 2), along each u_j the predictor's `p_rayleigh`
+u_jᵀ Wp u_j, the `two_view_ratio` u_jᵀ E[z_target z_onlineᵀ] u_j / s_j (the mode theory's τ/κ_j,
+docs/anisotropic_modes.md A2) and the `gram` u_jᵀ W Wᵀ u_j of the projector's last layer (Theorem 1), `asymmetry` ‖Wp - Wpᵀ‖/‖Wp‖, the
 scale-free commutator, the spectra `s` of F̂ and `p` of sym(Wp), effective rank and surviving modes of
 F̂ (s_j > `observables.SURVIVAL` x max_k s_k: F̂ has no natural scale), and the Fig. 7 analogue between
 target and online parameters (`wa_correlation`, `tau_hat` over all weights). `RunLog` keeps the records
@@ -25,12 +27,12 @@ import numpy as np
 from .. import observables as obs
 from ..errors import one_line
 from ..io import save_netcdf
-from .heads import predictor_matrix
+from .heads import predictor_matrix, projector_gram
 
 __all__ = ["observe", "RunLog", "SCALARS", "OBSERVED"]
 
 #: what `observe` computes from F̂, Wp and the parameters (names of `observables.REGISTRY`)
-OBSERVED = ("s", "alignment", "p", "asymmetry", "commutator_normalized", "effective_rank", "n_modes", "norm_Wp",
+OBSERVED = ("s", "alignment", "p", "p_rayleigh", "two_view_ratio", "gram", "asymmetry", "commutator_normalized", "effective_rank", "n_modes", "norm_Wp",
             "lambda_min_sym_Wp", "wa_correlation", "tau_hat")
 #: the scalars of a record: the step metrics of the training loop and the scalar observables
 SCALARS = ("loss", "z_std", "h_std", "asymmetry", "commutator_normalized", "effective_rank", "n_modes",
@@ -44,10 +46,13 @@ def _flat_dot(a, b):
 
 
 @jax.jit
-def _observe(corr, Wp, online, target):
-    # the parameter pytrees stand for W (online) and Wa (target): ‖W‖², ⟨Wa, W⟩, ‖Wa‖² over all weights
-    q = obs.Inputs(F=0.5 * (corr + corr.T), Wp=Wp, ww=_flat_dot(online, online), waw=_flat_dot(target, online),
-                   waa=_flat_dot(target, target), relative=True)
+def _observe(corr, cross, Wp, online, target):
+    # the parameter pytrees stand for W (online) and Wa (target): ‖W‖², ⟨Wa, W⟩, ‖Wa‖² over all weights;
+    # F̂ is E[z zᵀ] over augmented views (so F = F_views), G the Gram of the projector's last layer
+    F = 0.5 * (corr + corr.T)
+    q = obs.Inputs(F=F, F_views=F, F_cross=cross.astype(F.dtype), G=projector_gram(online).astype(F.dtype), Wp=Wp,
+                   ww=_flat_dot(online, online),
+                   waw=_flat_dot(target, online), waa=_flat_dot(target, target), relative=True)
     return obs.measure(OBSERVED, q)
 
 
@@ -66,7 +71,8 @@ def observe(state, predictor: str) -> dict[str, np.ndarray]:
         Wp = predictor_matrix(state.pred) if predictor != "mlp" else None
     if Wp is None:
         Wp = jnp.full_like(F, jnp.nan)
-    out = {k: np.asarray(v) for k, v in _observe(F, Wp.astype(F.dtype), state.online, state.target).items()}
+    out = {k: np.asarray(v) for k, v in _observe(F, state.cross, Wp.astype(F.dtype), state.online,
+                                                 state.target).items()}
     out["F"] = np.asarray(F)
     out["Wp"] = np.asarray(Wp)
     return out
