@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError, check_output_dir, started
-from ..predictors import ALIASES
+from ..predictors import ALIASES, LOSSES
 from .common import (
     PREDICTOR_NAMES,
     add_out,
@@ -87,7 +87,9 @@ def add_parser(sub) -> None:
     g.add_argument("--no-ema", action="store_true", help="SimSiam: the target is the online net (= --ema 0)")
     g.add_argument("--no-stop-grad", action="store_true",
                    help="gradient through the target branch (needs --no-ema or --ema 0)")
-    g.add_argument("--loss", choices=("cosine", "euclidean"), default="cosine", help="(default cosine)")
+    g.add_argument("--loss", choices=LOSSES, default="cosine",
+                   help="isoloss: the Euclidean loss with its output error sent to the projection without the "
+                   "predictor's Jacobian (docs/isoloss.md) (default cosine)")
     g.add_argument("--target-init", choices=("independent", "copy"), default="independent",
                    help="target initialised independently (official code) or as a copy (default independent)")
     add_predictor_params(g, "discrete")

@@ -56,7 +56,9 @@ class Config:
     on along its schedule). A function of the seed and the step only, so a resumed run resets at the same
     steps. Refused for predictors with no learned parameters (identity, directpred, directcopy).
     **BYOL:** `ema` (target retention m in [0, 1); 0 = no EMA, the target is the online net, SimSiam),
-    `stop_grad`, `loss` ("cosine": 2 - 2 cos per view pair, | "euclidean": ‖y - z‖²), `target_init`
+    `stop_grad`, `loss` (`byoldyn.predictors.LOSSES`: "cosine": 2 - 2 cos per view pair, | "euclidean": ‖y - z‖²
+    | "isoloss": ‖y - z‖² with the output error sent to the projection without the predictor's Jacobian,
+    docs/isoloss.md; it needs `stop_grad`), `target_init`
     ("independent" as the official code | "copy" as BYOL).
     **Predictor object:** `predictor` may be a `byoldyn.predictors` object (`bd.DirectPred(eps=0.2, freq=2)`);
     it lands in `predictor_object`, and `predictor` holds its name. `rho` (F̂ retention), `eps`, `freq`,
@@ -156,7 +158,7 @@ class Config:
         if not self.stage_sizes or any((not isinstance(n, int)) or n < 1 for n in self.stage_sizes):
             bad("stage_sizes", self.stage_sizes, "a non-empty tuple of positive integers")
         for name, allowed in (("stem", ("cifar", "imagenet")), ("predictor", PREDICTORS),
-                              ("loss", ("cosine", "euclidean")), ("target_init", ("independent", "copy")),
+                              ("loss", P.LOSSES), ("target_init", ("independent", "copy")),
                               ("optimizer", ("sgd", "lars")),
                               ("lr_schedule", ("constant", "cosine")), ("ema_schedule", ("constant", "byol")),
                               ("dtype", ("float32", "bfloat16")), ("head_norm", HEAD_NORMS)):
@@ -179,6 +181,8 @@ class Config:
                                  "no learned predictor to reset")
         if not self.stop_grad and self.ema != 0:
             bad("stop_grad", self.stop_grad, "True when ema > 0 (no stop-gradient needs the target = online net, ema = 0)")
+        if not self.stop_grad and self.loss == "isoloss":
+            bad("stop_grad", self.stop_grad, "True with loss isoloss (IsoLoss is defined by its stop-gradients)")
 
     @property
     def symmetrize(self) -> bool:
