@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from ..predictors import iso_output, update_correlation
+from ..predictors import fhat_update, iso_output, update_correlation
 from .augment import augment_batch, eval_transform
 from .config import Config
 from .heads import Projector, make_predictor, set_predictor_matrix, symmetrize_predictor
@@ -65,7 +65,9 @@ class TrainState(NamedTuple):
     """Everything that changes during training (a pytree; checkpointed whole).
 
     `online`/`target`/`pred`: parameters (nnx.State); `*_bn`: BatchNorm running statistics;
-    `opt`/`pred_opt`: optax states; `corr`: F̂ (proj_dim, proj_dim); `step`: int32 scalar.
+    `opt`/`pred_opt`: optax states; `corr`: F̂ (proj_dim, proj_dim); `cross`: the same running estimate (Eq. 19,
+    same retention) of E[z_target z_onlineᵀ] across the two views of an image, symmetrised (the mode theory's
+    τ X Wᵀ: `observables` "two_view_ratio"); `step`: int32 scalar.
     """
 
     step: jax.Array
@@ -78,6 +80,7 @@ class TrainState(NamedTuple):
     opt: Any
     pred_opt: Any
     corr: jax.Array
+    cross: jax.Array
 
 
 def ema_update(target, online, m):
@@ -187,7 +190,7 @@ class BYOL:
             pred, pred_bn = prd(kp)
             pred, opt, pred_opt, corr = rest(online, pred)
             return TrainState(jnp.zeros((), jnp.int32), online, online_bn, target, target_bn, pred, pred_bn,
-                              opt, pred_opt, corr)
+                              opt, pred_opt, corr, corr)
 
         return init
 
@@ -255,7 +258,7 @@ class BYOL:
         if c.stop_grad:
             z = jax.lax.stop_gradient(z)
         loss = byol_loss(y[0], y[1], z[0], z[1], c.loss)
-        return loss, dict(online_bn=bn, pred_bn=pbn, target_bn=tbn, f=f, h=h)
+        return loss, dict(online_bn=bn, pred_bn=pbn, target_bn=tbn, f=f, h=h, z=z)
 
     def views(self, images, key):
         """Two independently augmented float32 views of a uint8 batch, stacked: (2, B, size, size, 3)."""
@@ -272,7 +275,9 @@ class BYOL:
         d = aux["f"].shape[-1]
         f = jax.lax.stop_gradient(aux["f"]).reshape(-1, d).astype(jnp.float32)
         g = c.predictor_object
-        corr = update_correlation(s.corr, f, g.rho if g is not None and g.direct else FHAT_RHO, s.step == 0)
+        rho = g.rho if g is not None and g.direct else FHAT_RHO
+        corr = update_correlation(s.corr, f, rho, s.step == 0)
+        cross = fhat_update(s.cross, _cross_views(aux["f"], aux["z"]), rho, s.step == 0)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats with its int32 count
             upd, opt = self.opt.update(g_online, s.opt, s.online)
             online = optax.apply_updates(s.online, upd)
@@ -293,7 +298,7 @@ class BYOL:
                 (s.step + 1) % c.predictor_reset == 0, lambda: self.fresh_predictor(s.step + 1, pred_opt),
                 lambda: (pred, pred_bn, pred_opt))
         new = TrainState(s.step + 1, online, aux["online_bn"], target, target_bn, pred, pred_bn,
-                         opt, pred_opt, corr)
+                         opt, pred_opt, corr, cross)
         h = aux["h"].reshape(-1, aux["h"].shape[-1])
         with jax.numpy_dtype_promotion("standard"):  # an optax schedule of the int32 step
             lr = self.lr(s.step) if callable(self.lr) else self.lr
@@ -318,6 +323,14 @@ class BYOL:
     def features_batch_bn(self):
         """Jitted `_features_batch_bn(online, online_bn, images)`: features with batch-statistics BN."""
         return jax.jit(self._features_batch_bn)
+
+
+def _cross_views(f, z):
+    """E_B[z fᵀ] across the views, symmetrised: the target projection of each view against the online projection
+    of the other, (z₂ᵀ f₁ + z₁ᵀ f₂) / 2B, then (M + Mᵀ)/2; `f`, `z` (2, B, d), detached, in float32."""
+    f, z = (jax.lax.stop_gradient(a).astype(jnp.float32) for a in (f, z))
+    M = (z[1].T @ f[0] + z[0].T @ f[1]) / (2 * f.shape[1])
+    return 0.5 * (M + M.T)
 
 
 def _collapse_std(x):
