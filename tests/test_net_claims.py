@@ -235,3 +235,39 @@ def test_compare_claims_and_notes(tmp_path):
     assert text.index("## Seeds") < text.index("## Claims") < text.index("## Reading") and text.endswith("A note.\n")
     assert "Fig. 2: asymmetry" in text and "**holds**" in text and "undecided (0 seeds)" in text
     assert main(["compare", str(dirs[0]), "--out", str(out), "--notes", str(tmp_path / "missing.md")]) == 2
+
+
+def _explained(seed, slopes, noise=0.0, steps=(50, 1000)):
+    """A learned-Wp run whose p_rayleigh is an exact power of each candidate (`slopes`: candidate -> exponent;
+    the candidates are independent geometric spectra), with multiplicative noise `noise` on p."""
+    r = run(seed)
+    rng = np.random.default_rng(seed)
+    m, n = 12, len(steps)
+    cand = {"s": np.exp(-6.0 * (np.arange(m) / 11) ** 4), "two_view_ratio": np.geomspace(0.9, 0.2, m),
+            "gram": np.geomspace(3.0, 1e-2, m)[rng.permutation(m)]}
+    p = np.exp(sum(k * np.log(cand[c]) for c, k in slopes.items()) + noise * rng.standard_normal(m))
+    ds = r.log.isel(step=slice(0, n)).assign_coords(step=list(steps))
+    ds = ds.assign({c: (("step", "mode"), np.tile(v, (n, 1))) for c, v in cand.items()}
+                   | {"p_rayleigh": (("step", "mode"), np.tile(p, (n, 1)))})
+    return nc.Run(r.name, seed, r.config, ds)
+
+
+def test_what_sets_p_the_candidates_and_their_controls():
+    claims = {c["key"]: c for c in nc.CLAIMS if c["combine"] == "fit"}
+    assert set(claims) == {f"p-{c}" for c in nc.CANDIDATES}
+    runs = [_explained(s, {"two_view_ratio": 1.0}, noise=0.01) for s in range(3)]
+    got = {k: nc.decide(runs, c) for k, c in claims.items()}
+    assert got["p-two_view_ratio"]["verdict"] == "explains" and got["p-two_view_ratio"]["step"] == 1000
+    assert got["p-two_view_ratio"]["mean"] == pytest.approx(1.0, abs=0.03)
+    assert got["p-two_view_ratio"]["control"]["verdict"].startswith("does not explain")
+    # s decreases too, but not as a power of r: log p on log s over 10 modes has R² 0.74, slope 0.39 (exact)
+    assert got["p-s"]["verdict"].startswith("does not explain") and got["p-s"]["mean"] == pytest.approx(0.39, abs=0.02)
+    assert "R²" in got["p-gram"]["verdict"]  # the Gram is a permuted spectrum: no line
+    best = nc.claims_table(runs).split("best predicts p_j")[1].split("\n")[0]
+    assert "two-view ratio" in best and "3 seeds" in best
+    # a log without the two-view ratio (before the instrumentation) is not read by these rows
+    old = [run(s) for s in range(3)]
+    assert nc.decide(old, claims["p-gram"])["verdict"].startswith("undecided (0")
+    # a rerun of a seed beside a longer original: the other claims keep the longer log
+    mixed = [run(s) for s in range(3)] + runs
+    assert nc.decide(mixed, next(c for c in nc.CLAIMS if c["key"] == "fig2-sqrt"))["step"] == 1000

@@ -36,6 +36,17 @@ mean ± t(0.975, n - 1) sd / √n; no claim is decided on fewer than 2 seeds. Th
   Wp, step 1,000 (resets at 390 and 780): holds if the interval of (reset - learned) lies above -δ, "hurts"
   if it lies below 0.
 
+- What sets the learned predictor's spectrum (beyond the paper; docs/anisotropic_modes.md): along the top 10
+  eigenvectors u_j of F̂, p_j = u_jᵀ Wp u_j against three candidates, each a least-squares line of log p_j on
+  log candidate_j per seed: s_j (Eq. 18, DirectPred: slope 1/2), the two-view ratio r_j = u_jᵀ E[z_target
+  z_onlineᵀ] u_j / s_j (the mode theory's fixed point p*_+ = τ/κ_j at η = 0, A3: slope 1), the Gram g_j =
+  u_jᵀ W Wᵀ u_j of the projector's last layer (Theorem 1's invariant p_j = √(α_p g_j), A4: slope 1/2). A
+  candidate explains p_j if the interval of its slope contains the predicted slope and its R² averaged over
+  seeds is at least `R2_MIN` = 0.9 (it accounts for 90 % of the variance of log p_j over the 10 modes); the
+  best predictor is the candidate with the largest mean R². Control: the same fit with the candidate's modes
+  in reverse order (a mode-by-mode pairing removed), which must not explain p_j. These rows need logs that
+  record the two-view ratio (runs from the instrumentation of `byoldyn.nets.instrument` on).
+
 δ = 2 kNN points, fixed with these rules before any of their runs was read: about a fifth of what the
 learned runs gain from step 0 to step 1,000 of the learning curve (29.6 → 38.9 %), and about twice the sd of
 the paired differences between methods seen so far at step 1,000 (Table 8: 1.05). With 3 seeds the interval's
@@ -55,9 +66,10 @@ import numpy as np
 from scipy import stats
 
 from .curves import load_curve
-from .training import aligned_fraction, describe, load_run, p_slope
+from .training import aligned_fraction, describe, load_run, loglog_fit, p_slope
 
-__all__ = ["Run", "load_runs", "method", "interval", "measure", "CLAIMS", "MARGIN", "decide", "claims_table",
+__all__ = ["Run", "load_runs", "method", "interval", "measure", "CLAIMS", "MARGIN", "R2_MIN", "CANDIDATES", "decide",
+           "claims_table",
            "seeds_table"]
 
 #: the config fields that do not define a method (a run's identity within its group)
@@ -68,6 +80,10 @@ _RENAMED = {"predictor_wd": "wd_p"}
 _ADDED = {"head_norm": "bn", "predictor_reset": None}
 #: the equivalence / non-inferiority margin δ of the companion paper's claims, kNN points (see above)
 MARGIN = 2.0
+#: the least mean R² of a candidate that explains the predictor's spectrum (see above)
+R2_MIN = 0.9
+#: what `measure` fits p_j = u_jᵀ Wp u_j against, over the top 10 modes (the log's variable names)
+CANDIDATES = ("s", "two_view_ratio", "gram")
 
 
 @dataclass
@@ -123,8 +139,10 @@ def interval(x, confidence: float = 0.95) -> tuple[float, float, float, int]:
 
 def measure(run: Run, what: str, step: int) -> float:
     """`what` of `run` at training step `step` (NaN when the run has no record there): `knn` (the
-    learning curve, fraction), `z_std`, `effective_rank`, `asymmetry`, `alignment` (top 10) or `p_slope`.
-    `step = 0` in a log means its first record."""
+    learning curve, fraction), `z_std`, `effective_rank`, `asymmetry`, `alignment` (top 10), `p_slope`, or
+    `fit:<candidate>[:reversed][:r2]`, the slope (R² with `r2`) of the line of log p_rayleigh on log candidate (one of `CANDIDATES`) over
+    the top 10 modes (`reversed`: the candidate's modes in reverse order, the control). `step = 0` in a log
+    means its first record."""
     if what == "knn":
         return next((float(q["knn_acc"]) for q in run.curve if q["step"] == step), float("nan"))
     steps = run.log.step.values
@@ -133,6 +151,14 @@ def measure(run: Run, what: str, step: int) -> float:
         return float("nan")
     if what == "alignment":
         return float(aligned_fraction(run.log)[t])
+    if what.startswith("fit:"):
+        parts = what.split(":")
+        cand = parts[1]
+        if cand not in run.log or "p_rayleigh" not in run.log:
+            return float("nan")
+        x = run.log[cand].values[t][:10]
+        slope, _, r2 = loglog_fit(x[::-1] if "reversed" in parts else x, run.log.p_rayleigh.values[t][:10], 10)
+        return r2 if "r2" in parts else slope
     if what == "p_slope":  # the spectrum of sym(Wp): every log has it (older ones lack u_jᵀ Wp u_j)
         return p_slope(run.log.s.values[t], run.log.p.values[t])
     return float(run.log[what].values[t])
@@ -193,22 +219,37 @@ CLAIMS = (
          combine="a-b", rule="not-below", threshold=0.0, margin=MARGIN,
          control=dict(a=dict(predictor="learned", head_norm="none"), label="no normalisation − BN"),
          paper="\"Reinitializing the predictor every few epochs doesn't hurt BYOL performance\""),
+    *(dict(key=f"p-{cand}", claim=f"What sets p_j (top 10 modes along u_j): {label}", a=("learned",), b=None,
+           what=f"fit:{cand}", need="two_view_ratio", at="final", combine="fit", rule="explains", threshold=slope,
+           control=dict(what=f"fit:{cand}:reversed", label=f"{short} paired in reverse mode order"),
+           paper=paper)
+      for cand, label, short, slope, paper in (
+          ("s", "p_j ∝ s_j^(1/2), F̂'s eigenvalue", "s_j", 0.5, "Eq. 18 (isotropic modes; DirectPred sets it)"),
+          ("two_view_ratio", "p_j = r_j, the two-view ratio u_jᵀ E[z_target z_onlineᵀ] u_j / s_j", "r_j", 1.0,
+           "anisotropic modes A3: p*_+ = τ/κ_j at η = 0 (beyond the paper)"),
+          ("gram", "p_j ∝ g_j^(1/2), the Gram u_jᵀ W Wᵀ u_j of the projector's last layer", "g_j", 0.5,
+           "Theorem 1 / A4: p_j = √(α_p g_j) on the invariant manifold (beyond the paper)"))),
 )
 
 
-def _group(runs, spec) -> dict[int, Run]:
-    """seed -> run of the one method that matches `spec` (the most seeds if several do)."""
+def _group(runs, spec, need: str | None = None) -> dict[int, Run]:
+    """seed -> run of the one method that matches `spec` (the most seeds if several do), among the runs whose
+    log records `need` (when given); of two runs with one seed (a rerun), the one with the longer log."""
     groups: dict[str, dict[int, Run]] = {}
     for r in runs:
+        if need is not None and need not in r.log:
+            continue
         if _is(r.config, **spec) if isinstance(spec, dict) else _is(r.config, *spec):
-            groups.setdefault(method(r), {})[r.seed] = r
+            g = groups.setdefault(method(r), {})
+            if r.seed not in g or r.log.sizes["step"] > g[r.seed].log.sizes["step"]:
+                g[r.seed] = r
     return max(groups.values(), key=len) if groups else {}
 
 
 def decide(runs, c: dict) -> dict:
     """The verdict of claim `c` (one of `CLAIMS`) on `runs`: step, per-seed values, interval, verdict."""
-    a = _group(runs, c["a"])
-    b = _group(runs, c["b"]) if c["b"] else None
+    a = _group(runs, c["a"], c.get("need"))
+    b = _group(runs, c["b"], c.get("need")) if c["b"] else None
     seeds = sorted(set(a) & set(b)) if b is not None else sorted(a)
     step = c["at"]
     if step == "final":
@@ -217,9 +258,10 @@ def decide(runs, c: dict) -> dict:
     va = np.array([measure(a[s], c["what"], step) for s in seeds]) * scale
     vb = np.array([measure(b[s], c["what"], step) for s in seeds]) * scale if b is not None else None
     v0 = np.array([measure(a[s], c["what"], 0) for s in seeds]) * scale
+    r2 = np.array([measure(a[s], c["what"] + ":r2", step) for s in seeds]) if c["combine"] == "fit" else None
     if c["combine"] == "last-first":
         d = va - v0
-    elif c["combine"] == "value":
+    elif c["combine"] in ("value", "fit"):
         d = va
     elif c["combine"] == "a-b":
         d = va - vb
@@ -231,6 +273,11 @@ def decide(runs, c: dict) -> dict:
     th = c["threshold"]
     if n < 2 or not np.isfinite([lo, hi]).all():
         verdict = f"undecided ({n} seed{'s' if n != 1 else ''})"
+    elif c["rule"] == "explains":  # the slope's interval contains the prediction and the mean R² >= R2_MIN
+        inside, fits = lo <= th <= hi, np.nanmean(r2) >= R2_MIN
+        verdict = ("explains" if inside and fits else "does not explain (" + ", ".join(
+            ([] if inside else [f"slope {'above' if lo > th else 'below'} {th:g}"])
+            + ([] if fits else [f"R² {np.nanmean(r2):.2f} < {R2_MIN:g}"])) + ")")
     elif c["rule"] == "contains":
         verdict = "holds" if lo <= th <= hi else f"differs ({'above' if lo > th else 'below'} {th:g})"
     elif c["rule"] == "within":  # equivalence: the interval inside (-δ, +δ)
@@ -250,7 +297,7 @@ def decide(runs, c: dict) -> dict:
         ctl = {**c, **c["control"], "control": None}
         control = {**decide(runs, ctl), "label": c["control"]["label"]}
     return dict(key=c["key"], claim=c["claim"], paper=c["paper"], step=step, seeds=seeds, a=va, b=vb, first=v0,
-                mean=m, lower=lo, upper=hi, n=n, verdict=verdict, combine=c["combine"], control=control)
+                mean=m, lower=lo, upper=hi, n=n, verdict=verdict, combine=c["combine"], control=control, r2=r2)
 
 
 def _ms(x, f=".1f") -> str:
@@ -266,6 +313,7 @@ def claims_table(runs) -> str:
     seeds), the 95 % interval of the deciding quantity and the verdict."""
     rows = ["| claim | paper | step | seeds | measured (mean ± sd) | deciding quantity: mean [95 % interval] "
             "| verdict | negative control |", "|---|---|---|---|---|---|---|---|"]
+    fits: list[tuple[float, str, int]] = []
     for c in CLAIMS:
         r = decide(runs, c)
         f = ".1f" if c["what"] == "knn" else ".3f"
@@ -274,6 +322,9 @@ def claims_table(runs) -> str:
             q = "last − first"
         elif r["combine"] == "value":
             got = f"first record {_ms(r['first'], '.2f')}; at the end {_ms(r['a'], '.2f')}"
+            q = "slope"
+        elif r["combine"] == "fit":
+            got = f"slope {_ms(r['a'], '.2f')}, R² {_ms(r['r2'], '.2f')}"
             q = "slope"
         else:
             got = f"{_ms(r['a'], f)} vs {_ms(r['b'], f)}"
@@ -285,10 +336,16 @@ def claims_table(runs) -> str:
             f"{ctl['label']}, the same rule: {ctl['mean']:{f}} "
                                        + (f"[{ctl['lower']:{f}}, {ctl['upper']:{f}}]" if np.isfinite(ctl["lower"])
                                           else "(no interval)") + f" → {ctl['verdict']}"
-                                       + (" (**it must not hold**)" if ctl["verdict"].startswith("holds") else ""))
+                                       + (" (**it must not hold**)" if ctl["verdict"].startswith(("holds", "explains"))
+                                          else ""))
         rows.append(f"| {r['claim']} | {r['paper']} | {r['step']} | {', '.join(map(str, r['seeds'])) or '–'} | "
                     f"{got} | {iv} | **{r['verdict']}** | {ctl} |")
-    return "\n".join(rows) + "\n"
+        if r["combine"] == "fit" and r["n"]:
+            fits.append((float(np.nanmean(r["r2"])), r["claim"].split(": ", 1)[1], r["n"]))
+    best = ("\nThe candidate that best predicts p_j (largest mean R², "
+            + f"{fits[0][2]} seed{'s' if fits[0][2] != 1 else ''}): {max(fits)[1]} (R² {max(fits)[0]:.2f}).\n"
+            if fits else "")
+    return "\n".join(rows) + "\n" + best
 
 
 def seeds_table(runs, baseline_knn: float | None = None) -> str:

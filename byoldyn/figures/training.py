@@ -24,8 +24,8 @@ from ..errors import one_line, read_json
 from ..predictors import PREDICTORS
 from .common import note, seed_styles
 
-__all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "p_fit", "p_slope", "slim", "fig_alignment", "fig_runs",
-           "results_table"]
+__all__ = ["load_run", "describe", "aligned_fraction", "rayleigh_p", "loglog_fit", "p_fit", "p_slope", "slim",
+           "fig_alignment", "fig_runs", "results_table"]
 
 
 _LOG_VARS = ("epoch", "loss", "z_std", "effective_rank", "asymmetry", "commutator_normalized", "s", "alignment")
@@ -124,15 +124,24 @@ def rayleigh_p(ds) -> np.ndarray:
     return np.einsum("tij,tik,tkj->tj", U, Wp, U)
 
 
+def loglog_fit(x, p, k: int = 10) -> tuple[float, float, float]:
+    """(slope, intercept, R²) of the least-squares line of log p_j on log x_j over the first `k` modes that have
+    x_j, p_j > 0 and finite; NaNs with fewer than 3 such modes."""
+    x, p = np.asarray(x, float)[:k], np.asarray(p, float)[:k]
+    ok = (x > 0) & (p > 0) & np.isfinite(x) & np.isfinite(p)
+    if ok.sum() < 3:
+        return float("nan"), float("nan"), float("nan")
+    lx, lp = np.log(x[ok]), np.log(p[ok])
+    slope, icpt = np.polyfit(lx, lp, 1)
+    ss = np.sum((lp - lp.mean()) ** 2)
+    r2 = 1.0 - np.sum((lp - (slope * lx + icpt)) ** 2) / ss if ss > 0 else float("nan")
+    return float(slope), float(icpt), float(r2)
+
+
 def p_fit(s, p, k: int = 10) -> tuple[float, float]:
     """(slope, intercept) of log p_j against log s_j over the top `k` modes (`s` decreasing) that have
     s_j, p_j > 0; NaNs with fewer than 3 such modes. DirectPred's Eq. 18 sets the slope to 1/2."""
-    s, p = np.asarray(s, float)[:k], np.asarray(p, float)[:k]
-    ok = (s > 0) & (p > 0) & np.isfinite(s) & np.isfinite(p)
-    if ok.sum() < 3:
-        return float("nan"), float("nan")
-    slope, icpt = np.polyfit(np.log(s[ok]), np.log(p[ok]), 1)
-    return float(slope), float(icpt)
+    return loglog_fit(s, p, k)[:2]
 
 
 def p_slope(s, p, k: int = 10) -> float:
