@@ -271,3 +271,11 @@ def test_what_sets_p_the_candidates_and_their_controls():
     # a rerun of a seed beside a longer original: the other claims keep the longer log
     mixed = [run(s) for s in range(3)] + runs
     assert nc.decide(mixed, next(c for c in nc.CLAIMS if c["key"] == "fig2-sqrt"))["step"] == 1000
+
+
+def test_seeds_table_keeps_a_rerun_to_an_earlier_step_apart():
+    full = [run(s, ev={"knn_acc": 0.44, "step": 4000}) for s in range(3)]
+    rerun = [run(s, ev={"knn_acc": 0.39, "step": 1000}) for s in range(3)]
+    rows = [r for r in nc.seeds_table(full + rerun).splitlines()[2:] if r]
+    assert len(rows) == 2 and "| 4000 | 0, 1, 2 | 44.0 / 44.0 / 44.0 |" in rows[0] + rows[1]
+    assert "| 1000 | 0, 1, 2 | 39.0 / 39.0 / 39.0 |" in rows[0] + rows[1]

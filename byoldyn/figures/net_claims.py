@@ -350,11 +350,12 @@ def claims_table(runs) -> str:
 
 def seeds_table(runs, baseline_knn: float | None = None) -> str:
     """Markdown: the final evaluation (eval.json) of every seed of each method that has one, mean ± sd,
-    and the kNN margin over `baseline_knn` (%, raw pixels on the same protocol) with its 95 % interval."""
-    groups: dict[str, list[Run]] = {}
+    and the kNN margin over `baseline_knn` (%, raw pixels on the same protocol) with its 95 % interval; one row
+    per method and evaluated step (a method rerun to an earlier step is its own row)."""
+    groups: dict[tuple, list[Run]] = {}
     for r in runs:
         if "knn_acc" in r.eval:
-            groups.setdefault(method(r), []).append(r)
+            groups.setdefault((method(r), int(r.eval.get("step", -1))), []).append(r)
     rows = ["| method | step | seeds | kNN % per seed | kNN % mean ± sd | probe % mean ± sd | kNN − raw pixels "
             "[95 % interval] |", "|---|---|---|---|---|---|---|"]
     for rs in groups.values():
