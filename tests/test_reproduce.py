@@ -2,7 +2,8 @@
 
 The figures of the sampled networks are left out here: their claims are asserted in
 tests/test_sampled.py (and their seed-set stability below), and compiling their many configurations takes over a
-minute; so is anisotropic_modes, asserted with two seed sets in tests/test_anisotropic_figure.py.
+minute; so is anisotropic_modes, asserted with two seed sets in tests/test_anisotropic_figure.py, and isoloss, in
+tests/test_isoloss.py.
 """
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from byoldyn.cli import main
 from byoldyn.figures import FIGURES, reproduce
 
-THEORY = [name for name in FIGURES if not name.startswith("sampled_") and name != "anisotropic_modes"]
+THEORY = [name for name in FIGURES if not name.startswith("sampled_") and name not in ("anisotropic_modes", "isoloss")]
 
 
 @pytest.mark.slow

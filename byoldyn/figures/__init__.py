@@ -18,6 +18,7 @@ from ..io import atomic_write, save_figure
 from .anisotropic import fig_anisotropic_modes
 from .centering import fig_centering
 from .common import Check, Finding
+from .isoloss import fig_isoloss
 from .matrix import fig7_assumption1, fig_theorem2, fig_theorem3_full
 from .modes import fig3_directpred, fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d, fig_alpha_p
 from .reduced import fig8_antisymmetric, fig9_commutator
@@ -40,6 +41,7 @@ FIGURES = {
     "theorem3_alignment_full": fig_theorem3_full,
     "fig10_appendix_d": fig10_appendix_d,
     "anisotropic_modes": fig_anisotropic_modes,
+    "isoloss": fig_isoloss,
     "sweep_collapse_alpha_eta": fig_sweep,
     "sampled_ode": fig_sampled_ode,
     "sampled_table3": fig_sampled_table3,
