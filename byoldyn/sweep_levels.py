@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from . import observables as ob
 from .flows.matrix import synced as matrix_synced
 from .flows.matrix import vector_field
-from .flows.modes import DirectModeState, ModeState, directpred_field, mode_field
+from .flows.modes import DirectModeState, ModeState, cosine_mode_field, directpred_field, mode_field
 from .flows.symmetric import SymState, reduced_field, symmetric_field
 from .integrate import prepare
 from .model import Data, Hyper, State
@@ -43,8 +43,16 @@ def _modes_rhs(y: ModeState, hyper: Hyper, sigma2, variant: Variant) -> ModeStat
     """Per-mode flow, elementwise (THEORY.md section 7.1): `mode_field` with tau = w_a / w (BYOL) or
     tau = 1 (SimSiam, `ema=False`); Wp = I fixes w_p = 1; no stop-gradient is the scalar Eq. 6. An F̂-derived
     predictor (DirectPred, DirectCopy, DirectSet) slaves p_j = `predictor.modes(s)` to the spectrum
-    (`flows.modes.directpred_field`, docs/directpred_modes.md): w_p is not a state (dw_p = 0; `synced` writes p)."""
+    (`flows.modes.directpred_field`, docs/directpred_modes.md): w_p is not a state (dw_p = 0; `synced` writes p).
+    `Variant(loss="cosine")`: `flows.modes.cosine_mode_field` (Eqs. C1-C3 of docs/cosine_loss.md; the modes on the
+    last axis couple through the normalisers), with the same predictor rules."""
     p, kappa, tau = variant.predictor, 1.0 + sigma2, None if variant.ema else 1.0
+    if variant.loss == "cosine":  # the mean-field cosine loss, Eqs. C1-C3 (docs/cosine_loss.md)
+        wp = p.modes(y.w * y.w) if p.direct else y.w_p
+        dw, dwp, dwa = cosine_mode_field(ModeState(y.w, wp, y.w_a), hyper, kappa, tau=tau, stop_grad=variant.stop_grad)
+        return ModeState(dw, jnp.zeros_like(dwp) if not p.learned else dwp, dwa)
+    if variant.loss != "euclidean":
+        raise ValueError(f"loss {variant.loss!r} has no mode-level flow")
     if p.direct:
         d = directpred_field(DirectModeState(y.w, y.w_a), hyper, kappa, p, tau=tau)
         dw, dwp, dwa, wp = d.w, jnp.zeros_like(y.w_p), d.w_a, p.modes(y.w * y.w)
@@ -63,6 +71,8 @@ def _sym_rhs(y: SymState, hyper: Hyper, sigma2, variant: Variant) -> SymState:
     """Eq. 7 (`predictor="symmetric"`) or Eq. 62 (`"learned"`) with tau by Assumption 1 (BYOL) or
     tau = 1 (SimSiam); Wp = I fixed for `"identity"` (THEORY.md section 5)."""
     name = variant.predictor.name
+    if variant.loss != "euclidean":
+        raise ValueError(f"loss {variant.loss!r} has no symmetric-level flow (Eqs. 7, 62 are Eq. 1's)")
     f = symmetric_field if name == "symmetric" else reduced_field
     d = f(y, hyper, 1.0 + sigma2, evolve_tau=variant.ema)
     if name == "identity":

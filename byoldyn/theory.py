@@ -19,7 +19,7 @@ from .validate import as_array, check_finite, check_psd, check_sign, is_concrete
 
 __all__ = [
     "eta_c", "p_star", "spectrum_slope", "parabola", "parabola_c", "delta", "margin_17", "K", "lambda_min_K",
-    "jacobian_ps", "classify", "fixed_points_ps", "final_s_eta0", "appendix_d_fixed_point",
+    "jacobian_ps", "classify", "fixed_points_ps", "final_s_eta0", "cosine_fixed_point", "appendix_d_fixed_point",
     "appendix_d_residual", "STABILITY_NAMES", "NO_POINT", "STABLE_NODE", "STABLE_FOCUS",
     "UNSTABLE_NODE", "UNSTABLE_FOCUS", "SADDLE", "NON_HYPERBOLIC",
     "DIRECTPRED_FORMS", "directpred_form", "directpred_predictor", "directpred_p0", "directpred_origin_rate",
@@ -258,6 +258,42 @@ def final_s_eta0(p0, s0, tau, kappa, alpha_p) -> jax.Array:
     tau, kappa, alpha_p = _num("tau", tau), kappa_of(kappa), _num("alpha_p", alpha_p, "+")
     p_inf = tau / kappa
     return s0 + (p_inf * p_inf - p0 * p0) / alpha_p
+
+
+def cosine_fixed_point(w0, p0, kappa, alpha_p, alive=None) -> tuple[jax.Array, jax.Array]:
+    """The end point of the mean-field cosine-loss flow at the mode level, Eq. C6 (docs/cosine_loss.md), in the
+    rescaled variables that weight decay leaves fixed: (p_j e^{ηt}, s_j e^{2ηt}) as t → ∞, s = w².
+
+    With η_p = η the flow conserves ‖w_p‖ e^{ηt} and c_j = (w_j² − w_p,j²/α_p) e^{2ηt} (Eq. C4) at every η, and
+    its fixed points have p_j ∝ 1/κ_j on the surviving set S (Eq. C5). So, for η < β,
+
+        p_j e^{ηt} → λ/κ_j,   s_j e^{2ηt} → c_j + λ²/(α_p κ_j²)   (j ∈ S);   s_j → 0, p_j² e^{2ηt} → −α_p c_j  (j ∉ S),
+        λ² = (‖p(0)‖² + α_p Σ_{j∉S} c_j) / Σ_{j∈S} κ_j⁻²,
+
+    whatever η: weight decay sets no threshold. Every mode with c_j > 0 is in S.
+
+    **Arguments:** `w0`, `p0` the start's w_j and p_j (last axis: modes); `kappa` κ, an isotropic `Data` or
+    `Data.diagonal(x, xp)` (κ_j = (x_j + x'_j)/x_j); `alpha_p` > 0; `alive` a boolean mask of S (default: every mode).
+
+    **Returns:** `(p, s)`: the rescaled end values, arrays like `p0` (dead modes: p = sign(p0) √(−α_p c_j), s = 0).
+
+    >>> import byoldyn as bd
+    >>> p, s = bd.theory.cosine_fixed_point([1.0, 1.0], [0.6, 0.8], bd.Data.diagonal([1.0, 1.0], [0.5, 2.0]), 1.0)
+    >>> [round(float(v), 4) for v in p], [round(float(v), 4) for v in s]   # p_0 / p_1 = κ_1 / κ_0 = 2
+    ([0.8944, 0.4472], [1.44, 0.56])
+    """
+    w0, p0 = _num("w0", w0), _num("p0", p0)
+    alpha_p = _num("alpha_p", alpha_p, "+")
+    k, _ = _modes(kappa)
+    w0, p0, k = jnp.broadcast_arrays(w0, p0, k)
+    alive = jnp.ones(w0.shape, bool) if alive is None else jnp.broadcast_to(jnp.asarray(alive, bool), w0.shape)
+    c = w0 * w0 - p0 * p0 / alpha_p
+    lam2 = (jnp.sum(p0 * p0, -1, keepdims=True) + alpha_p * jnp.sum(jnp.where(alive, 0.0, c), -1, keepdims=True)) \
+        / jnp.sum(jnp.where(alive, 1.0 / (k * k), 0.0), -1, keepdims=True)
+    p_live = jnp.sqrt(lam2) / k
+    p = jnp.where(alive, p_live, jnp.sign(p0) * jnp.sqrt(jnp.clip(-alpha_p * c, 0.0, None)))
+    s = jnp.where(alive, c + p_live * p_live / alpha_p, 0.0)
+    return p, s
 
 
 def _sym_inv_sqrt(S):

@@ -8,6 +8,9 @@ axis: fields take arrays of any common shape, and `solve_modes` integrates them 
 - `pst_field`: Eqs. 11-13 literally, in (p, s, τ); with `evolve_tau=False` the 2-D (p, s) plane of Fig. 3.
 - `cubic_field`: the 1-D flow of p on the invariant parabola at fixed τ (Eq. 16).
 - `parabola_field`: the 2-D flow on the parabola with τ from Eq. 15, in (p, q = τ p).
+- `cosine_mode_field`, `cosine_mode_loss`: the mean-field cosine loss J_cos at the mode level
+  (docs/cosine_loss.md, Eqs. C1-C3): the modes couple through two sums over modes (the normalisers), so the modes
+  sit on the LAST axis.
 - `directpred_field`, `directpred_s_field`, `solve_directpred`: the F̂-derived predictors (DirectPred, DirectCopy,
   every `byoldyn.predictors.Spectral`), p_j = g(s_j, max s) = `predictor.modes(s)` slaved to the spectrum instead
   of Eq. 11 (docs/directpred_modes.md; THEORY.md section 10). The predictor object (or its name) carries ε and
@@ -33,7 +36,7 @@ from .symmetric import kappa_of
 
 __all__ = [
     "ModeState", "ModePST", "ParabolaState",
-    "mode_field", "pst_field", "cubic_field", "parabola_field", "solve_modes",
+    "mode_field", "pst_field", "cubic_field", "parabola_field", "solve_modes", "cosine_mode_field", "cosine_mode_loss",
     "DirectModeState", "directpred_field", "directpred_s_field", "solve_directpred",
 ]
 
@@ -158,6 +161,101 @@ def mode_field(state: ModeState, hyper: Hyper, kappa, tau=None, lambda_d=1.0) ->
     dw_p = alpha_p * r * w - eta_p * w_p
     dw = w_p * r - eta * w
     dw_a = beta * (w - w_a) if tau is None else tau * dw
+    return ModeState(dw, dw_p, dw_a)
+
+
+def _target(state: ModeState, tau):
+    """T = w_a (BYOL, `tau` None) or τ w (fixed τ; τ = 1 is SimSiam)."""
+    return state.w_a if tau is None else tau * state.w
+
+
+def _norm_root(N):
+    """√N floored at 1e-12, as the matrix level's `expected_cosine_loss` (a zero branch: J_cos = 1, no gradient)."""
+    return jnp.maximum(jnp.sqrt(jnp.maximum(N, 0.0)), 1e-12)
+
+
+def _ranked(a, ndim):
+    """`a` with leading unit axes up to `ndim` axes (per-mode moments against members × modes, rank explicitly)."""
+    a = jnp.asarray(a)
+    return a.reshape((1,) * (ndim - a.ndim) + a.shape) if 0 < a.ndim < ndim else a
+
+
+def _cosine_sums(w, w_p, T, lambda_s, lambda_d):
+    """(C, N1, N2) of Eq. C1, summed over the last (mode) axis, keepdims."""
+    w, w_p, T = jnp.broadcast_arrays(w, w_p, T)
+    lambda_s, lambda_d = _ranked(lambda_s, w.ndim), _ranked(lambda_d, w.ndim)
+    A = w_p * w
+    C = jnp.sum(lambda_d * A * T, axis=-1, keepdims=True)
+    N1 = jnp.sum(lambda_s * A * A, axis=-1, keepdims=True)
+    N2 = jnp.sum(lambda_s * T * T, axis=-1, keepdims=True)
+    return C, N1, N2
+
+
+def cosine_mode_loss(state: ModeState, kappa, tau=None, lambda_d=1.0) -> jax.Array:
+    """The mean-field cosine loss at the mode level, Eq. C1 (docs/cosine_loss.md):
+
+        J_cos = 1 − C / √(N1 N2),   C = Σ_j λ_d p_j w_j T_j,   N1 = Σ_j λ_s p_j² w_j²,   N2 = Σ_j λ_s T_j²
+
+    with T = w_a (BYOL) or τ w: `expected_cosine_loss` at W = diag(w), Wp = diag(w_p), T = diag(T), sums over the
+    last (mode) axis. **Arguments:** as `cosine_mode_field`. **Returns:** J_cos, the state's shape without its last
+    axis.
+    """
+    _fields(state, ModeState)
+    lambda_s, lambda_d = _moments(kappa, lambda_d)
+    C, N1, N2 = _cosine_sums(state.w, state.w_p, _target(state, tau), lambda_s, lambda_d)
+    return (1.0 - C / (_norm_root(N1) * _norm_root(N2)))[..., 0]
+
+
+def cosine_mode_field(state: ModeState, hyper: Hyper, kappa, tau=None, lambda_d=1.0,
+                      stop_grad: bool = True) -> ModeState:
+    """The mean-field cosine-loss flow at the mode level, Eqs. C2-C3 (docs/cosine_loss.md): `Variant(loss="cosine")`
+    of the matrix level on W, Wp, Wa diagonal in the data's eigenbasis. With the global sums of Eq. C1 and
+
+        γ = 1/√(N1 N2),   ρ = C/N1,   r_j = λ_d T_j − ρ λ_s p_j w_j,
+
+    each mode obeys
+
+        ẇ_p = α_p γ w r − η_p w_p,     ẇ = γ w_p r − η w,     ẇ_a = β (w − w_a)   (T = w_a; else T = τ w)
+
+    `mode_field` with r's self-term scaled by ρ and the rate by γ: the d modes couple through the two scalars γ
+    and ρ (sums over the modes), so the modes are the LAST axis. `stop_grad=False` (T = τ w differentiated, N2
+    included; needs a fixed `tau`): ẇ = γ w (2 λ_d τ p − ρ λ_s p² − ρ₂ λ_s τ²) − η w, ρ₂ = C/N2 (Eq. C3').
+
+    **Arguments:** `state` a `ModeState` with the modes on the last axis (leading axes are members); `hyper`,
+    `kappa`, `tau`, `lambda_d` as `mode_field` (`kappa` also `Data.diagonal(x, xp)`); `stop_grad` as
+    `byoldyn.Variant`.
+
+    **Returns:** the time derivative, a `ModeState`.
+
+    >>> import byoldyn as bd
+    >>> from byoldyn.flows.modes import ModeState, cosine_mode_field
+    >>> data = bd.Data.diagonal([1.0, 0.5], [0.5, 1.0])                # κ_j = (x_j + x'_j)/x_j = 1.5, 3
+    >>> s = ModeState.from_pst(p=[0.6, 0.3], s=[1.0, 0.25], tau=1.0)   # p_j ∝ 1/κ_j, any scale: a fixed point
+    >>> d = cosine_mode_field(s, bd.Hyper(eta=0.0), data)
+    >>> [round(abs(float(v)), 12) for v in d.w]
+    [0.0, 0.0]
+    """
+    _fields(state, ModeState)
+    alpha_p, eta, eta_p, beta, _ = _params(hyper, 1.0)
+    lambda_s, lambda_d = _moments(kappa, lambda_d)
+    if not stop_grad and tau is None:
+        raise ValueError("stop_grad=False needs a fixed tau (T = τ w; an EMA target gets no gradient, Theorem 2)")
+    w, w_p, T = jnp.broadcast_arrays(state.w, state.w_p, _target(state, tau))
+    lambda_s, lambda_d = _ranked(lambda_s, w.ndim), _ranked(lambda_d, w.ndim)
+    C, N1, N2 = _cosine_sums(w, w_p, T, lambda_s, lambda_d)
+    r1, r2 = _norm_root(N1), _norm_root(N2)
+    gamma = 1.0 / (r1 * r2)
+    # d(1/√N)/dN is 0 where the floor holds (as jax.grad of the floored root at the matrix level)
+    rho = jnp.where(jnp.sqrt(jnp.maximum(N1, 0.0)) > 1e-12, C / jnp.where(N1 > 0, N1, 1.0), 0.0)
+    r = lambda_d * T - rho * lambda_s * w_p * w
+    dw_p = alpha_p * gamma * r * w - eta_p * w_p
+    if stop_grad:
+        dw = gamma * w_p * r - eta * w
+    else:
+        rho2 = jnp.where(jnp.sqrt(jnp.maximum(N2, 0.0)) > 1e-12, C / jnp.where(N2 > 0, N2, 1.0), 0.0)
+        dw = gamma * w * (2.0 * tau * lambda_d * w_p - rho * lambda_s * w_p * w_p - rho2 * lambda_s * tau * tau) \
+            - eta * w
+    dw_a = beta * (w - state.w_a) if tau is None else tau * dw
     return ModeState(dw, dw_p, dw_a)
 
 

@@ -308,7 +308,8 @@ class SweepOptions:
         variant, swept = self.resolved_variant()
         p = variant.predictor
         if variant.loss != "euclidean":
-            raise ValueError(f"loss must be 'euclidean' in a sweep (the ODE levels, Eq. 1), got {variant.loss!r}")
+            raise ValueError(f"loss must be 'euclidean' in a sweep (a sweep integrates Eq. 1; the cosine loss runs in "
+                             f"simulate / simulate_batch and flows.modes.cosine_mode_field), got {variant.loss!r}")
         if p.direct and level == "symmetric":
             raise ValueError(f"predictor={p.name!r} has no symmetric-level flow (Eqs. 7, 62 evolve a learned Wp); "
                              "sweep it at the modes or matrix level")
