@@ -18,6 +18,7 @@ from ..io import atomic_write, save_figure
 from .anisotropic import fig_anisotropic_modes
 from .centering import fig_centering
 from .common import Check, Finding
+from .cosine import fig_cosine_loss
 from .isoloss import fig_isoloss
 from .matrix import fig7_assumption1, fig_theorem2, fig_theorem3_full
 from .modes import fig3_directpred, fig3_phase_portraits, fig4_cubic, fig5_decoupled, fig10_appendix_d, fig_alpha_p
@@ -42,6 +43,7 @@ FIGURES = {
     "fig10_appendix_d": fig10_appendix_d,
     "anisotropic_modes": fig_anisotropic_modes,
     "isoloss": fig_isoloss,
+    "cosine_loss": fig_cosine_loss,
     "sweep_collapse_alpha_eta": fig_sweep,
     "sampled_ode": fig_sampled_ode,
     "sampled_table3": fig_sampled_table3,
