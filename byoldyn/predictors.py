@@ -47,7 +47,7 @@ FORM_ALIASES = {"boost_scale": "code"}
 #: the one list of the loss names, read by every level (`Variant`, `byoldyn.sampled.Setup`, the ResNet level's
 #: `Config.loss`, the CLI's `--loss`): Eq. 1; the normalised loss; IsoLoss, Eq. 1 with the output error sent to the
 #: predictor's input without the factor Wpᵀ (Halvagal, Laborieux & Zenke 2023; docs/isoloss.md). A level without
-#: one refuses it with a `ValueError` (the mode level and the sweeps have Eq. 1 only)
+#: one refuses it with a `ValueError` (the sweeps have Eq. 1 only)
 LOSSES = ("euclidean", "cosine", "isoloss")
 
 
@@ -450,8 +450,8 @@ class Variant(eqx.Module):
 
     `stop_grad=False` needs `ema=False` (with an EMA target no gradient reaches Wa, Theorem 2);
     `predictor` a `Predictor` or its name; `loss` one of `LOSSES`: "euclidean" (Eq. 1, every level), "cosine" (the
-    exact normalised loss at the sampled and ResNet levels; its high-dimensional mean-field form at the matrix level,
-    docs/cosine_loss.md; not at the mode level or in sweeps) or "isoloss" (Eq. 1's value, its gradient reaching W
+    exact normalised loss at the sampled and ResNet levels; its high-dimensional mean-field form at the matrix and
+    mode levels, `flows.modes.cosine_mode_field`, docs/cosine_loss.md; not in sweeps) or "isoloss" (Eq. 1's value, its gradient reaching W
     without the factor Wpᵀ: docs/isoloss.md; matrix, sampled and ResNet levels; it is built from stop-gradients, so
     it needs `stop_grad=True`). The predictor is a pytree field: its parameters may be traced or
     carry batch axes (a sweep's members); `ema`, `stop_grad`, `loss` are static.
