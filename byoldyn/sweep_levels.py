@@ -52,7 +52,7 @@ def _modes_rhs(y: ModeState, hyper: Hyper, sigma2, variant: Variant) -> ModeStat
         dw, dwp, dwa = cosine_mode_field(ModeState(y.w, wp, y.w_a), hyper, kappa, tau=tau, stop_grad=variant.stop_grad)
         return ModeState(dw, jnp.zeros_like(dwp) if not p.learned else dwp, dwa)
     if variant.loss != "euclidean":
-        raise ValueError(f"loss {variant.loss!r} has no mode-level flow")
+        raise ValueError(f"loss {variant.loss!r} is not run at the sweeps' mode level")
     if p.direct:
         d = directpred_field(DirectModeState(y.w, y.w_a), hyper, kappa, p, tau=tau)
         dw, dwp, dwa, wp = d.w, jnp.zeros_like(y.w_p), d.w_a, p.modes(y.w * y.w)

@@ -156,6 +156,7 @@ def mode_field(state: ModeState, hyper: Hyper, kappa, tau=None, lambda_d=1.0) ->
     alpha_p, eta, eta_p, beta, _ = _params(hyper, 1.0)
     k, lambda_d = _moments(kappa, lambda_d)
     w, w_p = state.w, state.w_p
+    k, lambda_d = _ranked(k, jnp.ndim(w)), _ranked(lambda_d, jnp.ndim(w))  # per-mode moments against members × modes
     w_a = state.w_a if tau is None else tau * w
     r = lambda_d * w_a - k * w_p * w
     dw_p = alpha_p * r * w - eta_p * w_p
