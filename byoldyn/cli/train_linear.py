@@ -54,14 +54,16 @@ def add_parser(sub) -> None:
     g.add_argument("--lr", type=real, default=0.05, help="learning rate of W")
     g.add_argument("--lr-p", type=real, default=None, help="learning rate of Wp (default: --lr, alpha_p = 1)")
     g.add_argument("--batch", type=positive_int, default=128, help="minibatch size")
-    g.add_argument("--exact", action="store_true", help="exact expectations instead of samples (Euclidean loss)")
+    g.add_argument("--exact", action="store_true", help="exact expectations instead of samples (Euclidean loss or IsoLoss)")
     g.add_argument("--momentum", type=real, default=0.0, help="SGD momentum in [0, 1)")
     g.add_argument("--wd", type=real, default=0.01, help="coupled weight decay (torch weight_decay) = eta")
     g.add_argument("--wd-p", type=real, default=None, help="predictor weight decay (default: --wd)")
     g.add_argument("--ema", type=real, default=0.99, help="EMA momentum gamma_a in [0, 1]")
     g = p.add_argument_group("model and loss")
     add_variant(g, no_ema="SimSiam: the target is W itself")
-    g.add_argument("--loss", choices=LOSSES, default="euclidean", help="loss")
+    g.add_argument("--loss", choices=LOSSES, default="euclidean",
+                   help="loss: Eq. 1, the normalised one, or IsoLoss (Eq. 1 with the output error sent to W x1 without "
+                   "Wpᵀ, docs/isoloss.md)")
     g.add_argument("--views", choices=VIEWS, default="one", help="one-view or symmetric two-view loss")
     add_predictor_params(g, "discrete")
     g.add_argument("--sigma2", type=real, default=0.5, help="augmentation noise variance sigma^2 >= 0")
