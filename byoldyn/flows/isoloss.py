@@ -21,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import Data, Hyper
-from .modes import ModeState, _fields, _moments, _params
+from ..validate import check_finite
+from .modes import ModeState
+from .symmetric import kappa_of
 
 __all__ = ["iso_mode_field", "iso_fixed_point", "iso_rates"]
 
@@ -42,9 +44,8 @@ def iso_mode_field(state: ModeState, hyper: Hyper, kappa, tau=None, lambda_d=1.0
     >>> round(float(d.w), 4), round(float(d.w_p), 4)       # (1 − 1.5 · 0.5) · 0.5 and α_p s (1 − 1.5 · 0.5)
     (0.125, 0.0625)
     """
-    _fields(state, ModeState)
-    alpha_p, eta, eta_p, beta, _ = _params(hyper, 1.0)
-    k, lambda_d = _moments(kappa, lambda_d)
+    k, lambda_d = _checked(state, hyper, kappa, lambda_d)
+    alpha_p, eta, eta_p, beta = hyper.alpha_p, hyper.eta, hyper.eta_p, hyper.beta
     w, w_p = state.w, state.w_p
     w_a = state.w_a if tau is None else tau * w
     r = lambda_d * w_a - k * w_p * w
@@ -52,6 +53,22 @@ def iso_mode_field(state: ModeState, hyper: Hyper, kappa, tau=None, lambda_d=1.0
     dw = r - eta * w
     dw_a = beta * (w - w_a) if tau is None else tau * dw
     return ModeState(dw, dw_p, dw_a)
+
+
+def _checked(state, hyper, kappa, lambda_d):
+    """`mode_field`'s checks: a finite `ModeState`, a `Hyper`; (λ_s, λ_d) from `Data.diagonal` (per mode) or
+    (κ, lambda_d) as given."""
+    if not isinstance(state, ModeState):
+        raise ValueError(f"state must be a ModeState, got {type(state).__name__}")
+    for name, v in zip(ModeState._fields, state):
+        check_finite(name, v)
+    if not isinstance(hyper, Hyper):
+        raise ValueError(f"hyper must be a Hyper, got {type(hyper).__name__}")
+    if isinstance(kappa, Data) and not kappa.is_isotropic:
+        if not (isinstance(lambda_d, (int, float)) and lambda_d == 1.0):
+            raise ValueError("lambda_d is read from the Data (its X); leave lambda_d at 1")
+        return kappa.mode_moments()
+    return kappa_of(kappa), lambda_d
 
 
 def _modes(data: Data):
