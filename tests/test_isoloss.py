@@ -262,7 +262,7 @@ def test_refusals():
         bd.Variant(ema=False, stop_grad=False, loss="isoloss")
     with pytest.raises(ValueError, match="stop_grad must be True with loss isoloss"):
         Config(loss="isoloss", stop_grad=False, ema=0.0)
-    with pytest.raises(ValueError, match="loss must be 'euclidean' in a sweep"):
+    with pytest.raises(ValueError, match=r"loss .* sweep.*'isoloss'"):
         SweepOptions(variant=bd.Variant(loss="isoloss")).checked()
     src = sp.Source.isotropic(3, 0.5)
     with pytest.raises(ValueError, match="setup.loss must be 'euclidean' to compare with the ODE"):
@@ -271,6 +271,15 @@ def test_refusals():
     with pytest.raises(ValueError, match="batch=None .* needs loss='euclidean' or 'isoloss'"):
         sp.Setup(loss="cosine", batch=None)
     assert sp.Setup(loss="isoloss", batch=None).batch is None
+
+
+def test_mode_level_docstring_example():
+    import doctest
+
+    import byoldyn.flows.isoloss as m
+
+    r = doctest.testmod(m, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert r.attempted > 0 and r.failed == 0
 
 
 def test_cli_flags_accept_isoloss():
