@@ -22,7 +22,7 @@ from ..model import Data, State
 from ..sampled import SGD, Setup, Source, train
 from .common import Check, Finding, Z, mean_se, note
 
-__all__ = ["fig_isoloss", "mode_steps", "fit_rate", "XP", "S0", "ETA"]
+__all__ = ["fig_isoloss", "mode_steps", "fit_rate", "jackknife_rate", "XP", "S0", "ETA"]
 
 #: the modes: signal x_j = 1 (X = I), augmentation noise x'_j (X' = diag), so λ_s = 1 + x'_j, κ_j = 1 + x'_j
 XP = (0.2, 0.5, 1.0, 2.0)
