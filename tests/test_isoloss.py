@@ -219,7 +219,7 @@ def test_fixed_points_and_rates(eta):
 @pytest.mark.slow
 def test_one_trajectory_for_modes_of_equal_signal():
     """Eq. I3: with X = I, modes that start at one (κ_j p_j, s_j) follow one s(t) under IsoLoss, whatever x'_j
-    (BYOL with EMA, τ(0) = 0, η > 0); under the Euclidean loss they do not. (~2 s: two compiled solves.)"""
+    (BYOL with EMA, τ(0) = 0, η > 0); under the Euclidean loss they do not. (Two compiled solves: 10 s here.)"""
     xp = np.array([0.1, 0.6, 2.0])
     data, hp = bd.Data.diagonal(np.ones(3), xp), bd.Hyper(alpha_p=1.0, eta=0.05, beta=0.5)
     ls = 1 + xp
@@ -238,7 +238,7 @@ def test_one_trajectory_for_modes_of_equal_signal():
 def test_no_collapse_basin():
     """I5: at η = 0.15 a mode of x = 1, x' = 2 collapses under the Euclidean loss from every start (η > η_c = 1/12,
     A3), while under IsoLoss it reaches p* = (τx − η)/λ_s, s* = (τx − η)/α_p from every start of a grid with g > 0,
-    p ∈ [−1, 2] (SimSiam, τ = 1; the origin is a saddle, eigenvalues −η_p and 2(τx − η)). (~2 s.)"""
+    p ∈ [−1, 2] (SimSiam, τ = 1; the origin is a saddle, eigenvalues −η_p and 2(τx − η)). (Two solves: 9 s here.)"""
     data, hp = bd.Data.diagonal([1.0], [2.0]), bd.Hyper(alpha_p=1.0, eta=0.15)
     P0, G0 = np.meshgrid(np.linspace(-1.0, 2.0, 7), np.geomspace(1e-4, 3.0, 6))
     y0 = ModeState(jnp.asarray(np.sqrt(G0.ravel()))[:, None], jnp.asarray(P0.ravel())[:, None],
@@ -294,7 +294,7 @@ def test_cli_flags_accept_isoloss():
 def test_resnet_isoloss_gradients():
     """The ResNet level on tiny arrays (no training): Config(loss="isoloss") has the Euclidean loss's value and
     predictor gradient, and its online gradient is the backbone's VJP of the output error ∂ℓ/∂y (the predictor's
-    Jacobian skipped). (~30 s: one compiled tiny net.)"""
+    Jacobian skipped). (One compiled tiny net: 46 s here.)"""
     from _nets_tiny import TINY, tiny_dataset
 
     from byoldyn.nets import build
@@ -328,7 +328,7 @@ def test_resnet_isoloss_gradients():
 @pytest.mark.slow
 def test_isoloss_figure_small():
     """`byoldyn reproduce --only isoloss --size small`: every claim agrees and every control disagrees, and the
-    seeds drawn from seed 1000 (disjoint from seed 0's) give the same verdicts. (~40 s: two builds.)"""
+    seeds drawn from seed 1000 (disjoint from seed 0's) give the same verdicts. (Two builds: 36 s here.)"""
     import matplotlib.pyplot as plt
 
     from byoldyn.figures import FIGURES, Check, Finding
