@@ -307,11 +307,12 @@ def test_resnet_isoloss_gradients():
     (loss, aux), (g_online, g_pred) = jax.value_and_grad(
         lambda o, p: m.loss(o, p, s.target, s.online_bn, s.pred_bn, s.target_bn, xs), argnums=(0, 1),
         has_aux=True)(s.online, s.pred)
-    f, vjp = jax.vjp(lambda o: m._two_views(m.apply, o, s.online_bn, xs)[1], s.online)
+    both = lambda fn, params, bn, x: jax.vmap(fn, in_axes=(None, None, 0))(params, bn, x)  # noqa: E731 - per-view BN
+    f, vjp = jax.vjp(lambda o: both(m.apply, o, s.online_bn, xs)[1], s.online)
     z = aux["z"]
 
     def euclid(pred, f):
-        y = m._two_views(m.predict, pred, s.pred_bn, f)[0]
+        y = both(m.predict, pred, s.pred_bn, f)[0]
         return byol_loss(y[0], y[1], z[0], z[1], "euclidean"), y
 
     (ref, y), g_pred_ref = jax.value_and_grad(euclid, has_aux=True)(s.pred, f)
