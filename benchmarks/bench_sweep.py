@@ -80,8 +80,11 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="default benchmarks/results/sweep.json")
     a = p.parse_args(argv)
     if a.tiny:
-        a.mat_members, a.mat_steps, a.mode_members, a.mode_steps = 8, 4, 64, 4
-        a.members, a.widths, a.width_members, a.width_steps, a.scale_steps = "4,8", "4,8", 4, 2, 2
+        # one shape per level (8 matrix members at n = 16, 16 mode members, 2 steps) wherever a part allows it: a
+        # part whose members, width and steps equal an earlier part's reuses its compiled programs (each distinct
+        # shape compiles its own start, chunk program and observables, seconds each); every part still runs once
+        a.mat_members, a.mat_steps, a.mode_members, a.mode_steps = 8, 2, 16, 2
+        a.members, a.widths, a.width_members, a.width_steps, a.scale_steps = "8", "16", 8, 2, 2
         a.mem_members, a.mem_steps = 8, 2
         a.strat_members, a.strat_steps, a.strat_mode_members, a.strat_mode_steps = 8, 2, 16, 2
         a.blocks, a.repeats, a.incache_members = "2", 1, 8
