@@ -263,8 +263,8 @@ def test_what_sets_p_the_candidates_and_their_controls():
     # s decreases too, but not as a power of r: log p on log s over 10 modes has R² 0.74, slope 0.39 (exact)
     assert got["p-s"]["verdict"].startswith("does not explain") and got["p-s"]["mean"] == pytest.approx(0.39, abs=0.02)
     assert "R²" in got["p-gram"]["verdict"]  # the Gram is a permuted spectrum: no line
-    best = nc.claims_table(runs).split("best predicts p_j")[1].split("\n")[0]
-    assert "two-view ratio" in best and "3 seeds" in best
+    best = nc.claims_table(runs).split("fits p_j best")[1].split("\n")[0]
+    assert "r_j (the two-view ratio)" in best and "3 seeds" in best
     # a log without the two-view ratio (before the instrumentation) is not read by these rows
     old = [run(s) for s in range(3)]
     assert nc.decide(old, claims["p-gram"])["verdict"].startswith("undecided (0")

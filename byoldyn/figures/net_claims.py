@@ -43,9 +43,11 @@ mean ± t(0.975, n - 1) sd / √n; no claim is decided on fewer than 2 seeds. Th
   u_jᵀ W Wᵀ u_j of the projector's last layer (Theorem 1's invariant p_j = √(α_p g_j), A4: slope 1/2). A
   candidate explains p_j if the interval of its slope contains the predicted slope and its R² averaged over
   seeds is at least `R2_MIN` = 0.9 (it accounts for 90 % of the variance of log p_j over the 10 modes); the
-  best predictor is the candidate with the largest mean R². Control: the same fit with the candidate's modes
-  in reverse order (a mode-by-mode pairing removed), which must not explain p_j. These rows need logs that
-  record the two-view ratio (runs from the instrumentation of `byoldyn.nets.instrument` on).
+  table also names the candidate with the largest mean R² (the best line, whatever its slope). Control: the
+  same fit with the candidate's modes in reverse order (a mode-by-mode pairing removed), which must not explain
+  p_j. Only slopes are compared: the intercept is free (the cosine loss leaves p's scale free, docs/cosine_loss.md
+  C6). These rows need logs that record the two-view ratio (runs from the instrumentation of
+  `byoldyn.nets.instrument` on).
 
 δ = 2 kNN points, fixed with these rules before any of their runs was read: about a fifth of what the
 learned runs gain from step 0 to step 1,000 of the learning curve (29.6 → 38.9 %), and about twice the sd of
@@ -220,14 +222,16 @@ CLAIMS = (
          control=dict(a=dict(predictor="learned", head_norm="none"), label="no normalisation − BN"),
          paper="\"Reinitializing the predictor every few epochs doesn't hurt BYOL performance\""),
     *(dict(key=f"p-{cand}", claim=f"What sets p_j (top 10 modes along u_j): {label}", a=("learned",), b=None,
-           what=f"fit:{cand}", need="two_view_ratio", at="final", combine="fit", rule="explains", threshold=slope,
+           what=f"fit:{cand}", need="two_view_ratio", candidate=name, at="final", combine="fit", rule="explains", threshold=slope,
            control=dict(what=f"fit:{cand}:reversed", label=f"{short} paired in reverse mode order"),
            paper=paper)
-      for cand, label, short, slope, paper in (
-          ("s", "p_j ∝ s_j^(1/2), F̂'s eigenvalue", "s_j", 0.5, "Eq. 18 (isotropic modes; DirectPred sets it)"),
-          ("two_view_ratio", "p_j = r_j, the two-view ratio u_jᵀ E[z_target z_onlineᵀ] u_j / s_j", "r_j", 1.0,
-           "anisotropic modes A3: p*_+ = τ/κ_j at η = 0 (beyond the paper)"),
-          ("gram", "p_j ∝ g_j^(1/2), the Gram u_jᵀ W Wᵀ u_j of the projector's last layer", "g_j", 0.5,
+      for cand, label, short, name, slope, paper in (
+          ("s", "p_j ∝ s_j^(1/2), F̂'s eigenvalue", "s_j", "s_j (F̂'s eigenvalue)", 0.5,
+           "Eq. 18 (isotropic modes; DirectPred sets it)"),
+          ("two_view_ratio", "p_j = r_j, the two-view ratio u_jᵀ E[z_target z_onlineᵀ] u_j / s_j", "r_j",
+           "r_j (the two-view ratio)", 1.0, "anisotropic modes A3: p*_+ = τ/κ_j at η = 0 (beyond the paper)"),
+          ("gram", "p_j ∝ g_j^(1/2), the Gram u_jᵀ W Wᵀ u_j of the projector's last layer", "g_j",
+           "g_j (the projector's Gram)", 0.5,
            "Theorem 1 / A4: p_j = √(α_p g_j) on the invariant manifold (beyond the paper)"))),
 )
 
@@ -341,8 +345,8 @@ def claims_table(runs) -> str:
         rows.append(f"| {r['claim']} | {r['paper']} | {r['step']} | {', '.join(map(str, r['seeds'])) or '–'} | "
                     f"{got} | {iv} | **{r['verdict']}** | {ctl} |")
         if r["combine"] == "fit" and r["n"]:
-            fits.append((float(np.nanmean(r["r2"])), r["claim"].split(": ", 1)[1], r["n"]))
-    best = ("\nThe candidate that best predicts p_j (largest mean R², "
+            fits.append((float(np.nanmean(r["r2"])), c["candidate"], r["n"]))
+    best = ("\nThe candidate whose log-log line fits p_j best (largest mean R², whatever its slope; "
             + f"{fits[0][2]} seed{'s' if fits[0][2] != 1 else ''}): {max(fits)[1]} (R² {max(fits)[0]:.2f}).\n"
             if fits else "")
     return "\n".join(rows) + "\n" + best
