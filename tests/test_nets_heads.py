@@ -127,10 +127,10 @@ def test_compare_labels_the_new_options():
 def test_default_step_is_the_one_before():
     """TINY's first 4 losses are those of the code before these options (bit for bit on this machine; rtol
     1e-4 leaves room for another CPU's float32 XLA kernels, far below what a change of the step moves), and its
-    state has the same layout."""
+    state has the same layout plus one leaf, the cross-view estimate `TrainState.cross`."""
     run = _run(build(TINY), 4)
     np.testing.assert_allclose([loss for _, loss in run], LOSS_BEFORE, rtol=1e-4)
-    assert len(jax.tree.leaves(run[-1][0])) == 176
+    assert len(jax.tree.leaves(run[-1][0])) == 176 + 1
 
 
 @pytest.mark.slow
