@@ -5,9 +5,9 @@ the predictor matrix Wp from a `TrainState` and evaluates the registry `byoldyn.
 on them (`OBSERVED`: names, long names, units and functions all come from there): the per-eigenvector
 alignment cos_j = u_jᵀ Wp u_j / ‖Wp u_j‖ (`alignment`, Fig. 2), along each u_j the predictor's `p_rayleigh`
 u_jᵀ Wp u_j, the `two_view_ratio` u_jᵀ E[z_target z_onlineᵀ] u_j / s_j (the mode theory's τ/κ_j,
-docs/anisotropic_modes.md A2) and the `gram` u_jᵀ W Wᵀ u_j of the projector's last layer (Theorem 1), `asymmetry` ‖Wp - Wpᵀ‖/‖Wp‖, the
-scale-free commutator, the spectra `s` of F̂ and `p` of sym(Wp), effective rank and surviving modes of
-F̂ (s_j > `observables.SURVIVAL` x max_k s_k: F̂ has no natural scale), and the Fig. 7 analogue between
+docs/anisotropic_modes.md A2) and the `gram` u_jᵀ W Wᵀ u_j of the projector's last layer (Theorem 1),
+`asymmetry` ‖Wp - Wpᵀ‖/‖Wp‖, the scale-free commutator, the spectra `s` of F̂ and `p` of sym(Wp), effective
+rank and surviving modes of F̂ (s_j > `observables.SURVIVAL` x max_k s_k: F̂ has no natural scale), and the Fig. 7 analogue between
 target and online parameters (`wa_correlation`, `tau_hat` over all weights). `RunLog` keeps the records
 and writes them as one labelled netCDF file atomically; logs written before the registry (`cos`,
 `spec_Wp`) are read under the registry's names (`observables.LEGACY_NAMES`).
@@ -32,8 +32,8 @@ from .heads import predictor_matrix, projector_gram
 __all__ = ["observe", "RunLog", "SCALARS", "OBSERVED"]
 
 #: what `observe` computes from F̂, Wp and the parameters (names of `observables.REGISTRY`)
-OBSERVED = ("s", "alignment", "p", "p_rayleigh", "two_view_ratio", "gram", "asymmetry", "commutator_normalized", "effective_rank", "n_modes", "norm_Wp",
-            "lambda_min_sym_Wp", "wa_correlation", "tau_hat")
+OBSERVED = ("s", "alignment", "p", "p_rayleigh", "two_view_ratio", "gram", "asymmetry", "commutator_normalized",
+            "effective_rank", "n_modes", "norm_Wp", "lambda_min_sym_Wp", "wa_correlation", "tau_hat")
 #: the scalars of a record: the step metrics of the training loop and the scalar observables
 SCALARS = ("loss", "z_std", "h_std", "asymmetry", "commutator_normalized", "effective_rank", "n_modes",
            "norm_Wp", "lambda_min_sym_Wp", "wa_correlation", "tau_hat", "lr")
@@ -51,8 +51,8 @@ def _observe(corr, cross, Wp, online, target):
     # F̂ is E[z zᵀ] over augmented views (so F = F_views), G the Gram of the projector's last layer
     F = 0.5 * (corr + corr.T)
     q = obs.Inputs(F=F, F_views=F, F_cross=cross.astype(F.dtype), G=projector_gram(online).astype(F.dtype), Wp=Wp,
-                   ww=_flat_dot(online, online),
-                   waw=_flat_dot(target, online), waa=_flat_dot(target, target), relative=True)
+                   ww=_flat_dot(online, online), waw=_flat_dot(target, online), waa=_flat_dot(target, target),
+                   relative=True)
     return obs.measure(OBSERVED, q)
 
 
