@@ -9,6 +9,7 @@ import logging
 import shutil
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -116,8 +117,7 @@ class Checkpoints:
                 self._mgr.wait_until_finished()
         except Exception as e:
             self._settle()
-            for tmp in self.directory.glob(f"{int(step)}.orbax-checkpoint-tmp*"):
-                shutil.rmtree(tmp, ignore_errors=True)
+            self._drop_partial(step)
             full = "No space left on device" in str(e) or "os_error_code='28'" in str(e)
             if not (full or isinstance(e, OSError)):
                 raise
@@ -127,6 +127,17 @@ class Checkpoints:
                           f"{why} while saving checkpoint {int(step)} in {self.directory}; "
                           + (f"the checkpoints of steps {', '.join(map(str, kept))} are kept" if kept
                              else "no checkpoint is kept")) from None
+
+    def _drop_partial(self, step: int) -> None:
+        """Remove the partial checkpoint `step`. A tensorstore write still in flight creates its folders again
+        after a removal, so remove until none has come back for 0.5 s (at most 30 s)."""
+        deadline, quiet = time.monotonic() + 30, 0
+        while quiet < 5 and time.monotonic() < deadline:
+            found = list(self.directory.glob(f"{int(step)}.orbax-checkpoint-tmp*"))
+            for tmp in found:
+                shutil.rmtree(tmp, ignore_errors=True)
+            quiet = 0 if found else quiet + 1
+            time.sleep(0.1)
 
     def _settle(self) -> None:
         """After a failed save: wait for orbax's writer threads, their own failures unprinted (the caller reports
