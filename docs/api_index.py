@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import importlib
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -36,7 +36,7 @@ def module_file(mod: str) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parse(mod: str) -> tuple[tuple[str, ...] | None, frozenset[str], dict[str, tuple[str, str]]]:
     """(`__all__` if a literal list, the top-level names defined, {imported name: (module, original name)})."""
     path = module_file(mod)
