@@ -4,6 +4,7 @@ untrained-network run, exports them, and refuses a damaged curve with one line (
 import json
 
 from byoldyn.cli import main as _main
+from byoldyn.figures.common import seed_styles
 from byoldyn.figures.curves import fig_curves, load_curve
 
 
@@ -51,3 +52,16 @@ def test_damaged_curve_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "is not a learning curve" in err and "curve.json" in err and len(err.splitlines()) == 1
     assert load_curve(tmp_path / "nothing") == []
+
+
+def test_seed_styles_one_colour_per_method_even_past_ten():
+    """Seeds of a method share its colour and differ by line style; 11 methods get 11 colours (the curve figure
+    once drew the 11th method in the 1st's blue)."""
+    for k in (3, 11):
+        names = [f"m{j}-s{s}" for j in range(k) for s in (0, 1)]
+        st = seed_styles(names)
+        colours = [str(st[f"m{j}-s0"]["color"]) for j in range(k)]
+        assert len(set(colours)) == k
+        assert all(st[f"m{j}-s1"]["color"] == st[f"m{j}-s0"]["color"] for j in range(k))
+        assert all(st[f"m{j}-s1"]["ls"] != st[f"m{j}-s0"]["ls"] for j in range(k))
+        assert st["m0-s0"]["label"] == "m0 (seeds 0, 1)" and st["m0-s1"]["label"] is None

@@ -125,10 +125,12 @@ def seed_styles(names) -> dict:
     for name in names:
         groups.setdefault(re.sub(r"-s\d+$", "", name), []).append(name)
     out = {}
+    # matplotlib's 10-colour cycle while it suffices; past 10 methods, tab20's 20 (no two methods share a colour)
+    colors = [f"C{n}" for n in range(10)] if len(groups) <= 10 else [matplotlib.colormaps["tab20"](n) for n in range(20)]
     for n, (group, members) in enumerate(groups.items()):
         seeds = [m.group(1) for m in (re.search(r"-s(\d+)$", name) for name in members) if m]
         label = f"{group} (seeds {', '.join(seeds)})" if len(members) > 1 and len(seeds) == len(members) else None
         for i, name in enumerate(members):
-            out[name] = dict(color=f"C{n % 10}", ls=("-", "--", ":", "-.")[i % 4],
+            out[name] = dict(color=colors[n % len(colors)], ls=("-", "--", ":", "-.")[i % 4],
                              label=(label if i == 0 else None) if label else name)
     return out

@@ -206,7 +206,9 @@ def fig_runs(runs: dict):
 
     `runs` maps a name to `(log, eval)` from `load_run`; runs without a log appear in the accuracies only.
     """
-    fig, ax = plt.subplots(1, 4, figsize=(17, 3.9))
+    many = len(runs) > 12  # then the accuracy panel is wider and its labels vertical, so that they stay legible
+    w = min(2.0, len(runs) / 15) if many else 1.0
+    fig, ax = plt.subplots(1, 4, figsize=(13 + 4 * w, 4.8 if many else 3.9), gridspec_kw={"width_ratios": (1, 1, 1, w)})
     d = None
     style = seed_styles([name for name, (ds, _) in runs.items() if ds is not None])
     for name, (ds, _) in runs.items():
@@ -229,7 +231,8 @@ def fig_runs(runs: dict):
         acc = [100 * runs[k][1].get(key, np.nan) for k in names]
         ax[3].bar(x + off, acc, width=0.4, label=label)
     ax[3].axhline(10, color="0.5", ls=":", lw=1)
-    ax[3].set_xticks(x, names, rotation=30, ha="right", fontsize=7)
+    ax[3].set_xticks(x, names, rotation=90 if many else 30, ha="center" if many else "right", fontsize=7)
+    ax[3].set_xlim(-0.6, len(names) - 0.4)
     ax[3].set(title="test accuracy % (chance 10 dotted)", ylim=(0, None))
     ax[3].legend(fontsize=7)
     fig.suptitle("Real networks: which variants collapse")
