@@ -2,7 +2,9 @@
 
 Style of deepmind-research/byol: the experiment state is a NamedTuple of pytrees (`TrainState`), the
 target update is one `tree_map` (`ema_update`), the loss has an explicit `stop_gradient`, and
-augmentations run on device inside the jitted step. Per step (official order, section 10.2):
+augmentations run on device. A step is two jitted programs: the input pipeline (`BYOL.views`, one program per
+augmentation and batch shape, shared by every config) and the update (`BYOL.update`). Per step (official order,
+section 10.2):
 
 1. two augmented views x1, x2 of the batch; online projections f1, f2 (the predictor inputs);
 2. `F̂ <- rho F̂ + (1 - rho) E[f fᵀ]` over both views, detached (Eq. 19; the first step sets F̂);
@@ -31,7 +33,7 @@ import optax
 from flax import nnx
 
 from ..predictors import fhat_update, iso_output, update_correlation
-from .augment import augment_batch, eval_transform
+from .augment import Augment, augment_batch, eval_transform
 from .config import Config
 from .heads import Projector, make_predictor, set_predictor_matrix, symmetrize_predictor
 from .resnet import ResNet
@@ -142,7 +144,7 @@ class BYOL:
 
     Use `build(config)` (cached, so equal configs share compiled code). `init(key)` gives a
     `TrainState`; `step(state, images, key)` one training step on a uint8 batch (B, H, W, 3) returning
-    `(state, metrics)`; `loss(...)` the loss as a function of every parameter set (for tests);
+    `(state, metrics)`: `update(state, views(images, key))`, both jitted; `loss(...)` the loss as a function of every parameter set (for tests);
     `features(state, images)` frozen encoder features (eval-mode BN) for evaluation.
     """
 
@@ -159,7 +161,7 @@ class BYOL:
         self.lr = lr_schedule(c, c.lr)
         self.opt = make_optimizer(c.optimizer, self.lr, c.momentum, c.wd)
         self.pred_opt = make_optimizer(c.optimizer, lr_schedule(c, c.alpha_p * c.lr), c.momentum, c.eta_p)
-        self.step = jax.jit(self._step)
+        self.update = jax.jit(self._update)
         self.features = jax.jit(self._features)
 
     # ---- construction -------------------------------------------------------------------------
@@ -262,13 +264,16 @@ class BYOL:
 
     def views(self, images, key):
         """Two independently augmented float32 views of a uint8 batch, stacked: (2, B, size, size, 3)."""
-        a = self.config.augment
-        return jax.vmap(lambda k: augment_batch(k, images, a))(jax.random.split(key))
+        return _views(images, key, self.config.augment)
 
     # ---- one step -----------------------------------------------------------------------------
-    def _step(self, s: TrainState, images, key):
+    def step(self, s: TrainState, images, key):
+        """One training step on the uint8 batch `images` (B, H, W, 3): `(state, metrics)`."""
+        return self.update(s, self.views(images, key))
+
+    def _update(self, s: TrainState, xs):
+        """The step on the two views `xs` (2, B, size, size, 3): the loss, both optimizers, F̂, DirectPred, EMA, reset."""
         c = self.config
-        xs = self.views(images, key)
         grad = jax.value_and_grad(self.loss, argnums=(0, 1), has_aux=True)
         (loss, aux), (g_online, g_pred) = grad(s.online, s.pred, s.target, s.online_bn, s.pred_bn,
                                                s.target_bn, xs)
@@ -323,6 +328,17 @@ class BYOL:
     def features_batch_bn(self):
         """Jitted `_features_batch_bn(online, online_bn, images)`: features with batch-statistics BN."""
         return jax.jit(self._features_batch_bn)
+
+
+@functools.partial(jax.jit, static_argnames="aug")
+def _views(images: jax.Array, key: jax.Array, aug: Augment) -> jax.Array:
+    """Two independently augmented float32 views of a uint8 batch (B, H, W, 3), stacked: (2, B, size, size, 3).
+
+    The view of each image uses the keys `split(split(key)[v], B)[b]`. Jitted on its own: the input pipeline
+    compiles once per augmentation and batch shape, whatever the rest of the config (its compile is about half
+    of a small network's step).
+    """
+    return jax.vmap(lambda k: augment_batch(k, images, aug))(jax.random.split(key))
 
 
 def _cross_views(f, z):
