@@ -32,6 +32,8 @@ def test_checkpoint_round_trip(tmp_path):
     ck.save(1, s, {"note": "x"})
     r, meta = ck.restore(ck.latest(), jax.eval_shape(m.init, jax.random.key(0, impl="rbg")))
     assert meta == {"note": "x"} and _leaves_equal(r, s)
+    # uncommitted, as init's state: a step on the restored state is the program compiled for a fresh one
+    assert not any(x.committed for x in jax.tree.leaves(r)) and not any(x.committed for x in jax.tree.leaves(s))
 
 
 def _logs_identical(a, b):

@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from ..errors import one_line, read_json
 
@@ -168,7 +170,10 @@ class Checkpoints:
         ocp = self._ocp
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), like)
         with _quiet_logs():
-            return self._mgr.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+            state = self._mgr.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+        # orbax's arrays are committed to a device, `BYOL.init`'s are not, and jit compiles another program for
+        # committed arguments: uncommitted copies let a resumed run reuse the step compiled for a fresh one
+        return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), state)
 
     def restore(self, step: int, like):
         return self.restore_state(step, like), self.read_meta(step)
