@@ -144,8 +144,9 @@ class BYOL:
 
     Use `build(config)` (cached, so equal configs share compiled code). `init(key)` gives a
     `TrainState`; `step(state, images, key)` one training step on a uint8 batch (B, H, W, 3) returning
-    `(state, metrics)`: `update(state, views(images, key))`, both jitted; `loss(...)` the loss as a function of every parameter set (for tests);
-    `features(state, images)` frozen encoder features (eval-mode BN) for evaluation.
+    `(state, metrics)`, that is `update(state, views(images, key))`, both jitted; `loss(...)` the loss as a
+    function of every parameter set (for tests); `features(state, images)` frozen encoder features (eval-mode
+    BN) for evaluation.
     """
 
     def __init__(self, config: Config):
@@ -272,7 +273,7 @@ class BYOL:
         return self.update(s, self.views(images, key))
 
     def _update(self, s: TrainState, xs):
-        """The step on the two views `xs` (2, B, size, size, 3): the loss, both optimizers, F̂, DirectPred, EMA, reset."""
+        """The step on the two views `xs` (2, B, size, size, 3): loss, both optimizers, F̂, DirectPred, EMA, reset."""
         c = self.config
         grad = jax.value_and_grad(self.loss, argnums=(0, 1), has_aux=True)
         (loss, aux), (g_online, g_pred) = grad(s.online, s.pred, s.target, s.online_bn, s.pred_bn,

@@ -170,7 +170,8 @@ class Checkpoints:
         ocp = self._ocp
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), like)
         with _quiet_logs():
-            state = self._mgr.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+            args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+            state = self._mgr.restore(int(step), args=args)["state"]
         # orbax's arrays are committed to a device, `BYOL.init`'s are not, and jit compiles another program for
         # committed arguments: uncommitted copies let a resumed run reuse the step compiled for a fresh one
         return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), state)
