@@ -333,12 +333,9 @@ class BYOL:
 
 @functools.partial(jax.jit, static_argnames="aug")
 def _views(images: jax.Array, key: jax.Array, aug: Augment) -> jax.Array:
-    """Two independently augmented float32 views of a uint8 batch (B, H, W, 3), stacked: (2, B, size, size, 3).
-
-    The view of each image uses the keys `split(split(key)[v], B)[b]`. Jitted on its own: the input pipeline
-    compiles once per augmentation and batch shape, whatever the rest of the config (its compile is about half
-    of a small network's step).
-    """
+    """`BYOL.views`, jitted on its own (view v of image b uses the key `split(split(key)[v], B)[b]`): the input
+    pipeline compiles once per augmentation and batch shape, whatever the rest of the config (its compile is
+    about half of a small network's step)."""
     return jax.vmap(lambda k: augment_batch(k, images, aug))(jax.random.split(key))
 
 
