@@ -125,11 +125,17 @@ def test_compare_labels_the_new_options():
 
 @pytest.mark.slow
 def test_default_step_is_the_one_before():
-    """TINY's first 4 losses are those of the code before these options (bit for bit on this machine; rtol
-    1e-4 leaves room for another CPU's float32 XLA kernels, far below what a change of the step moves), and its
-    state has the same layout plus one leaf, the cross-view estimate `TrainState.cross`."""
+    """TINY's first 4 losses are those of the code before these options, and its state has the same layout plus
+    one leaf, the cross-view estimate `TrainState.cross`.
+
+    The tolerance is float32 rounding as it grows through the steps of this batch-8 BatchNorm network, measured
+    between two CPUs' XLA kernels (an Intel machine gave LOSS_BEFORE bit for bit; an AMD EPYC differs from it by
+    2e-7, 6e-7, 2.3e-5 and 1.4e-3 relative at steps 1-4): rtol 1e-4 on steps 1-3, 1e-2 on step 4. What a change
+    of the step moves is far larger: each other head normalisation moves step 1 by 8 % and step 2 by 30-40 %."""
     run = _run(build(TINY), 4)
-    np.testing.assert_allclose([loss for _, loss in run], LOSS_BEFORE, rtol=1e-4)
+    loss = [loss for _, loss in run]
+    np.testing.assert_allclose(loss[:3], LOSS_BEFORE[:3], rtol=1e-4)
+    np.testing.assert_allclose(loss[3], LOSS_BEFORE[3], rtol=1e-2)
     assert len(jax.tree.leaves(run[-1][0])) == 176 + 1
 
 
