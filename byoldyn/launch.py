@@ -7,7 +7,8 @@ on the first failure it stops the others (SIGTERM, then SIGKILL) and prints one 
 exit status of that process (1 if it was killed by a signal); a process stopped (SIGSTOP) or killed by a signal is
 named before one that failed because it could no longer reach it. `--timeout S` bounds the whole run (exit 124).
 SIGTERM, SIGINT and SIGHUP sent to the launcher are forwarded to every process (each in its own session) as
-SIGTERM, and those still running after a grace period are killed (SIGKILL); the launcher exits with 128 + the signal.
+SIGTERM, and those still running after a grace period (`--grace S`, default 5 s) are killed (SIGKILL); the launcher
+exits with 128 + the signal.
 The workers are never left behind: they are stopped whenever the launcher returns, and a worker that joins the job
 (`initialize_from_env`) is killed by the kernel if the launcher itself dies. N is at most what the machine can
 hold (`max_processes`: 4 per core, 512 MiB of free memory each), checked before any process starts.
@@ -264,19 +265,21 @@ _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: int = HEARTBEAT_S,
            port: int | None = None, prog: str = "byoldyn.launch", env: dict | None = None,
-           refusal: int | None = None) -> int:
+           refusal: int | None = None, grace: float = GRACE_S) -> int:
     """Run `cmd` as processes 0..n-1 of one job on this machine; the exit status (0 when all succeed).
 
     The first process to fail stops the others; one line on stderr says which and how; its status is returned
     (1 if it was killed by a signal). A process found stopped, then one killed by a signal (SIGABRT last: the abort
     of a process that lost another), is named before one that exited. Past `timeout` seconds all are stopped and
     124 is returned. SIGTERM, SIGINT or SIGHUP to this process (from the main thread) stops all (SIGTERM, then
-    SIGKILL after `GRACE_S` s), and 128 + the signal is returned. `refusal`: a status by which a process refuses
-    its input having said so in one line (byoldyn's 2): the others are given `GRACE_S` s to exit by themselves and
+    SIGKILL after `grace` s), and 128 + the signal is returned. `refusal`: a status by which a process refuses
+    its input having said so in one line (byoldyn's 2): the others are given `grace` s to exit by themselves and
     no line is added. No process outlives this call.
     """
     if n < 1:
         raise ValueError(f"the number of processes must be >= 1, got {n}")
+    if not grace > 0:
+        raise ValueError(f"the grace period must be > 0 s, got {grace}")
     if not cmd:
         raise ValueError("no command to launch (give it after --)")
     port = free_port() if port is None else port
@@ -303,19 +306,19 @@ def launch(cmd: list[str], n: int, *, timeout: float | None = None, heartbeat: i
                 for t in pumps[-2 if i else -1:]:
                     t.start()
         except OSError as e:
-            _stop(procs)
+            _stop(procs, grace=grace)
             print(f"{prog}: cannot start {cmd[0]!r}: {e.strerror or e}", file=sys.stderr)
             return 2
         end = None if timeout is None else time.monotonic() + timeout
-        return _wait(procs, n, end, timeout, prog, refusal, refused)
+        return _wait(procs, n, end, timeout, prog, refusal, refused, grace)
     except _Signalled as e:  # each process is stopped by SIGTERM, whatever the signal: a quiet end, no traceback
-        _stop(procs)
+        _stop(procs, grace=grace)
         print(f"{prog}: got {signal.Signals(e.signum).name}; stopped all {n} processes", file=sys.stderr)
         return 128 + e.signum
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
-        _stop(procs)  # none is left running, whatever ended the wait
+        _stop(procs, grace=grace)  # none is left running, whatever ended the wait
         for t in pumps:  # the children are done: their last lines are forwarded before we return
             t.join(timeout=5.0)
 
@@ -331,7 +334,7 @@ def _culprit(procs, codes) -> tuple[int, int | None]:
     return min(bad, key=lambda ic: (ic[1] >= 0, ic[1] == -signal.SIGABRT, ic[0]))
 
 
-def _wait(procs, n, end, timeout, prog, refusal=None, refused=None) -> int:
+def _wait(procs, n, end, timeout, prog, refusal=None, refused=None, grace: float = GRACE_S) -> int:
     try:
         while True:
             codes = [p.poll() for p in procs]
@@ -340,9 +343,9 @@ def _wait(procs, n, end, timeout, prog, refusal=None, refused=None) -> int:
                 if c is not None and c == refusal:  # the process said why in one line; the others say the same
                     if refused is not None:
                         refused["by"] = i  # their later lines (a lost peer's logs) are dropped
-                    _settle(procs)
+                    _settle(procs, grace)
                     return c
-                _stop(procs)
+                _stop(procs, grace=grace)
                 how = "was stopped (SIGSTOP) and no longer answers" if c is None else _why(c)
                 print(f"{prog}: process {i} of {n} {how}; stopped the other processes (run the same command "
                       "again to resume)", file=sys.stderr)
@@ -350,22 +353,22 @@ def _wait(procs, n, end, timeout, prog, refusal=None, refused=None) -> int:
             if all(c == 0 for c in codes):
                 return 0
             if end is not None and time.monotonic() > end:
-                _stop(procs)
+                _stop(procs, grace=grace)
                 print(f"{prog}: timed out after {timeout:g} s; stopped all {n} processes", file=sys.stderr)
                 return 124
             time.sleep(0.05)
     except KeyboardInterrupt:  # SIGINT where no handler was installed (not the main thread)
-        _stop(procs, signal.SIGINT)
+        _stop(procs, signal.SIGINT, grace)
         print(f"{prog}: interrupted; stopped all {n} processes", file=sys.stderr)
         return 130
 
 
-def _settle(procs) -> None:
-    """Give the processes `GRACE_S` s to exit by themselves, then stop the rest."""
-    end = time.monotonic() + GRACE_S
+def _settle(procs, grace: float = GRACE_S) -> None:
+    """Give the processes `grace` s to exit by themselves, then stop the rest."""
+    end = time.monotonic() + grace
     while time.monotonic() < end and any(p.poll() is None for p in procs):
         time.sleep(0.05)
-    _stop(procs)
+    _stop(procs, grace=grace)
 
 
 def sweep_processes(n: int, argv: list[str] | None = None) -> int:
@@ -382,7 +385,7 @@ def sweep_processes(n: int, argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m byoldyn.launch -n N [--timeout S] [--heartbeat S] -- COMMAND ...`."""
+    """`python -m byoldyn.launch -n N [--timeout S] [--heartbeat S] [--grace S] -- COMMAND ...`."""
     p = argparse.ArgumentParser(prog="python -m byoldyn.launch",
                                 description="Run COMMAND as N local processes of one jax.distributed job "
                                 "(byoldyn.launch.initialize_from_env joins it; `byoldyn sweep` does).")
@@ -390,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=None, help="stop all after this many seconds (exit 124)")
     p.add_argument("--heartbeat", type=int, default=HEARTBEAT_S,
                    help=f"seconds after which a silent process counts as dead (default {HEARTBEAT_S})")
+    p.add_argument("--grace", type=float, default=GRACE_S,
+                   help=f"seconds a stopped process has to exit after SIGTERM, before SIGKILL (default {GRACE_S:g})")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     a = p.parse_args(argv)
     cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
@@ -401,9 +406,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--heartbeat must be >= 1, got {a.heartbeat}")
     if a.timeout is not None and not a.timeout > 0:
         p.error(f"--timeout must be > 0, got {a.timeout}")
+    if not a.grace > 0:
+        p.error(f"--grace must be > 0, got {a.grace}")
     if not cmd:
         p.error("no command: give it after --")
-    return launch(cmd, a.processes, timeout=a.timeout, heartbeat=a.heartbeat)
+    return launch(cmd, a.processes, timeout=a.timeout, heartbeat=a.heartbeat, grace=a.grace)
 
 
 if __name__ == "__main__":

@@ -208,7 +208,8 @@ def test_launcher_timeout_and_bad_input(capsys):
     assert capsys.readouterr().err.splitlines() == ["byoldyn.launch: timed out after 1 s; stopped all 2 processes"]
     for argv, msg in ((["-n", "0", "--", "true"], "-n/--processes must be >= 1, got 0"),
                       (["-n", "2"], "no command: give it after --"),
-                      (["-n", "2", "--timeout", "0", "--", "true"], "--timeout must be > 0, got 0.0")):
+                      (["-n", "2", "--timeout", "0", "--", "true"], "--timeout must be > 0, got 0.0"),
+                      (["-n", "2", "--grace", "-1", "--", "true"], "--grace must be > 0, got -1.0")):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(msg)
