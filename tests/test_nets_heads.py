@@ -129,7 +129,7 @@ def test_default_step_is_the_one_before():
     one leaf, the cross-view estimate `TrainState.cross`.
 
     The tolerance is float32 rounding as it grows through the steps of this batch-8 BatchNorm network, measured
-    between two CPUs' XLA kernels (an Intel machine gave LOSS_BEFORE bit for bit; an AMD EPYC differs from it by
+    between two CPUs' XLA kernels (the machine that recorded LOSS_BEFORE gives them bit for bit; an AMD EPYC differs by
     2e-7, 6e-7, 2.3e-5 and 1.4e-3 relative at steps 1-4): rtol 1e-4 on steps 1-3, 1e-2 on step 4. What a change
     of the step moves is far larger: each other head normalisation moves step 1 by 8 % and step 2 by 30-40 %."""
     run = _run(build(TINY), 4)
