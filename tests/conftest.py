@@ -38,9 +38,11 @@ def rng():
 def _release_compiled_programs():
     """Drop jax's compiled programs after each test module. Each XLA:CPU executable holds its own memory mappings;
     a serial run of the whole suite compiles enough of them to reach the kernel's limit (vm.max_map_count, 65530
-    by default), where the next compile segfaults inside LLVM."""
+    by default), where the next compile segfaults inside LLVM. A full collection then frees those that only a cycle
+    still held (the collector runs rarely here, below)."""
     yield
     jax.clear_caches()
+    gc.collect()
 
 
 #: modules holding the suite's longest tests (30-110 s each: benchmarks at tiny size, kill-and-resume runs, the
