@@ -13,6 +13,15 @@ from pathlib import Path
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "byoldyn-tests-jax-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# XLA:CPU's LLVM backend at optimisation level 1 for the programs the tests compile, here and in the processes they
+# start (XLA's default, which users keep, is 2). Most of the suite's time is compiling many small distinct programs, in
+# which LLVM's level-2 passes dominate: a random-number program compiles in 0.18 s instead of 0.45-0.8 s, and the
+# whole suite, cold on 2 cores, took 785 s against 867-1006 s (user CPU 24.1 min against 27.6-31.3). float64 results
+# are the same bits at both levels (simulate, sweep, sampled SGD: tests/test_compile_level.py); float32 ResNet steps
+# round differently (2.8e-6 relative in the loss after 3 steps), as between two CPUs. XLA_FLAGS that name a level win:
+# `XLA_FLAGS=--xla_backend_optimization_level=2 pytest` runs the suite at XLA's default.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=1".strip()
 
 import jax  # noqa: E402  (after the cache's environment, which jax reads on import)
 import numpy as np
