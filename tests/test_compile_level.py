@@ -32,7 +32,8 @@ def _results() -> dict:
 
 @pytest.mark.slow
 def test_float64_results_are_the_same_bits_at_xla_default_level(tmp_path):
-    assert "--xla_backend_optimization_level=1" in os.environ["XLA_FLAGS"]  # this process: the tests' level
+    if "--xla_backend_optimization_level=1" not in os.environ["XLA_FLAGS"]:
+        pytest.skip("XLA_FLAGS names another level for this run: there is no second level to compare")
     here = _results()
     code = ("import sys; import jax; jax.config.update('jax_enable_x64', True); sys.path.insert(0, sys.argv[1]); "
             "import numpy as np; from test_compile_level import _results; np.savez(sys.argv[2], **_results())")
